@@ -1,0 +1,213 @@
+#![allow(deprecated)] // logging and sampling are deprecated by the 2026-07-28 revision; older clients use them
+//! [`Context`]: what a tool can do besides computing its result.
+
+use std::sync::Arc;
+
+use rmcp::{
+    RoleServer,
+    model::{
+        CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams, ElicitResult,
+        ElicitationSchema, LoggingLevel, LoggingMessageNotificationParam,
+        ProgressNotificationParam, ProgressToken, RequestId,
+    },
+    service::{Peer, RequestContext},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    error::{Error, ErrorKind},
+    handler::Session,
+};
+
+/// The request a tool runs for: progress and log notifications, cancellation, requests to the
+/// client (sampling, elicitation), and the HTTP headers of the request when there are any.
+///
+/// Add a parameter of type `Context` (or `&Context`) to a `#[tool]` function to receive it; it
+/// is not part of the tool's input schema.
+///
+/// ```no_run
+/// use mcp_expose::{tool, Context, ToolError};
+///
+/// /// Counts to `n`, reporting progress.
+/// #[tool]
+/// async fn count(n: u32, ctx: Context) -> Result<u32, ToolError> {
+///     for i in 0..n {
+///         if ctx.is_cancelled() { return Err("cancelled".into()); }
+///         ctx.progress(f64::from(i), Some(f64::from(n)), None).await;
+///     }
+///     Ok(n)
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    peer: Peer<RoleServer>,
+    ct: CancellationToken,
+    id: RequestId,
+    progress_token: Option<ProgressToken>,
+    headers: Option<http::HeaderMap>,
+    session: Arc<Session>,
+}
+
+impl Context {
+    pub(crate) fn new(request: RequestContext<RoleServer>, session: Arc<Session>) -> Self {
+        let headers = request
+            .extensions
+            .get::<http::request::Parts>()
+            .map(|parts| parts.headers.clone())
+            .or_else(|| session.headers.clone());
+        Self {
+            inner: Arc::new(Inner {
+                progress_token: request.meta.get_progress_token(),
+                peer: request.peer,
+                ct: request.ct,
+                id: request.id,
+                headers,
+                session,
+            }),
+        }
+    }
+
+    /// The JSON-RPC id of the request.
+    pub fn request_id(&self) -> &RequestId {
+        &self.inner.id
+    }
+
+    /// True once the client cancelled the request (or the server is shutting down).
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.ct.is_cancelled()
+    }
+
+    /// Completes when the request is cancelled; use it in `tokio::select!` to stop early.
+    pub async fn cancelled(&self) {
+        self.inner.ct.cancelled().await;
+    }
+
+    /// The HTTP request headers (streamable HTTP: this request; WebSocket: the upgrade
+    /// request). `None` over stdio.
+    pub fn headers(&self) -> Option<&http::HeaderMap> {
+        self.inner.headers.as_ref()
+    }
+
+    /// Sends `notifications/progress` for this request, if the client asked for progress
+    /// (sent a progress token); otherwise does nothing.
+    pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
+        let Some(token) = self.inner.progress_token.clone() else {
+            return;
+        };
+        let mut params = ProgressNotificationParam::new(token, progress);
+        params.total = total;
+        params.message = message.map(str::to_owned);
+        if let Err(e) = self.inner.peer.notify_progress(params).await {
+            tracing::debug!(error = %e, "progress notification not delivered");
+        }
+    }
+
+    /// Sends a `notifications/message` log entry to the client, if `level` is at or above the
+    /// level the client set with `logging/setLevel` (default: info).
+    pub async fn log(&self, level: LogLevel, data: impl serde::Serialize) {
+        let level = level.into_rmcp();
+        if !self.inner.session.log_enabled(level) {
+            return;
+        }
+        let data = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
+        let params = LoggingMessageNotificationParam::new(level, data);
+        #[allow(deprecated)]
+        let sent = self.inner.peer.notify_logging_message(params).await;
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "log notification not delivered");
+        }
+    }
+
+    /// [`log`](Self::log) at `info`.
+    pub async fn info(&self, message: impl Into<String>) {
+        self.log(LogLevel::Info, message.into()).await;
+    }
+
+    /// [`log`](Self::log) at `warning`.
+    pub async fn warn(&self, message: impl Into<String>) {
+        self.log(LogLevel::Warning, message.into()).await;
+    }
+
+    /// [`log`](Self::log) at `debug`.
+    pub async fn debug(&self, message: impl Into<String>) {
+        self.log(LogLevel::Debug, message.into()).await;
+    }
+
+    /// Asks the client's model for a completion (`sampling/createMessage`).
+    pub async fn sample(
+        &self,
+        params: CreateMessageRequestParams,
+    ) -> Result<CreateMessageResult, Error> {
+        #[allow(deprecated)]
+        let result = self.inner.peer.create_message(params).await;
+        result.map_err(|e| Error::with_source(ErrorKind::Peer, "sampling/createMessage failed", e))
+    }
+
+    /// Asks the user for input through the client (`elicitation/create`) with a form whose
+    /// fields follow `requested_schema`, a JSON Schema object of primitive properties.
+    pub async fn elicit(
+        &self,
+        message: impl Into<String>,
+        requested_schema: serde_json::Value,
+    ) -> Result<ElicitResult, Error> {
+        let schema: ElicitationSchema = serde_json::from_value(requested_schema)
+            .map_err(|e| Error::with_source(ErrorKind::Config, "invalid elicitation schema", e))?;
+        let params = ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message: message.into(),
+            requested_schema: schema,
+        };
+        self.inner
+            .peer
+            .create_elicitation(params)
+            .await
+            .map_err(|e| Error::with_source(ErrorKind::Peer, "elicitation/create failed", e))
+    }
+
+    /// The rmcp peer, for requests this type does not wrap.
+    pub fn peer(&self) -> &Peer<RoleServer> {
+        &self.inner.peer
+    }
+}
+
+/// Severity of a log message sent to the client (RFC 5424 levels, as MCP uses them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum LogLevel {
+    /// Debugging detail.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Normal but significant.
+    Notice,
+    /// Something unexpected.
+    Warning,
+    /// An error.
+    Error,
+    /// A critical condition.
+    Critical,
+    /// Action must be taken immediately.
+    Alert,
+    /// The system is unusable.
+    Emergency,
+}
+
+impl LogLevel {
+    fn into_rmcp(self) -> LoggingLevel {
+        match self {
+            LogLevel::Debug => LoggingLevel::Debug,
+            LogLevel::Info => LoggingLevel::Info,
+            LogLevel::Notice => LoggingLevel::Notice,
+            LogLevel::Warning => LoggingLevel::Warning,
+            LogLevel::Error => LoggingLevel::Error,
+            LogLevel::Critical => LoggingLevel::Critical,
+            LogLevel::Alert => LoggingLevel::Alert,
+            LogLevel::Emergency => LoggingLevel::Emergency,
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Errors: [`Error`] for the library's own failures, [`ToolError`] for tool authors.
+
+use std::fmt;
+
+/// What went wrong, for callers that need to branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A listener could not be bound (address in use, permission denied).
+    Bind,
+    /// Reading or writing a transport failed.
+    Io,
+    /// The command line or builder configuration is invalid.
+    Config,
+    /// The MCP session could not be established or broke down.
+    Protocol,
+    /// A request to the client (sampling, elicitation) failed.
+    Peer,
+    /// Something else inside mcp-expose failed.
+    Internal,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Bind => "cannot bind listener",
+            ErrorKind::Io => "i/o error",
+            ErrorKind::Config => "invalid configuration",
+            ErrorKind::Protocol => "protocol error",
+            ErrorKind::Peer => "request to the client failed",
+            ErrorKind::Internal => "internal error",
+        })
+    }
+}
+
+/// The error type of mcp-expose: a [`kind`](Error::kind), a message, and the underlying cause.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    pub(crate) fn with_source(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// The category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error a tool returns to its caller: it becomes an `isError: true` result whose text is
+/// the message, so the model can read it and correct itself.
+///
+/// Any `E: Display` works as a tool's error type; `ToolError` is a convenient default.
+///
+/// ```
+/// use mcp_expose::ToolError;
+/// fn check(n: i64) -> Result<i64, ToolError> {
+///     if n < 0 { return Err(ToolError::new(format!("{n} is negative"))); }
+///     Ok(n)
+/// }
+/// assert_eq!(check(-1).unwrap_err().to_string(), "-1 is negative");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolError {
+    message: String,
+}
+
+impl ToolError {
+    /// A tool error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    /// The message the caller sees.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+impl From<String> for ToolError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for ToolError {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<Error> for ToolError {
+    fn from(error: Error) -> Self {
+        Self::new(error.to_string())
+    }
+}
+
+impl From<serde_json::Error> for ToolError {
+    fn from(error: serde_json::Error) -> Self {
+        Self::new(error.to_string())
+    }
+}
+
+impl From<std::io::Error> for ToolError {
+    fn from(error: std::io::Error) -> Self {
+        Self::new(error.to_string())
+    }
+}

@@ -1,0 +1,463 @@
+#![allow(deprecated)] // logging and sampling are deprecated by the 2026-07-28 revision; older clients use them
+//! The rmcp `ServerHandler` over the registry: the one place that answers MCP requests, for
+//! every transport.
+
+use std::{
+    collections::HashSet,
+    panic::AssertUnwindSafe,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU8, Ordering},
+    },
+};
+
+use futures::FutureExt as _;
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+        CompletionInfo, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
+        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+        LoggingLevel, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+        ReadResourceResult, Reference, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+        SubscribeRequestParams, UnsubscribeRequestParams,
+    },
+    service::RequestContext,
+};
+
+use crate::{Context, registry::Registry, tool::error_result};
+
+/// Who the server says it is in `initialize`.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) title: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) instructions: Option<String>,
+}
+
+/// State shared by all sessions.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) registry: Registry,
+    pub(crate) identity: Identity,
+    capabilities: ServerCapabilities,
+    pub(crate) inflight: Arc<InFlight>,
+}
+
+/// Counts tool calls in progress, so that shutdown can wait for them.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard(self.clone())
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Completes when no call is in progress.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Per-session state: the log level the client chose, its resource subscriptions, and (for a
+/// WebSocket) the headers of the upgrade request.
+#[derive(Debug)]
+pub(crate) struct Session {
+    log_level: AtomicU8,
+    subscriptions: Mutex<HashSet<String>>,
+    pub(crate) headers: Option<http::HeaderMap>,
+}
+
+impl Session {
+    fn new(headers: Option<http::HeaderMap>) -> Self {
+        Self {
+            log_level: AtomicU8::new(level_rank(LoggingLevel::Info)),
+            subscriptions: Mutex::default(),
+            headers,
+        }
+    }
+
+    pub(crate) fn log_enabled(&self, level: LoggingLevel) -> bool {
+        level_rank(level) >= self.log_level.load(Ordering::Relaxed)
+    }
+}
+
+fn level_rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+/// The MCP handler of one session. Cheap to clone and to create per session.
+#[derive(Debug, Clone)]
+pub(crate) struct Handler {
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+}
+
+impl Handler {
+    pub(crate) fn new(registry: Registry, identity: Identity) -> Self {
+        let capabilities = capabilities(&registry);
+        let shared = Arc::new(Shared {
+            registry,
+            identity,
+            capabilities,
+            inflight: Arc::default(),
+        });
+        Self {
+            shared,
+            session: Arc::new(Session::new(None)),
+        }
+    }
+
+    /// A handler for a new session (its own log level and subscriptions).
+    pub(crate) fn session(&self, headers: Option<http::HeaderMap>) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            session: Arc::new(Session::new(headers)),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    fn context(&self, request: RequestContext<RoleServer>) -> Context {
+        Context::new(request, self.session.clone())
+    }
+}
+
+fn capabilities(registry: &Registry) -> ServerCapabilities {
+    let mut caps = serde_json::json!({ "logging": {}, "completions": {} });
+    if !registry.tools.is_empty() {
+        caps["tools"] = serde_json::json!({ "listChanged": false });
+    }
+    if !registry.resources.is_empty() {
+        caps["resources"] = serde_json::json!({ "subscribe": true, "listChanged": false });
+    }
+    if !registry.prompts.is_empty() {
+        caps["prompts"] = serde_json::json!({ "listChanged": false });
+    }
+    serde_json::from_value(caps).unwrap_or_default()
+}
+
+impl ServerHandler for Handler {
+    fn get_info(&self) -> ServerConfig {
+        let identity = &self.shared.identity;
+        let mut implementation =
+            Implementation::new(identity.name.clone(), identity.version.clone());
+        implementation.title = identity.title.clone();
+        implementation.description = identity.description.clone();
+        let mut config = ServerConfig::new(self.shared.capabilities.clone());
+        config.server_info = implementation;
+        config.instructions = identity.instructions.clone();
+        config
+    }
+
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = self
+            .shared
+            .registry
+            .tools
+            .iter()
+            .map(|t| t.tool.clone())
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        self.shared.registry.tool(name).map(|t| t.tool.clone())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some(tool) = self.shared.registry.tool(&request.name) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool: {}", request.name),
+                None,
+            ));
+        };
+        let handler = tool.handler.clone();
+        let _inflight = self.shared.inflight.enter();
+        let ctx = self.context(context);
+        let args = request.arguments.unwrap_or_default();
+        // The tool runs in this task (not spawned) so that requests it sends to the client
+        // travel on this call's response stream.
+        let result = match AssertUnwindSafe(handler(ctx, args)).catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => {
+                let message = panic_message(&panic);
+                tracing::error!(tool = %request.name, panic = %message, "tool panicked");
+                error_result(&format_args!("tool `{}` panicked: {message}", request.name))
+            }
+        };
+        Ok(CallToolResponse::Complete(result))
+    }
+
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let resources = self
+            .shared
+            .registry
+            .resources
+            .iter()
+            .filter(|r| !r.is_template())
+            .map(|r| r.meta());
+        Ok(ListResourcesResult::with_all_items(resources.collect()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let templates = self
+            .shared
+            .registry
+            .resources
+            .iter()
+            .filter(|r| r.is_template())
+            .map(|r| r.template_meta());
+        Ok(ListResourceTemplatesResult::with_all_items(
+            templates.collect(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let Some((resource, vars)) = self.shared.registry.resource(&request.uri) else {
+            return Err(ErrorData::resource_not_found(
+                format!("resource not found: {}", request.uri),
+                Some(serde_json::json!({ "uri": request.uri })),
+            ));
+        };
+        let read = resource.read.clone();
+        let contents =
+            match AssertUnwindSafe(read(self.context(context), request.uri.clone(), vars))
+                .catch_unwind()
+                .await
+            {
+                Ok(contents) => contents?,
+                Err(panic) => {
+                    let message = format!(
+                        "resource {} panicked: {}",
+                        request.uri,
+                        panic_message(&panic)
+                    );
+                    tracing::error!("{message}");
+                    return Err(ErrorData::internal_error(message, None));
+                }
+            };
+        Ok(ReadResourceResponse::Complete(ReadResourceResult::new(
+            contents,
+        )))
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if self.shared.registry.resource(&request.uri).is_none() {
+            return Err(ErrorData::resource_not_found(
+                format!("resource not found: {}", request.uri),
+                None,
+            ));
+        }
+        self.session
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(request.uri);
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.session
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&request.uri);
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let prompts = self
+            .shared
+            .registry
+            .prompts
+            .iter()
+            .map(|p| p.prompt.clone())
+            .collect();
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let Some(prompt) = self.shared.registry.prompt(&request.name) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown prompt: {}", request.name),
+                None,
+            ));
+        };
+        let get = prompt.get.clone();
+        let description = prompt.prompt.description.clone();
+        let args = request.arguments.unwrap_or_default();
+        let messages = match AssertUnwindSafe(get(self.context(context), args))
+            .catch_unwind()
+            .await
+        {
+            Ok(messages) => messages?,
+            Err(panic) => {
+                let message = format!(
+                    "prompt {} panicked: {}",
+                    request.name,
+                    panic_message(&panic)
+                );
+                return Err(ErrorData::internal_error(message, None));
+            }
+        };
+        let mut result = GetPromptResult::new(messages);
+        result.description = description;
+        Ok(GetPromptResponse::Complete(result))
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let values = match &request.r#ref {
+            Reference::Prompt(reference) => self
+                .shared
+                .registry
+                .prompt(&reference.name)
+                .and_then(|p| p.complete.as_ref())
+                .map(|complete| complete(&request.argument.name, &request.argument.value))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let total = values.len();
+        let mut values = values;
+        values.truncate(CompletionInfo::MAX_VALUES);
+        let mut info =
+            CompletionInfo::new(values).map_err(|e| ErrorData::internal_error(e, None))?;
+        info.total = u32::try_from(total).ok();
+        info.has_more = Some(total > CompletionInfo::MAX_VALUES);
+        Ok(CompleteResult::new(info))
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, ErrorData> {
+        // rmcp turns a known method whose params it cannot read into a custom request.
+        if KNOWN_METHODS.contains(&request.method.as_str()) {
+            let message = format!("Invalid params for `{}`", request.method);
+            return Err(ErrorData::invalid_params(message, request.params));
+        }
+        Err(ErrorData::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            format!("Method not found: {}", request.method),
+            None,
+        ))
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.session
+            .log_level
+            .store(level_rank(request.level), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Methods rmcp parses into typed requests.
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "completion/complete",
+    "logging/setLevel",
+    "prompts/get",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "tools/call",
+    "tools/list",
+    "server/discover",
+    "subscriptions/listen",
+];
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}

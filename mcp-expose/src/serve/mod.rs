@@ -1,0 +1,248 @@
+//! [`Server`]: the builder, and `serve()` over stdio, streamable HTTP and WebSocket.
+
+mod options;
+mod run;
+
+use std::net::IpAddr;
+
+pub use options::Options;
+pub use run::Running;
+
+use crate::{
+    PromptDef, ResourceDef, ToolDef,
+    error::{Error, ErrorKind, Result},
+    handler::{Handler, Identity},
+    registry::Registry,
+};
+
+/// An MCP server: its identity, its tools/resources/prompts, and how to serve them.
+///
+/// By default it holds every `#[tool]`, `#[resource]` and `#[prompt]` linked into the binary
+/// (collected at link time); [`without_collected`](Self::without_collected) starts empty for
+/// explicit registration.
+///
+/// ```no_run
+/// use mcp_expose::{tool, ToolError};
+///
+/// /// Fraction of G and C bases in a DNA sequence.
+/// #[tool]
+/// fn gc_content(seq: String) -> Result<f64, ToolError> {
+///     let gc = seq.bytes().filter(|b| matches!(b, b'G' | b'C')).count();
+///     Ok(gc as f64 / seq.len().max(1) as f64)
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> mcp_expose::Result<()> {
+///     mcp_expose::server!().serve().await // reads --stdio, --http PORT, --ws PORT, ...
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    identity: Identity,
+    collected: bool,
+    tools: Vec<ToolDef>,
+    resources: Vec<ResourceDef>,
+    prompts: Vec<PromptDef>,
+    options: Options,
+}
+
+impl Server {
+    /// A server with this name and version (shown to clients in `initialize`). The
+    /// [`server!`](crate::server) macro fills them in from the calling crate.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            identity: Identity {
+                name: name.into(),
+                version: version.into(),
+                title: None,
+                description: None,
+                instructions: None,
+            },
+            collected: true,
+            tools: Vec::new(),
+            resources: Vec::new(),
+            prompts: Vec::new(),
+            options: Options::default(),
+        }
+    }
+
+    /// A human-readable title.
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.identity.title = Some(title.into());
+        self
+    }
+
+    /// A description of the server.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.identity.description = Some(description.into());
+        self
+    }
+
+    /// Instructions for the model on how to use the server.
+    pub fn instructions(mut self, instructions: impl Into<String>) -> Self {
+        self.identity.instructions = Some(instructions.into());
+        self
+    }
+
+    /// Leaves out the items collected from `#[tool]`, `#[resource]` and `#[prompt]`: only those
+    /// added explicitly are served.
+    pub fn without_collected(mut self) -> Self {
+        self.collected = false;
+        self
+    }
+
+    /// Adds a tool (replacing a collected one of the same name).
+    pub fn tool(mut self, tool: ToolDef) -> Self {
+        self.tools.push(tool);
+        self
+    }
+
+    /// Adds several tools, for example `tools![gc_content, translate]`.
+    pub fn tools(mut self, tools: impl IntoIterator<Item = ToolDef>) -> Self {
+        self.tools.extend(tools);
+        self
+    }
+
+    /// Adds a resource or resource template.
+    pub fn resource(mut self, resource: ResourceDef) -> Self {
+        self.resources.push(resource);
+        self
+    }
+
+    /// Adds a prompt.
+    pub fn prompt(mut self, prompt: PromptDef) -> Self {
+        self.prompts.push(prompt);
+        self
+    }
+
+    /// Serve over stdio (besides any network transport).
+    pub fn stdio(mut self) -> Self {
+        self.options.stdio = true;
+        self
+    }
+
+    /// Serve streamable HTTP on `port` (0: any free port; see [`Running::http_addr`]).
+    pub fn http(mut self, port: u16) -> Self {
+        self.options.http = Some(port);
+        self
+    }
+
+    /// Serve WebSocket on `port` (the same port as [`http`](Self::http) shares one listener).
+    pub fn ws(mut self, port: u16) -> Self {
+        self.options.ws = Some(port);
+        self
+    }
+
+    /// The address to bind (default 127.0.0.1).
+    pub fn bind(mut self, addr: IpAddr) -> Self {
+        self.options.bind = addr;
+        self
+    }
+
+    /// Accept this host in the Host header (besides loopback names).
+    pub fn allowed_host(mut self, host: impl Into<String>) -> Self {
+        self.options.allowed_hosts.push(host.into());
+        self
+    }
+
+    /// Streamable HTTP without sessions.
+    pub fn stateless(mut self, stateless: bool) -> Self {
+        self.options.stateless = stateless;
+        self
+    }
+
+    /// Largest accepted message, in bytes.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.options.max_message_size = bytes;
+        self
+    }
+
+    /// Replaces all serving options at once.
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Reads the command line and environment (`--stdio`, `--http PORT`, `--ws PORT`,
+    /// `--bind ADDR`, ...; `--help` lists them), logs to stderr, serves until SIGINT/SIGTERM
+    /// (or, with stdio alone, until stdin ends), then shuts down gracefully.
+    pub async fn serve(self) -> Result<()> {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let command = options::Cli::command()
+            .name(self.identity.name.clone())
+            .version(self.identity.version.clone());
+        let matches = command.get_matches();
+        let cli = options::Cli::from_arg_matches(&matches)
+            .map_err(|e| Error::with_source(ErrorKind::Config, "invalid command line", e))?;
+        self.options(cli.options).serve_with_signals().await
+    }
+
+    /// Like [`serve`](Self::serve), with the options set on this builder instead of the
+    /// command line.
+    pub async fn serve_with_signals(self) -> Result<()> {
+        init_tracing(&self.options.log_level);
+        let running = self.start().await?;
+        tokio::select! {
+            signal = shutdown_signal() => tracing::info!(%signal, "shutting down"),
+            () = running.finished() => tracing::debug!("all transports ended"),
+        }
+        running.shutdown().await;
+        Ok(())
+    }
+
+    /// Binds every transport and starts serving; returns at once with a handle that knows the
+    /// bound addresses. Does not read the command line or install signal handlers.
+    pub async fn start(self) -> Result<Running> {
+        let mut registry = if self.collected {
+            Registry::collected()
+        } else {
+            Registry::default()
+        };
+        for tool in self.tools {
+            registry.add_tool(tool);
+        }
+        for resource in self.resources {
+            registry.add_resource(resource);
+        }
+        for prompt in self.prompts {
+            registry.add_prompt(prompt);
+        }
+        let handler = Handler::new(registry, self.identity);
+        run::start(handler, self.options).await
+    }
+}
+
+/// Installs a stderr `tracing` subscriber unless one is already set.
+fn init_tracing(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default_filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+async fn shutdown_signal() -> &'static str {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+        "SIGTERM"
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<&'static str>();
+    tokio::select! {
+        s = ctrl_c => s,
+        s = term => s,
+    }
+}

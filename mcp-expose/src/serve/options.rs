@@ -1,0 +1,101 @@
+//! Command-line and environment options of `serve()`.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+/// How and where to serve. Parsed from the command line by [`Server::serve`](crate::Server::serve);
+/// set from code with the [`Server`](crate::Server) builder methods.
+#[derive(Debug, Clone, clap::Args)]
+#[non_exhaustive]
+pub struct Options {
+    /// Serve MCP over stdin/stdout (the default when no transport is given).
+    #[arg(long)]
+    pub stdio: bool,
+
+    /// Serve streamable HTTP on this port, at /mcp (0 picks a free port).
+    #[arg(long, value_name = "PORT", env = "MCP_EXPOSE_HTTP_PORT")]
+    pub http: Option<u16>,
+
+    /// Serve WebSocket on this port, at /ws and / (the same port as --http shares one listener).
+    #[arg(long, value_name = "PORT", env = "MCP_EXPOSE_WS_PORT")]
+    pub ws: Option<u16>,
+
+    /// Address to bind. Loopback by default; anything else exposes the server to the network.
+    #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), env = "MCP_EXPOSE_BIND")]
+    pub bind: IpAddr,
+
+    /// Host names accepted in the Host header besides localhost/127.0.0.1/::1 (repeatable;
+    /// `*` accepts any host).
+    #[arg(
+        long = "allowed-host",
+        value_name = "HOST",
+        value_delimiter = ',',
+        env = "MCP_EXPOSE_ALLOWED_HOSTS"
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Origins accepted from browsers besides those on an allowed host (repeatable).
+    #[arg(
+        long = "allowed-origin",
+        value_name = "ORIGIN",
+        value_delimiter = ',',
+        env = "MCP_EXPOSE_ALLOWED_ORIGINS"
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Streamable HTTP without sessions: every POST is answered on its own, in JSON when possible.
+    #[arg(long)]
+    pub stateless: bool,
+
+    /// Largest accepted message in bytes: a stdio line, a WebSocket message, an HTTP body.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_message_size: usize,
+
+    /// Seconds between WebSocket pings.
+    #[arg(long, value_name = "SECS", default_value_t = 25)]
+    pub ws_ping_interval: u64,
+
+    /// Seconds between SSE keep-alive comments.
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    pub sse_keep_alive: u64,
+
+    /// Seconds in-flight tool calls get to finish on shutdown.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub shutdown_grace: u64,
+
+    /// Log filter for stderr (RUST_LOG syntax; RUST_LOG itself wins when set).
+    #[arg(long, value_name = "FILTER", default_value = "info,rmcp=warn")]
+    pub log_level: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            stdio: false,
+            http: None,
+            ws: None,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            stateless: false,
+            max_message_size: 16 * 1024 * 1024,
+            ws_ping_interval: 25,
+            sse_keep_alive: 15,
+            shutdown_grace: 10,
+            log_level: "info,rmcp=warn".to_owned(),
+        }
+    }
+}
+
+impl Options {
+    /// stdio when no transport was asked for.
+    pub(crate) fn stdio_selected(&self) -> bool {
+        self.stdio || (self.http.is_none() && self.ws.is_none())
+    }
+}
+
+/// The command line: the options plus `--help` and `--version` in the server's own name.
+#[derive(Debug, clap::Parser)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) options: Options,
+}

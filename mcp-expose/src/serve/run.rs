@@ -1,0 +1,250 @@
+//! Running the transports: listeners, routes, and one graceful shutdown for all of them.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{State, ws::WebSocketUpgrade},
+    http::{HeaderMap, StatusCode},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::{any, get},
+    serve::ListenerExt as _,
+};
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use super::Options;
+use crate::{
+    error::{Error, ErrorKind, Result},
+    handler::Handler,
+    transport::{
+        http::{self as http_transport, HttpSettings},
+        policy::{self, HostPolicy},
+        stdio,
+        ws::{self, WsSettings},
+    },
+};
+
+/// A started server: its bound addresses, and the way to stop it.
+#[derive(Debug)]
+pub struct Running {
+    http: Option<SocketAddr>,
+    ws: Option<SocketAddr>,
+    handler: Handler,
+    /// Stops accepting connections.
+    stop_accepting: CancellationToken,
+    /// Ends every session.
+    sessions: CancellationToken,
+    /// Cancelled when the transports ended by themselves (stdin closed with stdio alone).
+    finished: CancellationToken,
+    tasks: JoinSet<()>,
+    grace: Duration,
+}
+
+impl Running {
+    /// Where streamable HTTP is served (`http://ADDR/mcp`), if it is.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http
+    }
+
+    /// Where WebSocket is served (`ws://ADDR/ws`), if it is.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws
+    }
+
+    /// Completes when the transports end by themselves: only with stdio alone, when stdin closes.
+    pub async fn finished(&self) {
+        self.finished.cancelled().await;
+    }
+
+    /// Graceful shutdown: stop accepting, let in-flight tool calls finish (up to the grace
+    /// period), then end every session and wait for the transports to close.
+    pub async fn shutdown(mut self) {
+        self.stop_accepting.cancel();
+        let inflight = self.handler.shared().inflight.clone();
+        if tokio::time::timeout(self.grace, inflight.idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = inflight.count(),
+                "grace period over; cancelling remaining calls"
+            );
+        }
+        self.sessions.cancel();
+        let drained = tokio::time::timeout(Duration::from_secs(3), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            self.tasks.abort_all();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    handler: Handler,
+    ws: WsSettings,
+    sessions: CancellationToken,
+    health: Arc<serde_json::Value>,
+}
+
+pub(super) async fn start(handler: Handler, options: Options) -> Result<Running> {
+    let stop_accepting = CancellationToken::new();
+    let sessions = CancellationToken::new();
+    let finished = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let http_settings = HttpSettings {
+        stateless: options.stateless,
+        max_body: options.max_message_size,
+        keep_alive: Duration::from_secs(options.sse_keep_alive.max(1)),
+    };
+    let ws_settings = WsSettings {
+        max_message: options.max_message_size,
+        ping_interval: Duration::from_secs(options.ws_ping_interval.max(1)),
+    };
+    let policy = HostPolicy::new(&options.allowed_hosts, &options.allowed_origins);
+
+    // One listener per distinct port; --http and --ws on the same port share it.
+    let mut plan: Vec<(u16, bool, bool)> = Vec::new();
+    if let Some(port) = options.http {
+        plan.push((port, true, options.ws == Some(port)));
+    }
+    if let Some(port) = options.ws.filter(|p| options.http != Some(*p)) {
+        plan.push((port, false, true));
+    }
+    let mut bound = Vec::new();
+    for (port, serves_http, serves_ws) in plan {
+        let addr = SocketAddr::new(options.bind, port);
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            Error::with_source(ErrorKind::Bind, format!("cannot listen on {addr}"), e)
+        })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::with_source(ErrorKind::Bind, "cannot read the bound address", e))?;
+        bound.push((listener, local, serves_http, serves_ws));
+    }
+    let http_addr = bound.iter().find(|b| b.2).map(|b| b.1);
+    let ws_addr = bound.iter().find(|b| b.3).map(|b| b.1);
+    if !options.bind.is_loopback() && !bound.is_empty() {
+        tracing::warn!(bind = %options.bind, "listening beyond loopback: anyone who can reach this address can call the tools");
+    }
+
+    let identity = &handler.shared().identity;
+    let health = Arc::new(serde_json::json!({
+        "status": "ok",
+        "name": identity.name,
+        "version": identity.version,
+        "transports": {
+            "http": http_addr.map(|a| format!("http://{a}/mcp")),
+            "ws": ws_addr.map(|a| format!("ws://{a}/ws")),
+            "stdio": options.stdio_selected(),
+        },
+    }));
+    let state = AppState {
+        handler: handler.clone(),
+        ws: ws_settings,
+        sessions: sessions.clone(),
+        health,
+    };
+
+    for (listener, local, serves_http, serves_ws) in bound {
+        let mut mcp_routes = Router::new();
+        if serves_http {
+            let service = http_transport::service(&handler, &http_settings, sessions.child_token());
+            mcp_routes = mcp_routes.route_service("/mcp", service);
+            tracing::info!("streamable HTTP on http://{local}/mcp");
+        }
+        if serves_ws {
+            mcp_routes = mcp_routes
+                .route("/ws", any(ws_route))
+                .route("/", any(ws_route));
+            tracing::info!("WebSocket on ws://{local}/ws");
+        } else {
+            mcp_routes = mcp_routes.route("/", get(info_route));
+        }
+        let router = Router::new()
+            .merge(mcp_routes.layer(middleware::from_fn_with_state(
+                policy.clone(),
+                policy::enforce,
+            )))
+            .route("/health", get(health_route))
+            .fallback(not_found)
+            .layer(middleware::from_fn(http_transport::normalize))
+            .with_state(state.clone());
+        // Small SSE writes must not wait for delayed ACKs (Nagle): without this a keep-alive
+        // client sees ~40 ms per request.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let stop = stop_accepting.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "listener failed");
+            }
+        });
+    }
+
+    if options.stdio_selected() {
+        let stdio_alone = http_addr.is_none() && ws_addr.is_none();
+        let handler = handler.clone();
+        let ct = sessions.child_token();
+        let finished = finished.clone();
+        let max = options.max_message_size;
+        tasks.spawn(async move {
+            stdio::serve(handler, tokio::io::stdin(), tokio::io::stdout(), max, ct).await;
+            if stdio_alone {
+                finished.cancel();
+            }
+        });
+    }
+
+    Ok(Running {
+        http: http_addr,
+        ws: ws_addr,
+        handler,
+        stop_accepting,
+        sessions,
+        finished,
+        tasks,
+        grace: Duration::from_secs(options.shutdown_grace),
+    })
+}
+
+async fn ws_route(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    match upgrade {
+        Ok(upgrade) => ws::upgrade(
+            upgrade,
+            headers,
+            &state.handler,
+            &state.ws,
+            state.sessions.child_token(),
+        ),
+        Err(_) => info_route(State(state)).await,
+    }
+}
+
+/// `GET /` without an upgrade: what this server is and where to connect.
+async fn info_route(State(state): State<AppState>) -> Response {
+    Json(state.health.as_ref().clone()).into_response()
+}
+
+async fn health_route(State(state): State<AppState>) -> Response {
+    Json(state.health.as_ref().clone()).into_response()
+}
+
+async fn not_found() -> Response {
+    policy::json_error(
+        StatusCode::NOT_FOUND,
+        "Not Found: MCP is served at /mcp (HTTP) and /ws (WebSocket)",
+    )
+}

@@ -1,0 +1,246 @@
+//! Tools: [`ToolDef`] (a tool's metadata plus its handler) and how return values become results.
+//!
+//! `#[tool]` builds a `ToolDef` from a plain function; [`ToolDef::new`] builds one by hand
+//! (for tools defined at run time).
+//!
+//! A tool's return value becomes a result this way:
+//! - a type implementing [`IntoContents`](crate::content::IntoContents) (strings, images,
+//!   audio, resources, `Vec<Content>`) gives exactly those content blocks;
+//! - any other `T: Serialize + JsonSchema` gives `structuredContent`, a text copy of it, and an
+//!   `outputSchema` in `tools/list`. A `T` whose schema is not an object (a number, a list) is
+//!   wrapped as `{"result": value}`, because MCP requires object-typed structured output;
+//! - `Result<T, E: Display>`: `Ok` as above, `Err(e)` an `isError: true` result with `e`'s text.
+
+use std::{borrow::Cow, fmt, sync::Arc};
+
+use futures::future::BoxFuture;
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::Context;
+
+type ToolFn = dyn Fn(Context, JsonObject) -> BoxFuture<'static, CallToolResult> + Send + Sync;
+
+/// A tool: what `tools/list` shows of it and the function `tools/call` runs.
+#[derive(Clone)]
+pub struct ToolDef {
+    pub(crate) tool: Tool,
+    pub(crate) handler: Arc<ToolFn>,
+}
+
+impl fmt::Debug for ToolDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToolDef")
+            .field("name", &self.tool.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ToolDef {
+    /// A tool named `name` whose arguments follow `input_schema` (a JSON Schema object) and
+    /// whose calls run `handler` with the request's [`Context`] and its arguments.
+    pub fn new<F, Fut>(
+        name: impl Into<Cow<'static, str>>,
+        input_schema: Arc<JsonObject>,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(Context, JsonObject) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = CallToolResult> + Send + 'static,
+    {
+        let tool = Tool::new_with_raw(name.into(), None, input_schema);
+        Self {
+            tool,
+            handler: Arc::new(move |ctx, args| Box::pin(handler(ctx, args))),
+        }
+    }
+
+    /// The description shown to the model.
+    pub fn with_description(mut self, description: impl Into<Cow<'static, str>>) -> Self {
+        self.tool.description = Some(description.into());
+        self
+    }
+
+    /// A human-readable title.
+    pub fn with_title(mut self, title: impl Into<String>) -> Self {
+        self.tool.title = Some(title.into());
+        self
+    }
+
+    /// Behaviour hints (read-only, destructive, idempotent, open-world).
+    pub fn with_annotations(mut self, annotations: ToolAnnotations) -> Self {
+        self.tool.annotations = Some(annotations);
+        self
+    }
+
+    /// The JSON Schema of `structuredContent`.
+    pub fn with_output_schema(mut self, schema: Option<Arc<JsonObject>>) -> Self {
+        self.tool.output_schema = schema;
+        self
+    }
+
+    /// The tool's name.
+    pub fn name(&self) -> &str {
+        &self.tool.name
+    }
+
+    /// The metadata `tools/list` shows.
+    pub fn tool(&self) -> &Tool {
+        &self.tool
+    }
+}
+
+/// How a structured return type is shaped on the wire: computed once when the tool is built.
+#[derive(Debug, Clone)]
+#[doc(hidden)]
+pub struct OutputSpec {
+    schema: Option<Arc<JsonObject>>,
+    wrapped: bool,
+}
+
+impl OutputSpec {
+    /// The `outputSchema` to advertise, if any.
+    pub fn schema(&self) -> Option<Arc<JsonObject>> {
+        self.schema.clone()
+    }
+}
+
+/// Draft 2020-12 schema of `T`, as a JSON object, with schemars' root title removed.
+pub(crate) fn schema_object<T: JsonSchema>(for_serialize: bool) -> JsonObject {
+    let settings = schemars::generate::SchemaSettings::draft2020_12();
+    let settings = if for_serialize {
+        settings.for_serialize()
+    } else {
+        settings.for_deserialize()
+    };
+    let schema = settings.into_generator().into_root_schema_for::<T>();
+    match serde_json::to_value(schema) {
+        Ok(serde_json::Value::Object(mut object)) => {
+            object.remove("title");
+            object
+        }
+        // `true` / `false` schemas: accept anything.
+        _ => JsonObject::new(),
+    }
+}
+
+/// The input schema for an arguments struct: always an object with `properties`.
+#[doc(hidden)]
+pub fn input_schema<T: JsonSchema>() -> Arc<JsonObject> {
+    let mut object = schema_object::<T>(false);
+    object.insert("type".into(), "object".into());
+    object
+        .entry("properties")
+        .or_insert_with(|| serde_json::Value::Object(JsonObject::new()));
+    Arc::new(object)
+}
+
+fn output_spec<T: JsonSchema>() -> OutputSpec {
+    let object = schema_object::<T>(true);
+    if object.get("type").and_then(|t| t.as_str()) == Some("object") {
+        return OutputSpec {
+            schema: Some(Arc::new(object)),
+            wrapped: false,
+        };
+    }
+    // Definitions must stay at the root for `$ref`s to resolve.
+    let mut inner = object;
+    let defs = inner.remove("$defs");
+    let dialect = inner.remove("$schema");
+    let mut wrapper = JsonObject::new();
+    if let Some(dialect) = dialect {
+        wrapper.insert("$schema".into(), dialect);
+    }
+    wrapper.insert("type".into(), "object".into());
+    wrapper.insert("properties".into(), serde_json::json!({ "result": inner }));
+    wrapper.insert("required".into(), serde_json::json!(["result"]));
+    if let Some(defs) = defs {
+        wrapper.insert("$defs".into(), defs);
+    }
+    OutputSpec {
+        schema: Some(Arc::new(wrapper)),
+        wrapped: true,
+    }
+}
+
+/// The result for a tool's `Err(e)`.
+#[doc(hidden)]
+pub fn error_result(error: &dyn fmt::Display) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(error.to_string())])
+}
+
+/// Selects, at compile time, how a tool's return type `T` becomes a result (autoref
+/// specialization: content types win over the structured path).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Probe<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> Probe<T> {
+    pub const fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<T> Default for Probe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaContent<T> {
+    fn output_spec(&self) -> OutputSpec;
+    fn convert(&self, value: T, spec: &OutputSpec) -> CallToolResult;
+}
+
+impl<T: crate::content::IntoContents> ViaContent<T> for Probe<T> {
+    fn output_spec(&self) -> OutputSpec {
+        OutputSpec {
+            schema: None,
+            wrapped: false,
+        }
+    }
+    fn convert(&self, value: T, _: &OutputSpec) -> CallToolResult {
+        value.into_call_tool_result()
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaStructured<T> {
+    fn output_spec(&self) -> OutputSpec;
+    fn convert(&self, value: T, spec: &OutputSpec) -> CallToolResult;
+}
+
+impl<T: Serialize + JsonSchema> ViaStructured<T> for &Probe<T> {
+    fn output_spec(&self) -> OutputSpec {
+        output_spec::<T>()
+    }
+    fn convert(&self, value: T, spec: &OutputSpec) -> CallToolResult {
+        let value = match serde_json::to_value(&value) {
+            Ok(value) => value,
+            Err(e) => {
+                return error_result(&format_args!("cannot serialize the tool's result: {e}"));
+            }
+        };
+        let text = value.to_string();
+        let structured = if spec.wrapped {
+            serde_json::json!({ "result": value })
+        } else {
+            value
+        };
+        let mut result = CallToolResult::structured(structured);
+        result.content = vec![ContentBlock::text(text)];
+        result
+    }
+}
+
+/// Deserializes a tool's arguments; a mismatch becomes an `isError` result the model can act on.
+#[doc(hidden)]
+pub fn parse_args<T: serde::de::DeserializeOwned>(
+    tool: &str,
+    args: JsonObject,
+) -> Result<T, CallToolResult> {
+    serde_json::from_value(serde_json::Value::Object(args))
+        .map_err(|e| error_result(&format_args!("invalid arguments for tool `{tool}`: {e}")))
+}

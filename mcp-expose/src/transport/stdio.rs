@@ -1,0 +1,150 @@
+//! stdio: one JSON-RPC message per line. stdout carries nothing else.
+//!
+//! Lines are split with memchr into a reused buffer; an oversized line is answered with an
+//! error and skipped up to its newline; writes are batched and flushed when the queue drains.
+
+use memchr::memchr;
+use rmcp::ServiceExt as _;
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader, BufWriter},
+    sync::mpsc,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    framed::{Framed, Inbound, Outbound},
+    jsonrpc::{INVALID_REQUEST, error_reply},
+};
+use crate::handler::Handler;
+
+const QUEUE: usize = 256;
+
+/// Serves one MCP session over a byte stream pair until the input ends or `ct` is cancelled.
+pub(crate) async fn serve<R, W>(
+    handler: Handler,
+    input: R,
+    output: W,
+    max_line: usize,
+    ct: CancellationToken,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (inbound_tx, inbound_rx) = mpsc::channel(QUEUE);
+    let (outbound_tx, outbound_rx) = mpsc::channel(QUEUE);
+    let reader = tokio::spawn(read_lines(input, inbound_tx, max_line));
+    let writer = tokio::spawn(write_lines(output, outbound_rx));
+    let transport = Framed::new("stdio", inbound_rx, outbound_tx);
+    match handler.session(None).serve_with_ct(transport, ct).await {
+        Ok(running) => {
+            let reason = running.waiting().await;
+            tracing::debug!(?reason, "stdio session ended");
+        }
+        Err(e) => tracing::warn!(error = %e, "stdio session did not initialize"),
+    }
+    reader.abort();
+    // The service dropped its sender: the writer drains what is queued and ends.
+    let _ = writer.await;
+}
+
+/// Splits `input` into lines of at most `max_line` bytes and hands them over.
+pub(crate) async fn read_lines<R: AsyncRead + Unpin>(
+    input: R,
+    tx: mpsc::Sender<Inbound>,
+    max_line: usize,
+) {
+    let mut reader = BufReader::with_capacity(64 * 1024, input);
+    let mut line = Vec::new();
+    let mut discarding = false;
+    loop {
+        let buf = match reader.fill_buf().await {
+            Ok(buf) => buf,
+            Err(e) => {
+                tracing::warn!(error = %e, "stdin read failed");
+                break;
+            }
+        };
+        if buf.is_empty() {
+            if !discarding && !line.is_empty() {
+                let _ = send_line(&tx, &mut line).await;
+            }
+            break;
+        }
+        let (chunk, consumed, complete) = match memchr(b'\n', buf) {
+            Some(i) => (&buf[..i], i + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        if !discarding {
+            if line.len() + chunk.len() > max_line {
+                discarding = true;
+                line.clear();
+                let message =
+                    format!("Invalid Request: message exceeds the limit of {max_line} bytes");
+                if tx
+                    .send(Inbound::Reply(error_reply(
+                        &Value::Null,
+                        INVALID_REQUEST,
+                        &message,
+                    )))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        reader.consume(consumed);
+        if complete {
+            if !discarding && send_line(&tx, &mut line).await.is_err() {
+                break;
+            }
+            discarding = false;
+            line.clear();
+        }
+    }
+}
+
+async fn send_line(tx: &mpsc::Sender<Inbound>, line: &mut Vec<u8>) -> Result<(), ()> {
+    let mut frame = line.as_slice();
+    frame = frame.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(frame);
+    while let [rest @ .., b'\r' | b' ' | b'\t'] = frame {
+        frame = rest;
+    }
+    if frame.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let frame = frame.to_vec();
+    line.clear();
+    tx.send(Inbound::Frame(frame)).await.map_err(drop)
+}
+
+/// Writes each message as one line; flushes when no more messages are waiting.
+pub(crate) async fn write_lines<W: AsyncWrite + Unpin>(
+    output: W,
+    mut rx: mpsc::Receiver<Outbound>,
+) {
+    let mut writer = BufWriter::with_capacity(64 * 1024, output);
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next {
+            if let Outbound::Message(text) = message {
+                let written = async {
+                    writer.write_all(text.as_bytes()).await?;
+                    writer.write_all(b"\n").await
+                };
+                if let Err(e) = written.await {
+                    tracing::warn!(error = %e, "stdout write failed");
+                    return;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Err(e) = writer.flush().await {
+            tracing::warn!(error = %e, "stdout flush failed");
+            return;
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! WebSocket: one JSON-RPC message per text frame (binary frames are read the same way),
+//! subprotocol `mcp` echoed when offered, pings to keep proxies from idling the socket out,
+//! and close code 1009 for an oversized message.
+
+use std::time::Duration;
+
+use axum::{
+    extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+    http::HeaderMap,
+    response::Response,
+};
+use futures::{SinkExt as _, StreamExt as _, stream::SplitSink, stream::SplitStream};
+use rmcp::ServiceExt as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::framed::{Framed, Inbound, Outbound};
+use crate::handler::Handler;
+
+const QUEUE: usize = 256;
+/// Close code for a message larger than the limit (RFC 6455 §7.4.1).
+pub(crate) const MESSAGE_TOO_BIG: u16 = 1009;
+
+/// WebSocket settings.
+#[derive(Debug, Clone)]
+pub(crate) struct WsSettings {
+    pub(crate) max_message: usize,
+    pub(crate) ping_interval: Duration,
+}
+
+/// Accepts an upgrade and serves one MCP session on the socket.
+pub(crate) fn upgrade(
+    upgrade: WebSocketUpgrade,
+    headers: HeaderMap,
+    handler: &Handler,
+    settings: &WsSettings,
+    ct: CancellationToken,
+) -> Response {
+    let handler = handler.session(Some(headers));
+    let settings = settings.clone();
+    // Let a slightly larger message through tungstenite so that we can answer it with a
+    // clean 1009 and our own reason instead of a protocol error.
+    let wire_limit = settings.max_message.saturating_add(1);
+    upgrade
+        .protocols(["mcp"])
+        .max_message_size(wire_limit)
+        .max_frame_size(wire_limit)
+        .on_upgrade(move |socket| serve_socket(socket, handler, settings, ct))
+}
+
+async fn serve_socket(
+    socket: WebSocket,
+    handler: Handler,
+    settings: WsSettings,
+    ct: CancellationToken,
+) {
+    let (sink, stream) = socket.split();
+    let (inbound_tx, inbound_rx) = mpsc::channel(QUEUE);
+    let (outbound_tx, outbound_rx) = mpsc::channel(QUEUE);
+    let reader = tokio::spawn(read_frames(
+        stream,
+        inbound_tx,
+        outbound_tx.clone(),
+        settings.max_message,
+    ));
+    let writer = tokio::spawn(write_frames(sink, outbound_rx, settings.ping_interval));
+    let transport = Framed::new("ws", inbound_rx, outbound_tx);
+    match handler.serve_with_ct(transport, ct).await {
+        Ok(running) => {
+            let reason = running.waiting().await;
+            tracing::debug!(?reason, "websocket session ended");
+        }
+        Err(e) => tracing::debug!(error = %e, "websocket session did not initialize"),
+    }
+    reader.abort();
+    let _ = writer.await;
+}
+
+async fn read_frames(
+    mut stream: SplitStream<WebSocket>,
+    inbound: mpsc::Sender<Inbound>,
+    outbound: mpsc::Sender<Outbound>,
+    max_message: usize,
+) {
+    while let Some(frame) = stream.next().await {
+        let bytes = match frame {
+            Ok(Message::Text(text)) => Vec::from(text.as_bytes()),
+            Ok(Message::Binary(bytes)) => bytes.to_vec(),
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(Message::Close(_)) => break,
+            Err(e) => {
+                let text = e.to_string();
+                if text.contains("too long") || text.contains("Space limit") {
+                    too_big(&outbound, None, max_message).await;
+                } else {
+                    tracing::debug!(error = %text, "websocket read failed");
+                }
+                break;
+            }
+        };
+        if bytes.len() > max_message {
+            too_big(&outbound, Some(bytes.len()), max_message).await;
+            break;
+        }
+        if inbound.send(Inbound::Frame(bytes)).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn too_big(outbound: &mpsc::Sender<Outbound>, size: Option<usize>, max: usize) {
+    let reason = match size {
+        Some(size) => format!("message of {size} bytes exceeds the limit of {max} bytes"),
+        None => format!("message exceeds the limit of {max} bytes"),
+    };
+    tracing::warn!(%reason, "closing websocket");
+    let _ = outbound
+        .send(Outbound::Close(MESSAGE_TOO_BIG, reason))
+        .await;
+}
+
+async fn write_frames(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+    ping: Duration,
+) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
+    loop {
+        tokio::select! {
+            message = rx.recv() => {
+                let Some(message) = message else { break };
+                let mut next = Some(message);
+                while let Some(message) = next {
+                    match message {
+                        Outbound::Message(text) => {
+                            if sink.feed(Message::Text(text.into())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Outbound::Close(code, reason) => {
+                            let frame = CloseFrame { code, reason: reason.into() };
+                            let _ = sink.send(Message::Close(Some(frame))).await;
+                            return;
+                        }
+                    }
+                    next = rx.try_recv().ok();
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            _ = ticker.tick() => {
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: 1000,
+            reason: "server closing".into(),
+        })))
+        .await;
+}
