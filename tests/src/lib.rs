@@ -1,0 +1,134 @@
+//! Helpers for the integration tests: locate the workspace's built binaries and run them as
+//! real processes on loopback.
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use tokio::{
+    io::{AsyncBufReadExt as _, BufReader},
+    process::{Child, Command},
+};
+
+/// The path of a binary built from this workspace (`cargo test --workspace` builds them all).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+/// A server process serving on loopback; killed when dropped.
+#[allow(missing_debug_implementations)]
+pub struct ServerProcess {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT/mcp`, when it serves HTTP.
+    pub http_url: Option<String>,
+    /// `ws://127.0.0.1:PORT/ws`, when it serves WebSocket.
+    pub ws_url: Option<String>,
+    /// Everything the server wrote to stderr so far (its log).
+    pub log: Vec<String>,
+}
+
+impl ServerProcess {
+    /// Starts `bin args...` and waits (at most 20 s) until it logged its listening URLs.
+    pub async fn start(name: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(bin(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn server");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let wants_http = args.contains(&"--http");
+        let wants_ws = args.contains(&"--ws");
+        let mut server = Self {
+            child,
+            http_url: None,
+            ws_url: None,
+            log: Vec::new(),
+        };
+        let ready = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = find_url(&line, "http://", "/mcp") {
+                    server.http_url = Some(url);
+                }
+                if let Some(url) = find_url(&line, "ws://", "/ws") {
+                    server.ws_url = Some(url);
+                }
+                server.log.push(line);
+                if server.http_url.is_some() == wants_http && server.ws_url.is_some() == wants_ws {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(
+            ready.is_ok(),
+            "server did not start; log:\n{}",
+            server.log.join("\n")
+        );
+        // Keep draining stderr so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        server
+    }
+
+    /// The WebSocket URL; panics when the server does not serve WebSocket.
+    pub fn ws(&self) -> &str {
+        self.ws_url.as_deref().expect("server serves WebSocket")
+    }
+
+    /// The streamable HTTP URL; panics when the server does not serve HTTP.
+    pub fn http(&self) -> &str {
+        self.http_url.as_deref().expect("server serves HTTP")
+    }
+}
+
+fn find_url(line: &str, scheme: &str, path: &str) -> Option<String> {
+    let start = line.find(scheme)?;
+    let rest = &line[start..];
+    let end = rest.find(path)? + path.len();
+    Some(rest[..end].to_owned())
+}
+
+/// A JSON-RPC request.
+pub fn request(id: u64, method: &str, params: serde_json::Value) -> String {
+    serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
+        .to_string()
+}
+
+/// The `initialize` request every session starts with.
+pub fn initialize(id: u64, capabilities: serde_json::Value) -> String {
+    request(
+        id,
+        "initialize",
+        serde_json::json!({
+            "protocolVersion": "2025-06-18",
+            "capabilities": capabilities,
+            "clientInfo": { "name": "mcp-expose-tests", "version": "0" },
+        }),
+    )
+}
+
+/// The `notifications/initialized` notification.
+pub fn initialized() -> String {
+    serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }).to_string()
+}
+
+/// Asserts `value` is 4/6 to four decimals (the GC content of GGCCAT).
+pub fn assert_gc_ggccat(value: f64) {
+    assert!(
+        (value - 4.0 / 6.0).abs() < 5e-5,
+        "gc_content(GGCCAT) = {value}, expected 0.6667"
+    );
+}

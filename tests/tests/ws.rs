@@ -1,0 +1,174 @@
+//! WebSocket: tokio-tungstenite against the built `bioseq` binary (HTTP and WS on one port).
+
+use std::time::Duration;
+
+use futures::{SinkExt as _, StreamExt as _};
+use mcp_expose_tests::{ServerProcess, assert_gc_ggccat, initialize, initialized, request};
+use serde_json::{Value, json};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, client::IntoClientRequest as _, protocol::frame::coding::CloseCode},
+};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(url: &str) -> Socket {
+    let mut request = url.into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "mcp".parse().expect("header"));
+    let (socket, response) = connect_async(request).await.expect("websocket handshake");
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("mcp")
+    );
+    socket
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    let frame = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a frame within 10 s");
+    serde_json::from_str(&frame).expect("JSON frame")
+}
+
+async fn send(socket: &mut Socket, text: String) {
+    socket.send(Message::text(text)).await.expect("send");
+}
+
+async fn handshake(socket: &mut Socket) -> Value {
+    send(socket, initialize(0, json!({}))).await;
+    let response = next_json(socket).await;
+    send(socket, initialized()).await;
+    response
+}
+
+fn gc_call(id: u64, seq: &str) -> String {
+    request(
+        id,
+        "tools/call",
+        json!({ "name": "gc_content", "arguments": { "seq": seq } }),
+    )
+}
+
+fn gc_result(response: &Value) -> f64 {
+    response["result"]["structuredContent"]["result"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no result: {response}"))
+}
+
+#[tokio::test]
+async fn initialize_list_and_call_over_websocket_on_the_shared_port() {
+    let server = ServerProcess::start("bioseq", &["--http", "0", "--ws", "0"]).await;
+    assert_eq!(
+        server.http().replace("http://", "").replace("/mcp", ""),
+        server.ws().replace("ws://", "").replace("/ws", "")
+    );
+    let mut socket = connect(server.ws()).await;
+    let init = handshake(&mut socket).await;
+    assert_eq!(init["result"]["serverInfo"]["name"], "bioseq");
+
+    send(&mut socket, request(1, "tools/list", json!({}))).await;
+    let list = next_json(&mut socket).await;
+    let tools = list["result"]["tools"].as_array().expect("tools");
+    assert_eq!(tools.len(), 5);
+    assert!(tools.iter().all(|t| t["description"].is_string()
+        && t["inputSchema"].is_object()
+        && t["outputSchema"].is_object()));
+
+    send(&mut socket, gc_call(2, "GGCCAT")).await;
+    assert_gc_ggccat(gc_result(&next_json(&mut socket).await));
+
+    // The root path upgrades too.
+    let root = server.ws().trim_end_matches("/ws").to_owned() + "/";
+    let mut socket = connect(&root).await;
+    handshake(&mut socket).await;
+    send(&mut socket, gc_call(1, "GGCCAT")).await;
+    assert_gc_ggccat(gc_result(&next_json(&mut socket).await));
+}
+
+#[tokio::test]
+async fn malformed_frame_gets_parse_error_and_socket_stays_up() {
+    let server = ServerProcess::start("bioseq", &["--ws", "0"]).await;
+    let mut socket = connect(server.ws()).await;
+    handshake(&mut socket).await;
+    send(
+        &mut socket,
+        "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ".to_owned(),
+    )
+    .await;
+    let error = next_json(&mut socket).await;
+    assert_eq!(error["error"]["code"], -32700, "{error}");
+    assert_eq!(error["id"], Value::Null);
+    send(&mut socket, r#"{"jsonrpc":"2.0","id":2}"#.to_owned()).await;
+    assert_eq!(next_json(&mut socket).await["error"]["code"], -32600);
+    send(&mut socket, gc_call(3, "GGCCAT")).await;
+    let response = next_json(&mut socket).await;
+    assert_eq!(response["id"], 3);
+    assert_gc_ggccat(gc_result(&response));
+}
+
+#[tokio::test]
+async fn oversized_message_is_closed_with_1009_and_other_sockets_keep_working() {
+    let server = ServerProcess::start("bioseq", &["--ws", "0", "--max-message-size", "4096"]).await;
+    let mut other = connect(server.ws()).await;
+    handshake(&mut other).await;
+    let mut socket = connect(server.ws()).await;
+    handshake(&mut socket).await;
+    send(&mut socket, gc_call(1, &"A".repeat(8192))).await;
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("close within 10 s")
+    .expect("close frame with a code");
+    assert_eq!(close.code, CloseCode::Size);
+    assert!(
+        close.reason.contains("exceeds the limit of 4096 bytes"),
+        "{}",
+        close.reason
+    );
+    send(&mut other, gc_call(2, "GGCCAT")).await;
+    assert_gc_ggccat(gc_result(&next_json(&mut other).await));
+}
+
+#[tokio::test]
+async fn thirty_two_concurrent_calls_on_one_socket() {
+    let server = ServerProcess::start("bioseq", &["--ws", "0"]).await;
+    let mut socket = connect(server.ws()).await;
+    handshake(&mut socket).await;
+    // Sequence i has i G/C bases out of 32, so each response can be checked against its id.
+    let seq = |i: usize| "G".repeat(i) + &"A".repeat(32 - i);
+    for i in 0..32 {
+        send(&mut socket, gc_call(100 + i as u64, &seq(i))).await;
+    }
+    let mut seen = [false; 32];
+    for _ in 0..32 {
+        let response = next_json(&mut socket).await;
+        let i = usize::try_from(response["id"].as_u64().expect("id") - 100).expect("index");
+        assert!(!seen[i], "duplicate response {i}");
+        seen[i] = true;
+        assert!(
+            (gc_result(&response) - i as f64 / 32.0).abs() < 1e-12,
+            "{response}"
+        );
+    }
+    assert!(seen.iter().all(|s| *s));
+}
