@@ -226,7 +226,7 @@ impl ServerHandler for Handler {
         let result = match AssertUnwindSafe(handler(ctx, args)).catch_unwind().await {
             Ok(result) => result,
             Err(panic) => {
-                let message = panic_message(&panic);
+                let message = panic_message(panic.as_ref());
                 tracing::error!(tool = %request.name, panic = %message, "tool panicked");
                 error_result(&format_args!("tool `{}` panicked: {message}", request.name))
             }
@@ -288,7 +288,7 @@ impl ServerHandler for Handler {
                     let message = format!(
                         "resource {} panicked: {}",
                         request.uri,
-                        panic_message(&panic)
+                        panic_message(panic.as_ref())
                     );
                     tracing::error!("{message}");
                     return Err(ErrorData::internal_error(message, None));
@@ -371,7 +371,7 @@ impl ServerHandler for Handler {
                 let message = format!(
                     "prompt {} panicked: {}",
                     request.name,
-                    panic_message(&panic)
+                    panic_message(panic.as_ref())
                 );
                 return Err(ErrorData::internal_error(message, None));
             }

@@ -1,0 +1,234 @@
+//! The library API in-process: `Server::start()` on port 0, tools that use `Context`
+//! (sampling, progress, logging, headers), panics, and graceful shutdown — over real sockets.
+#![allow(deprecated)] // sampling is deprecated by the 2026-07-28 revision; 2025 clients still use it
+
+use std::time::Duration;
+
+use futures::{SinkExt as _, StreamExt as _};
+use mcp_expose::{Context, LogLevel, Running, Server, ToolError, model, tool};
+use mcp_expose_tests::{initialize, initialized, request};
+use serde_json::{Value, json};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, client::IntoClientRequest as _},
+};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Asks the client's model a question (sampling) and returns its answer.
+#[tool]
+async fn ask_model(question: String, ctx: Context) -> Result<String, ToolError> {
+    let message = model::SamplingMessage::user_text(question);
+    #[allow(deprecated)]
+    let params = model::CreateMessageRequestParams::new(vec![message], 50);
+    let reply = ctx.sample(params).await?;
+    let text = reply
+        .message
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone());
+    Ok(format!("model said: {}", text.unwrap_or_default()))
+}
+
+/// Counts to `n`, reporting progress and logging.
+#[tool]
+async fn count(n: u32, ctx: &Context) -> u32 {
+    ctx.info("counting").await;
+    for i in 1..=n {
+        ctx.progress(f64::from(i), Some(f64::from(n)), Some("step"))
+            .await;
+    }
+    ctx.log(
+        LogLevel::Debug,
+        json!({ "hidden": "below the default level" }),
+    )
+    .await;
+    n
+}
+
+/// Returns the value of the X-Test request header.
+#[tool]
+fn echo_header(ctx: Context) -> String {
+    ctx.headers()
+        .and_then(|h| h.get("x-test"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("<none>")
+        .to_owned()
+}
+
+/// Always panics.
+#[tool]
+fn explode() -> String {
+    panic!("boom")
+}
+
+/// Sleeps, then answers.
+#[tool]
+async fn slow(millis: u64) -> String {
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    format!("slept {millis} ms")
+}
+
+async fn start() -> Running {
+    Server::new("context-tests", "1.2.3")
+        .http(0)
+        .ws(0)
+        .start()
+        .await
+        .expect("start")
+}
+
+async fn connect(running: &Running, header: Option<&str>) -> Socket {
+    let addr = running.ws_addr().expect("ws address");
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    if let Some(value) = header {
+        request
+            .headers_mut()
+            .insert("x-test", value.parse().expect("header"));
+    }
+    connect_async(request).await.expect("handshake").0
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    let text = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a frame within 10 s");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+async fn send(socket: &mut Socket, text: String) {
+    socket.send(Message::text(text)).await.expect("send");
+}
+
+async fn open(running: &Running, capabilities: Value) -> Socket {
+    let mut socket = connect(running, Some("hello")).await;
+    send(&mut socket, initialize(0, capabilities)).await;
+    let init = next_json(&mut socket).await;
+    assert_eq!(init["result"]["serverInfo"]["name"], "context-tests");
+    assert_eq!(init["result"]["serverInfo"]["version"], "1.2.3");
+    send(&mut socket, initialized()).await;
+    socket
+}
+
+fn call(id: u64, name: &str, arguments: Value) -> String {
+    request(
+        id,
+        "tools/call",
+        json!({ "name": name, "arguments": arguments, "_meta": { "progressToken": id } }),
+    )
+}
+
+#[tokio::test]
+async fn sampling_round_trip_over_websocket() {
+    let running = start().await;
+    let mut socket = open(&running, json!({ "sampling": {} })).await;
+    send(
+        &mut socket,
+        call(1, "ask_model", json!({ "question": "2+2?" })),
+    )
+    .await;
+    let sampling = next_json(&mut socket).await;
+    assert_eq!(sampling["method"], "sampling/createMessage", "{sampling}");
+    assert_eq!(sampling["params"]["messages"][0]["content"]["text"], "2+2?");
+    let reply = json!({
+        "jsonrpc": "2.0",
+        "id": sampling["id"],
+        "result": { "role": "assistant", "content": { "type": "text", "text": "4" }, "model": "test-model" },
+    });
+    send(&mut socket, reply.to_string()).await;
+    let result = next_json(&mut socket).await;
+    assert_eq!(result["id"], 1);
+    assert_eq!(result["result"]["content"][0]["text"], "model said: 4");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn progress_and_log_notifications_precede_the_result() {
+    let running = start().await;
+    let mut socket = open(&running, json!({})).await;
+    send(&mut socket, call(7, "count", json!({ "n": 3 }))).await;
+    let mut progress = Vec::new();
+    let mut logs = Vec::new();
+    let result = loop {
+        let message = next_json(&mut socket).await;
+        match message["method"].as_str() {
+            Some("notifications/progress") => progress.push(message["params"].clone()),
+            Some("notifications/message") => logs.push(message["params"].clone()),
+            _ => break message,
+        }
+    };
+    assert_eq!(result["result"]["structuredContent"]["result"], 3);
+    assert_eq!(logs, [json!({ "level": "info", "data": "counting" })]);
+    let steps: Vec<_> = progress
+        .iter()
+        .map(|p| {
+            (
+                p["progressToken"].clone(),
+                p["progress"].clone(),
+                p["total"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (json!(7), json!(1.0), json!(3.0)),
+            (json!(7), json!(2.0), json!(3.0)),
+            (json!(7), json!(3.0), json!(3.0))
+        ]
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn headers_reach_the_tool_and_a_panic_is_an_error_result() {
+    let running = start().await;
+    let mut socket = open(&running, json!({})).await;
+    send(&mut socket, call(1, "echo_header", json!({}))).await;
+    assert_eq!(
+        next_json(&mut socket).await["result"]["content"][0]["text"],
+        "hello"
+    );
+    send(&mut socket, call(2, "explode", json!({}))).await;
+    let result = next_json(&mut socket).await;
+    assert_eq!(result["result"]["isError"], true);
+    assert!(
+        result["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("boom")),
+        "{result}"
+    );
+    send(&mut socket, call(3, "echo_header", json!({}))).await;
+    assert_eq!(
+        next_json(&mut socket).await["result"]["content"][0]["text"],
+        "hello"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_call_finish() {
+    let running = start().await;
+    let mut socket = open(&running, json!({})).await;
+    send(&mut socket, call(1, "slow", json!({ "millis": 400 }))).await;
+    // Give the call time to start, then shut down while it runs.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let shutdown = tokio::spawn(running.shutdown());
+    let result = next_json(&mut socket).await;
+    assert_eq!(result["result"]["content"][0]["text"], "slept 400 ms");
+    tokio::time::timeout(Duration::from_secs(10), shutdown)
+        .await
+        .expect("shutdown completes")
+        .expect("join");
+}

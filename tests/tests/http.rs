@@ -1,0 +1,133 @@
+//! Streamable HTTP: rmcp's client against the built `bioseq` binary, and the HTTP surface
+//! (health, JSON error bodies, Host validation, anti-buffering headers, stateless mode).
+
+use mcp_expose_tests::{ServerProcess, assert_gc_ggccat, initialize};
+use rmcp::{
+    ServiceExt as _, model::CallToolRequestParams, transport::StreamableHttpClientTransport,
+};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn rmcp_client_lists_and_calls_tools_over_http() {
+    let server = ServerProcess::start("bioseq", &["--http", "0", "--ws", "0"]).await;
+    let transport = StreamableHttpClientTransport::from_uri(server.http().to_owned());
+    let client = ().serve(transport).await.expect("initialize over HTTP");
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert_eq!(tools.len(), 5);
+    let arguments = json!({ "seq": "GGCCAT" })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let result = client
+        .call_tool(CallToolRequestParams::new("gc_content").with_arguments(arguments))
+        .await
+        .expect("tools/call");
+    assert_gc_ggccat(
+        result.structured_content.expect("structured")["result"]
+            .as_f64()
+            .expect("number"),
+    );
+    client.cancel().await.expect("close");
+}
+
+fn post(url: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+}
+
+#[tokio::test]
+async fn health_errors_and_host_policy() {
+    let server = ServerProcess::start("bioseq", &["--http", "0"]).await;
+    let base = server.http().trim_end_matches("/mcp").to_owned();
+
+    let health: Value = reqwest::get(format!("{base}/health"))
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["name"], "bioseq");
+    assert_eq!(health["transports"]["http"], server.http());
+
+    let missing = reqwest::get(format!("{base}/nope")).await.expect("404");
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.expect("JSON body on 404");
+    assert!(body["error"]["message"].is_string());
+
+    let foreign = post(server.http())
+        .header("host", "evil.example.com")
+        .header("origin", "http://evil.example.com")
+        .body(initialize(1, json!({})))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(foreign.status(), 403);
+    let body: Value = foreign.json().await.expect("JSON body on 403");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("evil.example.com"))
+    );
+
+    let bad_accept = reqwest::Client::new()
+        .post(server.http())
+        .header("content-type", "application/json")
+        .header("accept", "text/plain")
+        .body(initialize(1, json!({})))
+        .send()
+        .await
+        .expect("request");
+    assert!(bad_accept.status().is_client_error());
+    assert_eq!(bad_accept.headers()["content-type"], "application/json");
+    let body: Value = bad_accept
+        .json()
+        .await
+        .expect("rmcp's plain-text error is turned into JSON");
+    assert!(body["error"]["message"].is_string());
+
+    let ok = post(server.http())
+        .body(initialize(1, json!({})))
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-accel-buffering"], "no");
+    assert_eq!(ok.headers()["cache-control"], "no-cache, no-transform");
+    assert!(ok.headers().contains_key("mcp-session-id"));
+}
+
+#[tokio::test]
+async fn stateless_mode_answers_in_json_without_a_session() {
+    let server = ServerProcess::start("bioseq", &["--http", "0", "--stateless"]).await;
+    let response = post(server.http())
+        .body(initialize(1, json!({})))
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(response.status(), 200);
+    assert!(!response.headers().contains_key("mcp-session-id"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|c| c.starts_with("application/json"))
+    );
+    let call = json!({
+        "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": { "name": "gc_content", "arguments": { "seq": "GGCCAT" } },
+    });
+    let response = post(server.http())
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(call.to_string())
+        .send()
+        .await
+        .expect("call");
+    let body: Value = response.json().await.expect("JSON response");
+    assert_gc_ggccat(
+        body["result"]["structuredContent"]["result"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+    );
+}
