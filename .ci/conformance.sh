@@ -21,6 +21,9 @@
 #   The server is always stopped on exit; on failure the tail of its log is
 #   printed.
 #
+# To change the pinned versions: edit .ci/conformance/package.json, run
+# `npm install --package-lock-only` in .ci/conformance/, commit both files.
+#
 # Environment (all optional):
 #   CONFORMANCE_EXPECT_ACTIVE  expected passed checks, active suite (default 40)
 #   CONFORMANCE_EXPECT_ALL     expected passed checks, --suite all  (default 44)
@@ -202,7 +205,7 @@ run_suite() {
     SUITE_PID=""
     wait "$TAIL_PID" || true
     TAIL_PID=""
-    if [[ $rc -eq 124 ]]; then
+    if [[ $rc -eq 124 || $rc -eq 137 ]]; then
         log "FAIL: $name suite timed out after ${SUITE_TIMEOUT} s"
         FAILED=1
         return

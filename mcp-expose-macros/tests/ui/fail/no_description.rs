@@ -1,0 +1,3 @@
+#[mcp_expose::tool]
+fn undocumented(x: String) -> String { x }
+fn main() {}

@@ -1,0 +1,4 @@
+/// Doc.
+#[mcp_expose::tool]
+struct NotAFunction;
+fn main() {}
