@@ -2,7 +2,7 @@
 //!
 //! A tool that returns a type implementing [`IntoContents`] produces exactly those content
 //! blocks. Any other `T: Serialize + JsonSchema` becomes `structuredContent` with an
-//! `outputSchema` (see [`crate::tool`]).
+//! `outputSchema` (see [`mod@crate::tool`]).
 
 use base64::Engine as _;
 use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};

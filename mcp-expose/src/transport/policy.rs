@@ -55,7 +55,7 @@ impl HostPolicy {
 
     fn origin_allowed(&self, origin: &str) -> bool {
         let origin = origin.trim().to_ascii_lowercase();
-        if self.origins.iter().any(|o| *o == origin) {
+        if self.origins.contains(&origin) {
             return true;
         }
         match origin.split_once("://") {
