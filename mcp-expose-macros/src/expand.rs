@@ -137,7 +137,7 @@ fn tool(options: &Options, function: &Function, krate: &Path) -> TokenStream {
             .hints
             .iter()
             .map(|(hint, value)| quote!(.#hint(#value)));
-        quote!(.with_annotations(#krate::model::ToolAnnotations::new() #(#hints)*))
+        quote!(.with_annotations(#krate::__private::ToolAnnotations::new() #(#hints)*))
     });
     quote! {
         #item
@@ -147,16 +147,16 @@ fn tool(options: &Options, function: &Function, krate: &Path) -> TokenStream {
         #vis struct #ident {}
 
         impl #krate::__private::ToolFactory for #ident {
-            fn tool_def() -> #krate::ToolDef {
+            fn tool_def() -> #krate::__private::ToolDef {
                 #args_struct
                 #[allow(unused_imports)]
                 use #krate::__private::{ViaContent as _, ViaStructured as _};
                 let __spec: #krate::__private::OutputSpec = #spec;
                 let __schema = __spec.schema();
-                #krate::ToolDef::new(
+                #krate::__private::ToolDef::new(
                     #name,
                     #krate::__private::input_schema::<__McpArgs>(),
-                    move |__ctx: #krate::Context, __args: #krate::__private::JsonObject| {
+                    move |__ctx: #krate::__private::Context, __args: #krate::__private::JsonObject| {
                         let __spec = ::core::clone::Clone::clone(&__spec);
                         #krate::__private::boxed(async move {
                             let __McpArgs { #(#fields,)* } =
@@ -230,11 +230,11 @@ fn resource(options: &Options, function: &Function, krate: &Path) -> TokenStream
 
         #[doc(hidden)]
         #[allow(non_snake_case)]
-        fn #def_fn() -> #krate::ResourceDef {
-            #krate::ResourceDef::new(
+        fn #def_fn() -> #krate::__private::ResourceDef {
+            #krate::__private::ResourceDef::new(
                 #uri,
                 #name,
-                |__ctx: #krate::Context, __uri: ::std::string::String, __vars: #krate::__private::UriVars| {
+                |__ctx: #krate::__private::Context, __uri: ::std::string::String, __vars: #krate::__private::UriVars| {
                     #krate::__private::boxed(async move {
                         #(#vars)*
                         let _ = (&__ctx, &__vars);
@@ -300,12 +300,12 @@ fn prompt(options: &Options, function: &Function, krate: &Path) -> TokenStream {
 
         #[doc(hidden)]
         #[allow(non_snake_case)]
-        fn #def_fn() -> #krate::PromptDef {
+        fn #def_fn() -> #krate::__private::PromptDef {
             #args_struct
-            #krate::PromptDef::new(
+            #krate::__private::PromptDef::new(
                 #name,
                 ::std::vec![#(#arguments),*],
-                |__ctx: #krate::Context, __args: #krate::__private::JsonObject| {
+                |__ctx: #krate::__private::Context, __args: #krate::__private::JsonObject| {
                     #krate::__private::boxed(async move {
                         let __McpArgs { #(#fields,)* } =
                             #krate::__private::parse_prompt_args::<__McpArgs>(#name, __args)?;

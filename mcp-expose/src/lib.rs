@@ -68,10 +68,13 @@ pub mod __private {
     pub use crate::tool::{
         OutputSpec, Probe, ViaContent, ViaStructured, error_result, input_schema, parse_args,
     };
+    pub use crate::{Context, PromptDef, ResourceDef, ToolDef};
     pub use inventory;
     pub use rmcp;
     pub use rmcp::ErrorData;
-    pub use rmcp::model::{CallToolResult, JsonObject, PromptMessage, ResourceContents};
+    pub use rmcp::model::{
+        CallToolResult, JsonObject, PromptMessage, ResourceContents, ToolAnnotations,
+    };
     pub use schemars;
     pub use serde;
     pub use serde_json;

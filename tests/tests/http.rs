@@ -131,3 +131,19 @@ async fn stateless_mode_answers_in_json_without_a_session() {
             .unwrap_or(f64::NAN),
     );
 }
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully_and_exits_zero() {
+    let mut server = ServerProcess::start("bioseq", &["--http", "0", "--ws", "0"]).await;
+    let pid = server.child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(15), server.child.wait())
+        .await
+        .expect("exits within 15 s of SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "exit status {status}");
+}

@@ -193,6 +193,23 @@ impl Server {
     /// Binds every transport and starts serving; returns at once with a handle that knows the
     /// bound addresses. Does not read the command line or install signal handlers.
     pub async fn start(self) -> Result<Running> {
+        let (handler, options) = self.into_handler();
+        run::start(handler, options).await
+    }
+
+    /// Serves one session over any byte stream pair with newline-delimited JSON-RPC (the stdio
+    /// framing), until `input` ends. For embedding, pipes, and in-memory tests.
+    pub async fn serve_stream<R, W>(self, input: R, output: W)
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (handler, options) = self.into_handler();
+        let ct = tokio_util::sync::CancellationToken::new();
+        crate::transport::stdio::serve(handler, input, output, options.max_message_size, ct).await;
+    }
+
+    fn into_handler(self) -> (Handler, Options) {
         let mut registry = if self.collected {
             Registry::collected()
         } else {
@@ -207,8 +224,7 @@ impl Server {
         for prompt in self.prompts {
             registry.add_prompt(prompt);
         }
-        let handler = Handler::new(registry, self.identity);
-        run::start(handler, self.options).await
+        (Handler::new(registry, self.identity), self.options)
     }
 }
 
