@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Protocol,
     /// A request to the client (sampling, elicitation) failed.
     Peer,
+    /// The tunnel could not run (with `--tunnel-required`).
+    Tunnel,
     /// Something else inside mcp-expose failed.
     Internal,
 }
@@ -28,6 +30,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Config => "invalid configuration",
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Peer => "request to the client failed",
+            ErrorKind::Tunnel => "tunnel failed",
             ErrorKind::Internal => "internal error",
         })
     }
@@ -42,6 +45,11 @@ pub struct Error {
 }
 
 impl Error {
+    #[cfg_attr(not(feature = "tunnel"), allow(dead_code))]
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), source: None }
+    }
+
     pub(crate) fn with_source(
         kind: ErrorKind,
         message: impl Into<String>,

@@ -12,6 +12,8 @@ pub mod resource;
 pub mod serve;
 pub mod tool;
 mod transport;
+#[cfg(feature = "tunnel")]
+pub mod tunnel;
 
 #[doc(inline)]
 pub use content::{Audio, Content, Image, Resource};

@@ -8,20 +8,29 @@ use tokio::{
     process::{Child, Command},
 };
 
-/// The path of a binary built from this workspace (`cargo test --workspace` builds them all).
+/// The path of a binary built from this workspace. `cargo test` builds only test harnesses for
+/// other packages' binaries, so the first call builds the workspace's binaries (with the same
+/// features as the test build, so nothing but linking is redone).
 pub fn bin(name: &str) -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory").to_path_buf();
+    BUILT.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
+        let mut command = std::process::Command::new(cargo);
+        command.args(["build", "--workspace", "--all-features", "--bins", "--quiet"]);
+        if dir.file_name().is_some_and(|p| p == "release") {
+            command.arg("--release");
+        }
+        if let Some(target) = dir.parent() {
+            command.env("CARGO_TARGET_DIR", target);
+        }
+        let status = command.status().expect("run cargo build");
+        assert!(status.success(), "cargo build --workspace --bins failed");
+    });
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo build --workspace` first",
-        path.display()
-    );
+    assert!(path.exists(), "{} was not built", path.display());
     path
 }
 

@@ -44,6 +44,8 @@ pub struct Server {
     resources: Vec<ResourceDef>,
     prompts: Vec<PromptDef>,
     options: Options,
+    #[cfg(feature = "tunnel")]
+    tunnel: Option<crate::tunnel::TunnelConfig>,
 }
 
 impl Server {
@@ -63,6 +65,8 @@ impl Server {
             resources: Vec::new(),
             prompts: Vec::new(),
             options: Options::default(),
+            #[cfg(feature = "tunnel")]
+            tunnel: None,
         }
     }
 
@@ -157,6 +161,14 @@ impl Server {
         self
     }
 
+    /// Exposes the server through a Cloudflare tunnel (feature `tunnel`); the handle is
+    /// [`Running::tunnel`]. Without `http`/`ws`, HTTP and WebSocket are served on one free port.
+    #[cfg(feature = "tunnel")]
+    pub fn tunnel(mut self, config: crate::tunnel::TunnelConfig) -> Self {
+        self.tunnel = Some(config);
+        self
+    }
+
     /// Replaces all serving options at once.
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
@@ -186,15 +198,23 @@ impl Server {
             signal = shutdown_signal() => tracing::info!(%signal, "shutting down"),
             () = running.finished() => tracing::debug!("all transports ended"),
         }
+        let fatal = running.take_fatal();
         running.shutdown().await;
-        Ok(())
+        fatal.map_or(Ok(()), Err)
     }
 
     /// Binds every transport and starts serving; returns at once with a handle that knows the
     /// bound addresses. Does not read the command line or install signal handlers.
     pub async fn start(self) -> Result<Running> {
+        #[cfg(feature = "tunnel")]
+        let tunnel = match self.tunnel.clone() {
+            Some(config) => Some(config),
+            None => self.options.tunnel.config()?,
+        };
+        #[cfg(not(feature = "tunnel"))]
+        let tunnel = None;
         let (handler, options) = self.into_handler();
-        run::start(handler, options).await
+        run::start(handler, options, tunnel).await
     }
 
     /// Serves one session over any byte stream pair with newline-delimited JSON-RPC (the stdio

@@ -65,6 +65,11 @@ pub struct Options {
     /// Log filter for stderr (RUST_LOG syntax; RUST_LOG itself wins when set).
     #[arg(long, value_name = "FILTER", default_value = "info,rmcp=warn")]
     pub log_level: String,
+
+    /// Tunnel flags.
+    #[cfg(feature = "tunnel")]
+    #[command(flatten)]
+    pub tunnel: crate::tunnel::TunnelOptions,
 }
 
 impl Default for Options {
@@ -82,6 +87,8 @@ impl Default for Options {
             sse_keep_alive: 15,
             shutdown_grace: 10,
             log_level: "info,rmcp=warn".to_owned(),
+            #[cfg(feature = "tunnel")]
+            tunnel: crate::tunnel::TunnelOptions::default(),
         }
     }
 }

@@ -26,6 +26,11 @@ use crate::{
     },
 };
 
+#[cfg(feature = "tunnel")]
+pub(crate) type TunnelConfig = crate::tunnel::TunnelConfig;
+#[cfg(not(feature = "tunnel"))]
+pub(crate) type TunnelConfig = std::convert::Infallible;
+
 /// A started server: its bound addresses, and the way to stop it.
 #[derive(Debug)]
 pub struct Running {
@@ -40,6 +45,10 @@ pub struct Running {
     finished: CancellationToken,
     tasks: JoinSet<()>,
     grace: Duration,
+    /// Why the server must stop (a required tunnel failed).
+    fatal: Arc<std::sync::Mutex<Option<Error>>>,
+    #[cfg(feature = "tunnel")]
+    tunnel: Option<crate::tunnel::TunnelHandle>,
 }
 
 impl Running {
@@ -53,14 +62,30 @@ impl Running {
         self.ws
     }
 
-    /// Completes when the transports end by themselves: only with stdio alone, when stdin closes.
+    /// Completes when the transports end by themselves (only with stdio alone, when stdin
+    /// closes) or the server must stop (a required tunnel failed; see [`take_fatal`](Self::take_fatal)).
     pub async fn finished(&self) {
         self.finished.cancelled().await;
+    }
+
+    /// The error that ended the server, if one did.
+    pub fn take_fatal(&self) -> Option<Error> {
+        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// The tunnel, when one was started.
+    #[cfg(feature = "tunnel")]
+    pub fn tunnel(&self) -> Option<&crate::tunnel::TunnelHandle> {
+        self.tunnel.as_ref()
     }
 
     /// Graceful shutdown: stop accepting, let in-flight tool calls finish (up to the grace
     /// period), then end every session and wait for the transports to close.
     pub async fn shutdown(mut self) {
+        #[cfg(feature = "tunnel")]
+        if let Some(tunnel) = &self.tunnel {
+            tunnel.stop().await;
+        }
         self.stop_accepting.cancel();
         let inflight = self.handler.shared().inflight.clone();
         if tokio::time::timeout(self.grace, inflight.idle())
@@ -91,7 +116,16 @@ struct AppState {
     health: Arc<serde_json::Value>,
 }
 
-pub(super) async fn start(handler: Handler, options: Options) -> Result<Running> {
+pub(super) async fn start(handler: Handler, mut options: Options, tunnel: Option<TunnelConfig>) -> Result<Running> {
+    if tunnel.is_some() {
+        // A tunnel forwards to one port: serve HTTP and WebSocket together on it (a free one
+        // when neither was given).
+        match (options.http, options.ws) {
+            (None, None) => (options.http, options.ws) = (Some(0), Some(0)),
+            (Some(port), None) | (None, Some(port)) => (options.http, options.ws) = (Some(port), Some(port)),
+            _ => {}
+        }
+    }
     let stop_accepting = CancellationToken::new();
     let sessions = CancellationToken::new();
     let finished = CancellationToken::new();
@@ -204,6 +238,15 @@ pub(super) async fn start(handler: Handler, options: Options) -> Result<Running>
         });
     }
 
+    let fatal = Arc::new(std::sync::Mutex::new(None));
+    #[cfg(feature = "tunnel")]
+    let tunnel = match tunnel {
+        Some(config) => Some(start_tunnel(config, &options, &policy, http_addr, ws_addr, &handler, &finished, &fatal)?),
+        None => None,
+    };
+    #[cfg(not(feature = "tunnel"))]
+    let _ = tunnel;
+
     Ok(Running {
         http: http_addr,
         ws: ws_addr,
@@ -213,7 +256,74 @@ pub(super) async fn start(handler: Handler, options: Options) -> Result<Running>
         finished,
         tasks,
         grace: Duration::from_secs(options.shutdown_grace),
+        fatal,
+        #[cfg(feature = "tunnel")]
+        tunnel,
     })
+}
+
+/// Starts cloudflared for the listener that serves HTTP and WebSocket, and follows it: a ready
+/// tunnel's hostname joins the allowed hosts and its URLs are printed.
+#[cfg(feature = "tunnel")]
+#[allow(clippy::too_many_arguments)]
+fn start_tunnel(
+    config: TunnelConfig,
+    options: &Options,
+    policy: &HostPolicy,
+    http_addr: Option<SocketAddr>,
+    ws_addr: Option<SocketAddr>,
+    handler: &Handler,
+    finished: &CancellationToken,
+    fatal: &Arc<std::sync::Mutex<Option<Error>>>,
+) -> Result<crate::tunnel::TunnelHandle> {
+    use crate::tunnel::{TunnelHandle, TunnelState};
+    let Some(origin) = http_addr.or(ws_addr) else {
+        return Err(Error::new(ErrorKind::Config, "a tunnel needs --http or --ws"));
+    };
+    let serves_ws = ws_addr == Some(origin);
+    if ws_addr.is_some() && !serves_ws {
+        tracing::warn!("WebSocket is on another port than HTTP: only HTTP goes through the tunnel (give --ws the same port)");
+    }
+    let ip = if origin.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { origin.ip() };
+    let local_url = format!("http://{}", SocketAddr::new(ip, origin.port()));
+    let kind = config.kind.clone();
+    let handle = TunnelHandle::start(config, local_url);
+    let required = options.tunnel.tunnel_required;
+    let (policy, finished, fatal) = (policy.clone(), finished.clone(), fatal.clone());
+    let name = handler.shared().identity.name.clone();
+    let mut status = handle.watch();
+    tokio::spawn(async move {
+        let mut announced: Option<(Option<String>, u32)> = None;
+        loop {
+            let current = status.borrow_and_update().clone();
+            match current.state {
+                TunnelState::Ready => {
+                    let key = (current.hostname.clone(), current.restarts);
+                    if announced.as_ref() != Some(&key) {
+                        policy.set_tunnel_host(current.hostname.clone());
+                        eprint!("{}", crate::tunnel::banner(&name, &current, &kind, serves_ws));
+                        announced = Some(key);
+                    }
+                }
+                TunnelState::Failed => {
+                    let message = current.last_error.unwrap_or_else(|| "tunnel failed".to_owned());
+                    if required {
+                        eprintln!("mcp-expose: the tunnel is required and cannot run: {message}");
+                        *fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(Error::new(ErrorKind::Tunnel, message));
+                        finished.cancel();
+                    } else {
+                        eprintln!("mcp-expose: tunnel unavailable, serving locally only: {message}");
+                    }
+                    return;
+                }
+                _ => {}
+            }
+            if status.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(handle)
 }
 
 async fn ws_route(

@@ -1,7 +1,7 @@
 //! Host and Origin validation (DNS-rebinding protection) for the MCP endpoints, and JSON
 //! bodies for HTTP errors.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::{
     extract::{Request, State},
@@ -19,6 +19,8 @@ pub(crate) struct HostPolicy {
     hosts: Arc<[String]>,
     origins: Arc<[String]>,
     any_host: bool,
+    /// The tunnel's public hostname, which changes when a quick tunnel restarts.
+    tunnel_host: Arc<RwLock<Option<String>>>,
 }
 
 impl HostPolicy {
@@ -40,17 +42,21 @@ impl HostPolicy {
             .iter()
             .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
             .collect();
-        Self {
-            hosts,
-            origins,
-            any_host,
-        }
+        Self { hosts, origins, any_host, tunnel_host: Arc::default() }
+    }
+
+    /// Accepts `host` (and no longer the previous tunnel hostname).
+    #[cfg_attr(not(feature = "tunnel"), allow(dead_code))]
+    pub(crate) fn set_tunnel_host(&self, host: Option<String>) {
+        *self.tunnel_host.write().unwrap_or_else(|e| e.into_inner()) = host.map(|h| h.to_ascii_lowercase());
     }
 
     fn host_allowed(&self, authority: &str) -> bool {
         let authority = authority.trim().to_ascii_lowercase();
         let host = strip_port(&authority);
-        self.any_host || self.hosts.iter().any(|h| *h == authority || h == host)
+        self.any_host
+            || self.hosts.iter().any(|h| *h == authority || h == host)
+            || self.tunnel_host.read().unwrap_or_else(|e| e.into_inner()).as_deref() == Some(host)
     }
 
     fn origin_allowed(&self, origin: &str) -> bool {
