@@ -47,7 +47,11 @@ pub struct Error {
 impl Error {
     #[cfg_attr(not(feature = "tunnel"), allow(dead_code))]
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), source: None }
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
     }
 
     pub(crate) fn with_source(

@@ -15,11 +15,21 @@ pub fn bin(name: &str) -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory")
+        .to_path_buf();
     BUILT.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
         let mut command = std::process::Command::new(cargo);
-        command.args(["build", "--workspace", "--all-features", "--bins", "--quiet"]);
+        command.args([
+            "build",
+            "--workspace",
+            "--all-features",
+            "--bins",
+            "--quiet",
+        ]);
         if dir.file_name().is_some_and(|p| p == "release") {
             command.arg("--release");
         }
@@ -42,15 +52,22 @@ pub struct ServerProcess {
     pub http_url: Option<String>,
     /// `ws://127.0.0.1:PORT/ws`, when it serves WebSocket.
     pub ws_url: Option<String>,
-    /// Everything the server wrote to stderr so far (its log).
+    /// Every stderr line read so far (its log).
     pub log: Vec<String>,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
 impl ServerProcess {
     /// Starts `bin args...` and waits (at most 20 s) until it logged its listening URLs.
     pub async fn start(name: &str, args: &[&str]) -> Self {
+        Self::start_with_env(name, args, &[]).await
+    }
+
+    /// Like [`start`](Self::start), with extra environment variables.
+    pub async fn start_with_env(name: &str, args: &[&str], env: &[(&str, String)]) -> Self {
         let mut child = Command::new(bin(name))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -58,38 +75,78 @@ impl ServerProcess {
             .spawn()
             .expect("spawn server");
         let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let wants_http = args.contains(&"--http");
-        let wants_ws = args.contains(&"--ws");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        // Keep draining stderr so the server never blocks on a full pipe.
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let wants_http = args.contains(&"--http") || args.contains(&"--tunnel");
+        let wants_ws = args.contains(&"--ws") || args.contains(&"--tunnel");
         let mut server = Self {
             child,
             http_url: None,
             ws_url: None,
             log: Vec::new(),
+            lines,
         };
-        let ready = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(url) = find_url(&line, "http://", "/mcp") {
-                    server.http_url = Some(url);
-                }
-                if let Some(url) = find_url(&line, "ws://", "/ws") {
-                    server.ws_url = Some(url);
-                }
-                server.log.push(line);
-                if server.http_url.is_some() == wants_http && server.ws_url.is_some() == wants_ws {
-                    return;
-                }
-            }
-        })
-        .await;
+        let ready = server
+            .wait_for(Duration::from_secs(20), |s| {
+                s.http_url.is_some() == wants_http && s.ws_url.is_some() == wants_ws
+            })
+            .await;
         assert!(
-            ready.is_ok(),
+            ready.is_some(),
             "server did not start; log:\n{}",
             server.log.join("\n")
         );
-        // Keep draining stderr so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         server
+    }
+
+    /// Reads stderr until `done(self)` holds (returns the last line read) or `timeout` passes.
+    async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        done: impl Fn(&Self) -> bool,
+    ) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .ok()??;
+            if self.http_url.is_none()
+                && let Some(url) = find_url(&line, "http://", "/mcp")
+            {
+                self.http_url = Some(url);
+            }
+            if self.ws_url.is_none()
+                && let Some(url) = find_url(&line, "ws://", "/ws")
+            {
+                self.ws_url = Some(url);
+            }
+            self.log.push(line.clone());
+            if done(self) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Reads stderr until a line contains `needle`; returns it, or `None` after `timeout`.
+    pub async fn line_containing(&mut self, needle: &str, timeout: Duration) -> Option<String> {
+        let start = self.log.len();
+        self.wait_for(timeout, |s| {
+            s.log[start..].iter().any(|l| l.contains(needle))
+        })
+        .await
+    }
+
+    /// Whether any stderr line read so far contains `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log.iter().any(|l| l.contains(needle))
     }
 
     /// The WebSocket URL; panics when the server does not serve WebSocket.

@@ -213,8 +213,27 @@ impl Server {
         };
         #[cfg(not(feature = "tunnel"))]
         let tunnel = None;
-        let (handler, options) = self.into_handler();
-        run::start(handler, options, tunnel).await
+        #[cfg(feature = "tunnel")]
+        let control = std::sync::Arc::new(crate::tunnel::TunnelControl::default());
+        #[cfg(feature = "tunnel")]
+        let mut this = self;
+        #[cfg(not(feature = "tunnel"))]
+        let this = self;
+        #[cfg(feature = "tunnel")]
+        if this.options.tunnel.tunnel_tools {
+            let (tools, resources) = crate::tunnel::tool_definitions(&control);
+            this.tools.extend(tools);
+            this.resources.extend(resources);
+        }
+        let (handler, options) = this.into_handler();
+        run::start(
+            handler,
+            options,
+            tunnel,
+            #[cfg(feature = "tunnel")]
+            control,
+        )
+        .await
     }
 
     /// Serves one session over any byte stream pair with newline-delimited JSON-RPC (the stdio

@@ -48,7 +48,7 @@ pub struct Running {
     /// Why the server must stop (a required tunnel failed).
     fatal: Arc<std::sync::Mutex<Option<Error>>>,
     #[cfg(feature = "tunnel")]
-    tunnel: Option<crate::tunnel::TunnelHandle>,
+    tunnel: Arc<crate::tunnel::TunnelControl>,
 }
 
 impl Running {
@@ -75,15 +75,15 @@ impl Running {
 
     /// The tunnel, when one was started.
     #[cfg(feature = "tunnel")]
-    pub fn tunnel(&self) -> Option<&crate::tunnel::TunnelHandle> {
-        self.tunnel.as_ref()
+    pub fn tunnel(&self) -> Option<crate::tunnel::TunnelHandle> {
+        self.tunnel.handle()
     }
 
     /// Graceful shutdown: stop accepting, let in-flight tool calls finish (up to the grace
     /// period), then end every session and wait for the transports to close.
     pub async fn shutdown(mut self) {
         #[cfg(feature = "tunnel")]
-        if let Some(tunnel) = &self.tunnel {
+        if let Some(tunnel) = self.tunnel.handle() {
             tunnel.stop().await;
         }
         self.stop_accepting.cancel();
@@ -116,13 +116,20 @@ struct AppState {
     health: Arc<serde_json::Value>,
 }
 
-pub(super) async fn start(handler: Handler, mut options: Options, tunnel: Option<TunnelConfig>) -> Result<Running> {
+pub(super) async fn start(
+    handler: Handler,
+    mut options: Options,
+    tunnel: Option<TunnelConfig>,
+    #[cfg(feature = "tunnel")] control: Arc<crate::tunnel::TunnelControl>,
+) -> Result<Running> {
     if tunnel.is_some() {
         // A tunnel forwards to one port: serve HTTP and WebSocket together on it (a free one
         // when neither was given).
         match (options.http, options.ws) {
             (None, None) => (options.http, options.ws) = (Some(0), Some(0)),
-            (Some(port), None) | (None, Some(port)) => (options.http, options.ws) = (Some(port), Some(port)),
+            (Some(port), None) | (None, Some(port)) => {
+                (options.http, options.ws) = (Some(port), Some(port))
+            }
             _ => {}
         }
     }
@@ -240,10 +247,34 @@ pub(super) async fn start(handler: Handler, mut options: Options, tunnel: Option
 
     let fatal = Arc::new(std::sync::Mutex::new(None));
     #[cfg(feature = "tunnel")]
-    let tunnel = match tunnel {
-        Some(config) => Some(start_tunnel(config, &options, &policy, http_addr, ws_addr, &handler, &finished, &fatal)?),
-        None => None,
-    };
+    if let Some(origin) = http_addr.or(ws_addr) {
+        let serves_ws = ws_addr == Some(origin);
+        if ws_addr.is_some() && !serves_ws {
+            tracing::warn!(
+                "WebSocket is on another port than HTTP: only HTTP goes through a tunnel (give --ws the same port)"
+            );
+        }
+        let ip = if origin.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            origin.ip()
+        };
+        let local_url = format!("http://{}", SocketAddr::new(ip, origin.port()));
+        let starter = tunnel_starter(&options, &policy, serves_ws, &handler, &finished, &fatal);
+        control.install(local_url.clone(), tunnel.clone(), starter);
+        if let Some(config) = tunnel {
+            let handle = crate::tunnel::TunnelHandle::start(config.clone(), local_url);
+            follow_tunnel(
+                &handle, &config, &options, &policy, serves_ws, &handler, &finished, &fatal,
+            );
+            control.set_handle(Some(handle));
+        }
+    } else if tunnel.is_some() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "a tunnel needs --http or --ws",
+        ));
+    }
     #[cfg(not(feature = "tunnel"))]
     let _ = tunnel;
 
@@ -258,36 +289,47 @@ pub(super) async fn start(handler: Handler, mut options: Options, tunnel: Option
         grace: Duration::from_secs(options.shutdown_grace),
         fatal,
         #[cfg(feature = "tunnel")]
-        tunnel,
+        tunnel: control,
     })
 }
 
-/// Starts cloudflared for the listener that serves HTTP and WebSocket, and follows it: a ready
-/// tunnel's hostname joins the allowed hosts and its URLs are printed.
+/// How `start_tunnel` starts a tunnel: like `--tunnel`, followed the same way.
 #[cfg(feature = "tunnel")]
-#[allow(clippy::too_many_arguments)]
-fn start_tunnel(
-    config: TunnelConfig,
+fn tunnel_starter(
     options: &Options,
     policy: &HostPolicy,
-    http_addr: Option<SocketAddr>,
-    ws_addr: Option<SocketAddr>,
+    serves_ws: bool,
     handler: &Handler,
     finished: &CancellationToken,
     fatal: &Arc<std::sync::Mutex<Option<Error>>>,
-) -> Result<crate::tunnel::TunnelHandle> {
-    use crate::tunnel::{TunnelHandle, TunnelState};
-    let Some(origin) = http_addr.or(ws_addr) else {
-        return Err(Error::new(ErrorKind::Config, "a tunnel needs --http or --ws"));
-    };
-    let serves_ws = ws_addr == Some(origin);
-    if ws_addr.is_some() && !serves_ws {
-        tracing::warn!("WebSocket is on another port than HTTP: only HTTP goes through the tunnel (give --ws the same port)");
-    }
-    let ip = if origin.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { origin.ip() };
-    let local_url = format!("http://{}", SocketAddr::new(ip, origin.port()));
+) -> Box<dyn Fn(TunnelConfig, String) -> Result<crate::tunnel::TunnelHandle> + Send + Sync> {
+    let (options, policy, handler) = (options.clone(), policy.clone(), handler.clone());
+    let (finished, fatal) = (finished.clone(), fatal.clone());
+    Box::new(move |config, local_url| {
+        let handle = crate::tunnel::TunnelHandle::start(config.clone(), local_url);
+        follow_tunnel(
+            &handle, &config, &options, &policy, serves_ws, &handler, &finished, &fatal,
+        );
+        Ok(handle)
+    })
+}
+
+/// Follows a tunnel: a ready tunnel's hostname joins the allowed hosts and its URLs are
+/// printed; a failed one is reported (and ends the server with `--tunnel-required`).
+#[cfg(feature = "tunnel")]
+#[allow(clippy::too_many_arguments)]
+fn follow_tunnel(
+    handle: &crate::tunnel::TunnelHandle,
+    config: &TunnelConfig,
+    options: &Options,
+    policy: &HostPolicy,
+    serves_ws: bool,
+    handler: &Handler,
+    finished: &CancellationToken,
+    fatal: &Arc<std::sync::Mutex<Option<Error>>>,
+) {
+    use crate::tunnel::TunnelState;
     let kind = config.kind.clone();
-    let handle = TunnelHandle::start(config, local_url);
     let required = options.tunnel.tunnel_required;
     let (policy, finished, fatal) = (policy.clone(), finished.clone(), fatal.clone());
     let name = handler.shared().identity.name.clone();
@@ -301,19 +343,31 @@ fn start_tunnel(
                     let key = (current.hostname.clone(), current.restarts);
                     if announced.as_ref() != Some(&key) {
                         policy.set_tunnel_host(current.hostname.clone());
-                        eprint!("{}", crate::tunnel::banner(&name, &current, &kind, serves_ws));
+                        eprint!(
+                            "{}",
+                            crate::tunnel::banner(&name, &current, &kind, serves_ws)
+                        );
                         announced = Some(key);
                     }
                 }
                 TunnelState::Failed => {
-                    let message = current.last_error.unwrap_or_else(|| "tunnel failed".to_owned());
+                    let message = current
+                        .last_error
+                        .unwrap_or_else(|| "tunnel failed".to_owned());
                     if required {
                         eprintln!("mcp-expose: the tunnel is required and cannot run: {message}");
-                        *fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(Error::new(ErrorKind::Tunnel, message));
+                        *fatal.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(Error::new(ErrorKind::Tunnel, message));
                         finished.cancel();
                     } else {
-                        eprintln!("mcp-expose: tunnel unavailable, serving locally only: {message}");
+                        eprintln!(
+                            "mcp-expose: tunnel unavailable, serving locally only: {message}"
+                        );
                     }
+                    return;
+                }
+                TunnelState::Stopped => {
+                    policy.set_tunnel_host(None);
                     return;
                 }
                 _ => {}
@@ -323,9 +377,7 @@ fn start_tunnel(
             }
         }
     });
-    Ok(handle)
 }
-
 async fn ws_route(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -42,13 +42,19 @@ impl HostPolicy {
             .iter()
             .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
             .collect();
-        Self { hosts, origins, any_host, tunnel_host: Arc::default() }
+        Self {
+            hosts,
+            origins,
+            any_host,
+            tunnel_host: Arc::default(),
+        }
     }
 
     /// Accepts `host` (and no longer the previous tunnel hostname).
     #[cfg_attr(not(feature = "tunnel"), allow(dead_code))]
     pub(crate) fn set_tunnel_host(&self, host: Option<String>) {
-        *self.tunnel_host.write().unwrap_or_else(|e| e.into_inner()) = host.map(|h| h.to_ascii_lowercase());
+        *self.tunnel_host.write().unwrap_or_else(|e| e.into_inner()) =
+            host.map(|h| h.to_ascii_lowercase());
     }
 
     fn host_allowed(&self, authority: &str) -> bool {
@@ -56,7 +62,12 @@ impl HostPolicy {
         let host = strip_port(&authority);
         self.any_host
             || self.hosts.iter().any(|h| *h == authority || h == host)
-            || self.tunnel_host.read().unwrap_or_else(|e| e.into_inner()).as_deref() == Some(host)
+            || self
+                .tunnel_host
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_deref()
+                == Some(host)
     }
 
     fn origin_allowed(&self, origin: &str) -> bool {

@@ -13,21 +13,36 @@ pub fn client_configs(server_name: &str, status: &TunnelStatus) -> Option<serde_
 }
 
 /// The block printed on stderr when the tunnel becomes ready.
-pub(crate) fn banner(server_name: &str, status: &TunnelStatus, kind: &TunnelKind, serves_ws: bool) -> String {
+pub(crate) fn banner(
+    server_name: &str,
+    status: &TunnelStatus,
+    kind: &TunnelKind,
+    serves_ws: bool,
+) -> String {
     let (Some(mcp), Some(configs)) = (status.mcp_url(), client_configs(server_name, status)) else {
         return String::new();
     };
     let mut text = format!(
         "\nmcp-expose: tunnel ready ({} tunnel{})\n  streamable HTTP: {mcp}\n",
         status.kind,
-        if status.restarts > 0 { format!(", restart {}", status.restarts) } else { String::new() },
+        if status.restarts > 0 {
+            format!(", restart {}", status.restarts)
+        } else {
+            String::new()
+        },
     );
     if serves_ws && let Some(ws) = status.ws_url() {
         text.push_str(&format!("  WebSocket:       {ws}\n"));
     }
-    text.push_str(&format!("  Claude Desktop (claude_desktop_config.json):\n    {}\n", configs["claude_desktop"]));
+    text.push_str(&format!(
+        "  Claude Desktop (claude_desktop_config.json):\n    {}\n",
+        configs["claude_desktop"]
+    ));
     if serves_ws {
-        text.push_str(&format!("  WebSocket clients:\n    {}\n", configs["websocket"]));
+        text.push_str(&format!(
+            "  WebSocket clients:\n    {}\n",
+            configs["websocket"]
+        ));
     }
     if *kind == TunnelKind::Quick {
         text.push_str(

@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 #[non_exhaustive]
 pub struct TunnelOptions {
     /// Expose the server through a Cloudflare tunnel: a quick tunnel
-    /// (https://<random>.trycloudflare.com), or a named one when a token is given.
+    /// (`https://<random>.trycloudflare.com`), or a named one when a token is given.
     #[arg(long)]
     pub tunnel: bool,
 
@@ -38,6 +38,11 @@ pub struct TunnelOptions {
     #[arg(long)]
     pub tunnel_required: bool,
 
+    /// Offer the tunnel as MCP tools (start_tunnel, stop_tunnel, get_tunnel_status) and
+    /// resources (tunnel://status, tunnel://url, tunnel://config, tunnel://metrics).
+    #[arg(long)]
+    pub tunnel_tools: bool,
+
     /// Seconds a tunnel start may take to become ready.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub tunnel_ready_timeout: u64,
@@ -57,7 +62,13 @@ impl TunnelOptions {
         let token = match &self.tunnel_token_file {
             Some(file) => Some(
                 std::fs::read_to_string(file)
-                    .map_err(|e| Error::with_source(ErrorKind::Config, format!("cannot read {}", file.display()), e))?
+                    .map_err(|e| {
+                        Error::with_source(
+                            ErrorKind::Config,
+                            format!("cannot read {}", file.display()),
+                            e,
+                        )
+                    })?
                     .trim()
                     .to_owned(),
             ),

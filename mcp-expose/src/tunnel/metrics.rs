@@ -9,8 +9,12 @@ use hyper_util::rt::TokioIo;
 /// `GET http://127.0.0.1:PORT{path}` -> (status, body), with a short timeout.
 pub(crate) async fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let request = async {
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
         tokio::spawn(connection);
         let request = hyper::Request::get(path)
             .header(hyper::header::HOST, format!("127.0.0.1:{port}"))
@@ -21,7 +25,10 @@ pub(crate) async fn get(port: u16, path: &str) -> Option<(u16, String)> {
         let body = response.into_body().collect().await.ok()?.to_bytes();
         Some((status, String::from_utf8_lossy(&body).into_owned()))
     };
-    tokio::time::timeout(Duration::from_secs(2), request).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(2), request)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// The hostname `/quicktunnel` reports (empty for named tunnels).
@@ -41,7 +48,12 @@ pub(crate) async fn ready_connections(port: u16) -> Option<u64> {
         return None;
     }
     let value: serde_json::Value = serde_json::from_str(&body).ok()?;
-    Some(value.get("readyConnections").and_then(|n| n.as_u64()).unwrap_or(1))
+    Some(
+        value
+            .get("readyConnections")
+            .and_then(|n| n.as_u64())
+            .unwrap_or(1),
+    )
 }
 
 /// Request counters from `/metrics` (Prometheus text).

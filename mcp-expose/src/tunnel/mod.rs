@@ -11,6 +11,7 @@ mod metrics;
 mod output;
 mod process;
 mod supervisor;
+mod tools;
 
 use std::{
     fmt,
@@ -22,10 +23,11 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use announce::client_configs;
 pub(crate) use announce::banner;
+pub use announce::client_configs;
 pub use cli::TunnelOptions;
 pub use metrics::TunnelMetrics;
+pub(crate) use tools::{TunnelControl, definitions as tool_definitions};
 
 /// Which tunnel.
 #[derive(Clone, PartialEq, Eq)]
@@ -46,9 +48,11 @@ impl fmt::Debug for TunnelKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TunnelKind::Quick => f.write_str("Quick"),
-            TunnelKind::Named { hostname, .. } => {
-                f.debug_struct("Named").field("token", &"<redacted>").field("hostname", hostname).finish()
-            }
+            TunnelKind::Named { hostname, .. } => f
+                .debug_struct("Named")
+                .field("token", &"<redacted>")
+                .field("hostname", hostname)
+                .finish(),
         }
     }
 }
@@ -98,7 +102,10 @@ impl TunnelConfig {
 
     /// A named tunnel serving `hostname`.
     pub fn named(token: impl Into<String>, hostname: impl Into<String>) -> Self {
-        Self::new(TunnelKind::Named { token: token.into(), hostname: hostname.into() })
+        Self::new(TunnelKind::Named {
+            token: token.into(),
+            hostname: hostname.into(),
+        })
     }
 
     fn new(kind: TunnelKind) -> Self {
@@ -182,7 +189,9 @@ pub struct TunnelStatus {
 impl TunnelStatus {
     /// Seconds since the current run became ready.
     pub fn uptime_seconds(&self) -> Option<u64> {
-        self.ready_since.and_then(|t| t.elapsed().ok()).map(|d| d.as_secs())
+        self.ready_since
+            .and_then(|t| t.elapsed().ok())
+            .map(|d| d.as_secs())
     }
 
     /// `https://host/mcp`, when ready.
@@ -233,7 +242,11 @@ impl TunnelHandle {
             supervisor.run().await;
             finished.cancel();
         });
-        Self { status: rx, stop, done }
+        Self {
+            status: rx,
+            stop,
+            done,
+        }
     }
 
     /// The current status.
@@ -250,11 +263,19 @@ impl TunnelHandle {
     pub async fn ready(&self) -> Result<TunnelStatus, String> {
         let mut status = self.status.clone();
         let result = status
-            .wait_for(|s| matches!(s.state, TunnelState::Ready | TunnelState::Failed | TunnelState::Stopped))
+            .wait_for(|s| {
+                matches!(
+                    s.state,
+                    TunnelState::Ready | TunnelState::Failed | TunnelState::Stopped
+                )
+            })
             .await;
         match result {
             Ok(s) if s.state == TunnelState::Ready => Ok(s.clone()),
-            Ok(s) => Err(s.last_error.clone().unwrap_or_else(|| "tunnel stopped".to_owned())),
+            Ok(s) => Err(s
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "tunnel stopped".to_owned())),
             Err(_) => Err("tunnel supervisor ended".to_owned()),
         }
     }

@@ -23,10 +23,12 @@ pub(crate) enum Event {
 // Anchored on the whole banner line: the offline error line also contains a trycloudflare URL
 // (`https://api.trycloudflare.com/tunnel`), which must never be taken for the tunnel's.
 static BANNER_URL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\S+ INF \|\s+https://([a-z0-9-]+\.trycloudflare\.com)\s+\|$").expect("valid regex")
+    Regex::new(r"^\S+ INF \|\s+https://([a-z0-9-]+\.trycloudflare\.com)\s+\|$")
+        .expect("valid regex")
 });
-static JSON_BANNER_URL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\|\s+https://([a-z0-9-]+\.trycloudflare\.com)\s+\|$").expect("valid regex"));
+static JSON_BANNER_URL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\|\s+https://([a-z0-9-]+\.trycloudflare\.com)\s+\|$").expect("valid regex")
+});
 static METRICS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"Starting metrics server on 127\.0\.0\.1:(\d+)/metrics").expect("valid regex")
 });
@@ -69,10 +71,14 @@ pub(crate) fn parse(line: &str) -> Option<Event> {
         )));
     }
     if line.contains("Provided Tunnel token is not valid") {
-        return Some(Event::ConfigError("the tunnel token is not valid (check --tunnel-token-file / TUNNEL_TOKEN)".into()));
+        return Some(Event::ConfigError(
+            "the tunnel token is not valid (check --tunnel-token-file / TUNNEL_TOKEN)".into(),
+        ));
     }
     if line.contains("unknown protocol") {
-        return Some(Event::ConfigError(format!("cloudflared rejected the protocol: {line}")));
+        return Some(Event::ConfigError(format!(
+            "cloudflared rejected the protocol: {line}"
+        )));
     }
     None
 }
@@ -80,7 +86,11 @@ pub(crate) fn parse(line: &str) -> Option<Event> {
 /// The `tracing` level of a line (`INF`, `WRN`, `ERR`, `FTL`, `DBG` or the JSON `level`).
 pub(crate) fn level(line: &str) -> tracing::Level {
     let upper = |s: &str| {
-        if s.contains(" ERR ") || s.contains(" FTL ") || s.contains("\"level\":\"error\"") || s.contains("\"level\":\"fatal\"") {
+        if s.contains(" ERR ")
+            || s.contains(" FTL ")
+            || s.contains("\"level\":\"error\"")
+            || s.contains("\"level\":\"fatal\"")
+        {
             tracing::Level::ERROR
         } else if s.contains(" WRN ") || s.contains("\"level\":\"warn\"") {
             tracing::Level::WARN
@@ -100,11 +110,19 @@ mod tests {
     #[test]
     fn banner_url_is_anchored() {
         let line = "2026-11-21T11:28:26Z INF |  https://fluffy-bunny-test-words.trycloudflare.com                                         |";
-        assert_eq!(parse(line), Some(Event::Hostname("fluffy-bunny-test-words.trycloudflare.com".into())));
+        assert_eq!(
+            parse(line),
+            Some(Event::Hostname(
+                "fluffy-bunny-test-words.trycloudflare.com".into()
+            ))
+        );
         let offline = r#"failed to request quick Tunnel: Post "https://api.trycloudflare.com/tunnel": dial tcp: lookup api.trycloudflare.com on 127.0.0.53:53: connect: network is unreachable"#;
         assert_eq!(parse(offline), None);
         let json = r#"{"level":"info","message":"|  https://a-b-c.trycloudflare.com  |","time":"2026-11-21T11:28:26Z"}"#;
-        assert_eq!(parse(json), Some(Event::Hostname("a-b-c.trycloudflare.com".into())));
+        assert_eq!(
+            parse(json),
+            Some(Event::Hostname("a-b-c.trycloudflare.com".into()))
+        );
     }
 
     #[test]
@@ -115,7 +133,10 @@ mod tests {
         );
         let rate = r#"2026-11-21T11:28:26Z ERR Error unmarshaling QuickTunnel response: error code: 1015 status_code="429 Too Many Requests""#;
         assert_eq!(parse(rate), Some(Event::RateLimited));
-        assert!(matches!(parse("Incorrect Usage. flag provided but not defined: -X"), Some(Event::ConfigError(_))));
+        assert!(matches!(
+            parse("Incorrect Usage. flag provided but not defined: -X"),
+            Some(Event::ConfigError(_))
+        ));
         assert_eq!(level(rate), tracing::Level::ERROR);
         assert_eq!(level("2026-11-21T11:28:26Z WRN x"), tracing::Level::WARN);
     }

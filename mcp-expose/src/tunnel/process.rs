@@ -56,7 +56,9 @@ fn set_parent_death_signal(command: &mut Command) {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
             // The parent may have died between fork and prctl: then nothing would signal us.
             if nix::unistd::getppid().as_raw() != parent as i32 {
-                return Err(std::io::Error::other("parent exited before cloudflared started"));
+                return Err(std::io::Error::other(
+                    "parent exited before cloudflared started",
+                ));
             }
             Ok(())
         });
@@ -67,15 +69,23 @@ fn set_parent_death_signal(command: &mut Command) {
 fn set_parent_death_signal(_: &mut Command) {}
 
 /// Reads lines until the pipe closes; a full pipe would block cloudflared's logging.
-async fn drain(pipe: impl AsyncRead + Unpin, stream: &'static str, events: mpsc::UnboundedSender<Event>) {
+async fn drain(
+    pipe: impl AsyncRead + Unpin,
+    stream: &'static str,
+    events: mpsc::UnboundedSender<Event>,
+) {
     let mut lines = BufReader::new(pipe).lines();
     loop {
         match lines.next_line().await {
             Ok(Some(line)) => {
                 match output::level(&line) {
-                    tracing::Level::ERROR => tracing::error!(target: "cloudflared", stream, "{line}"),
+                    tracing::Level::ERROR => {
+                        tracing::error!(target: "cloudflared", stream, "{line}")
+                    }
                     tracing::Level::WARN => tracing::warn!(target: "cloudflared", stream, "{line}"),
-                    tracing::Level::DEBUG => tracing::debug!(target: "cloudflared", stream, "{line}"),
+                    tracing::Level::DEBUG => {
+                        tracing::debug!(target: "cloudflared", stream, "{line}")
+                    }
                     _ => tracing::info!(target: "cloudflared", stream, "{line}"),
                 }
                 if let Some(event) = output::parse(&line) {
@@ -99,7 +109,10 @@ pub(crate) async fn stop(child: &mut Child, grace: Duration) {
         let _ = child.start_kill();
     }
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        tracing::warn!(pid, "cloudflared did not exit within {grace:?} of SIGTERM; killing it");
+        tracing::warn!(
+            pid,
+            "cloudflared did not exit within {grace:?} of SIGTERM; killing it"
+        );
         let _ = killpg(group, Signal::SIGKILL);
         let _ = child.kill().await;
     }

@@ -11,8 +11,7 @@ use tokio::{process::Child, sync::mpsc, sync::watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    TunnelConfig, TunnelKind, TunnelProtocol, TunnelState, TunnelStatus, metrics,
-    output::Event,
+    TunnelConfig, TunnelKind, TunnelProtocol, TunnelState, TunnelStatus, metrics, output::Event,
     process,
 };
 
@@ -27,7 +26,11 @@ enum Outcome {
     /// Restarting cannot help.
     Fatal(String),
     /// It exited or never became ready; start it again after a delay.
-    Retry { reason: String, rate_limited: bool, ready_for: Option<Duration> },
+    Retry {
+        reason: String,
+        rate_limited: bool,
+        ready_for: Option<Duration>,
+    },
 }
 
 pub(crate) struct Supervisor {
@@ -45,8 +48,17 @@ impl Supervisor {
         status: watch::Sender<TunnelStatus>,
         stop: CancellationToken,
     ) -> Self {
-        let config_file = std::env::temp_dir().join(format!("mcp-expose-cloudflared-{}.json", std::process::id()));
-        Self { config, local_url, status, stop, config_file }
+        let config_file = std::env::temp_dir().join(format!(
+            "mcp-expose-cloudflared-{}.json",
+            std::process::id()
+        ));
+        Self {
+            config,
+            local_url,
+            status,
+            stop,
+            config_file,
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut TunnelStatus)) {
@@ -54,9 +66,15 @@ impl Supervisor {
     }
 
     fn args(&self) -> Vec<String> {
-        let mut args: Vec<String> = ["tunnel", "--no-autoupdate", "--metrics", "127.0.0.1:0"].map(String::from).into();
+        let mut args: Vec<String> = ["tunnel", "--no-autoupdate", "--metrics", "127.0.0.1:0"]
+            .map(String::from)
+            .into();
         if self.config.protocol != TunnelProtocol::Auto {
-            let protocol = if self.config.protocol == TunnelProtocol::Quic { "quic" } else { "http2" };
+            let protocol = if self.config.protocol == TunnelProtocol::Quic {
+                "quic"
+            } else {
+                "http2"
+            };
             args.extend(["--protocol".to_owned(), protocol.to_owned()]);
         }
         match &self.config.kind {
@@ -99,14 +117,21 @@ impl Supervisor {
                     });
                     break;
                 }
-                Outcome::Retry { reason, rate_limited, ready_for } => {
+                Outcome::Retry {
+                    reason,
+                    rate_limited,
+                    ready_for,
+                } => {
                     if ready_for.is_some_and(|d| d >= self.config.stable_after) {
                         failures = 0;
                     }
                     let delay = if rate_limited {
                         jitter(self.config.rate_limited_backoff)
                     } else {
-                        let step = self.config.backoff_initial.saturating_mul(1 << failures.min(16));
+                        let step = self
+                            .config
+                            .backoff_initial
+                            .saturating_mul(1 << failures.min(16));
                         jitter(step.min(self.config.backoff_max))
                     };
                     failures = failures.saturating_add(1);
@@ -140,28 +165,41 @@ impl Supervisor {
     async fn read_version(&self) {
         let output = tokio::time::timeout(
             Duration::from_secs(5),
-            tokio::process::Command::new(&self.config.cloudflared).arg("--version").kill_on_drop(true).output(),
+            tokio::process::Command::new(&self.config.cloudflared)
+                .arg("--version")
+                .kill_on_drop(true)
+                .output(),
         )
         .await;
         if let Ok(Ok(output)) = output {
             let text = String::from_utf8_lossy(&output.stdout);
-            let version = text.split_whitespace().skip_while(|w| *w != "version").nth(1).map(str::to_owned);
+            let version = text
+                .split_whitespace()
+                .skip_while(|w| *w != "version")
+                .nth(1)
+                .map(str::to_owned);
             self.update(|s| s.cloudflared_version = version);
         }
     }
 
     async fn run_once(&self) -> Outcome {
         self.update(|s| s.state = TunnelState::Starting);
-        let (mut child, mut events) = match process::spawn(&self.config.cloudflared, &self.args(), &self.env()) {
-            Ok(spawned) => spawned,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Outcome::Fatal(format!(
-                    "cloudflared not found (`{}`): {INSTALL_HINT}",
-                    self.config.cloudflared.display()
-                ));
-            }
-            Err(e) => return Outcome::Fatal(format!("cannot start `{}`: {e}", self.config.cloudflared.display())),
-        };
+        let (mut child, mut events) =
+            match process::spawn(&self.config.cloudflared, &self.args(), &self.env()) {
+                Ok(spawned) => spawned,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Outcome::Fatal(format!(
+                        "cloudflared not found (`{}`): {INSTALL_HINT}",
+                        self.config.cloudflared.display()
+                    ));
+                }
+                Err(e) => {
+                    return Outcome::Fatal(format!(
+                        "cannot start `{}`: {e}",
+                        self.config.cloudflared.display()
+                    ));
+                }
+            };
         let pid = child.id();
         tracing::info!(target: "mcp_expose::tunnel", pid, "started cloudflared for {}", self.local_url);
         self.update(|s| s.pid = pid);
@@ -174,7 +212,11 @@ impl Supervisor {
     }
 
     /// Follows one run until it ends; returns how.
-    async fn watch(&self, child: &mut Child, events: &mut mpsc::UnboundedReceiver<Event>) -> Outcome {
+    async fn watch(
+        &self,
+        child: &mut Child,
+        events: &mut mpsc::UnboundedReceiver<Event>,
+    ) -> Outcome {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.config.ready_timeout;
         let mut banner_host: Option<String> = None;
@@ -218,17 +260,17 @@ impl Supervisor {
                 }
                 _ = poll.tick(), if ready_at.is_none() && metrics_port.is_some() => {
                     let Some(port) = metrics_port else { continue };
-                    if metrics::ready_connections(port).await.is_some() {
-                        if let Some(hostname) = self.public_hostname(port, banner_host.as_deref()).await {
-                            ready_at = Some(Instant::now());
-                            self.update(|s| {
-                                s.state = TunnelState::Ready;
-                                s.url = Some(format!("https://{hostname}"));
-                                s.hostname = Some(hostname);
-                                s.ready_since = Some(SystemTime::now());
-                                s.last_error = None;
-                            });
-                        }
+                    if metrics::ready_connections(port).await.is_some()
+                        && let Some(hostname) = self.public_hostname(port, banner_host.as_deref()).await
+                    {
+                        ready_at = Some(Instant::now());
+                        self.update(|s| {
+                            s.state = TunnelState::Ready;
+                            s.url = Some(format!("https://{hostname}"));
+                            s.hostname = Some(hostname);
+                            s.ready_since = Some(SystemTime::now());
+                            s.last_error = None;
+                        });
                     }
                 }
                 () = tokio::time::sleep_until(deadline), if ready_at.is_none() => {
@@ -245,7 +287,9 @@ impl Supervisor {
         match &self.config.kind {
             TunnelKind::Named { hostname, .. } => Some(hostname.clone()),
             TunnelKind::Quick => {
-                let reported = metrics::quick_tunnel_hostname(port).await.filter(|h| !h.is_empty());
+                let reported = metrics::quick_tunnel_hostname(port)
+                    .await
+                    .filter(|h| !h.is_empty());
                 match (banner, reported) {
                     (Some(banner), Some(reported)) if banner != reported => {
                         tracing::warn!(target: "mcp_expose::tunnel", %banner, %reported, "banner and /quicktunnel disagree; using /quicktunnel");
@@ -267,21 +311,34 @@ impl Supervisor {
         ready_at: Option<Instant>,
         started: Instant,
     ) -> Outcome {
-        let code = status.as_ref().ok().and_then(std::process::ExitStatus::code);
+        let code = status
+            .as_ref()
+            .ok()
+            .and_then(std::process::ExitStatus::code);
         if let Some(message) = config_error {
             return Outcome::Fatal(message);
         }
         if code == Some(255) {
-            return Outcome::Fatal("cloudflared exited with 255 (configuration error); see its log above".to_owned());
+            return Outcome::Fatal(
+                "cloudflared exited with 255 (configuration error); see its log above".to_owned(),
+            );
         }
         let how = match (&status, code) {
             (Ok(_), Some(code)) => format!("exited with code {code}"),
             (Ok(status), None) => format!("was killed ({status})"),
             (Err(e), _) => format!("could not be waited for ({e})"),
         };
-        let reason = if rate_limited { format!("{how}: quick-tunnel creation is rate limited (429/1015)") } else { how };
+        let reason = if rate_limited {
+            format!("{how}: quick-tunnel creation is rate limited (429/1015)")
+        } else {
+            how
+        };
         tracing::debug!(target: "mcp_expose::tunnel", ran_for = ?started.elapsed(), "cloudflared ended");
-        Outcome::Retry { reason, rate_limited, ready_for: ready_at.map(|t| t.elapsed()) }
+        Outcome::Retry {
+            reason,
+            rate_limited,
+            ready_for: ready_at.map(|t| t.elapsed()),
+        }
     }
 }
 

@@ -51,10 +51,8 @@ USAGE:
    cloudflared tunnel [tunnel command options] [subcommand options]
 
 OPTIONS:
-   --url value       Connect to the local webserver at URL. (default: \"http://localhost:8080\")
-   --metrics value   Listen address for metrics reporting.
-   --protocol value  Protocol implementation to connect with Cloudflare's edge network. (default: \"auto\")
-   --no-autoupdate   Disable periodic check for updates, restarting the server with the new version.
+   --url value      Connect to the local webserver at URL. (default: \"http://localhost:8080\")
+   --metrics value  Listen address for metrics reporting.
 ";
 /// Edge address and location of connection i (quick tunnels register 1, named ones 4).
 const EDGES: [(&str, &str); 4] = [
@@ -66,22 +64,21 @@ const EDGES: [(&str, &str); 4] = [
 const WORDS: &str = "seasonal reviewer mixer latest fluffy bunny granted silver harbor velvet \
     quantum meadow pencil orbit canyon lemon tribune atlas cedar pixel summit garden rocket timber \
     violin basin copper delta ember falcon glacier horizon island jungle kernel lagoon marble";
-/// zerolog's console and JSON level names, by level index.
-const LEVELS: [(&str, &str); 5] = [
-    ("DBG", "debug"),
-    ("INF", "info"),
-    ("WRN", "warn"),
-    ("ERR", "error"),
-    ("FTL", "fatal"),
-];
+/// zerolog's level names (console, JSON), by level index.
+const LEVELS: [&str; 5] = ["DBG", "INF", "WRN", "ERR", "FTL"];
+const LEVEL_NAMES: [&str; 5] = ["debug", "info", "warn", "error", "fatal"];
 const INF: usize = 1;
 const ERR: usize = 3;
 
 /// (json output, minimum level), set once from the flags.
 static LOG: OnceLock<(bool, usize)> = OnceLock::new();
 
-/// `log!(LEVEL, message, "key" => value, ...)`: one stderr line, fields sorted by key.
+/// `log!(LEVEL, "message {inline_arg}", "key" => value, ...)`: one stderr line. A message that
+/// is not a literal (a const) is used as is.
 macro_rules! log {
+    ($lvl:expr, $msg:literal $(, $k:literal => $v:expr)* $(,)?) => {
+        emit($lvl, &format!($msg), &[$(($k, json!($v))),*])
+    };
     ($lvl:expr, $msg:expr $(, $k:literal => $v:expr)* $(,)?) => {
         emit($lvl, &$msg, &[$(($k, json!($v))),*])
     };
@@ -95,12 +92,12 @@ fn emit(level: usize, msg: &str, fields: &[(&str, Value)]) {
     let mut map: BTreeMap<&str, Value> = fields.iter().cloned().collect();
     let line = if json {
         // A BTreeMap serialises in key order, as zerolog's JSON does.
-        map.insert("level", LEVELS[level].1.into());
+        map.insert("level", LEVEL_NAMES[level].into());
         map.insert("message", msg.into());
         map.insert("time", now_rfc3339().into());
         serde_json::to_string(&map).unwrap_or_default()
     } else {
-        let mut line = format!("{} {} {msg}", now_rfc3339(), LEVELS[level].0);
+        let mut line = format!("{} {} {msg}", now_rfc3339(), LEVELS[level]);
         for (k, v) in map {
             let v = match v {
                 // zerolog quotes strings holding spaces, quotes or control characters.
@@ -237,6 +234,7 @@ fn tunnel_id(token: &str) -> Option<String> {
 }
 
 /// State behind the metrics server.
+#[derive(Default)]
 struct Shared {
     connector_id: String,
     hostname: String,
@@ -253,17 +251,23 @@ type Reply = (StatusCode, [(header::HeaderName, &'static str); 1], String);
 async fn metrics_handler(State(st): State<Arc<Shared>>, uri: Uri) -> Reply {
     let ready = st.ready.load(SeqCst);
     let (code, body) = match uri.path() {
+        // Written by hand: these keep Go's struct field order, not serde_json's sorted keys.
         "/ready" => {
-            let status = if ready > 0 { 200 } else { 503 };
-            let body = json!({"status": status, "readyConnections": ready, "connectorId": st.connector_id});
-            (status, body.to_string())
+            let (status, id) = (if ready > 0 { 200 } else { 503 }, &st.connector_id);
+            let body =
+                format!(r#"{{"status":{status},"readyConnections":{ready},"connectorId":"{id}"}}"#);
+            (status, body)
         }
         "/healthcheck" => (200, "OK\n".to_string()),
         "/quicktunnel" => (200, json!({"hostname": st.hostname}).to_string()),
         "/config" => {
-            let ingress = json!([{"service": st.service}]);
-            let config = json!({"ingress": ingress, "warp-routing": {}, "originRequest": {}});
-            (200, json!({"version": -1, "config": config}).to_string())
+            let ingress = match st.service.as_str() {
+                "" => json!([]),
+                service => json!([{ "service": service }]),
+            };
+            let config =
+                format!(r#"{{"ingress":{ingress},"warp-routing":{{}},"originRequest":{{}}}}"#);
+            (200, format!(r#"{{"version":-1,"config":{config}}}"#))
         }
         "/metrics" => (200, prometheus(&st, ready)),
         _ => (404, "404 page not found\n".to_string()),
@@ -282,8 +286,9 @@ fn prometheus(st: &Shared, ready: u32) -> String {
         .iter()
         .map(|(c, n)| format!("cloudflared_tunnel_response_by_code{{status_code=\"{c}\"}} {n}\n"))
         .collect();
+    let name = "cloudflared_tunnel_server_locations";
     let locations: String = (EDGES.iter().take(ready as usize).enumerate())
-        .map(|(i, (_, l))| format!("cloudflared_tunnel_server_locations{{connection_id=\"{i}\",edge_location=\"{l}\"}} 1\n"))
+        .map(|(i, (_, l))| format!("{name}{{connection_id=\"{i}\",edge_location=\"{l}\"}} 1\n"))
         .collect();
     let hosts = match st.hostname.as_str() {
         "" => String::new(),
@@ -342,7 +347,13 @@ async fn origin_check(service: &str) -> Result<u16, String> {
     let head = tokio::time::timeout(Duration::from_secs(5), exchange)
         .await
         .map_err(|_| "timeout awaiting response headers".to_string())?
-        .map_err(|e| format!("dial tcp {addr}: {e}"))?;
+        .map_err(|e| match e.kind() {
+            // Go's wording, as in cloudflared's own origin errors.
+            std::io::ErrorKind::ConnectionRefused => {
+                format!("dial tcp {addr}: connect: connection refused")
+            }
+            _ => format!("dial tcp {addr}: {e}"),
+        })?;
     let code = head.split(' ').nth(1).and_then(|c| c.parse().ok());
     code.ok_or_else(|| format!("malformed response {head:?}"))
 }
@@ -352,12 +363,19 @@ async fn connect(st: Arc<Shared>, mode: String, protocol: &'static str, conns: u
     st.ha.store(conns as u32, SeqCst);
     sleep(env_ms("FAKE_CLOUDFLARED_READY_DELAY_MS", 300)).await;
     if mode == "never-ready" {
-        // As with UDP 7844 blocked: quic dials time out, backoff 2,4,..,64 s, /ready stays 503.
+        // As with the edge unreachable: dials time out, backoff 2,4,..,64 s, /ready stays 503.
         let ip = EDGES[0].0;
+        let (msg, error) = match protocol {
+            "quic" => ("Failed to dial a quic connection", QUIC_TIMEOUT.to_string()),
+            _ => (
+                "Unable to establish connection with Cloudflare edge",
+                format!("DialContext error: dial tcp {ip}:7844: i/o timeout"),
+            ),
+        };
         for backoff in [2, 4, 8, 16, 32].into_iter().chain(std::iter::repeat(64)) {
-            let retry = format!("Retrying connection in up to {backoff}s");
-            log!(ERR, "Failed to dial a quic connection", "connIndex" => 0, "error" => QUIC_TIMEOUT, "event" => 0, "ip" => ip);
-            log!(INF, retry, "connIndex" => 0, "event" => 0, "ip" => ip);
+            log!(ERR, msg, "connIndex" => 0, "error" => error, "event" => 0, "ip" => ip);
+            log!(INF, "Retrying connection in up to {backoff}s", "connIndex" => 0, "event" => 0,
+                "ip" => ip);
             sleep(Duration::from_secs(backoff)).await;
         }
     }
@@ -413,17 +431,14 @@ async fn request_quick_tunnel(mode: &str) -> String {
     }
     let words: Vec<&str> = WORDS.split_whitespace().collect();
     let pick = |_| words[(rand_u64() % words.len() as u64) as usize];
-    let hostname = format!(
-        "{}.trycloudflare.com",
-        (0..4).map(pick).collect::<Vec<_>>().join("-")
-    );
+    let hostname = (0..4).map(pick).collect::<Vec<_>>().join("-") + ".trycloudflare.com";
     // cloudflared's AsciiBox: border, one padded line per text, border.
     let url = format!("https://{hostname}");
     let width = CREATED.len().max(url.len());
     let border = format!("+{}+", "-".repeat(width + 4));
     log!(INF, border);
-    log!(INF, format!("|  {CREATED:<width$}  |"));
-    log!(INF, format!("|  {url:<width$}  |"));
+    log!(INF, "|  {CREATED:<width$}  |");
+    log!(INF, "|  {url:<width$}  |");
     log!(INF, border);
     hostname
 }
@@ -490,73 +505,52 @@ async fn main() {
     let cli = parse_cli(&std::env::args().skip(1).collect::<Vec<_>>());
     let output = cli
         .get("output")
-        .or_else(|| std::env::var("TUNNEL_LOG_OUTPUT").ok());
+        .or(std::env::var("TUNNEL_LOG_OUTPUT").ok());
     let level = cli.get("loglevel").unwrap_or_else(|| "info".into());
-    let min_level = LEVELS.iter().position(|(_, l)| *l == level).unwrap_or(INF);
+    let min_level = LEVEL_NAMES.iter().position(|l| *l == level).unwrap_or(INF);
     let _ = LOG.set((output.as_deref() == Some("json"), min_level));
     let mode = std::env::var("FAKE_CLOUDFLARED_MODE").unwrap_or_else(|_| "normal".into());
     if !MODES.split_whitespace().any(|m| m == mode) {
-        fail(
-            &format!("fake cloudflared: FAKE_CLOUDFLARED_MODE {mode:?} is not one of: {MODES}"),
-            2,
-        );
+        let msg =
+            format!("fake cloudflared: FAKE_CLOUDFLARED_MODE {mode:?} is not one of: {MODES}");
+        fail(&msg, 2);
     }
     if mode == "bad-token" {
         fail(BAD_TOKEN, 255);
     }
 
     let (hostname, service, conns) = if cli.run {
-        let token = (cli
-            .get("token")
-            .or_else(|| std::env::var("TUNNEL_TOKEN").ok()))
-        .or_else(|| {
-            cli.get("token-file")
-                .and_then(|f| std::fs::read_to_string(f).ok())
-        });
+        let token = cli.get("token").or(std::env::var("TUNNEL_TOKEN").ok());
+        let token = token.or_else(|| std::fs::read_to_string(cli.get("token-file")?).ok());
         let token = token.unwrap_or_else(|| fail(NO_TUNNEL, 255));
         let id = tunnel_id(&token).unwrap_or_else(|| fail(BAD_TOKEN, 255));
         log!(INF, "Starting tunnel", "tunnelID" => id);
         (String::new(), String::new(), 4)
     } else {
         let hostname = request_quick_tunnel(&mode).await;
-        (
-            hostname,
-            cli.get("url")
-                .unwrap_or_else(|| "http://localhost:8080".into()),
-            1,
-        )
+        let url = cli
+            .get("url")
+            .unwrap_or_else(|| "http://localhost:8080".into());
+        (hostname, url, 1)
     };
     let protocol = cli.get("protocol").unwrap_or_else(|| "auto".into());
     if !["auto", "quic", "http2"].contains(&protocol.as_str()) {
         fail(&format!("unknown protocol {protocol}, {PROTOCOLS}"), 1);
     }
-    // Quick tunnels always use quic; named ones honour an explicit http2.
-    let protocol = if protocol == "http2" && cli.run {
-        "http2"
-    } else {
-        "quic"
-    };
+    // `auto` means quic, with no fallback to http2 for quick tunnels; an explicit http2 is used.
+    let protocol = if protocol == "http2" { "http2" } else { "quic" };
 
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
     let listener = bind_metrics(cli.get("metrics")).await;
-    let port = listener
-        .local_addr()
-        .expect("metrics listener address")
-        .port();
-    log!(
-        INF,
-        format!("Starting metrics server on 127.0.0.1:{port}/metrics")
-    );
+    let port = listener.local_addr().map_or(0, |a| a.port());
+    log!(INF, "Starting metrics server on 127.0.0.1:{port}/metrics");
     let shared = Arc::new(Shared {
         connector_id: uuid_v4(),
         hostname,
         service,
-        ready: AtomicU32::new(0),
-        ha: AtomicU32::new(0),
-        requests: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
         codes: Mutex::new(BTreeMap::from([(200, 0)])),
+        ..Shared::default()
     });
     let app = Router::new()
         .fallback(metrics_handler)
@@ -568,10 +562,7 @@ async fn main() {
         () = lifetime(conn, &mode, cli.no_autoupdate) => unreachable!("lifetime exits the process"),
         name = next_signal(&mut term, &mut int) => name,
     };
-    log!(
-        INF,
-        format!("Initiating graceful shutdown due to signal {name} ...")
-    );
+    log!(INF, "Initiating graceful shutdown due to signal {name} ...");
     if mode == "ignore-sigterm" {
         // Stuck in its graceful shutdown for good: only SIGKILL ends it.
         loop {

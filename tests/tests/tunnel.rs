@@ -1,0 +1,399 @@
+//! `--tunnel` against a faithful cloudflared test double (`src/bin/cloudflared.rs`, following
+//! shared/facts/cloudflared.md): discovery, readiness, restarts, failures and clean stops, with
+//! the real `bioseq` binary and real processes.
+
+use std::time::{Duration, Instant};
+
+use mcp_expose_tests::{ServerProcess, initialize};
+use serde_json::{Value, json};
+
+/// PATH with the test double first, so `cloudflared` resolves to it.
+fn path_with_double() -> String {
+    let double = std::path::Path::new(env!("CARGO_BIN_EXE_cloudflared"));
+    let dir = double.parent().expect("bin dir").display().to_string();
+    format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
+}
+
+fn temp_file(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mcp-expose-tunnel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+async fn start(args: &[&str], env: &[(&str, String)]) -> ServerProcess {
+    let mut all = vec![("PATH", path_with_double())];
+    all.extend(env.iter().cloned());
+    ServerProcess::start_with_env("bioseq", args, &all).await
+}
+
+/// The hostname in a banner line `streamable HTTP: https://HOST/mcp`.
+fn banner_host(line: &str) -> String {
+    let start = line.find("https://").expect("https URL") + "https://".len();
+    line[start..].trim_end_matches("/mcp").trim().to_owned()
+}
+
+async fn initialize_status(server: &ServerProcess, host: &str) -> u16 {
+    reqwest::Client::new()
+        .post(server.http())
+        .header("host", host)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(initialize(1, json!({})))
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+fn pid_from(file: &std::path::Path) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "the double wrote no pid file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` is a live process (a zombie awaiting its reaper does not count).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+fn kill(signal: &str, pid: i32) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+async fn gone_within(pid: i32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    !alive(pid)
+}
+
+#[tokio::test]
+async fn quick_tunnel_url_is_printed_once_ready_and_its_host_is_served() {
+    let mut server = start(&["--http", "0", "--tunnel"], &[]).await;
+    let registered = server
+        .line_containing("Registered tunnel connection", Duration::from_secs(20))
+        .await;
+    assert!(registered.is_some(), "log:\n{}", server.log.join("\n"));
+    let since_ready = Instant::now();
+    let banner = server
+        .line_containing("streamable HTTP: https://", Duration::from_secs(5))
+        .await
+        .expect("banner");
+    // The double turns /ready to 200 as it logs the registration: the URL follows within 2 s.
+    assert!(
+        since_ready.elapsed() < Duration::from_secs(2),
+        "URL printed {:?} after ready",
+        since_ready.elapsed()
+    );
+    let host = banner_host(&banner);
+    assert!(host.ends_with(".trycloudflare.com"), "{host}");
+    let ws = server
+        .line_containing("WebSocket:       wss://", Duration::from_secs(2))
+        .await
+        .expect("wss URL");
+    assert!(ws.contains(&format!("wss://{host}/ws")), "{ws}");
+    assert!(
+        server
+            .line_containing("mcp-remote", Duration::from_secs(2))
+            .await
+            .is_some()
+    );
+    assert_eq!(initialize_status(&server, &host).await, 200);
+    assert_eq!(
+        initialize_status(&server, "other-words.trycloudflare.com").await,
+        403
+    );
+}
+
+#[tokio::test]
+async fn killed_cloudflared_is_restarted_with_a_new_url_and_one_restart_is_reported() {
+    let pidfile = temp_file("restart.pid");
+    let env = [("FAKE_CLOUDFLARED_PIDFILE", pidfile.display().to_string())];
+    let mut server = start(&["--http", "0", "--tunnel", "--tunnel-tools"], &env).await;
+    let first = banner_host(
+        &server
+            .line_containing("streamable HTTP: https://", Duration::from_secs(20))
+            .await
+            .expect("first URL"),
+    );
+    let pid = pid_from(&pidfile);
+    std::fs::remove_file(&pidfile).expect("remove pid file");
+    kill("-KILL", pid);
+    let restarting = server
+        .line_containing("restarting in", Duration::from_secs(5))
+        .await
+        .expect("restart scheduled");
+    let delay: f64 = restarting
+        .split("restarting in ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .expect("delay");
+    assert!(
+        delay <= 1.0,
+        "first backoff step is at most 1 s, got {delay}"
+    );
+    let second = banner_host(
+        &server
+            .line_containing("streamable HTTP: https://", Duration::from_secs(10))
+            .await
+            .expect("new URL"),
+    );
+    assert_ne!(first, second, "a restarted quick tunnel has a new hostname");
+    assert!(server.logged("restart 1"));
+    assert_eq!(
+        initialize_status(&server, &second).await,
+        200,
+        "the new hostname is allowed"
+    );
+    assert_eq!(
+        initialize_status(&server, &first).await,
+        403,
+        "the dead hostname is not"
+    );
+
+    // get_tunnel_status over streamable HTTP.
+    let client = reqwest::Client::new();
+    let post = |body: String, session: Option<String>| {
+        let mut request = client
+            .post(server.http())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18");
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.body(body).send()
+    };
+    let init = post(initialize(1, json!({})), None)
+        .await
+        .expect("initialize");
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .expect("session")
+        .to_owned();
+    let call = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_tunnel_status","arguments":{}}});
+    let body = post(call.to_string(), Some(session))
+        .await
+        .expect("call")
+        .text()
+        .await
+        .expect("body");
+    let data = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .find(|d| d.contains("\"id\":2"))
+        .expect("result event");
+    let result: Value = serde_json::from_str(data).expect("JSON");
+    let status = &result["result"]["structuredContent"];
+    assert_eq!(status["restarts"], 1, "{status}");
+    assert_eq!(status["status"], "ready");
+    assert_eq!(status["url"], format!("https://{second}"));
+    assert_eq!(status["cloudflared_version"], "2026.8.2");
+    assert_eq!(status["ready_connections"], 1);
+}
+
+#[tokio::test]
+async fn configuration_error_is_reported_and_not_restarted() {
+    let token = temp_file("token");
+    std::fs::write(&token, "not-a-valid-token").expect("token file");
+    let token_arg = token.display().to_string();
+    let args = [
+        "--http",
+        "0",
+        "--tunnel-token-file",
+        token_arg.as_str(),
+        "--public-hostname",
+        "mcp.example.com",
+    ];
+    let mut server = start(&args, &[("FAKE_CLOUDFLARED_MODE", "bad-token".to_owned())]).await;
+    let line = server
+        .line_containing("tunnel unavailable", Duration::from_secs(20))
+        .await
+        .expect("failure reported");
+    assert!(line.contains("token"), "{line}");
+    assert!(
+        server
+            .line_containing("restarting in", Duration::from_millis(1500))
+            .await
+            .is_none()
+    );
+    assert_eq!(
+        initialize_status(&server, "127.0.0.1").await,
+        200,
+        "the local server keeps serving"
+    );
+    assert!(
+        !server.logged("not-a-valid-token"),
+        "the token never reaches the log"
+    );
+}
+
+#[tokio::test]
+async fn missing_cloudflared_is_a_clear_error_while_the_local_server_serves() {
+    let mut server = start(
+        &[
+            "--http",
+            "0",
+            "--tunnel",
+            "--cloudflared",
+            "/nonexistent/cloudflared",
+        ],
+        &[],
+    )
+    .await;
+    let line = server
+        .line_containing("tunnel unavailable", Duration::from_secs(20))
+        .await
+        .expect("error");
+    assert!(
+        line.contains("cloudflared not found") && line.contains("install"),
+        "{line}"
+    );
+    assert_eq!(initialize_status(&server, "localhost").await, 200);
+
+    let mut required = start(
+        &[
+            "--http",
+            "0",
+            "--tunnel",
+            "--tunnel-required",
+            "--cloudflared",
+            "/nonexistent/cloudflared",
+        ],
+        &[],
+    )
+    .await;
+    let status = tokio::time::timeout(Duration::from_secs(20), required.child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    assert!(!status.success(), "--tunnel-required makes it fatal");
+    assert!(
+        required
+            .line_containing("required", Duration::from_secs(2))
+            .await
+            .is_some()
+            || required.logged("required")
+    );
+}
+
+#[tokio::test]
+async fn sigterm_of_the_server_stops_cloudflared() {
+    let pidfile = temp_file("sigterm.pid");
+    let env = [("FAKE_CLOUDFLARED_PIDFILE", pidfile.display().to_string())];
+    let mut server = start(&["--http", "0", "--tunnel"], &env).await;
+    server
+        .line_containing("streamable HTTP: https://", Duration::from_secs(20))
+        .await
+        .expect("ready");
+    let double = pid_from(&pidfile);
+    kill("-TERM", server.child.id().expect("pid") as i32);
+    let status = tokio::time::timeout(Duration::from_secs(15), server.child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    assert!(status.success());
+    assert!(!alive(double), "cloudflared outlived the server");
+}
+
+#[tokio::test]
+async fn sigkill_of_the_server_leaves_no_cloudflared_within_two_seconds() {
+    let pidfile = temp_file("sigkill.pid");
+    let env = [("FAKE_CLOUDFLARED_PIDFILE", pidfile.display().to_string())];
+    let mut server = start(&["--http", "0", "--tunnel"], &env).await;
+    server
+        .line_containing("streamable HTTP: https://", Duration::from_secs(20))
+        .await
+        .expect("ready");
+    let double = pid_from(&pidfile);
+    kill("-KILL", server.child.id().expect("pid") as i32);
+    let _ = server.child.wait().await;
+    assert!(
+        gone_within(double, Duration::from_secs(2)).await,
+        "cloudflared still runs 2 s after SIGKILL of the server"
+    );
+}
+
+#[tokio::test]
+async fn a_cloudflared_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let pidfile = temp_file("stubborn.pid");
+    let env = [
+        ("FAKE_CLOUDFLARED_PIDFILE", pidfile.display().to_string()),
+        ("FAKE_CLOUDFLARED_MODE", "ignore-sigterm".to_owned()),
+    ];
+    let mut server = start(&["--http", "0", "--tunnel"], &env).await;
+    server
+        .line_containing("streamable HTTP: https://", Duration::from_secs(20))
+        .await
+        .expect("ready");
+    let double = pid_from(&pidfile);
+    kill("-TERM", server.child.id().expect("pid") as i32);
+    let status = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    assert!(status.success());
+    assert!(!alive(double));
+}
+
+#[tokio::test]
+async fn rate_limited_creation_backs_off_long() {
+    let mut server = start(
+        &["--http", "0", "--tunnel"],
+        &[("FAKE_CLOUDFLARED_MODE", "rate-limited".to_owned())],
+    )
+    .await;
+    let line = server
+        .line_containing("restarting in", Duration::from_secs(20))
+        .await
+        .expect("restart scheduled");
+    assert!(line.contains("rate limited"), "{line}");
+    let delay: f64 = line
+        .split("restarting in ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .expect("delay");
+    assert!(delay >= 150.0, "rate limiting waits minutes, got {delay} s");
+}
+
+#[tokio::test]
+async fn a_tunnel_that_never_becomes_ready_times_out_and_restarts() {
+    let args = ["--http", "0", "--tunnel", "--tunnel-ready-timeout", "1"];
+    let mut server = start(
+        &args,
+        &[("FAKE_CLOUDFLARED_MODE", "never-ready".to_owned())],
+    )
+    .await;
+    let line = server
+        .line_containing("restarting in", Duration::from_secs(20))
+        .await
+        .expect("restart scheduled");
+    assert!(line.contains("not ready within"), "{line}");
+}
