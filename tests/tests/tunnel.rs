@@ -397,3 +397,68 @@ async fn a_tunnel_that_never_becomes_ready_times_out_and_restarts() {
         .expect("restart scheduled");
     assert!(line.contains("not ready within"), "{line}");
 }
+
+fn run_bioseq(args: &[&str]) -> String {
+    let output = std::process::Command::new(mcp_expose_tests::bin("bioseq"))
+        .args(args)
+        .output()
+        .expect("run bioseq");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+#[test]
+fn print_cloudflared_config_routes_http_and_ws_and_ends_with_404() {
+    let yaml = run_bioseq(&[
+        "--http",
+        "8000",
+        "--print-cloudflared-config",
+        "--public-hostname",
+        "mcp.example.com",
+        "--tunnel-id",
+        "6ff42ae2-765d-4adf-8112-31c55c1551ef",
+        "--credentials-file",
+        "/etc/cloudflared/t.json",
+    ]);
+    assert!(
+        yaml.contains("tunnel: 6ff42ae2-765d-4adf-8112-31c55c1551ef\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("credentials-file: /etc/cloudflared/t.json\n"));
+    assert!(yaml.contains("  - hostname: mcp.example.com\n    service: http://127.0.0.1:8000\n"));
+    assert!(
+        yaml.trim_end().ends_with("- service: http_status:404"),
+        "{yaml}"
+    );
+
+    let split = run_bioseq(&[
+        "--http",
+        "8000",
+        "--ws",
+        "8001",
+        "--print-cloudflared-config",
+        "--public-hostname",
+        "h.example.com",
+    ]);
+    assert!(
+        split.contains("    path: ^/ws$\n    service: http://127.0.0.1:8001\n"),
+        "{split}"
+    );
+}
+
+#[test]
+fn print_systemd_unit_restarts_on_failure_and_keeps_secrets_out_of_argv() {
+    let unit = run_bioseq(&["--http", "8000", "--tunnel", "--print-systemd-unit"]);
+    assert!(unit.contains("Restart=on-failure"));
+    assert!(unit.contains("EnvironmentFile=-/etc/bioseq/env"));
+    let exec = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .expect("ExecStart");
+    assert!(exec.ends_with("bioseq --http 8000 --tunnel"), "{exec}");
+    assert!(unit.contains("WantedBy=multi-user.target"));
+}

@@ -186,6 +186,22 @@ impl Server {
         let matches = command.get_matches();
         let cli = options::Cli::from_arg_matches(&matches)
             .map_err(|e| Error::with_source(ErrorKind::Config, "invalid command line", e))?;
+        #[cfg(feature = "tunnel")]
+        if cli.options.tunnel.print_cloudflared_config || cli.options.tunnel.print_systemd_unit {
+            let text = if cli.options.tunnel.print_systemd_unit {
+                let args: Vec<String> = std::env::args().skip(1).collect();
+                crate::tunnel::systemd_unit(&self.identity.name, &args)
+            } else {
+                crate::tunnel::cloudflared_config(&cli.options)?
+            };
+            // Not serving: stdout is the user's, for redirecting into a file.
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            return stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+                .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write to stdout", e));
+        }
         self.options(cli.options).serve_with_signals().await
     }
 

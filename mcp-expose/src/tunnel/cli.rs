@@ -43,6 +43,22 @@ pub struct TunnelOptions {
     #[arg(long)]
     pub tunnel_tools: bool,
 
+    /// Print a cloudflared config.yml for a named tunnel serving --public-hostname, and exit.
+    #[arg(long)]
+    pub print_cloudflared_config: bool,
+
+    /// The named tunnel's id, for --print-cloudflared-config.
+    #[arg(long, value_name = "UUID")]
+    pub tunnel_id: Option<String>,
+
+    /// The named tunnel's credentials file, for --print-cloudflared-config.
+    #[arg(long, value_name = "FILE")]
+    pub credentials_file: Option<PathBuf>,
+
+    /// Print a systemd unit running this server with the other flags given, and exit.
+    #[arg(long)]
+    pub print_systemd_unit: bool,
+
     /// Seconds a tunnel start may take to become ready.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub tunnel_ready_timeout: u64,

@@ -7,6 +7,7 @@
 
 mod announce;
 mod cli;
+mod deploy;
 mod metrics;
 mod output;
 mod process;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) use announce::banner;
 pub use announce::client_configs;
 pub use cli::TunnelOptions;
+pub(crate) use deploy::{cloudflared_config, systemd_unit};
 pub use metrics::TunnelMetrics;
 pub(crate) use tools::{TunnelControl, definitions as tool_definitions};
 
