@@ -9,6 +9,7 @@ mod handler;
 pub mod prompt;
 mod registry;
 pub mod resource;
+pub mod security;
 pub mod serve;
 pub mod tool;
 mod transport;

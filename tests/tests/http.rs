@@ -147,3 +147,76 @@ async fn sigterm_shuts_down_gracefully_and_exits_zero() {
         .expect("wait");
     assert!(status.success(), "exit status {status}");
 }
+
+#[tokio::test]
+async fn bearer_tokens_guard_http_and_websocket_but_not_health() {
+    let dir = std::env::temp_dir().join(format!("mcp-expose-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("tokens");
+    std::fs::write(&file, "# rotation: old and new\nold-token\nnew-token\n").expect("tokens");
+    let path = file.display().to_string();
+    let server = ServerProcess::start(
+        "bioseq",
+        &["--http", "0", "--ws", "0", "--auth-token-file", &path],
+    )
+    .await;
+    let send = |token: Option<&str>| {
+        let mut request = post(server.http()).body(initialize(1, json!({})));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request.send()
+    };
+    let denied = send(None).await.expect("request");
+    assert_eq!(denied.status(), 401);
+    assert_eq!(
+        denied.headers()["www-authenticate"],
+        r#"Bearer realm="mcp""#
+    );
+    let body: Value = denied.json().await.expect("JSON body on 401");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Bearer"))
+    );
+    let wrong = send(Some("nope")).await.expect("request");
+    assert_eq!(wrong.status(), 401);
+    assert!(
+        wrong.headers()["www-authenticate"]
+            .to_str()
+            .is_ok_and(|v| v.contains("invalid_token"))
+    );
+    assert_eq!(
+        send(Some("old-token")).await.expect("request").status(),
+        200
+    );
+    assert_eq!(
+        send(Some("new-token")).await.expect("request").status(),
+        200
+    );
+    let health = reqwest::get(server.http().replace("/mcp", "/health"))
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200, "/health stays open");
+
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let refused = tokio_tungstenite::connect_async(server.ws()).await;
+    assert!(
+        refused.is_err(),
+        "a WebSocket upgrade without a token is refused"
+    );
+    let mut request = server.ws().into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("authorization", "Bearer new-token".parse().expect("header"));
+    assert!(tokio_tungstenite::connect_async(request).await.is_ok());
+    let mut request = server.ws().into_client_request().expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "mcp, bearer.old-token".parse().expect("header"),
+    );
+    let (_, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("browser-style token");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "mcp");
+}

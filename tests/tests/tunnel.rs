@@ -32,9 +32,26 @@ fn banner_host(line: &str) -> String {
     line[start..].trim_end_matches("/mcp").trim().to_owned()
 }
 
+/// The token the server generated (printed once on stderr).
+fn token(server: &ServerProcess) -> String {
+    let line = server
+        .log
+        .iter()
+        .find(|l| l.contains("generated access token"))
+        .expect("a generated token is printed");
+    line.rsplit(": ").next().expect("token").trim().to_owned()
+}
+
 async fn initialize_status(server: &ServerProcess, host: &str) -> u16 {
-    reqwest::Client::new()
-        .post(server.http())
+    initialize_with(server, host, Some(&token(server))).await
+}
+
+async fn initialize_with(server: &ServerProcess, host: &str, token: Option<&str>) -> u16 {
+    let mut request = reqwest::Client::new().post(server.http());
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    request
         .header("host", host)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
@@ -182,6 +199,7 @@ async fn killed_cloudflared_is_restarted_with_a_new_url_and_one_restart_is_repor
     let post = |body: String, session: Option<String>| {
         let mut request = client
             .post(server.http())
+            .header("authorization", format!("Bearer {}", token(&server)))
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", "2025-06-18");

@@ -6,6 +6,8 @@ mod run;
 use std::net::IpAddr;
 
 pub use options::Options;
+#[cfg(feature = "tunnel")]
+pub(crate) use run::Access;
 pub use run::Running;
 
 use crate::{

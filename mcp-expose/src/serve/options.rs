@@ -66,6 +66,10 @@ pub struct Options {
     #[arg(long, value_name = "FILTER", default_value = "info,rmcp=warn")]
     pub log_level: String,
 
+    /// Authentication flags.
+    #[command(flatten)]
+    pub auth: crate::security::AuthOptions,
+
     /// Tunnel flags.
     #[cfg(feature = "tunnel")]
     #[command(flatten)]
@@ -87,6 +91,7 @@ impl Default for Options {
             sse_keep_alive: 15,
             shutdown_grace: 10,
             log_level: "info,rmcp=warn".to_owned(),
+            auth: crate::security::AuthOptions::default(),
             #[cfg(feature = "tunnel")]
             tunnel: crate::tunnel::TunnelOptions::default(),
         }

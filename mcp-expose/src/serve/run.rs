@@ -18,6 +18,7 @@ use super::Options;
 use crate::{
     error::{Error, ErrorKind, Result},
     handler::Handler,
+    security::auth::{self, Auth},
     transport::{
         http::{self as http_transport, HttpSettings},
         policy::{self, HostPolicy},
@@ -147,6 +148,15 @@ pub(super) async fn start(
         ping_interval: Duration::from_secs(options.ws_ping_interval.max(1)),
     };
     let policy = HostPolicy::new(&options.allowed_hosts, &options.allowed_origins);
+    let exposed = tunnel.is_some() || !options.bind.is_loopback();
+    let auth = Auth::resolve(&options.auth, exposed)?;
+    let token = auth.as_ref().and_then(|a| a.generated.clone());
+    if let Some(token) = &token {
+        eprintln!(
+            "mcp-expose: this server is reachable beyond loopback, so it requires a token (--no-auth opts out).\n\
+             mcp-expose: generated access token, send it as `Authorization: Bearer <token>`: {token}"
+        );
+    }
 
     // One listener per distinct port; --http and --ws on the same port share it.
     let mut plan: Vec<(u16, bool, bool)> = Vec::new();
@@ -206,6 +216,10 @@ pub(super) async fn start(
         } else {
             mcp_routes = mcp_routes.route("/", get(info_route));
         }
+        if let Some(auth) = &auth {
+            mcp_routes =
+                mcp_routes.layer(middleware::from_fn_with_state(auth.clone(), auth::require));
+        }
         let router = Router::new()
             .merge(mcp_routes.layer(middleware::from_fn_with_state(
                 policy.clone(),
@@ -260,12 +274,19 @@ pub(super) async fn start(
             origin.ip()
         };
         let local_url = format!("http://{}", SocketAddr::new(ip, origin.port()));
-        let starter = tunnel_starter(&options, &policy, serves_ws, &handler, &finished, &fatal);
+        let access = Access {
+            enabled: auth.is_some(),
+            token: token.clone(),
+        };
+        let starter = tunnel_starter(
+            &options, &policy, serves_ws, &access, &handler, &finished, &fatal,
+        );
         control.install(local_url.clone(), tunnel.clone(), starter);
         if let Some(config) = tunnel {
             let handle = crate::tunnel::TunnelHandle::start(config.clone(), local_url);
             follow_tunnel(
-                &handle, &config, &options, &policy, serves_ws, &handler, &finished, &fatal,
+                &handle, &config, &options, &policy, serves_ws, &access, &handler, &finished,
+                &fatal,
             );
             control.set_handle(Some(handle));
         }
@@ -293,22 +314,35 @@ pub(super) async fn start(
     })
 }
 
+/// Whether clients need a token, and the generated one to put in printed configs.
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "tunnel"), allow(dead_code))]
+pub(crate) struct Access {
+    pub(crate) enabled: bool,
+    pub(crate) token: Option<String>,
+}
+
 /// How `start_tunnel` starts a tunnel: like `--tunnel`, followed the same way.
 #[cfg(feature = "tunnel")]
+#[allow(clippy::too_many_arguments)]
 fn tunnel_starter(
     options: &Options,
     policy: &HostPolicy,
     serves_ws: bool,
+    access: &Access,
     handler: &Handler,
     finished: &CancellationToken,
     fatal: &Arc<std::sync::Mutex<Option<Error>>>,
 ) -> Box<dyn Fn(TunnelConfig, String) -> Result<crate::tunnel::TunnelHandle> + Send + Sync> {
     let (options, policy, handler) = (options.clone(), policy.clone(), handler.clone());
-    let (finished, fatal) = (finished.clone(), fatal.clone());
+    let (finished, fatal, access) = (finished.clone(), fatal.clone(), access.clone());
     Box::new(move |config, local_url| {
+        if !access.enabled {
+            tracing::warn!("the tunnel exposes this server without authentication (--no-auth)");
+        }
         let handle = crate::tunnel::TunnelHandle::start(config.clone(), local_url);
         follow_tunnel(
-            &handle, &config, &options, &policy, serves_ws, &handler, &finished, &fatal,
+            &handle, &config, &options, &policy, serves_ws, &access, &handler, &finished, &fatal,
         );
         Ok(handle)
     })
@@ -324,11 +358,13 @@ fn follow_tunnel(
     options: &Options,
     policy: &HostPolicy,
     serves_ws: bool,
+    access: &Access,
     handler: &Handler,
     finished: &CancellationToken,
     fatal: &Arc<std::sync::Mutex<Option<Error>>>,
 ) {
     use crate::tunnel::TunnelState;
+    let access = access.clone();
     let kind = config.kind.clone();
     let required = options.tunnel.tunnel_required;
     let (policy, finished, fatal) = (policy.clone(), finished.clone(), fatal.clone());
@@ -345,7 +381,7 @@ fn follow_tunnel(
                         policy.set_tunnel_host(current.hostname.clone());
                         eprint!(
                             "{}",
-                            crate::tunnel::banner(&name, &current, &kind, serves_ws)
+                            crate::tunnel::banner(&name, &current, &kind, serves_ws, &access)
                         );
                         announced = Some(key);
                     }

@@ -1,14 +1,33 @@
 //! What a ready tunnel prints: the public URLs and client configs to paste.
 
 use super::{TunnelKind, TunnelStatus};
+use crate::serve::Access;
 
-/// Ready-to-paste client configurations for a tunnel.
-pub fn client_configs(server_name: &str, status: &TunnelStatus) -> Option<serde_json::Value> {
+/// Ready-to-paste client configurations for a tunnel. With `token`, each carries
+/// `Authorization: Bearer <token>` (for Claude Desktop through an environment variable, since
+/// desktop clients on Windows split arguments at spaces).
+pub fn client_configs(
+    server_name: &str,
+    status: &TunnelStatus,
+    token: Option<&str>,
+) -> Option<serde_json::Value> {
     let mcp = status.mcp_url()?;
+    let Some(token) = token else {
+        return Some(serde_json::json!({
+            "claude_desktop": { "mcpServers": { server_name: { "command": "npx", "args": ["mcp-remote", mcp] } } },
+            "websocket": { "transport": "websocket", "uri": status.ws_url() },
+            "streamable_http": { "type": "http", "url": mcp },
+        }));
+    };
+    let bearer = format!("Bearer {token}");
     Some(serde_json::json!({
-        "claude_desktop": { "mcpServers": { server_name: { "command": "npx", "args": ["mcp-remote", mcp] } } },
-        "websocket": { "transport": "websocket", "uri": status.ws_url() },
-        "streamable_http": { "type": "http", "url": mcp },
+        "claude_desktop": { "mcpServers": { server_name: {
+            "command": "npx",
+            "args": ["mcp-remote", mcp, "--header", "Authorization:${MCP_EXPOSE_AUTH}"],
+            "env": { "MCP_EXPOSE_AUTH": bearer },
+        } } },
+        "websocket": { "transport": "websocket", "uri": status.ws_url(), "headers": { "Authorization": bearer } },
+        "streamable_http": { "type": "http", "url": mcp, "headers": { "Authorization": bearer } },
     }))
 }
 
@@ -18,8 +37,19 @@ pub(crate) fn banner(
     status: &TunnelStatus,
     kind: &TunnelKind,
     serves_ws: bool,
+    access: &Access,
 ) -> String {
-    let (Some(mcp), Some(configs)) = (status.mcp_url(), client_configs(server_name, status)) else {
+    // A configured token is the user's secret: the configs show a placeholder for it.
+    let token = access.enabled.then(|| {
+        access
+            .token
+            .clone()
+            .unwrap_or_else(|| "<your token>".to_owned())
+    });
+    let (Some(mcp), Some(configs)) = (
+        status.mcp_url(),
+        client_configs(server_name, status, token.as_deref()),
+    ) else {
         return String::new();
     };
     let mut text = format!(
@@ -43,6 +73,11 @@ pub(crate) fn banner(
             "  WebSocket clients:\n    {}\n",
             configs["websocket"]
         ));
+    }
+    if !access.enabled {
+        text.push_str(
+            "  warning: no authentication (--no-auth): anyone with the URL can call the tools\n",
+        );
     }
     if *kind == TunnelKind::Quick {
         text.push_str(

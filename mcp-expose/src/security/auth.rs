@@ -1,0 +1,198 @@
+//! Bearer-token authentication for HTTP and WebSocket, as an axum middleware.
+//!
+//! Tokens come from `--auth-token-file` (one per line) or `MCP_EXPOSE_TOKENS` (comma-separated;
+//! several allow rotation). When the server is reachable beyond loopback (a tunnel, or a
+//! non-loopback bind) and no token was given, one is generated and printed once on stderr;
+//! `--no-auth` opts out. `/health` stays open.
+
+use std::{path::PathBuf, sync::Arc};
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::Response,
+};
+use base64::Engine as _;
+use subtle::ConstantTimeEq as _;
+
+use crate::{
+    error::{Error, ErrorKind, Result},
+    transport::policy::json_error,
+};
+
+/// Authentication flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[non_exhaustive]
+pub struct AuthOptions {
+    /// A file of accepted bearer tokens, one per line (MCP_EXPOSE_TOKENS, comma-separated, also works).
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Accepted tokens, from the environment only (never on the command line).
+    #[arg(skip = std::env::var("MCP_EXPOSE_TOKENS").ok())]
+    pub tokens_env: Option<String>,
+
+    /// Serve without authentication even when reachable beyond loopback (a tunnel or a public bind).
+    #[arg(long)]
+    pub no_auth: bool,
+}
+
+/// The accepted tokens; compared in constant time.
+#[derive(Clone)]
+pub(crate) struct Auth {
+    tokens: Arc<[String]>,
+    /// A token generated at start, to print in client configs.
+    pub(crate) generated: Option<String>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("tokens", &self.tokens.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// The authentication to use: configured tokens; a generated one when `exposed`; none when
+    /// the user opted out or the server is loopback-only without tokens.
+    pub(crate) fn resolve(options: &AuthOptions, exposed: bool) -> Result<Option<Self>> {
+        let mut tokens = Vec::new();
+        if let Some(file) = &options.auth_token_file {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                Error::with_source(
+                    ErrorKind::Config,
+                    format!("cannot read {}", file.display()),
+                    e,
+                )
+            })?;
+            tokens.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty() && !t.starts_with('#'))
+                    .map(str::to_owned),
+            );
+            if tokens.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("{} holds no token", file.display()),
+                ));
+            }
+        }
+        if let Some(env) = &options.tokens_env {
+            tokens.extend(
+                env.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        if options.no_auth {
+            if exposed {
+                tracing::warn!("--no-auth: anyone who can reach this server can call its tools");
+            }
+            return Ok(None);
+        }
+        if !tokens.is_empty() {
+            return Ok(Some(Self {
+                tokens: tokens.into(),
+                generated: None,
+            }));
+        }
+        if !exposed {
+            return Ok(None);
+        }
+        let token = generate_token()?;
+        Ok(Some(Self {
+            tokens: vec![token.clone()].into(),
+            generated: Some(token),
+        }))
+    }
+
+    fn accepts(&self, presented: &str) -> bool {
+        // Every token is compared, so the time taken does not tell which one nearly matched.
+        self.tokens.iter().fold(false, |found, token| {
+            found | bool::from(token.as_bytes().ct_eq(presented.as_bytes()))
+        })
+    }
+}
+
+/// 32 random bytes, base64url.
+fn generate_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot generate a token: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The token a request presents: `Authorization: Bearer <token>`, or for a WebSocket upgrade
+/// from a browser (which cannot set headers) a subprotocol `bearer.<token>`.
+fn presented(request: &Request) -> Option<&str> {
+    let headers = request.headers();
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, token) = value.trim().split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+    }
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("bearer."))
+}
+
+/// Middleware: 401 with `WWW-Authenticate: Bearer` and a JSON body unless a valid token is presented.
+pub(crate) async fn require(State(auth): State<Auth>, request: Request, next: Next) -> Response {
+    let challenge = match presented(&request) {
+        Some(token) if auth.accepts(token) => return next.run(request).await,
+        Some(_) => r#"Bearer realm="mcp", error="invalid_token""#,
+        None => r#"Bearer realm="mcp""#,
+    };
+    tracing::debug!(path = %request.uri().path(), "rejected a request without a valid token");
+    let mut response = json_error(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized: send `Authorization: Bearer <token>`",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_when_exposed_and_not_otherwise() {
+        let options = AuthOptions::default();
+        assert!(Auth::resolve(&options, false).ok().flatten().is_none());
+        let auth = Auth::resolve(&options, true)
+            .ok()
+            .flatten()
+            .expect("generated");
+        let token = auth.generated.clone().expect("token");
+        assert_eq!(token.len(), 43);
+        assert!(auth.accepts(&token));
+        assert!(!auth.accepts("wrong"));
+        let opted_out = AuthOptions {
+            no_auth: true,
+            ..AuthOptions::default()
+        };
+        assert!(Auth::resolve(&opted_out, true).ok().flatten().is_none());
+        let env = AuthOptions {
+            tokens_env: Some("a, b".into()),
+            ..AuthOptions::default()
+        };
+        let auth = Auth::resolve(&env, false)
+            .ok()
+            .flatten()
+            .expect("configured");
+        assert!(auth.accepts("a") && auth.accepts("b") && auth.generated.is_none());
+    }
+}
