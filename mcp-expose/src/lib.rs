@@ -2,10 +2,16 @@
 #![deny(clippy::print_stdout)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "bridge")]
+pub mod bridge;
+#[cfg(feature = "connect")]
+pub mod connect;
 pub mod content;
 mod context;
 pub mod error;
 mod handler;
+#[cfg(any(feature = "tunnel", feature = "bridge"))]
+mod process;
 pub mod prompt;
 mod registry;
 pub mod resource;

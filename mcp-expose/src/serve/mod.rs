@@ -212,6 +212,21 @@ impl Server {
     pub async fn serve_with_signals(self) -> Result<()> {
         init_tracing(&self.options.log_level);
         let running = self.start().await?;
+        Self::until_signal(running).await
+    }
+
+    /// Serves a bridge (its routes instead of this server's handler) until a signal.
+    #[cfg(feature = "bridge")]
+    pub(crate) async fn serve_bridge(
+        self,
+        bridge: std::sync::Arc<crate::bridge::Bridge>,
+    ) -> Result<()> {
+        init_tracing(&self.options.log_level);
+        let running = self.start_inner(Some(bridge)).await?;
+        Self::until_signal(running).await
+    }
+
+    async fn until_signal(running: Running) -> Result<()> {
         tokio::select! {
             signal = shutdown_signal() => tracing::info!(%signal, "shutting down"),
             () = running.finished() => tracing::debug!("all transports ended"),
@@ -224,6 +239,17 @@ impl Server {
     /// Binds every transport and starts serving; returns at once with a handle that knows the
     /// bound addresses. Does not read the command line or install signal handlers.
     pub async fn start(self) -> Result<Running> {
+        self.start_inner(
+            #[cfg(feature = "bridge")]
+            None,
+        )
+        .await
+    }
+
+    async fn start_inner(
+        self,
+        #[cfg(feature = "bridge")] bridge: Option<std::sync::Arc<crate::bridge::Bridge>>,
+    ) -> Result<Running> {
         #[cfg(feature = "tunnel")]
         let tunnel = match self.tunnel.clone() {
             Some(config) => Some(config),
@@ -250,6 +276,8 @@ impl Server {
             tunnel,
             #[cfg(feature = "tunnel")]
             control,
+            #[cfg(feature = "bridge")]
+            bridge,
         )
         .await
     }

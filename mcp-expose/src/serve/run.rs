@@ -112,6 +112,8 @@ impl Running {
 #[derive(Clone)]
 struct AppState {
     handler: Handler,
+    #[cfg(feature = "bridge")]
+    bridge: Option<Arc<crate::bridge::BridgeHealth>>,
     ws: WsSettings,
     sessions: CancellationToken,
     health: Arc<serde_json::Value>,
@@ -122,6 +124,7 @@ pub(super) async fn start(
     mut options: Options,
     tunnel: Option<TunnelConfig>,
     #[cfg(feature = "tunnel")] control: Arc<crate::tunnel::TunnelControl>,
+    #[cfg(feature = "bridge")] bridge: Option<Arc<crate::bridge::Bridge>>,
 ) -> Result<Running> {
     if tunnel.is_some() {
         // A tunnel forwards to one port: serve HTTP and WebSocket together on it (a free one
@@ -196,6 +199,8 @@ pub(super) async fn start(
     }));
     let state = AppState {
         handler: handler.clone(),
+        #[cfg(feature = "bridge")]
+        bridge: bridge.as_ref().map(|b| b.health.clone()),
         ws: ws_settings,
         sessions: sessions.clone(),
         health,
@@ -203,15 +208,30 @@ pub(super) async fn start(
 
     for (listener, local, serves_http, serves_ws) in bound {
         let mut mcp_routes = Router::new();
+        #[cfg(feature = "bridge")]
+        let bridged = bridge
+            .as_ref()
+            .map(|b| crate::bridge::routes(b, serves_http, serves_ws));
+        #[cfg(not(feature = "bridge"))]
+        let bridged: Option<Router<AppState>> = None;
+        if let Some(bridged) = bridged {
+            mcp_routes = bridged;
+        } else {
+            if serves_http {
+                let service =
+                    http_transport::service(&handler, &http_settings, sessions.child_token());
+                mcp_routes = mcp_routes.route_service("/mcp", service);
+            }
+            if serves_ws {
+                mcp_routes = mcp_routes
+                    .route("/ws", any(ws_route))
+                    .route("/", any(ws_route));
+            }
+        }
         if serves_http {
-            let service = http_transport::service(&handler, &http_settings, sessions.child_token());
-            mcp_routes = mcp_routes.route_service("/mcp", service);
             tracing::info!("streamable HTTP on http://{local}/mcp");
         }
         if serves_ws {
-            mcp_routes = mcp_routes
-                .route("/ws", any(ws_route))
-                .route("/", any(ws_route));
             tracing::info!("WebSocket on ws://{local}/ws");
         } else {
             mcp_routes = mcp_routes.route("/", get(info_route));
@@ -437,6 +457,25 @@ async fn info_route(State(state): State<AppState>) -> Response {
 }
 
 async fn health_route(State(state): State<AppState>) -> Response {
+    #[cfg(feature = "bridge")]
+    if let Some(bridge) = &state.bridge {
+        use std::sync::atomic::Ordering;
+        let mut health = state.health.as_ref().clone();
+        let healthy = bridge.healthy();
+        health["status"] = if healthy { "ok" } else { "unavailable" }.into();
+        health["child"] = serde_json::json!({
+            "sessions": bridge.sessions.load(Ordering::Relaxed),
+            "down": bridge.down.load(Ordering::Relaxed),
+            "restarts": bridge.restarts.load(Ordering::Relaxed),
+            "failure": *bridge.failure.lock().unwrap_or_else(|e| e.into_inner()),
+        });
+        let status = if healthy {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        return (status, Json(health)).into_response();
+    }
     Json(state.health.as_ref().clone()).into_response()
 }
 

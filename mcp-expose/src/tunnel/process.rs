@@ -1,12 +1,8 @@
 //! The cloudflared process: spawned in its own process group with a parent-death signal, its
 //! output drained line by line for its whole life, stopped with SIGTERM then SIGKILL.
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{path::Path, process::Stdio};
 
-use nix::{
-    sys::signal::{Signal, killpg},
-    unistd::Pid,
-};
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncRead, BufReader},
     process::{Child, Command},
@@ -27,12 +23,10 @@ pub(crate) fn spawn(
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own group, so that a terminal's Ctrl-C reaches us (we stop it in order) and so
-        // that a stop reaches anything it might start.
-        .process_group(0)
-        .kill_on_drop(true);
-    set_parent_death_signal(&mut command);
+        .stderr(Stdio::piped());
+    // Its own group, so that a terminal's Ctrl-C reaches us (we stop it in order) and so that
+    // a stop reaches anything it might start.
+    crate::process::contain(&mut command);
     let mut child = command.spawn()?;
     let (tx, rx) = mpsc::unbounded_channel();
     if let Some(stdout) = child.stdout.take() {
@@ -43,30 +37,6 @@ pub(crate) fn spawn(
     }
     Ok((child, rx))
 }
-
-/// On Linux, cloudflared gets SIGKILL when our process dies, even by SIGKILL.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn set_parent_death_signal(command: &mut Command) {
-    let parent = std::process::id();
-    // SAFETY: the closure runs in the forked child before exec and only makes two
-    // async-signal-safe system calls (prctl, getppid); it allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-            // The parent may have died between fork and prctl: then nothing would signal us.
-            if nix::unistd::getppid().as_raw() != parent as i32 {
-                return Err(std::io::Error::other(
-                    "parent exited before cloudflared started",
-                ));
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn set_parent_death_signal(_: &mut Command) {}
 
 /// Reads lines until the pipe closes; a full pipe would block cloudflared's logging.
 async fn drain(
@@ -99,22 +69,4 @@ async fn drain(
             }
         }
     }
-}
-
-/// SIGTERM to the process group, up to `grace` to exit, then SIGKILL; always reaped.
-pub(crate) async fn stop(child: &mut Child, grace: Duration) {
-    let Some(pid) = child.id() else { return };
-    let group = Pid::from_raw(pid as i32);
-    if killpg(group, Signal::SIGTERM).is_err() {
-        let _ = child.start_kill();
-    }
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        tracing::warn!(
-            pid,
-            "cloudflared did not exit within {grace:?} of SIGTERM; killing it"
-        );
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = child.kill().await;
-    }
-    let _ = child.wait().await;
 }

@@ -206,7 +206,7 @@ impl Supervisor {
         let outcome = self.watch(&mut child, &mut events).await;
         if !matches!(outcome, Outcome::Stopped) {
             // It may still run (never ready): stop and reap it before the next start.
-            process::stop(&mut child, self.config.stop_grace).await;
+            crate::process::stop(&mut child, self.config.stop_grace).await;
         }
         outcome
     }
@@ -255,7 +255,7 @@ impl Supervisor {
                     return self.exited(status, rate_limited, config_error, ready_at, started);
                 }
                 () = self.stop.cancelled() => {
-                    process::stop(child, self.config.stop_grace).await;
+                    crate::process::stop(child, self.config.stop_grace).await;
                     return Outcome::Stopped;
                 }
                 _ = poll.tick(), if ready_at.is_none() && metrics_port.is_some() => {

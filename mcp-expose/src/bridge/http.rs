@@ -1,0 +1,254 @@
+//! The bridge over streamable HTTP: a session (and its child) per `Mcp-Session-Id`; each
+//! request's answer, and the notifications that belong to it, stream back on its POST.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::Bytes,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use tokio::sync::mpsc;
+
+use super::{
+    Bridge,
+    child::ChildSession,
+    envelope::{self, Message},
+};
+use crate::transport::policy::json_error;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const BACKLOG: usize = 1024;
+
+/// Where one session's outgoing messages go.
+#[derive(Default)]
+struct Routes {
+    /// Open POST streams by request id, in opening order.
+    posts: Vec<(String, mpsc::Sender<String>)>,
+    /// Progress token -> request id.
+    tokens: HashMap<String, String>,
+    get: Option<mpsc::Sender<String>>,
+    /// Messages that arrived while no stream was open.
+    backlog: VecDeque<String>,
+}
+
+struct HttpSession {
+    child: ChildSession,
+    routes: Arc<Mutex<Routes>>,
+    last_seen: Mutex<Instant>,
+}
+
+/// The bridge's streamable HTTP sessions.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    map: Mutex<HashMap<String, Arc<HttpSession>>>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Sessions {
+    fn get(&self, id: &str) -> Option<Arc<HttpSession>> {
+        let session = lock(&self.map).get(id).cloned()?;
+        *lock(&session.last_seen) = Instant::now();
+        Some(session)
+    }
+
+    /// Ends sessions idle longer than `idle` with no stream open (their children stop).
+    pub(crate) fn reap(&self, idle: Duration) {
+        lock(&self.map).retain(|id, session| {
+            let routes = lock(&session.routes);
+            let keep = lock(&session.last_seen).elapsed() < idle
+                || !routes.posts.is_empty()
+                || routes.get.is_some();
+            if !keep {
+                tracing::info!(session = %id, "ended an idle session");
+            }
+            keep
+        });
+    }
+}
+
+fn route(routes: &Mutex<Routes>, line: String) {
+    let mut routes = lock(routes);
+    let target = match envelope::parse(line.as_bytes()) {
+        Ok(Message::Response { id }) => {
+            if let Some(i) = routes.posts.iter().position(|(request, _)| *request == id) {
+                // Its answer ends a POST stream.
+                let (_, tx) = routes.posts.remove(i);
+                routes.tokens.retain(|_, request| *request != id);
+                let _ = tx.try_send(line);
+                return;
+            }
+            None
+        }
+        Ok(Message::Notification {
+            progress_token: Some(token),
+            ..
+        }) => routes
+            .tokens
+            .get(&token)
+            .and_then(|request| routes.posts.iter().find(|(id, _)| id == request))
+            .map(|(_, tx)| tx.clone()),
+        _ => None,
+    };
+    let target = target
+        .or_else(|| routes.get.clone())
+        .or_else(|| routes.posts.last().map(|(_, tx)| tx.clone()));
+    match target {
+        Some(tx) if tx.try_send(line.clone()).is_ok() => {}
+        _ if routes.backlog.len() < BACKLOG => routes.backlog.push_back(line),
+        _ => tracing::warn!("dropped a server message: no stream open and the backlog is full"),
+    }
+}
+
+fn sse(rx: mpsc::Receiver<String>) -> Response {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let line = rx.recv().await?;
+        Some((
+            Ok::<_, Infallible>(Event::default().event("message").data(line)),
+            rx,
+        ))
+    });
+    let mut response = Sse::new(stream)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(Duration::from_secs(15))
+                .text("keepalive"),
+        )
+        .into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    response
+}
+
+fn session_id() -> String {
+    let mut bytes = [0u8; 16];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) async fn post(bridge: Arc<Bridge>, headers: HeaderMap, body: Bytes) -> Response {
+    let message = match envelope::parse(&body) {
+        Ok(message) => message,
+        Err((code, text)) => {
+            let body = envelope::error("null", code, &text);
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+        }
+    };
+    let header_id = headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (session, new_id) = match (header_id, &message) {
+        (Some(id), _) => match bridge.http.get(&id) {
+            Some(session) => (session, None),
+            None => {
+                return json_error(StatusCode::NOT_FOUND, "Session not found: initialize again");
+            }
+        },
+        (None, Message::Request { method, .. }) if method == "initialize" => {
+            let id = session_id();
+            let (child, out) = ChildSession::start(
+                bridge.spec.clone(),
+                format!("http:{id}"),
+                bridge.health.clone(),
+            );
+            let session = Arc::new(HttpSession {
+                child,
+                routes: Arc::default(),
+                last_seen: Mutex::new(Instant::now()),
+            });
+            let routes = session.routes.clone();
+            tokio::spawn(async move {
+                let mut out = out;
+                while let Some(line) = out.recv().await {
+                    route(&routes, line);
+                }
+            });
+            lock(&bridge.http.map).insert(id.clone(), session.clone());
+            (session, Some(id))
+        }
+        (None, _) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: missing Mcp-Session-Id (initialize first)",
+            );
+        }
+    };
+    let Message::Request {
+        id, progress_token, ..
+    } = message
+    else {
+        session.child.send(body.to_vec()).await;
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let (tx, rx) = mpsc::channel(64);
+    {
+        let mut routes = lock(&session.routes);
+        if let Some(token) = progress_token {
+            routes.tokens.insert(token, id.clone());
+        }
+        routes.posts.push((id, tx));
+    }
+    session.child.send(body.to_vec()).await;
+    let mut response = sse(rx);
+    if let Some(id) = new_id
+        && let Ok(value) = HeaderValue::from_str(&id)
+    {
+        response.headers_mut().insert(SESSION_HEADER, value);
+    }
+    response
+}
+
+pub(crate) async fn get(bridge: Arc<Bridge>, headers: HeaderMap) -> Response {
+    let Some(session) = headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|id| bridge.http.get(id))
+    else {
+        return json_error(StatusCode::NOT_FOUND, "Session not found: initialize again");
+    };
+    let (tx, rx) = mpsc::channel(BACKLOG);
+    {
+        let mut routes = lock(&session.routes);
+        for line in routes.backlog.drain(..) {
+            let _ = tx.try_send(line);
+        }
+        routes.get = Some(tx);
+    }
+    sse(rx)
+}
+
+pub(crate) async fn delete(bridge: Arc<Bridge>, headers: HeaderMap) -> Response {
+    let removed = headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|id| lock(&bridge.http.map).remove(id));
+    match removed {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => json_error(StatusCode::NOT_FOUND, "Session not found"),
+    }
+}

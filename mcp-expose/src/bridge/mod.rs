@@ -1,0 +1,173 @@
+//! `mcp-expose bridge -- CMD ARGS...`: any stdio MCP server on the network, over the same
+//! streamable HTTP, WebSocket, security and tunnel as `serve()`.
+//!
+//! Each remote session gets its own child process (`--child per-session`): no state leaks
+//! between users and no response reaches anyone but its caller. Messages are forwarded as raw
+//! lines with only their envelope parsed. When a child dies, its pending requests are answered
+//! with an error at once and it is restarted with backoff (its `initialize` replayed), until it
+//! crash-loops; `/health` answers 503 meanwhile.
+
+mod child;
+mod envelope;
+mod http;
+mod ws;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::ws::WebSocketUpgrade,
+    http::HeaderMap,
+    routing::{any, post},
+};
+
+pub(crate) use child::BridgeHealth;
+pub use child::ChildSpec;
+
+use crate::{
+    error::{Error, ErrorKind, Result},
+    serve::Options,
+};
+
+/// `bridge` options.
+#[derive(Debug, Clone, clap::Args)]
+#[non_exhaustive]
+pub struct BridgeOptions {
+    /// Serving options (--http, --ws, --bind, --tunnel, auth, ...).
+    #[command(flatten)]
+    pub serve: Options,
+
+    /// An environment variable for the child, `KEY=VALUE` (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+
+    /// The child's working directory.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+
+    /// End HTTP sessions (and their children) idle this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub idle_timeout: u64,
+
+    /// The stdio MCP server to run, after `--`: `mcp-expose bridge --http 8000 -- CMD ARGS...`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+fn parse_env(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{text}`"))
+}
+
+/// The bridge: how to start children, their health, and the HTTP sessions.
+#[derive(Debug)]
+pub(crate) struct Bridge {
+    pub(crate) spec: Arc<ChildSpec>,
+    pub(crate) health: Arc<BridgeHealth>,
+    pub(crate) http: http::Sessions,
+    pub(crate) max_message: usize,
+}
+
+/// The bridge's `/mcp`, `/ws` and `/` routes, for any router state.
+pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
+    bridge: &Arc<Bridge>,
+    serves_http: bool,
+    serves_ws: bool,
+) -> Router<S> {
+    let mut router = Router::new();
+    if serves_http {
+        let (b1, b2, b3) = (bridge.clone(), bridge.clone(), bridge.clone());
+        router = router.route(
+            "/mcp",
+            post(move |headers: HeaderMap, body: Bytes| http::post(b1, headers, body))
+                .get(move |headers: HeaderMap| http::get(b2, headers))
+                .delete(move |headers: HeaderMap| http::delete(b3, headers)),
+        );
+    }
+    if serves_ws {
+        let bridge = bridge.clone();
+        let upgrade = move |upgrade: WebSocketUpgrade| {
+            let bridge = bridge.clone();
+            let limit = bridge.max_message.saturating_add(1);
+            async move {
+                let tag = format!("ws:{:08x}", rand_tag());
+                upgrade
+                    .protocols(["mcp"])
+                    .max_message_size(limit)
+                    .max_frame_size(limit)
+                    .on_upgrade(move |socket| ws::serve_socket(socket, bridge, tag))
+            }
+        };
+        router = router
+            .route("/ws", any(upgrade.clone()))
+            .route("/", any(upgrade));
+    }
+    router
+}
+
+fn rand_tag() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    u32::from_le_bytes(bytes)
+}
+
+/// Runs the bridge until SIGINT/SIGTERM.
+pub async fn run(options: BridgeOptions) -> Result<()> {
+    let mut serve = options.serve;
+    if serve.http.is_none() && serve.ws.is_none() {
+        #[cfg(feature = "tunnel")]
+        let tunnel = serve.tunnel.requested();
+        #[cfg(not(feature = "tunnel"))]
+        let tunnel = false;
+        if !tunnel {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "bridge needs --http PORT and/or --ws PORT (or --tunnel)",
+            ));
+        }
+    }
+    serve.stdio = false;
+    let mut command = options.command.into_iter();
+    let program = command
+        .next()
+        .ok_or_else(|| Error::new(ErrorKind::Config, "no command to bridge"))?;
+    let spec = ChildSpec {
+        program,
+        args: command.collect(),
+        env: options.env,
+        cwd: options.cwd,
+    };
+    let name = format!(
+        "bridge: {}",
+        std::iter::once(spec.program.as_str())
+            .chain(spec.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let bridge = Arc::new(Bridge {
+        spec: Arc::new(spec),
+        health: Arc::default(),
+        http: http::Sessions::default(),
+        max_message: serve.max_message_size,
+    });
+    let idle = Duration::from_secs(options.idle_timeout.max(1));
+    let reaper = Arc::downgrade(&bridge);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(idle.min(Duration::from_secs(30)));
+        loop {
+            tick.tick().await;
+            let Some(bridge) = reaper.upgrade() else {
+                return;
+            };
+            bridge.http.reap(idle);
+        }
+    });
+    crate::Server::new(name, env!("CARGO_PKG_VERSION"))
+        .without_collected()
+        .options(serve)
+        .serve_bridge(bridge)
+        .await
+}

@@ -1,0 +1,60 @@
+//! The bridge over WebSocket: one child session per socket, frames forwarded as they are.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt as _, StreamExt as _};
+
+use super::{Bridge, child::ChildSession};
+
+pub(crate) async fn serve_socket(socket: WebSocket, bridge: Arc<Bridge>, tag: String) {
+    let (mut sink, mut stream) = socket.split();
+    let (session, mut out) = ChildSession::start(bridge.spec.clone(), tag, bridge.health.clone());
+    let max = bridge.max_message;
+    let writer = async {
+        while let Some(line) = out.recv().await {
+            let mut next = Some(line);
+            while let Some(line) = next {
+                if sink.feed(Message::Text(line.into())).await.is_err() {
+                    return;
+                }
+                next = out.try_recv().ok();
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+    };
+    let reader = async {
+        while let Some(frame) = stream.next().await {
+            let bytes = match frame {
+                Ok(Message::Text(text)) => Vec::from(text.as_bytes()),
+                Ok(Message::Binary(bytes)) => bytes.to_vec(),
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(Message::Close(_)) | Err(_) => return None,
+            };
+            if bytes.len() > max {
+                return Some(format!(
+                    "message of {} bytes exceeds the limit of {max} bytes",
+                    bytes.len()
+                ));
+            }
+            if !session.send(bytes).await {
+                return None;
+            }
+        }
+        None
+    };
+    let too_big = tokio::select! {
+        () = writer => None,
+        reason = reader => reason,
+    };
+    if let Some(reason) = too_big {
+        let frame = CloseFrame {
+            code: crate::transport::ws::MESSAGE_TOO_BIG,
+            reason: reason.into(),
+        };
+        let _ = sink.send(Message::Close(Some(frame))).await;
+    }
+    // Dropping the session stops its child.
+}
