@@ -1,0 +1,284 @@
+//! `mcp-expose bridge`: the bioseq binary and a Python server (PyPI `mcp`) behind the bridge,
+//! driven by rmcp's client over HTTP and by tokio-tungstenite over WebSocket.
+
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt as _, StreamExt as _};
+use mcp_expose_tests::{ServerProcess, assert_gc_ggccat, bin, initialize, initialized, request};
+use rmcp::{
+    ServiceExt as _,
+    model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams},
+    transport::StreamableHttpClientTransport,
+};
+use serde_json::{Value, json};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn python_child() -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/child_server.py");
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import mcp.server.fastmcp"])
+        .status();
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "the Python child needs PyPI's `mcp<2` (pip install 'mcp<2'; .ci/run installs it)"
+    );
+    script.display().to_string()
+}
+
+async fn bridge(child: &[&str]) -> ServerProcess {
+    let mut args = vec!["bridge", "--http", "0", "--ws", "0", "--"];
+    args.extend_from_slice(child);
+    ServerProcess::start("mcp-expose", &args).await
+}
+
+async fn ws(server: &ServerProcess) -> Socket {
+    let (mut socket, _) = connect_async(server.ws()).await.expect("handshake");
+    send(&mut socket, initialize(0, json!({ "sampling": {} }))).await;
+    let init = next(&mut socket).await;
+    assert!(init["result"]["serverInfo"]["name"].is_string(), "{init}");
+    send(&mut socket, initialized()).await;
+    socket
+}
+
+async fn send(socket: &mut Socket, text: String) {
+    socket.send(Message::text(text)).await.expect("send");
+}
+
+async fn next(socket: &mut Socket) -> Value {
+    let text = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a frame within 20 s");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+fn call(id: u64, name: &str, arguments: Value) -> String {
+    request(
+        id,
+        "tools/call",
+        json!({ "name": name, "arguments": arguments }),
+    )
+}
+
+fn args(value: Value) -> serde_json::Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn bioseq_behind_the_bridge_over_http_and_websocket() {
+    let bioseq = bin("bioseq").display().to_string();
+    let server = bridge(&[&bioseq, "--stdio"]).await;
+
+    let client = ()
+        .serve(StreamableHttpClientTransport::from_uri(
+            server.http().to_owned(),
+        ))
+        .await
+        .expect("initialize");
+    let name = client
+        .peer_info()
+        .and_then(|i| i.server_info.clone())
+        .map(|i| i.name);
+    assert_eq!(name.as_deref(), Some("bioseq"));
+    assert_eq!(client.list_all_tools().await.expect("tools/list").len(), 5);
+    let result = client
+        .call_tool(
+            CallToolRequestParams::new("gc_content")
+                .with_arguments(args(json!({ "seq": "GGCCAT" }))),
+        )
+        .await
+        .expect("tools/call");
+    assert_gc_ggccat(
+        result.structured_content.expect("structured")["result"]
+            .as_f64()
+            .expect("number"),
+    );
+    client.cancel().await.expect("close");
+
+    let mut socket = ws(&server).await;
+    send(&mut socket, request(1, "tools/list", json!({}))).await;
+    assert_eq!(
+        next(&mut socket).await["result"]["tools"]
+            .as_array()
+            .map(Vec::len),
+        Some(5)
+    );
+    send(
+        &mut socket,
+        call(2, "gc_content", json!({ "seq": "GGCCAT" })),
+    )
+    .await;
+    assert_gc_ggccat(
+        next(&mut socket).await["result"]["structuredContent"]["result"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+    );
+}
+
+#[tokio::test]
+async fn a_python_server_behind_the_bridge_serves_every_method() {
+    let script = python_child();
+    let server = bridge(&["python3", &script]).await;
+    let client = ()
+        .serve(StreamableHttpClientTransport::from_uri(
+            server.http().to_owned(),
+        ))
+        .await
+        .expect("initialize");
+    let tools: Vec<_> = client
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(
+        tools.contains(&"echo".to_owned()) && tools.contains(&"ask".to_owned()),
+        "{tools:?}"
+    );
+    let echoed = client
+        .call_tool(
+            CallToolRequestParams::new("echo").with_arguments(args(json!({ "text": "über" }))),
+        )
+        .await
+        .expect("tools/call");
+    assert_eq!(
+        echoed.content[0].as_text().map(|t| t.text.as_str()),
+        Some("über")
+    );
+    let resources = client.list_all_resources().await.expect("resources/list");
+    assert_eq!(resources[0].uri, "py://greeting");
+    let read = client
+        .read_resource(ReadResourceRequestParams::new("py://greeting"))
+        .await
+        .expect("resources/read");
+    assert!(format!("{read:?}").contains("hello from python"));
+    let prompts = client.list_all_prompts().await.expect("prompts/list");
+    assert_eq!(prompts[0].name, "review");
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("code".into(), json!("x = 1"));
+    let prompt = client
+        .get_prompt(GetPromptRequestParams::new("review").with_arguments(arguments))
+        .await
+        .expect("prompts/get");
+    assert!(format!("{prompt:?}").contains("Please review: x = 1"));
+    client.cancel().await.expect("close");
+
+    // Sampling: the child's request reaches the WebSocket client that called the tool.
+    let mut socket = ws(&server).await;
+    send(&mut socket, call(5, "ask", json!({ "question": "2+2?" }))).await;
+    let sampling = next(&mut socket).await;
+    assert_eq!(sampling["method"], "sampling/createMessage", "{sampling}");
+    let reply = json!({ "jsonrpc": "2.0", "id": sampling["id"], "result": {
+        "role": "assistant", "content": { "type": "text", "text": "4" }, "model": "test" } });
+    send(&mut socket, reply.to_string()).await;
+    let answer = next(&mut socket).await;
+    assert_eq!(answer["id"], 5);
+    assert_eq!(answer["result"]["content"][0]["text"], "model said: 4");
+}
+
+#[tokio::test]
+async fn sessions_get_their_own_children() {
+    let script = python_child();
+    let server = bridge(&["python3", &script]).await;
+    let mut a = ws(&server).await;
+    let mut b = ws(&server).await;
+    send(&mut a, call(1, "pid", json!({}))).await;
+    send(&mut b, call(1, "pid", json!({}))).await;
+    let pid_a = next(&mut a).await["result"]["structuredContent"]["result"].clone();
+    let pid_b = next(&mut b).await["result"]["structuredContent"]["result"].clone();
+    assert!(pid_a.is_u64() && pid_b.is_u64());
+    assert_ne!(pid_a, pid_b, "each session has its own child process");
+}
+
+#[tokio::test]
+async fn a_child_killed_mid_call_answers_at_once_and_the_next_call_succeeds() {
+    let script = python_child();
+    let server = bridge(&["python3", &script]).await;
+    let mut socket = ws(&server).await;
+    send(&mut socket, call(1, "pid", json!({}))).await;
+    let pid = next(&mut socket).await["result"]["structuredContent"]["result"]
+        .as_u64()
+        .expect("pid");
+    send(&mut socket, call(2, "slow", json!({ "seconds": 30 }))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let killed = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let error = next(&mut socket).await;
+    let latency = killed.elapsed();
+    eprintln!("error for the pending call arrived {latency:?} after SIGKILL of the child");
+    assert_eq!(error["id"], 2, "{error}");
+    assert_eq!(error["error"]["code"], -32000);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("restarted")),
+        "{error}"
+    );
+    assert!(latency < Duration::from_secs(2), "took {latency:?}");
+
+    send(&mut socket, call(3, "echo", json!({ "text": "again" }))).await;
+    let again = next(&mut socket).await;
+    assert_eq!(
+        again["result"]["content"][0]["text"], "again",
+        "the restarted child serves the session: {again}"
+    );
+    send(&mut socket, call(4, "pid", json!({}))).await;
+    assert_ne!(
+        next(&mut socket).await["result"]["structuredContent"]["result"].as_u64(),
+        Some(pid)
+    );
+}
+
+#[tokio::test]
+async fn a_crash_looping_child_turns_health_to_503() {
+    let server = bridge(&["sh", "-c", "exit 3"]).await;
+    let health_url = server.http().replace("/mcp", "/health");
+    let (mut socket, _) = connect_async(server.ws()).await.expect("handshake");
+    send(&mut socket, initialize(1, json!({}))).await;
+    let error = next(&mut socket).await;
+    assert_eq!(
+        error["error"]["code"], -32000,
+        "initialize gets an error when the child exits: {error}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut status = 0;
+    while Instant::now() < deadline {
+        status = reqwest::get(&health_url)
+            .await
+            .expect("health")
+            .status()
+            .as_u16();
+        if status == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 503);
+    let body: Value = reqwest::get(&health_url)
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        body["child"]["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("not restarting"))
+            || body["child"]["down"] == 1,
+        "{body}"
+    );
+}
