@@ -282,3 +282,123 @@ async fn a_crash_looping_child_turns_health_to_503() {
         "{body}"
     );
 }
+
+async fn shared_bridge(child: &[&str]) -> ServerProcess {
+    let mut args = vec![
+        "bridge", "--child", "shared", "--http", "0", "--ws", "0", "--",
+    ];
+    args.extend_from_slice(child);
+    ServerProcess::start("mcp-expose", &args).await
+}
+
+/// A sequence whose GC content identifies (session, call): `gc` G/C bases out of 1000.
+fn tagged_seq(gc: usize) -> String {
+    "G".repeat(gc) + &"A".repeat(1000 - gc)
+}
+
+#[tokio::test]
+async fn shared_child_thirty_two_sessions_two_hundred_calls_each_without_cross_talk() {
+    let bioseq = bin("bioseq").display().to_string();
+    let server = shared_bridge(&[&bioseq]).await;
+    let mut tasks = Vec::new();
+    for session in 0..32usize {
+        let url = server.ws().to_owned();
+        tasks.push(tokio::spawn(async move {
+            let (mut socket, _) = connect_async(url).await.expect("handshake");
+            send(&mut socket, initialize(0, json!({}))).await;
+            let init = next(&mut socket).await;
+            assert_eq!(
+                init["result"]["serverInfo"]["name"], "bioseq",
+                "cached initialize result: {init}"
+            );
+            send(&mut socket, initialized()).await;
+            let mut errors = 0;
+            // Pipelined in windows of 20, ids reused across sessions on purpose.
+            for window in 0..10usize {
+                for i in 0..20usize {
+                    let call_no = window * 20 + i;
+                    let gc = (session * 200 + call_no) % 1000;
+                    send(
+                        &mut socket,
+                        call(
+                            call_no as u64,
+                            "gc_content",
+                            json!({ "seq": tagged_seq(gc) }),
+                        ),
+                    )
+                    .await;
+                }
+                for _ in 0..20 {
+                    let response = next(&mut socket).await;
+                    let call_no = response["id"].as_u64().expect("numeric id") as usize;
+                    let expected = ((session * 200 + call_no) % 1000) as f64 / 1000.0;
+                    match response["result"]["structuredContent"]["result"].as_f64() {
+                        Some(value) => assert!(
+                            (value - expected).abs() < 1e-12,
+                            "cross-talk: session {session} call {call_no} got {value}"
+                        ),
+                        None => errors += 1,
+                    }
+                }
+            }
+            errors
+        }));
+    }
+    let mut errors = 0;
+    for task in tasks {
+        errors += task.await.expect("session task");
+    }
+    assert_eq!(errors, 0);
+}
+
+#[tokio::test]
+async fn shared_child_sampling_reaches_only_the_calling_session() {
+    let script = python_child();
+    let server = shared_bridge(&["python3", &script]).await;
+    let mut caller = ws(&server).await;
+    let mut bystander = ws(&server).await;
+    send(&mut caller, call(1, "ask", json!({ "question": "who?" }))).await;
+    let sampling = next(&mut caller).await;
+    assert_eq!(sampling["method"], "sampling/createMessage", "{sampling}");
+    let reply = json!({ "jsonrpc": "2.0", "id": sampling["id"], "result": {
+        "role": "assistant", "content": { "type": "text", "text": "you" }, "model": "test" } });
+    send(&mut caller, reply.to_string()).await;
+    let answer = next(&mut caller).await;
+    assert_eq!(answer["id"], 1);
+    assert_eq!(answer["result"]["content"][0]["text"], "model said: you");
+    // The bystander saw nothing of it: its next frame is the answer to its own call.
+    send(&mut bystander, call(1, "echo", json!({ "text": "mine" }))).await;
+    let own = next(&mut bystander).await;
+    assert_eq!(own["id"], 1);
+    assert_eq!(own["result"]["content"][0]["text"], "mine", "{own}");
+}
+
+#[tokio::test]
+async fn shared_child_killed_mid_call_fails_every_pending_call_and_recovers() {
+    let script = python_child();
+    let server = shared_bridge(&["python3", &script]).await;
+    let mut a = ws(&server).await;
+    let mut b = ws(&server).await;
+    send(&mut a, call(1, "pid", json!({}))).await;
+    let pid = next(&mut a).await["result"]["structuredContent"]["result"]
+        .as_u64()
+        .expect("pid");
+    send(&mut b, call(1, "pid", json!({}))).await;
+    assert_eq!(
+        next(&mut b).await["result"]["structuredContent"]["result"].as_u64(),
+        Some(pid),
+        "one shared child"
+    );
+    send(&mut a, call(2, "slow", json!({ "seconds": 30 }))).await;
+    send(&mut b, call(7, "slow", json!({ "seconds": 30 }))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert_eq!(next(&mut a).await["id"], 2);
+    assert_eq!(next(&mut b).await["id"], 7);
+    send(&mut b, call(8, "echo", json!({ "text": "back" }))).await;
+    assert_eq!(next(&mut b).await["result"]["content"][0]["text"], "back");
+}

@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve a stdio MCP server over streamable HTTP and WebSocket: `bridge --http 8000 -- CMD ARGS...`.
-    Bridge(mcp_expose::bridge::BridgeOptions),
+    Bridge(Box<mcp_expose::bridge::BridgeOptions>),
     /// Connect a stdio client (Claude Desktop, ...) to a remote server over streamable HTTP or WebSocket.
     Connect(mcp_expose::connect::ConnectOptions),
 }
@@ -27,7 +27,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Connect(options) => mcp_expose::connect::run(options).await,
-        Command::Bridge(options) => mcp_expose::bridge::run(options).await,
+        Command::Bridge(options) => mcp_expose::bridge::run(*options).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

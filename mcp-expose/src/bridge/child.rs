@@ -1,11 +1,10 @@
-//! One supervised child MCP server behind one client session: requests are forwarded as raw
-//! lines, a dead child's pending requests are answered at once, and the child is restarted
-//! with backoff (its `initialize` replayed) until it crash-loops.
+//! The per-session model: one supervised child behind one client session. Requests are
+//! forwarded as raw lines; a dead child's pending requests are answered at once, and the child
+//! is restarted with backoff (its `initialize` replayed) until it crash-loops.
 
 use std::{
     collections::{HashSet, VecDeque},
     path::PathBuf,
-    process::Stdio,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -13,16 +12,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::{
-    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, BufWriter},
-    process::Command,
-    sync::{mpsc, oneshot},
+use tokio::sync::mpsc;
+
+use super::{
+    envelope::{self, Message},
+    process::{Output, Process, launch},
 };
 
-use super::envelope::{self, Message};
-
 /// How to start the child server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ChildSpec {
     /// The program.
@@ -39,7 +37,7 @@ pub struct ChildSpec {
 #[derive(Debug, Default)]
 pub(crate) struct BridgeHealth {
     pub(crate) sessions: AtomicUsize,
-    /// Sessions whose child is dead and not yet restarted.
+    /// Children that are dead and not yet restarted.
     pub(crate) down: AtomicUsize,
     pub(crate) restarts: AtomicU64,
     pub(crate) failure: Mutex<Option<String>>,
@@ -50,22 +48,67 @@ impl BridgeHealth {
         self.down.load(Ordering::Relaxed) == 0
             && self.failure.lock().map(|f| f.is_none()).unwrap_or(false)
     }
+
+    pub(crate) fn set_failure(&self, failure: Option<String>) {
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = failure;
+    }
 }
 
-const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
 const MAX_CRASHES: usize = 5;
-const MAX_QUEUED: usize = 1024;
+pub(crate) const MAX_QUEUED: usize = 1024;
+
+/// Exits within the last minute: the restart delay, or the verdict that the child crash-loops.
+#[derive(Debug, Default)]
+pub(crate) struct Crashes(VecDeque<Instant>);
+
+impl Crashes {
+    /// Records an exit; `None` means: stop restarting.
+    pub(crate) fn record(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        self.0.push_back(now);
+        while self
+            .0
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
+        {
+            self.0.pop_front();
+        }
+        if self.0.len() >= MAX_CRASHES {
+            return None;
+        }
+        let step = Duration::from_millis(100).saturating_mul(1 << (self.0.len() - 1));
+        Some(step.min(Duration::from_secs(5)))
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Marks a child down in the health counters while it lives.
+#[derive(Debug)]
+pub(crate) struct Down(Arc<BridgeHealth>);
+
+impl Down {
+    pub(crate) fn new(health: &Arc<BridgeHealth>) -> Self {
+        health.down.fetch_add(1, Ordering::Relaxed);
+        Self(health.clone())
+    }
+}
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        self.0.down.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 enum Event {
     FromClient(Vec<u8>),
-    Line(u64, Vec<u8>),
-    Exited(u64, String),
-    Restart(u64),
+    Restart,
 }
 
-/// A client session's link to its child. Dropping it stops the child.
+/// A client session's link to its own child. Dropping every clone stops the child.
 #[derive(Debug, Clone)]
 pub(crate) struct ChildSession {
     events: mpsc::Sender<Event>,
@@ -93,16 +136,16 @@ impl ChildSession {
             health,
             events: events_tx.downgrade(),
             out: out_tx,
-            generation: 0,
+            started: false,
             child: None,
             pending: HashSet::new(),
             init: None,
             initialized: None,
             replay: None,
             queue: VecDeque::new(),
-            crashes: VecDeque::new(),
+            crashes: Crashes::default(),
             failed: None,
-            down: false,
+            down: None,
         };
         tokio::spawn(actor.run(events_rx));
         (Self { events: events_tx }, out_rx)
@@ -114,48 +157,50 @@ impl ChildSession {
     }
 }
 
-struct Running {
-    stdin: mpsc::Sender<Vec<u8>>,
-    stop: Option<oneshot::Sender<()>>,
-}
-
 struct Actor {
     spec: Arc<ChildSpec>,
     tag: String,
     health: Arc<BridgeHealth>,
     events: mpsc::WeakSender<Event>,
     out: mpsc::Sender<String>,
-    generation: u64,
-    child: Option<Running>,
+    started: bool,
+    child: Option<(Process, mpsc::Receiver<Output>)>,
     pending: HashSet<String>,
     init: Option<Vec<u8>>,
     initialized: Option<Vec<u8>>,
     /// The id of a replayed `initialize` whose answer the client must not see.
     replay: Option<String>,
     queue: VecDeque<Vec<u8>>,
-    crashes: VecDeque<Instant>,
+    crashes: Crashes,
     failed: Option<String>,
-    down: bool,
+    down: Option<Down>,
 }
 
 impl Actor {
     async fn run(mut self, mut events: mpsc::Receiver<Event>) {
-        while let Some(event) = events.recv().await {
-            match event {
-                Event::FromClient(frame) => self.from_client(frame).await,
-                Event::Line(generation, line) if generation == self.generation => {
-                    self.from_child(line).await
+        loop {
+            let output = async {
+                match &mut self.child {
+                    Some((_, output)) => output.recv().await,
+                    None => std::future::pending().await,
                 }
-                Event::Exited(generation, why) if generation == self.generation => {
-                    self.exited(why).await
-                }
-                Event::Restart(generation) if generation == self.generation => self.spawn().await,
-                _ => {}
+            };
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(Event::FromClient(frame)) => self.on_client(frame).await,
+                    Some(Event::Restart) => self.spawn().await,
+                    // Every sender is gone: the client left.
+                    None => break,
+                },
+                output = output => match output {
+                    Some(Output::Line(line)) => self.on_child(line).await,
+                    Some(Output::Exited(why)) => self.exited(why).await,
+                    None => self.exited("closed its output".to_owned()).await,
+                },
             }
         }
-        // Every sender is gone: the client left.
-        self.stop_child();
-        self.set_down(false);
+        // Dropping the process stops it.
+        self.child = None;
         self.health.sessions.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -163,7 +208,7 @@ impl Actor {
         let _ = self.out.send(line).await;
     }
 
-    async fn from_client(&mut self, frame: Vec<u8>) {
+    async fn on_client(&mut self, frame: Vec<u8>) {
         let message = match envelope::parse(&frame) {
             Ok(message) => message,
             Err((code, text)) => return self.reply(envelope::error("null", code, &text)).await,
@@ -184,21 +229,24 @@ impl Actor {
             }
             _ => {}
         }
-        if self.child.is_none() && !self.down && self.generation == 0 {
+        if !self.started {
+            self.started = true;
             self.spawn().await;
         }
         match &self.child {
-            Some(child) if self.replay.is_none() => {
-                let _ = child.stdin.send(frame).await;
+            Some((process, _)) if self.replay.is_none() => {
+                let _ = process.stdin.send(frame).await;
             }
-            _ if self.queue.len() < MAX_QUEUED => self.queue.push_back(frame),
+            _ if self.queue.len() < MAX_QUEUED && self.failed.is_none() => {
+                self.queue.push_back(frame)
+            }
             _ => {
                 if let Message::Request { id, .. } = message {
                     self.pending.remove(&id);
                     self.reply(envelope::error(
                         &id,
                         -32000,
-                        "the MCP server is restarting and too many messages are queued",
+                        "the MCP server is not running",
                     ))
                     .await;
                 }
@@ -206,13 +254,13 @@ impl Actor {
         }
     }
 
-    async fn from_child(&mut self, line: Vec<u8>) {
+    async fn on_child(&mut self, line: Vec<u8>) {
         if let Ok(Message::Response { id }) = envelope::parse(&line) {
             if self.replay.as_ref() == Some(&id) {
                 // The restarted child is initialized: resume the session where it was.
                 self.replay = None;
-                if let (Some(child), Some(initialized)) = (&self.child, &self.initialized) {
-                    let _ = child.stdin.send(initialized.clone()).await;
+                if let (Some((process, _)), Some(initialized)) = (&self.child, &self.initialized) {
+                    let _ = process.stdin.send(initialized.clone()).await;
                 }
                 self.flush_queue().await;
                 return;
@@ -228,9 +276,11 @@ impl Actor {
     }
 
     async fn flush_queue(&mut self) {
-        let Some(child) = &self.child else { return };
+        let Some((process, _)) = &self.child else {
+            return;
+        };
         while let Some(frame) = self.queue.pop_front() {
-            let _ = child.stdin.send(frame).await;
+            let _ = process.stdin.send(frame).await;
         }
     }
 
@@ -242,195 +292,66 @@ impl Actor {
         for id in std::mem::take(&mut self.pending) {
             self.reply(envelope::error(&id, -32000, &text)).await;
         }
-        let now = Instant::now();
-        self.crashes.push_back(now);
-        while self
-            .crashes
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
-        {
-            self.crashes.pop_front();
-        }
-        if self.crashes.len() >= MAX_CRASHES {
-            self.fail(format!(
-                "it exited {} times within {CRASH_WINDOW:?} ({why}); not restarting",
-                self.crashes.len()
-            ))
-            .await;
-            return;
-        }
-        self.set_down(true);
-        let delay = INITIAL_BACKOFF
-            .saturating_mul(1 << (self.crashes.len() - 1))
-            .min(MAX_BACKOFF);
-        let (events, generation) = (self.events.clone(), self.generation);
+        let Some(delay) = self.crashes.record() else {
+            let failure = format!(
+                "it exited {} times within a minute ({why}); not restarting",
+                self.crashes.count()
+            );
+            return self.fail(failure).await;
+        };
+        self.down = Some(Down::new(&self.health));
+        let events = self.events.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             if let Some(events) = events.upgrade() {
-                let _ = events.send(Event::Restart(generation)).await;
+                let _ = events.send(Event::Restart).await;
             }
         });
     }
 
     async fn fail(&mut self, failure: String) {
         tracing::error!(session = %self.tag, "MCP server unavailable: {failure}");
-        *self
-            .health
-            .failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(failure.clone());
-        self.set_down(false);
+        self.health.set_failure(Some(failure.clone()));
+        self.down = None;
+        let text = format!("the MCP server is unavailable: {failure}");
         for frame in std::mem::take(&mut self.queue) {
             if let Ok(Message::Request { id, .. }) = envelope::parse(&frame) {
-                self.reply(envelope::error(
-                    &id,
-                    -32000,
-                    &format!("the MCP server is unavailable: {failure}"),
-                ))
-                .await;
+                self.pending.remove(&id);
+                self.reply(envelope::error(&id, -32000, &text)).await;
             }
         }
         for id in std::mem::take(&mut self.pending) {
-            self.reply(envelope::error(
-                &id,
-                -32000,
-                &format!("the MCP server is unavailable: {failure}"),
-            ))
-            .await;
+            self.reply(envelope::error(&id, -32000, &text)).await;
         }
         self.failed = Some(failure);
     }
 
-    fn set_down(&mut self, down: bool) {
-        if self.down != down {
-            self.down = down;
-            if down {
-                self.health.down.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.health.down.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn stop_child(&mut self) {
-        if let Some(mut child) = self.child.take()
-            && let Some(stop) = child.stop.take()
-        {
-            let _ = stop.send(());
-        }
-    }
-
     async fn spawn(&mut self) {
-        let restart = self.generation > 0;
-        self.generation += 1;
-        let generation = self.generation;
-        let mut command = Command::new(&self.spec.program);
-        command
-            .args(&self.spec.args)
-            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(cwd) = &self.spec.cwd {
-            command.current_dir(cwd);
-        }
-        crate::process::contain(&mut command);
-        let mut child = match command.spawn() {
-            Ok(child) => child,
+        let restart = self.child.is_none() && self.down.is_some();
+        let (process, output) = match launch(&self.spec, &self.tag) {
+            Ok(launched) => launched,
             Err(e) => {
                 return self
                     .fail(format!("cannot start `{}`: {e}", self.spec.program))
                     .await;
             }
         };
+        self.down = None;
         if restart {
             self.health.restarts.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(session = %self.tag, pid = child.id(), "restarted the MCP server");
+            tracing::info!(session = %self.tag, pid = process.pid, "restarted the MCP server");
         }
-        self.set_down(false);
-        let (stdin_tx, mut stdin_rx) = mpsc::channel::<Vec<u8>>(256);
-        if let Some(stdin) = child.stdin.take() {
-            tokio::spawn(async move {
-                let mut writer = BufWriter::new(stdin);
-                while let Some(frame) = stdin_rx.recv().await {
-                    let mut next = Some(frame);
-                    while let Some(frame) = next {
-                        if writer.write_all(&frame).await.is_err()
-                            || writer.write_all(b"\n").await.is_err()
-                        {
-                            return;
-                        }
-                        next = stdin_rx.try_recv().ok();
-                    }
-                    if writer.flush().await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        let events = self.events.clone();
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let tag = self.tag.clone();
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let reader = tokio::spawn(async move {
-            if let Some(stdout) = stdout {
-                let mut lines = BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let Some(events) = events.upgrade() else {
-                        return;
-                    };
-                    if events
-                        .send(Event::Line(generation, line.into_bytes()))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        });
-        if let Some(stderr) = stderr {
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::info!(target: "mcp_expose::bridge::child", session = %tag, "{line}");
-                }
-            });
-        }
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            let status = tokio::select! {
-                status = child.wait() => status,
-                // Stop requested, or the session (which holds the sender) is gone.
-                _ = stop_rx => {
-                    crate::process::stop(&mut child, Duration::from_secs(2)).await;
-                    return;
-                }
-            };
-            // Deliver what the child wrote before it died ahead of the exit, but do not wait
-            // long: a grandchild may hold its stdout open.
-            let _ = tokio::time::timeout(Duration::from_millis(50), reader).await;
-            let why = match status {
-                Ok(status) => match status.code() {
-                    Some(code) => format!("exited with code {code}"),
-                    None => format!("was killed ({status})"),
-                },
-                Err(e) => format!("could not be waited for ({e})"),
-            };
-            if let Some(events) = events.upgrade() {
-                let _ = events.send(Event::Exited(generation, why)).await;
-            }
-        });
-        self.child = Some(Running {
-            stdin: stdin_tx,
-            stop: Some(stop_tx),
-        });
+        self.child = Some((process, output));
         if restart && let Some(init) = &self.init {
-            let replay = format!("\"mcp-expose-replay-{generation}\"");
-            if let (Some(frame), Some(child)) = (envelope::with_id(init, &replay), &self.child) {
+            let replay = format!(
+                "\"mcp-expose-replay-{}\"",
+                self.health.restarts.load(Ordering::Relaxed)
+            );
+            if let (Some(frame), Some((process, _))) =
+                (envelope::with_id(init, &replay), &self.child)
+            {
                 self.replay = Some(replay);
-                let _ = child.stdin.send(frame.into_bytes()).await;
+                let _ = process.stdin.send(frame.into_bytes()).await;
                 return;
             }
         }

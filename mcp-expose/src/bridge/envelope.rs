@@ -47,6 +47,23 @@ pub(crate) enum Message {
 
 /// Parses the envelope of one message; `Err` carries a JSON-RPC error code and message.
 pub(crate) fn parse(frame: &[u8]) -> Result<Message, (i64, String)> {
+    // serde would read a struct from an array too: only an object is a message.
+    match frame.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[') => {
+            return Err((
+                -32600,
+                "Invalid Request: batches are not supported".to_owned(),
+            ));
+        }
+        _ if serde_json::from_slice::<serde::de::IgnoredAny>(frame).is_ok() => {
+            return Err((
+                -32600,
+                "Invalid Request: a message must be an object".to_owned(),
+            ));
+        }
+        _ => return Err((-32700, "Parse error: not JSON".to_owned())),
+    }
     let envelope: Envelope<'_> = match serde_json::from_slice(frame) {
         Ok(envelope) => envelope,
         Err(e) if e.is_syntax() || e.is_eof() => return Err((-32700, format!("Parse error: {e}"))),
@@ -86,22 +103,58 @@ pub(crate) fn error(id: &str, code: i64, message: &str) -> String {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message}}}}}"#)
 }
 
-/// `frame` with its top-level `id` replaced by `id` (raw JSON); other members stay raw.
-pub(crate) fn with_id(frame: &[u8], id: &str) -> Option<String> {
-    let members: std::collections::BTreeMap<std::borrow::Cow<'_, str>, &RawValue> =
-        serde_json::from_slice(frame).ok()?;
-    let new_id = RawValue::from_string(id.to_owned()).ok()?;
-    let mut out = String::with_capacity(frame.len() + id.len());
-    out.push_str(r#"{"id":"#);
-    out.push_str(new_id.get());
-    for (key, value) in members.into_iter().filter(|(k, _)| k != "id") {
-        out.push(',');
-        out.push_str(&serde_json::to_string(&key).ok()?);
+type Members<'a> = std::collections::BTreeMap<std::borrow::Cow<'a, str>, &'a RawValue>;
+
+/// `object` (raw JSON) with some members replaced by raw JSON values; the others are copied
+/// as they are.
+pub(crate) fn replace(object: &str, replacements: &[(&str, &str)]) -> Option<String> {
+    let members: Members<'_> = serde_json::from_str(object).ok()?;
+    let mut out = String::with_capacity(object.len() + 32);
+    out.push('{');
+    let mut first = true;
+    let mut push = |out: &mut String, key: &str, value: &str| {
+        if !std::mem::take(&mut first) {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(key).unwrap_or_default());
         out.push(':');
-        out.push_str(value.get());
+        out.push_str(value);
+    };
+    for (key, value) in &members {
+        let replaced = replacements.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+        push(&mut out, key, replaced.unwrap_or(value.get()));
+    }
+    for (key, value) in replacements {
+        if !members.contains_key(*key) {
+            push(&mut out, key, value);
+        }
     }
     out.push('}');
     Some(out)
+}
+
+/// A member of `object` (raw JSON), as raw JSON text.
+pub(crate) fn member<'a>(object: &'a str, key: &str) -> Option<&'a str> {
+    let members: Members<'a> = serde_json::from_str(object).ok()?;
+    members.get(key).map(|v| v.get())
+}
+
+/// `frame` with its top-level `id` replaced by `id` (raw JSON); other members stay raw.
+pub(crate) fn with_id(frame: &[u8], id: &str) -> Option<String> {
+    replace(std::str::from_utf8(frame).ok()?, &[("id", id)])
+}
+
+/// `frame` with `params.<key>` replaced (`_meta.progressToken` when `key` is `_meta.progressToken`).
+pub(crate) fn with_param(frame: &str, key: &str, value: &str) -> Option<String> {
+    let params = member(frame, "params")?;
+    let params = match key.split_once('.') {
+        Some((outer, inner)) => {
+            let nested = member(params, outer)?;
+            replace(params, &[(outer, &replace(nested, &[(inner, value)])?)])?
+        }
+        None => replace(params, &[(key, value)])?,
+    };
+    replace(frame, &[("params", &params)])
 }
 
 #[cfg(test)]

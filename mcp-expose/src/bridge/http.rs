@@ -19,8 +19,7 @@ use axum::{
 use tokio::sync::mpsc;
 
 use super::{
-    Bridge,
-    child::ChildSession,
+    Bridge, Link,
     envelope::{self, Message},
 };
 use crate::transport::policy::json_error;
@@ -41,7 +40,7 @@ struct Routes {
 }
 
 struct HttpSession {
-    child: ChildSession,
+    child: Link,
     routes: Arc<Mutex<Routes>>,
     last_seen: Mutex<Instant>,
 }
@@ -171,11 +170,7 @@ pub(crate) async fn post(bridge: Arc<Bridge>, headers: HeaderMap, body: Bytes) -
         },
         (None, Message::Request { method, .. }) if method == "initialize" => {
             let id = session_id();
-            let (child, out) = ChildSession::start(
-                bridge.spec.clone(),
-                format!("http:{id}"),
-                bridge.health.clone(),
-            );
+            let (child, out) = bridge.open(format!("http:{id}"));
             let session = Arc::new(HttpSession {
                 child,
                 routes: Arc::default(),

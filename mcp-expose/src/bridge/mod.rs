@@ -10,6 +10,8 @@
 mod child;
 mod envelope;
 mod http;
+mod process;
+mod shared;
 mod ws;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -38,6 +40,11 @@ pub struct BridgeOptions {
     #[command(flatten)]
     pub serve: Options,
 
+    /// `per-session`: each remote session gets its own child (isolated state; the default).
+    /// `shared`: one child for everyone (cheaper; for stateless servers).
+    #[arg(long = "child", value_enum, default_value_t = ChildModel::PerSession)]
+    pub child_model: ChildModel,
+
     /// An environment variable for the child, `KEY=VALUE` (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
@@ -55,6 +62,32 @@ pub struct BridgeOptions {
     pub command: Vec<String>,
 }
 
+/// How remote sessions map to child processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum ChildModel {
+    /// A child per remote session.
+    PerSession,
+    /// One child shared by all sessions, ids rewritten per session.
+    Shared,
+}
+
+/// A session's link to its child, in either model.
+#[derive(Debug)]
+pub(crate) enum Link {
+    Own(child::ChildSession),
+    Shared(shared::SharedLink),
+}
+
+impl Link {
+    pub(crate) async fn send(&self, frame: Vec<u8>) -> bool {
+        match self {
+            Link::Own(session) => session.send(frame).await,
+            Link::Shared(link) => link.send(frame).await,
+        }
+    }
+}
+
 fn parse_env(text: &str) -> std::result::Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -69,6 +102,24 @@ pub(crate) struct Bridge {
     pub(crate) health: Arc<BridgeHealth>,
     pub(crate) http: http::Sessions,
     pub(crate) max_message: usize,
+    shared: Option<shared::SharedChild>,
+}
+
+impl Bridge {
+    /// Opens a session: its link to a child, and the child's messages for it.
+    pub(crate) fn open(&self, tag: String) -> (Link, tokio::sync::mpsc::Receiver<String>) {
+        match &self.shared {
+            Some(shared) => {
+                let (link, rx) = shared.attach();
+                (Link::Shared(link), rx)
+            }
+            None => {
+                let (session, rx) =
+                    child::ChildSession::start(self.spec.clone(), tag, self.health.clone());
+                (Link::Own(session), rx)
+            }
+        }
+    }
 }
 
 /// The bridge's `/mcp`, `/ws` and `/` routes, for any router state.
@@ -147,11 +198,16 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let spec = Arc::new(spec);
+    let health: Arc<BridgeHealth> = Arc::default();
+    let shared = (options.child_model == ChildModel::Shared)
+        .then(|| shared::SharedChild::start(spec.clone(), health.clone()));
     let bridge = Arc::new(Bridge {
-        spec: Arc::new(spec),
-        health: Arc::default(),
+        spec,
+        health,
         http: http::Sessions::default(),
         max_message: serve.max_message_size,
+        shared,
     });
     let idle = Duration::from_secs(options.idle_timeout.max(1));
     let reaper = Arc::downgrade(&bridge);

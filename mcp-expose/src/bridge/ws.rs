@@ -5,11 +5,11 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt as _, StreamExt as _};
 
-use super::{Bridge, child::ChildSession};
+use super::Bridge;
 
 pub(crate) async fn serve_socket(socket: WebSocket, bridge: Arc<Bridge>, tag: String) {
     let (mut sink, mut stream) = socket.split();
-    let (session, mut out) = ChildSession::start(bridge.spec.clone(), tag, bridge.health.clone());
+    let (session, mut out) = bridge.open(tag);
     let max = bridge.max_message;
     let writer = async {
         while let Some(line) = out.recv().await {
