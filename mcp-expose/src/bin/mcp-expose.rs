@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Serve a stdio MCP server over streamable HTTP and WebSocket: `bridge --http 8000 -- CMD ARGS...`.
     Bridge(Box<mcp_expose::bridge::BridgeOptions>),
+    /// Several stdio servers behind one port, under path prefixes: `gateway servers.toml --http 8000`.
+    Gateway(Box<mcp_expose::bridge::GatewayOptions>),
     /// Connect a stdio client (Claude Desktop, ...) to a remote server over streamable HTTP or WebSocket.
     Connect(mcp_expose::connect::ConnectOptions),
 }
@@ -28,6 +30,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Connect(options) => mcp_expose::connect::run(options).await,
         Command::Bridge(options) => mcp_expose::bridge::run(*options).await,
+        Command::Gateway(options) => mcp_expose::bridge::run_gateway(*options).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

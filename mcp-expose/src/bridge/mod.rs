@@ -9,6 +9,7 @@
 
 mod child;
 mod envelope;
+mod gateway;
 mod http;
 mod process;
 mod shared;
@@ -26,6 +27,7 @@ use axum::{
 
 pub(crate) use child::BridgeHealth;
 pub use child::ChildSpec;
+pub use gateway::{GatewayOptions, run as run_gateway};
 
 use crate::{
     error::{Error, ErrorKind, Result},
@@ -106,6 +108,23 @@ pub(crate) struct Bridge {
 }
 
 impl Bridge {
+    pub(crate) fn new(
+        spec: Arc<ChildSpec>,
+        health: Arc<BridgeHealth>,
+        model: ChildModel,
+        max_message: usize,
+    ) -> Self {
+        let shared = (model == ChildModel::Shared)
+            .then(|| shared::SharedChild::start(spec.clone(), health.clone()));
+        Self {
+            spec,
+            health,
+            http: http::Sessions::default(),
+            max_message,
+            shared,
+        }
+    }
+
     /// Opens a session: its link to a child, and the child's messages for it.
     pub(crate) fn open(&self, tag: String) -> (Link, tokio::sync::mpsc::Receiver<String>) {
         match &self.shared {
@@ -165,6 +184,21 @@ fn rand_tag() -> u32 {
     u32::from_le_bytes(bytes)
 }
 
+/// Ends HTTP sessions idle longer than `idle`, until the bridge is gone.
+pub(crate) fn spawn_reaper(bridge: &Arc<Bridge>, idle: Duration) {
+    let bridge = Arc::downgrade(bridge);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(idle.min(Duration::from_secs(30)));
+        loop {
+            tick.tick().await;
+            let Some(bridge) = bridge.upgrade() else {
+                return;
+            };
+            bridge.http.reap(idle);
+        }
+    });
+}
+
 /// Runs the bridge until SIGINT/SIGTERM.
 pub async fn run(options: BridgeOptions) -> Result<()> {
     let mut serve = options.serve;
@@ -198,32 +232,16 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let spec = Arc::new(spec);
-    let health: Arc<BridgeHealth> = Arc::default();
-    let shared = (options.child_model == ChildModel::Shared)
-        .then(|| shared::SharedChild::start(spec.clone(), health.clone()));
-    let bridge = Arc::new(Bridge {
-        spec,
-        health,
-        http: http::Sessions::default(),
-        max_message: serve.max_message_size,
-        shared,
-    });
-    let idle = Duration::from_secs(options.idle_timeout.max(1));
-    let reaper = Arc::downgrade(&bridge);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(idle.min(Duration::from_secs(30)));
-        loop {
-            tick.tick().await;
-            let Some(bridge) = reaper.upgrade() else {
-                return;
-            };
-            bridge.http.reap(idle);
-        }
-    });
+    let bridge = Arc::new(Bridge::new(
+        Arc::new(spec),
+        Arc::default(),
+        options.child_model,
+        serve.max_message_size,
+    ));
+    spawn_reaper(&bridge, Duration::from_secs(options.idle_timeout.max(1)));
     crate::Server::new(name, env!("CARGO_PKG_VERSION"))
         .without_collected()
         .options(serve)
-        .serve_bridge(bridge)
+        .serve_bridges(vec![(String::new(), bridge)])
         .await
 }

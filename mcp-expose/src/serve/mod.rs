@@ -215,14 +215,15 @@ impl Server {
         Self::until_signal(running).await
     }
 
-    /// Serves a bridge (its routes instead of this server's handler) until a signal.
+    /// Serves bridges (their routes, under path prefixes, instead of this server's handler)
+    /// until a signal.
     #[cfg(feature = "bridge")]
-    pub(crate) async fn serve_bridge(
+    pub(crate) async fn serve_bridges(
         self,
-        bridge: std::sync::Arc<crate::bridge::Bridge>,
+        bridges: Vec<(String, std::sync::Arc<crate::bridge::Bridge>)>,
     ) -> Result<()> {
         init_tracing(&self.options.log_level);
-        let running = self.start_inner(Some(bridge)).await?;
+        let running = self.start_inner(bridges).await?;
         Self::until_signal(running).await
     }
 
@@ -241,14 +242,14 @@ impl Server {
     pub async fn start(self) -> Result<Running> {
         self.start_inner(
             #[cfg(feature = "bridge")]
-            None,
+            Vec::new(),
         )
         .await
     }
 
     async fn start_inner(
         self,
-        #[cfg(feature = "bridge")] bridge: Option<std::sync::Arc<crate::bridge::Bridge>>,
+        #[cfg(feature = "bridge")] bridges: Vec<(String, std::sync::Arc<crate::bridge::Bridge>)>,
     ) -> Result<Running> {
         #[cfg(feature = "tunnel")]
         let tunnel = match self.tunnel.clone() {
@@ -277,7 +278,7 @@ impl Server {
             #[cfg(feature = "tunnel")]
             control,
             #[cfg(feature = "bridge")]
-            bridge,
+            bridges,
         )
         .await
     }

@@ -112,8 +112,9 @@ impl Running {
 #[derive(Clone)]
 struct AppState {
     handler: Handler,
+    /// Bridged children's health, by path prefix ("" for a single bridge).
     #[cfg(feature = "bridge")]
-    bridge: Option<Arc<crate::bridge::BridgeHealth>>,
+    bridges: Vec<(String, Arc<crate::bridge::BridgeHealth>)>,
     ws: WsSettings,
     sessions: CancellationToken,
     health: Arc<serde_json::Value>,
@@ -124,7 +125,7 @@ pub(super) async fn start(
     mut options: Options,
     tunnel: Option<TunnelConfig>,
     #[cfg(feature = "tunnel")] control: Arc<crate::tunnel::TunnelControl>,
-    #[cfg(feature = "bridge")] bridge: Option<Arc<crate::bridge::Bridge>>,
+    #[cfg(feature = "bridge")] bridges: Vec<(String, Arc<crate::bridge::Bridge>)>,
 ) -> Result<Running> {
     if tunnel.is_some() {
         // A tunnel forwards to one port: serve HTTP and WebSocket together on it (a free one
@@ -200,7 +201,10 @@ pub(super) async fn start(
     let state = AppState {
         handler: handler.clone(),
         #[cfg(feature = "bridge")]
-        bridge: bridge.as_ref().map(|b| b.health.clone()),
+        bridges: bridges
+            .iter()
+            .map(|(prefix, b)| (prefix.clone(), b.health.clone()))
+            .collect(),
         ws: ws_settings,
         sessions: sessions.clone(),
         health,
@@ -209,9 +213,18 @@ pub(super) async fn start(
     for (listener, local, serves_http, serves_ws) in bound {
         let mut mcp_routes = Router::new();
         #[cfg(feature = "bridge")]
-        let bridged = bridge
-            .as_ref()
-            .map(|b| crate::bridge::routes(b, serves_http, serves_ws));
+        let bridged = (!bridges.is_empty()).then(|| {
+            bridges
+                .iter()
+                .fold(Router::new(), |router, (prefix, bridge)| {
+                    let routes = crate::bridge::routes(bridge, serves_http, serves_ws);
+                    if prefix.is_empty() {
+                        router.merge(routes)
+                    } else {
+                        router.nest(prefix, routes)
+                    }
+                })
+        });
         #[cfg(not(feature = "bridge"))]
         let bridged: Option<Router<AppState>> = None;
         if let Some(bridged) = bridged {
@@ -458,17 +471,30 @@ async fn info_route(State(state): State<AppState>) -> Response {
 
 async fn health_route(State(state): State<AppState>) -> Response {
     #[cfg(feature = "bridge")]
-    if let Some(bridge) = &state.bridge {
+    if !state.bridges.is_empty() {
         use std::sync::atomic::Ordering;
         let mut health = state.health.as_ref().clone();
-        let healthy = bridge.healthy();
+        let describe = |bridge: &crate::bridge::BridgeHealth| {
+            serde_json::json!({
+                "healthy": bridge.healthy(),
+                "sessions": bridge.sessions.load(Ordering::Relaxed),
+                "down": bridge.down.load(Ordering::Relaxed),
+                "restarts": bridge.restarts.load(Ordering::Relaxed),
+                "failure": *bridge.failure.lock().unwrap_or_else(|e| e.into_inner()),
+            })
+        };
+        let healthy = state.bridges.iter().all(|(_, b)| b.healthy());
+        match state.bridges.as_slice() {
+            [(prefix, bridge)] if prefix.is_empty() => health["child"] = describe(bridge),
+            bridges => {
+                let servers: serde_json::Map<_, _> = bridges
+                    .iter()
+                    .map(|(p, b)| (p.trim_start_matches('/').to_owned(), describe(b)))
+                    .collect();
+                health["servers"] = servers.into();
+            }
+        }
         health["status"] = if healthy { "ok" } else { "unavailable" }.into();
-        health["child"] = serde_json::json!({
-            "sessions": bridge.sessions.load(Ordering::Relaxed),
-            "down": bridge.down.load(Ordering::Relaxed),
-            "restarts": bridge.restarts.load(Ordering::Relaxed),
-            "failure": *bridge.failure.lock().unwrap_or_else(|e| e.into_inner()),
-        });
         let status = if healthy {
             StatusCode::OK
         } else {
