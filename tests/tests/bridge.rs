@@ -402,3 +402,109 @@ async fn shared_child_killed_mid_call_fails_every_pending_call_and_recovers() {
     send(&mut b, call(8, "echo", json!({ "text": "back" }))).await;
     assert_eq!(next(&mut b).await["result"]["content"][0]["text"], "back");
 }
+
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            != Some("Z")
+    })
+}
+
+async fn gone_within(pid: u64, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline && alive(pid) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    !alive(pid)
+}
+
+#[tokio::test]
+async fn no_child_outlives_a_sigkilled_bridge() {
+    let script = python_child();
+    let mut server = bridge(&["python3", &script]).await;
+    let mut socket = ws(&server).await;
+    send(&mut socket, call(1, "pid", json!({}))).await;
+    let pid = next(&mut socket).await["result"]["structuredContent"]["result"]
+        .as_u64()
+        .expect("pid");
+    assert!(alive(pid));
+    let bridge_pid = server.child.id().expect("bridge pid").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &bridge_pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let _ = server.child.wait().await;
+    assert!(
+        gone_within(pid, Duration::from_secs(2)).await,
+        "the child outlived the bridge"
+    );
+}
+
+#[tokio::test]
+async fn idle_http_sessions_are_reaped_with_their_children() {
+    let script = python_child();
+    let args = [
+        "bridge",
+        "--http",
+        "0",
+        "--idle-timeout",
+        "1",
+        "--",
+        "python3",
+        &script,
+    ];
+    let server = ServerProcess::start("mcp-expose", &args).await;
+    let client = reqwest::Client::new();
+    let post = |body: String, session: Option<&str>| {
+        let mut request = client
+            .post(server.http())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.body(body).send()
+    };
+    let init = post(initialize(1, json!({})), None)
+        .await
+        .expect("initialize");
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .expect("session id")
+        .to_owned();
+    let _ = init.text().await;
+    post(initialized(), Some(&session))
+        .await
+        .expect("initialized");
+    let body = post(call(2, "pid", json!({})), Some(&session))
+        .await
+        .expect("call")
+        .text()
+        .await
+        .expect("body");
+    let data = body
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("an event");
+    let pid =
+        serde_json::from_str::<Value>(data).expect("JSON")["result"]["structuredContent"]["result"]
+            .as_u64()
+            .expect("pid");
+    assert!(
+        gone_within(pid, Duration::from_secs(10)).await,
+        "the idle session's child was not reaped"
+    );
+    let after = post(call(3, "pid", json!({})), Some(&session))
+        .await
+        .expect("call");
+    assert_eq!(
+        after.status(),
+        404,
+        "a reaped session is gone: the client re-initializes"
+    );
+}
