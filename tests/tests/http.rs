@@ -220,3 +220,78 @@ async fn bearer_tokens_guard_http_and_websocket_but_not_health() {
         .expect("browser-style token");
     assert_eq!(response.headers()["sec-websocket-protocol"], "mcp");
 }
+
+#[tokio::test]
+async fn sessionless_2026_07_28_requests_and_older_revisions_on_one_endpoint() {
+    let server = ServerProcess::start("bioseq", &["--http", "0"]).await;
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { "name": "t", "version": "1" },
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let sessionless = |method: &str, name: Option<&str>, params: Value| {
+        let mut request = post(server.http())
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method);
+        if let Some(name) = name {
+            request = request.header("mcp-name", name);
+        }
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        request.body(body.to_string()).send()
+    };
+    let data = |text: String| -> Value {
+        let line = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .find(|d| !d.is_empty())
+            .map(str::to_owned)
+            .unwrap_or(text);
+        serde_json::from_str(&line).expect("JSON")
+    };
+    let discover = sessionless("server/discover", None, json!({ "_meta": meta }))
+        .await
+        .expect("discover");
+    assert!(!discover.headers().contains_key("mcp-session-id"));
+    let discover = data(discover.text().await.expect("body"));
+    let versions = discover["result"]["supportedVersions"]
+        .as_array()
+        .expect("versions")
+        .clone();
+    for version in ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"] {
+        assert!(
+            versions.contains(&json!(version)),
+            "{version} missing from {versions:?}"
+        );
+    }
+    let params = json!({ "name": "gc_content", "arguments": { "seq": "GGCCAT" }, "_meta": meta });
+    let call = data(
+        sessionless("tools/call", Some("gc_content"), params)
+            .await
+            .expect("call")
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert_gc_ggccat(
+        call["result"]["structuredContent"]["result"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+    );
+
+    for version in ["2025-03-26", "2025-06-18", "2025-11-25"] {
+        let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": version, "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } });
+        let response = post(server.http())
+            .body(init.to_string())
+            .send()
+            .await
+            .expect("initialize");
+        assert!(
+            response.headers().contains_key("mcp-session-id"),
+            "{version} gets a session"
+        );
+        let body = data(response.text().await.expect("body"));
+        assert_eq!(body["result"]["protocolVersion"], version);
+    }
+}
