@@ -198,3 +198,62 @@ pub fn assert_gc_ggccat(value: f64) {
         "gc_content(GGCCAT) = {value}, expected 0.6667"
     );
 }
+
+/// A WebSocket client connection.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends one text frame.
+pub async fn send(socket: &mut Socket, text: String) {
+    use futures::SinkExt as _;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(text))
+        .await
+        .expect("send");
+}
+
+/// The next text frame as JSON (pings and pongs skipped), within 20 s.
+pub async fn next_json(socket: &mut Socket) -> serde_json::Value {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let text = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a frame within 20 s");
+    serde_json::from_str(&text).expect("JSON frame")
+}
+
+/// Whether `pid` is a live process (a zombie awaiting its reaper does not count).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            != Some("Z")
+    })
+}
+
+/// Waits (at most `limit`) for `pid` to be gone; whether it is.
+pub async fn gone_within(pid: u32, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline && alive(pid) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    !alive(pid)
+}
+
+/// `kill SIGNAL PID`; panics when it fails.
+pub fn kill(signal: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {signal} {pid}");
+}

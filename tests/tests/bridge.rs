@@ -3,17 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt as _, StreamExt as _};
-use mcp_expose_tests::{ServerProcess, assert_gc_ggccat, bin, initialize, initialized, request};
+use mcp_expose_tests::{
+    ServerProcess, Socket, alive, assert_gc_ggccat, bin, gone_within, initialize, initialized,
+    kill, next_json as next, request, send,
+};
 use rmcp::{
     ServiceExt as _,
     model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams},
     transport::StreamableHttpClientTransport,
 };
 use serde_json::{Value, json};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
-
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+use tokio_tungstenite::connect_async;
 
 fn python_child() -> String {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/child_server.py");
@@ -40,25 +40,6 @@ async fn ws(server: &ServerProcess) -> Socket {
     assert!(init["result"]["serverInfo"]["name"].is_string(), "{init}");
     send(&mut socket, initialized()).await;
     socket
-}
-
-async fn send(socket: &mut Socket, text: String) {
-    socket.send(Message::text(text)).await.expect("send");
-}
-
-async fn next(socket: &mut Socket) -> Value {
-    let text = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(text))) => return text.to_string(),
-                Some(Ok(_)) => continue,
-                other => panic!("expected a frame, got {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("a frame within 20 s");
-    serde_json::from_str(&text).expect("JSON")
 }
 
 fn call(id: u64, name: &str, arguments: Value) -> String {
@@ -212,11 +193,7 @@ async fn a_child_killed_mid_call_answers_at_once_and_the_next_call_succeeds() {
     send(&mut socket, call(2, "slow", json!({ "seconds": 30 }))).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let killed = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    kill("-KILL", pid as u32);
     let error = next(&mut socket).await;
     let latency = killed.elapsed();
     eprintln!("error for the pending call arrived {latency:?} after SIGKILL of the child");
@@ -392,32 +369,11 @@ async fn shared_child_killed_mid_call_fails_every_pending_call_and_recovers() {
     send(&mut a, call(2, "slow", json!({ "seconds": 30 }))).await;
     send(&mut b, call(7, "slow", json!({ "seconds": 30 }))).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    kill("-KILL", pid as u32);
     assert_eq!(next(&mut a).await["id"], 2);
     assert_eq!(next(&mut b).await["id"], 7);
     send(&mut b, call(8, "echo", json!({ "text": "back" }))).await;
     assert_eq!(next(&mut b).await["result"]["content"][0]["text"], "back");
-}
-
-fn alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().next())
-            != Some("Z")
-    })
-}
-
-async fn gone_within(pid: u64, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline && alive(pid) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    !alive(pid)
 }
 
 #[tokio::test]
@@ -429,7 +385,7 @@ async fn no_child_outlives_a_sigkilled_bridge() {
     let pid = next(&mut socket).await["result"]["structuredContent"]["result"]
         .as_u64()
         .expect("pid");
-    assert!(alive(pid));
+    assert!(alive(pid as u32));
     let bridge_pid = server.child.id().expect("bridge pid").to_string();
     assert!(
         std::process::Command::new("kill")
@@ -440,7 +396,7 @@ async fn no_child_outlives_a_sigkilled_bridge() {
     );
     let _ = server.child.wait().await;
     assert!(
-        gone_within(pid, Duration::from_secs(2)).await,
+        gone_within(pid as u32, Duration::from_secs(2)).await,
         "the child outlived the bridge"
     );
 }
@@ -496,7 +452,7 @@ async fn idle_http_sessions_are_reaped_with_their_children() {
             .as_u64()
             .expect("pid");
     assert!(
-        gone_within(pid, Duration::from_secs(10)).await,
+        gone_within(pid as u32, Duration::from_secs(10)).await,
         "the idle session's child was not reaped"
     );
     let after = post(call(3, "pid", json!({})), Some(&session))

@@ -4,16 +4,10 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt as _, StreamExt as _};
 use mcp_expose::{Context, LogLevel, Running, Server, ToolError, model, tool};
-use mcp_expose_tests::{initialize, initialized, request};
+use mcp_expose_tests::{Socket, initialize, initialized, next_json, request, send};
 use serde_json::{Value, json};
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async,
-    tungstenite::{Message, client::IntoClientRequest as _},
-};
-
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+use tokio_tungstenite::{connect_async, tungstenite::client::IntoClientRequest as _};
 
 /// Asks the client's model a question (sampling) and returns its answer.
 #[tool]
@@ -90,25 +84,6 @@ async fn connect(running: &Running, header: Option<&str>) -> Socket {
             .insert("x-test", value.parse().expect("header"));
     }
     connect_async(request).await.expect("handshake").0
-}
-
-async fn next_json(socket: &mut Socket) -> Value {
-    let text = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(text))) => return text.to_string(),
-                Some(Ok(_)) => continue,
-                other => panic!("expected a frame, got {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("a frame within 10 s");
-    serde_json::from_str(&text).expect("JSON")
-}
-
-async fn send(socket: &mut Socket, text: String) {
-    socket.send(Message::text(text)).await.expect("send");
 }
 
 async fn open(running: &Running, capabilities: Value) -> Socket {

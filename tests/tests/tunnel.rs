@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_expose_tests::{ServerProcess, initialize};
+use mcp_expose_tests::{ServerProcess, alive, gone_within, initialize, kill};
 use serde_json::{Value, json};
 
 /// PATH with the test double first, so `cloudflared` resolves to it.
@@ -63,7 +63,7 @@ async fn initialize_with(server: &ServerProcess, host: &str, token: Option<&str>
         .as_u16()
 }
 
-fn pid_from(file: &std::path::Path) -> i32 {
+fn pid_from(file: &std::path::Path) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(pid) = std::fs::read_to_string(file)
@@ -75,38 +75,6 @@ fn pid_from(file: &std::path::Path) -> i32 {
         assert!(Instant::now() < deadline, "the double wrote no pid file");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Whether `pid` is a live process (a zombie awaiting its reaper does not count).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                != Some("Z")
-        }
-        Err(_) => false,
-    }
-}
-
-fn kill(signal: &str, pid: i32) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
-async fn gone_within(pid: i32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if !alive(pid) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    !alive(pid)
 }
 
 #[tokio::test]
@@ -331,7 +299,7 @@ async fn sigterm_of_the_server_stops_cloudflared() {
         .await
         .expect("ready");
     let double = pid_from(&pidfile);
-    kill("-TERM", server.child.id().expect("pid") as i32);
+    kill("-TERM", server.child.id().expect("pid"));
     let status = tokio::time::timeout(Duration::from_secs(15), server.child.wait())
         .await
         .expect("exits")
@@ -350,7 +318,7 @@ async fn sigkill_of_the_server_leaves_no_cloudflared_within_two_seconds() {
         .await
         .expect("ready");
     let double = pid_from(&pidfile);
-    kill("-KILL", server.child.id().expect("pid") as i32);
+    kill("-KILL", server.child.id().expect("pid"));
     let _ = server.child.wait().await;
     assert!(
         gone_within(double, Duration::from_secs(2)).await,
@@ -371,7 +339,7 @@ async fn a_cloudflared_that_ignores_sigterm_is_killed_after_the_grace_period() {
         .await
         .expect("ready");
     let double = pid_from(&pidfile);
-    kill("-TERM", server.child.id().expect("pid") as i32);
+    kill("-TERM", server.child.id().expect("pid"));
     let status = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
         .await
         .expect("exits")

@@ -2,15 +2,15 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt as _, StreamExt as _};
-use mcp_expose_tests::{ServerProcess, assert_gc_ggccat, initialize, initialized, request};
+use futures::StreamExt as _;
+use mcp_expose_tests::{
+    ServerProcess, Socket, assert_gc_ggccat, initialize, initialized, next_json, request, send,
+};
 use serde_json::{Value, json};
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async,
+    connect_async,
     tungstenite::{Message, client::IntoClientRequest as _, protocol::frame::coding::CloseCode},
 };
-
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(url: &str) -> Socket {
     let mut request = url.into_client_request().expect("request");
@@ -26,25 +26,6 @@ async fn connect(url: &str) -> Socket {
         Some("mcp")
     );
     socket
-}
-
-async fn next_json(socket: &mut Socket) -> Value {
-    let frame = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(text))) => return text.to_string(),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                other => panic!("expected a text frame, got {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("a frame within 10 s");
-    serde_json::from_str(&frame).expect("JSON frame")
-}
-
-async fn send(socket: &mut Socket, text: String) {
-    socket.send(Message::text(text)).await.expect("send");
 }
 
 async fn handshake(socket: &mut Socket) -> Value {
