@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::{
     envelope::{self, Message},
-    process::{Output, Process, launch},
+    process::{Output, Process, launch, next_output},
 };
 
 /// How to start the child server.
@@ -179,12 +179,6 @@ struct Actor {
 impl Actor {
     async fn run(mut self, mut events: mpsc::Receiver<Event>) {
         loop {
-            let output = async {
-                match &mut self.child {
-                    Some((_, output)) => output.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 event = events.recv() => match event {
                     Some(Event::FromClient(frame)) => self.on_client(frame).await,
@@ -192,7 +186,7 @@ impl Actor {
                     // Every sender is gone: the client left.
                     None => break,
                 },
-                output = output => match output {
+                output = next_output(&mut self.child) => match output {
                     Some(Output::Line(line)) => self.on_child(line).await,
                     Some(Output::Exited(why)) => self.exited(why).await,
                     None => self.exited("closed its output".to_owned()).await,

@@ -120,3 +120,13 @@ pub(crate) fn launch(
         out_rx,
     ))
 }
+
+/// The next output of `child`; never completes while there is no child.
+pub(crate) async fn next_output(
+    child: &mut Option<(Process, mpsc::Receiver<Output>)>,
+) -> Option<Output> {
+    match child {
+        Some((_, output)) => output.recv().await,
+        None => std::future::pending().await,
+    }
+}

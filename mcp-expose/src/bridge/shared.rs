@@ -15,7 +15,7 @@ use super::{
     ChildSpec,
     child::{BridgeHealth, Crashes, Down, MAX_QUEUED},
     envelope::{self, Message},
-    process::{Output, Process, launch},
+    process::{Output, Process, launch, next_output},
 };
 
 enum Event {
@@ -129,12 +129,6 @@ struct Actor {
 impl Actor {
     async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) {
         loop {
-            let output = async {
-                match &mut self.child {
-                    Some((_, output)) => output.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 event = events.recv() => match event {
                     Some(Event::Attach(session, tx)) => {
@@ -153,7 +147,7 @@ impl Actor {
                     Some(Event::Restart) => self.spawn().await,
                     None => break,
                 },
-                output = output => match output {
+                output = next_output(&mut self.child) => match output {
                     Some(Output::Line(line)) => self.on_child(line).await,
                     Some(Output::Exited(why)) => self.exited(why).await,
                     None => self.exited("closed its output".to_owned()).await,
