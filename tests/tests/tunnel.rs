@@ -102,17 +102,43 @@ async fn quick_tunnel_url_is_printed_once_ready_and_its_host_is_served() {
         .await
         .expect("wss URL");
     assert!(ws.contains(&format!("wss://{host}/ws")), "{ws}");
-    assert!(
-        server
-            .line_containing("mcp-remote", Duration::from_secs(2))
-            .await
-            .is_some()
-    );
+    let claude = server
+        .line_containing("\"args\":[\"connect\",\"https://", Duration::from_secs(2))
+        .await
+        .expect("a Claude Desktop config through the connector");
     assert_eq!(initialize_status(&server, &host).await, 200);
     assert_eq!(
         initialize_status(&server, "other-words.trycloudflare.com").await,
         403
     );
+    // A tunnel turns authentication on: the generated token is in the printed configs.
+    assert_eq!(initialize_with(&server, &host, None).await, 401);
+    assert_eq!(initialize_with(&server, &host, Some("wrong")).await, 401);
+    assert!(
+        claude.contains(&format!("Bearer {}", token(&server))),
+        "{claude}"
+    );
+    assert!(
+        claude.contains("--header-env") && claude.contains("\"command\":\"mcp-expose\""),
+        "{claude}"
+    );
+}
+
+#[tokio::test]
+async fn no_auth_opts_out_with_a_warning() {
+    let mut server = start(&["--http", "0", "--tunnel", "--no-auth"], &[]).await;
+    let banner = server
+        .line_containing("streamable HTTP: https://", Duration::from_secs(20))
+        .await
+        .expect("banner");
+    let host = banner_host(&banner);
+    assert!(
+        server
+            .line_containing("no authentication", Duration::from_secs(2))
+            .await
+            .is_some()
+    );
+    assert_eq!(initialize_with(&server, &host, None).await, 200);
 }
 
 #[tokio::test]

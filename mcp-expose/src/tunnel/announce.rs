@@ -3,7 +3,8 @@
 use super::{TunnelKind, TunnelStatus};
 use crate::serve::Access;
 
-/// Ready-to-paste client configurations for a tunnel. With `token`, each carries
+/// Ready-to-paste client configurations for a tunnel: Claude Desktop through `mcp-expose
+/// connect` (the stdio connector), WebSocket, and streamable HTTP. With `token`, each carries
 /// `Authorization: Bearer <token>` (for Claude Desktop through an environment variable, since
 /// desktop clients on Windows split arguments at spaces).
 pub fn client_configs(
@@ -14,7 +15,7 @@ pub fn client_configs(
     let mcp = status.mcp_url()?;
     let Some(token) = token else {
         return Some(serde_json::json!({
-            "claude_desktop": { "mcpServers": { server_name: { "command": "npx", "args": ["mcp-remote", mcp] } } },
+            "claude_desktop": { "mcpServers": { server_name: { "command": "mcp-expose", "args": ["connect", mcp] } } },
             "websocket": { "transport": "websocket", "uri": status.ws_url() },
             "streamable_http": { "type": "http", "url": mcp },
         }));
@@ -22,8 +23,8 @@ pub fn client_configs(
     let bearer = format!("Bearer {token}");
     Some(serde_json::json!({
         "claude_desktop": { "mcpServers": { server_name: {
-            "command": "npx",
-            "args": ["mcp-remote", mcp, "--header", "Authorization:${MCP_EXPOSE_AUTH}"],
+            "command": "mcp-expose",
+            "args": ["connect", mcp, "--header-env", "Authorization=MCP_EXPOSE_AUTH"],
             "env": { "MCP_EXPOSE_AUTH": bearer },
         } } },
         "websocket": { "transport": "websocket", "uri": status.ws_url(), "headers": { "Authorization": bearer } },
