@@ -51,10 +51,15 @@ struct Inner {
     progress_token: Option<ProgressToken>,
     headers: Option<http::HeaderMap>,
     session: Arc<Session>,
+    shared: std::sync::Weak<crate::handler::Shared>,
 }
 
 impl Context {
-    pub(crate) fn new(request: RequestContext<RoleServer>, session: Arc<Session>) -> Self {
+    pub(crate) fn new(
+        request: RequestContext<RoleServer>,
+        session: Arc<Session>,
+        shared: std::sync::Weak<crate::handler::Shared>,
+    ) -> Self {
         let headers = request
             .extensions
             .get::<http::request::Parts>()
@@ -68,6 +73,7 @@ impl Context {
                 id: request.id,
                 headers,
                 session,
+                shared,
             }),
         }
     }
@@ -167,6 +173,14 @@ impl Context {
             .create_elicitation(params)
             .await
             .map_err(|e| Error::with_source(ErrorKind::Peer, "elicitation/create failed", e))
+    }
+
+    /// Tells every client subscribed to `uri` that the resource changed
+    /// (`notifications/resources/updated`).
+    pub async fn notify_resource_updated(&self, uri: &str) {
+        if let Some(shared) = self.inner.shared.upgrade() {
+            shared.notify_resource_updated(uri).await;
+        }
     }
 
     /// The rmcp peer, for requests this type does not wrap.

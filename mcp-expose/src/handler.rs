@@ -44,6 +44,35 @@ pub(crate) struct Shared {
     pub(crate) identity: Identity,
     capabilities: ServerCapabilities,
     pub(crate) inflight: Arc<InFlight>,
+    /// Sessions that subscribed to some resource.
+    subscribers: Mutex<Vec<std::sync::Weak<Session>>>,
+}
+
+impl Shared {
+    /// Sends `notifications/resources/updated` to every session subscribed to `uri`.
+    pub(crate) async fn notify_resource_updated(&self, uri: &str) {
+        let sessions: Vec<Arc<Session>> = {
+            let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+            subscribers.retain(|s| s.strong_count() > 0);
+            subscribers
+                .iter()
+                .filter_map(std::sync::Weak::upgrade)
+                .collect()
+        };
+        for session in sessions {
+            let subscribed = session
+                .subscriptions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(uri);
+            if let (true, Some(peer)) = (subscribed, session.peer.get()) {
+                let params = rmcp::model::ResourceUpdatedNotificationParam::new(uri);
+                if let Err(e) = peer.notify_resource_updated(params).await {
+                    tracing::debug!(error = %e, "resource update not delivered");
+                }
+            }
+        }
+    }
 }
 
 /// Counts tool calls in progress, so that shutdown can wait for them.
@@ -91,6 +120,8 @@ impl Drop for InFlightGuard {
 pub(crate) struct Session {
     log_level: AtomicU8,
     subscriptions: Mutex<HashSet<String>>,
+    /// The client, kept once it subscribes, to notify it of updates.
+    peer: std::sync::OnceLock<rmcp::service::Peer<RoleServer>>,
     pub(crate) headers: Option<http::HeaderMap>,
 }
 
@@ -99,6 +130,7 @@ impl Session {
         Self {
             log_level: AtomicU8::new(level_rank(LoggingLevel::Info)),
             subscriptions: Mutex::default(),
+            peer: std::sync::OnceLock::new(),
             headers,
         }
     }
@@ -136,6 +168,7 @@ impl Handler {
             identity,
             capabilities,
             inflight: Arc::default(),
+            subscribers: Mutex::default(),
         });
         Self {
             shared,
@@ -151,12 +184,12 @@ impl Handler {
         }
     }
 
-    pub(crate) fn shared(&self) -> &Shared {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
 
     fn context(&self, request: RequestContext<RoleServer>) -> Context {
-        Context::new(request, self.session.clone())
+        Context::new(request, self.session.clone(), Arc::downgrade(&self.shared))
     }
 }
 
@@ -303,7 +336,7 @@ impl ServerHandler for Handler {
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         if self.shared.registry.resource(&request.uri).is_none() {
             return Err(ErrorData::resource_not_found(
@@ -316,6 +349,14 @@ impl ServerHandler for Handler {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(request.uri);
+        if self.session.peer.set(context.peer).is_ok() {
+            let mut subscribers = self
+                .shared
+                .subscribers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            subscribers.push(Arc::downgrade(&self.session));
+        }
         Ok(())
     }
 

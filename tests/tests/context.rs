@@ -64,6 +64,24 @@ async fn slow(millis: u64) -> String {
     format!("slept {millis} ms")
 }
 
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A counter that `bump` increments.
+#[mcp_expose::resource(uri = "counter://value", mime_type = "text/plain")]
+fn counter() -> String {
+    COUNTER
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .to_string()
+}
+
+/// Increments the counter and tells subscribers.
+#[tool]
+async fn bump(ctx: Context) -> u64 {
+    let value = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    ctx.notify_resource_updated("counter://value").await;
+    value
+}
+
 async fn start() -> Running {
     Server::new("context-tests", "1.2.3")
         .http(0)
@@ -206,4 +224,51 @@ async fn shutdown_lets_an_in_flight_call_finish() {
         .await
         .expect("shutdown completes")
         .expect("join");
+}
+
+#[tokio::test]
+async fn subscribers_and_only_subscribers_hear_of_resource_updates() {
+    let running = start().await;
+    let mut subscriber = open(&running, json!({})).await;
+    let mut other = open(&running, json!({})).await;
+    send(
+        &mut subscriber,
+        request(
+            1,
+            "resources/subscribe",
+            json!({ "uri": "counter://value" }),
+        ),
+    )
+    .await;
+    assert_eq!(next_json(&mut subscriber).await["result"], json!({}));
+    send(&mut other, call(1, "bump", json!({}))).await;
+    let bumped = next_json(&mut other).await;
+    assert_eq!(
+        bumped["id"], 1,
+        "the caller is not subscribed and gets only its answer: {bumped}"
+    );
+    let update = next_json(&mut subscriber).await;
+    assert_eq!(
+        update["method"], "notifications/resources/updated",
+        "{update}"
+    );
+    assert_eq!(update["params"]["uri"], "counter://value");
+    send(
+        &mut subscriber,
+        request(
+            2,
+            "resources/unsubscribe",
+            json!({ "uri": "counter://value" }),
+        ),
+    )
+    .await;
+    assert_eq!(next_json(&mut subscriber).await["id"], 2);
+    running.notify_resource_updated("counter://value").await;
+    send(&mut subscriber, request(3, "ping", json!({}))).await;
+    assert_eq!(
+        next_json(&mut subscriber).await["id"],
+        3,
+        "no update after unsubscribing"
+    );
+    running.shutdown().await;
 }

@@ -32,9 +32,7 @@ pub(crate) fn parse(
     let mut map = HeaderMap::new();
     for spec in headers {
         let Some((name, value)) = spec.split_once(':') else {
-            return Err(config(format!(
-                "--header {spec:?}: expected 'Name: value'"
-            )));
+            return Err(config(format!("--header {spec:?}: expected 'Name: value'")));
         };
         insert(&mut map, name, value.trim(), &format!("--header {name:?}"))?;
     }
@@ -50,7 +48,12 @@ pub(crate) fn parse(
                 "--header-env {name}: environment variable {var} is not set"
             ))
         })?;
-        insert(&mut map, name, value.trim(), &format!("--header-env {name}"))?;
+        insert(
+            &mut map,
+            name,
+            value.trim(),
+            &format!("--header-env {name}"),
+        )?;
     }
     Ok(map)
 }
@@ -99,8 +102,8 @@ mod tests {
 
     #[test]
     fn errors_are_clear() {
-        let missing = parse(&[], &strings(&["Authorization=NOPE"]), |_| None)
-            .expect_err("missing variable");
+        let missing =
+            parse(&[], &strings(&["Authorization=NOPE"]), |_| None).expect_err("missing variable");
         assert!(missing.to_string().contains("NOPE is not set"), "{missing}");
         assert!(parse(&strings(&["no colon"]), &[], |_| None).is_err());
         assert!(parse(&[], &strings(&["NoEquals"]), |_| None).is_err());
@@ -108,6 +111,9 @@ mod tests {
         assert!(parse(&strings(&["X: a\u{7}b"]), &[], |_| None).is_err());
         let reserved =
             parse(&strings(&["Mcp-Session-Id: 1"]), &[], |_| None).expect_err("reserved");
-        assert!(reserved.to_string().contains("connector itself"), "{reserved}");
+        assert!(
+            reserved.to_string().contains("connector itself"),
+            "{reserved}"
+        );
     }
 }

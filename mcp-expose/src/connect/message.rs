@@ -90,11 +90,22 @@ struct Envelope<'a> {
 impl Message {
     /// Reads one message. `Err` holds the error reply to send back instead.
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        // serde would read `[1]` as a struct in sequence form: only objects are messages.
+        if !text.trim_start().starts_with('{') {
+            return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Ok(_) => error_reply(
+                    None,
+                    INVALID_REQUEST,
+                    "Invalid Request: expected one JSON-RPC object (batches are not supported)",
+                ),
+                Err(e) => error_reply(None, PARSE_ERROR, &format!("Parse error: {e}")),
+            });
+        }
         let envelope: Envelope<'_> = match serde_json::from_str(text) {
             Ok(envelope) => envelope,
             Err(e) => {
                 let (code, what) = match e.classify() {
-                    Category::Data => (INVALID_REQUEST, "Invalid Request: expected one JSON-RPC object"),
+                    Category::Data => (INVALID_REQUEST, "Invalid Request"),
                     _ => (PARSE_ERROR, "Parse error"),
                 };
                 return Err(error_reply(None, code, &format!("{what}: {e}")));
@@ -313,6 +324,9 @@ mod tests {
         assert_eq!(reply("{not json")["error"]["code"], PARSE_ERROR);
         assert_eq!(reply("{not json")["id"], Value::Null);
         assert_eq!(reply("[1,2]")["error"]["code"], INVALID_REQUEST);
+        assert_eq!(reply("[1]")["error"]["code"], INVALID_REQUEST);
+        assert_eq!(reply("42")["error"]["code"], INVALID_REQUEST);
+        assert_eq!(reply("[1")["error"]["code"], PARSE_ERROR);
         let no_method = reply(r#"{"jsonrpc":"2.0","id":4}"#);
         assert_eq!(no_method["error"]["code"], INVALID_REQUEST);
         assert_eq!(no_method["id"], 4);

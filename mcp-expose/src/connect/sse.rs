@@ -132,7 +132,10 @@ mod tests {
     #[test]
     fn line_endings_and_multiline_data() {
         let mut d = SseDecoder::default();
-        let events = all(&mut d, &["data: {\"a\":\r", "\ndata: 1}\r\r", "data:x\r\n\r\n"]);
+        let events = all(
+            &mut d,
+            &["data: {\"a\":\r", "\ndata: 1}\r\r", "data:x\r\n\r\n"],
+        );
         assert_eq!(events, ["{\"a\":\n1}", "x"]);
     }
 

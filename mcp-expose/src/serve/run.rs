@@ -69,6 +69,11 @@ impl Running {
         self.finished.cancelled().await;
     }
 
+    /// Tells every client subscribed to `uri` that the resource changed.
+    pub async fn notify_resource_updated(&self, uri: &str) {
+        self.handler.shared().notify_resource_updated(uri).await;
+    }
+
     /// The error that ended the server, if one did.
     pub fn take_fatal(&self) -> Option<Error> {
         self.fatal.lock().unwrap_or_else(|e| e.into_inner()).take()

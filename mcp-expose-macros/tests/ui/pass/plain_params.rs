@@ -24,6 +24,12 @@ fn stats(ctx: &Context, seq: String) -> Stats {
     Stats { length: seq.len() }
 }
 
+/// A tool naming the crate path explicitly (for renamed dependencies).
+#[tool(crate = "::mcp_expose", description = "Explicit crate path")]
+fn explicit_crate() -> String {
+    String::new()
+}
+
 /// A tool with no parameters returning content.
 #[tool]
 fn picture() -> Vec<mcp_expose::Content> {
@@ -46,6 +52,6 @@ fn complete(_argument: &str, value: &str) -> Vec<String> {
 }
 
 fn main() {
-    let _ = mcp_expose::tools![gc_content, stats, picture];
+    let _ = mcp_expose::tools![gc_content, stats, picture, explicit_crate];
     let _ = item(1);
 }

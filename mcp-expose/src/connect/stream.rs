@@ -1,0 +1,84 @@
+//! The messages in an HTTP response body: one JSON message, or a server-sent event stream.
+
+use std::{collections::VecDeque, time::Duration};
+
+use reqwest::{Response, header::CONTENT_TYPE};
+
+use super::{message::describe, sse::SseDecoder};
+
+/// Reads the JSON-RPC messages of a response, one at a time.
+#[derive(Debug)]
+pub(crate) struct Messages {
+    response: Option<Response>,
+    event_stream: bool,
+    decoder: SseDecoder,
+    ready: VecDeque<String>,
+}
+
+impl Messages {
+    pub(crate) fn new(response: Response) -> Self {
+        let event_stream = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream"));
+        Self {
+            response: Some(response),
+            event_stream,
+            decoder: SseDecoder::default(),
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// The next message's text; `Ok(None)` once the body ended, `Err` when it broke.
+    pub(crate) async fn next(&mut self) -> Result<Option<String>, String> {
+        loop {
+            if let Some(text) = self.ready.pop_front() {
+                return Ok(Some(text));
+            }
+            let Some(response) = self.response.as_mut() else {
+                return Ok(None);
+            };
+            if !self.event_stream {
+                let Some(response) = self.response.take() else {
+                    return Ok(None);
+                };
+                let body = response.text().await.map_err(|e| describe(&e))?;
+                return Ok(Some(body).filter(|b| !b.trim().is_empty()));
+            }
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let events = self.decoder.feed(&chunk).map_err(|_| {
+                        self.response = None;
+                        "an event-stream line exceeded 64 MiB".to_owned()
+                    })?;
+                    self.ready.extend(events);
+                }
+                Ok(None) => self.response = None,
+                Err(e) => {
+                    self.response = None;
+                    return Err(describe(&e));
+                }
+            }
+        }
+    }
+
+    /// Continues with a stream resumed from [`last_event_id`](Self::last_event_id).
+    pub(crate) fn resume(&mut self, response: Response) {
+        let mut resumed = Self::new(response);
+        resumed.decoder.last_event_id = self.decoder.last_event_id.take();
+        resumed.decoder.retry = self.decoder.retry;
+        *self = resumed;
+    }
+
+    /// The id of the last event read, for `Last-Event-ID`.
+    pub(crate) fn last_event_id(&self) -> Option<String> {
+        self.decoder.last_event_id.clone()
+    }
+
+    /// The reconnection delay the server asked for.
+    pub(crate) fn retry(&self) -> Option<Duration> {
+        self.decoder.retry
+    }
+}
