@@ -46,6 +46,7 @@ pub(crate) struct Shared {
     pub(crate) inflight: Arc<InFlight>,
     /// Sessions that subscribed to some resource.
     subscribers: Mutex<Vec<std::sync::Weak<Session>>>,
+    pub(crate) limits: Limits,
 }
 
 impl Shared {
@@ -71,6 +72,27 @@ impl Shared {
                     tracing::debug!(error = %e, "resource update not delivered");
                 }
             }
+        }
+    }
+}
+
+/// Bounds on tool calls.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// Calls one session may have in flight; more are refused, not queued.
+    pub(crate) per_session: usize,
+    /// Calls all sessions together may have in flight.
+    pub(crate) total: usize,
+    /// A call running longer is cancelled and answered with an error.
+    pub(crate) tool_timeout: Option<std::time::Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_session: 64,
+            total: 1024,
+            tool_timeout: None,
         }
     }
 }
@@ -120,6 +142,8 @@ impl Drop for InFlightGuard {
 pub(crate) struct Session {
     log_level: AtomicU8,
     subscriptions: Mutex<HashSet<String>>,
+    /// Tool calls of this session in flight.
+    calls: Arc<InFlight>,
     /// The client, kept once it subscribes, to notify it of updates.
     peer: std::sync::OnceLock<rmcp::service::Peer<RoleServer>>,
     pub(crate) headers: Option<http::HeaderMap>,
@@ -130,6 +154,7 @@ impl Session {
         Self {
             log_level: AtomicU8::new(level_rank(LoggingLevel::Info)),
             subscriptions: Mutex::default(),
+            calls: Arc::default(),
             peer: std::sync::OnceLock::new(),
             headers,
         }
@@ -161,7 +186,7 @@ pub(crate) struct Handler {
 }
 
 impl Handler {
-    pub(crate) fn new(registry: Registry, identity: Identity) -> Self {
+    pub(crate) fn new(registry: Registry, identity: Identity, limits: Limits) -> Self {
         let capabilities = capabilities(&registry);
         let shared = Arc::new(Shared {
             registry,
@@ -169,6 +194,7 @@ impl Handler {
             capabilities,
             inflight: Arc::default(),
             subscribers: Mutex::default(),
+            limits,
         });
         Self {
             shared,
@@ -251,12 +277,53 @@ impl ServerHandler for Handler {
             ));
         };
         let handler = tool.handler.clone();
+        let limits = &self.shared.limits;
+        // Over a limit, refuse at once: queueing would only hide the overload.
+        if self.session.calls.count() >= limits.per_session {
+            let message = format!(
+                "too many tool calls in flight on this session (limit {}); retry later",
+                limits.per_session
+            );
+            return Err(ErrorData::new(
+                rmcp::model::ErrorCode(-32000),
+                message,
+                None,
+            ));
+        }
+        if self.shared.inflight.count() >= limits.total {
+            let message = format!(
+                "server busy: {} tool calls in flight; retry later",
+                limits.total
+            );
+            return Err(ErrorData::new(
+                rmcp::model::ErrorCode(-32000),
+                message,
+                None,
+            ));
+        }
         let _inflight = self.shared.inflight.enter();
+        let _session_call = self.session.calls.enter();
         let ctx = self.context(context);
         let args = request.arguments.unwrap_or_default();
         // The tool runs in this task (not spawned) so that requests it sends to the client
         // travel on this call's response stream.
-        let result = match AssertUnwindSafe(handler(ctx, args)).catch_unwind().await {
+        let call = AssertUnwindSafe(handler(ctx, args)).catch_unwind();
+        let outcome = match limits.tool_timeout {
+            Some(limit) => match tokio::time::timeout(limit, call).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::warn!(tool = %request.name, "tool call timed out after {limit:?}; cancelled");
+                    let message = format!(
+                        "tool `{}` timed out after {} s and was cancelled",
+                        request.name,
+                        limit.as_secs_f64()
+                    );
+                    return Ok(CallToolResponse::Complete(error_result(&message)));
+                }
+            },
+            None => call.await,
+        };
+        let result = match outcome {
             Ok(result) => result,
             Err(panic) => {
                 let message = panic_message(panic.as_ref());

@@ -272,3 +272,44 @@ async fn subscribers_and_only_subscribers_hear_of_resource_updates() {
     );
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn limits_refuse_excess_calls_and_time_out_slow_ones() {
+    let running = Server::new("context-tests", "1.2.3")
+        .ws(0)
+        .max_inflight(2, 100)
+        .tool_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .expect("start");
+    let mut socket = open(&running, json!({})).await;
+    for id in 1..=3 {
+        send(&mut socket, call(id, "slow", json!({ "millis": 5000 }))).await;
+    }
+    // The third call is over the per-session limit: refused at once, not queued.
+    let refused = next_json(&mut socket).await;
+    assert_eq!(refused["id"], 3, "{refused}");
+    assert_eq!(refused["error"]["code"], -32000);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("limit 2")),
+        "{refused}"
+    );
+    // The two admitted calls are cancelled by the 1 s tool timeout.
+    for _ in 0..2 {
+        let timed_out = next_json(&mut socket).await;
+        assert_eq!(timed_out["result"]["isError"], true, "{timed_out}");
+        assert!(
+            timed_out["result"]["content"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("timed out"))
+        );
+    }
+    send(&mut socket, call(4, "slow", json!({ "millis": 1 }))).await;
+    assert_eq!(
+        next_json(&mut socket).await["result"]["content"][0]["text"],
+        "slept 1 ms"
+    );
+    running.shutdown().await;
+}

@@ -318,7 +318,7 @@ impl Connection {
         self.out.send(reply.line).await;
     }
 
-    /// Waits `delay`, queueing what the client sends meanwhile.
+    /// Waits `delay`, queueing what the client sends meanwhile; returns early when stdin closes.
     async fn wait_queueing(&mut self, delay: Duration) {
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
@@ -327,7 +327,10 @@ impl Connection {
                 () = &mut sleep => return,
                 message = self.rx.recv(), if self.stdin_open => match message {
                     Some(message) => self.queue.push_back((Instant::now(), message)),
-                    None => self.stdin_open = false,
+                    None => {
+                        self.stdin_open = false;
+                        return;
+                    }
                 },
             }
         }

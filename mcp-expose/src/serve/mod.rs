@@ -171,6 +171,19 @@ impl Server {
         self
     }
 
+    /// Cancels tool calls running longer than `limit`, answering with an error.
+    pub fn tool_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.options.tool_timeout = limit.as_secs().max(1);
+        self
+    }
+
+    /// Tool calls in flight allowed per session and in total; more are refused with an error.
+    pub fn max_inflight(mut self, per_session: usize, total: usize) -> Self {
+        self.options.max_inflight_per_session = per_session;
+        self.options.max_inflight = total;
+        self
+    }
+
     /// Replaces all serving options at once.
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
@@ -310,7 +323,13 @@ impl Server {
         for prompt in self.prompts {
             registry.add_prompt(prompt);
         }
-        (Handler::new(registry, self.identity), self.options)
+        let limits = crate::handler::Limits {
+            per_session: self.options.max_inflight_per_session.max(1),
+            total: self.options.max_inflight.max(1),
+            tool_timeout: (self.options.tool_timeout > 0)
+                .then(|| std::time::Duration::from_secs(self.options.tool_timeout)),
+        };
+        (Handler::new(registry, self.identity, limits), self.options)
     }
 }
 

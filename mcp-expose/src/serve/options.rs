@@ -58,6 +58,18 @@ pub struct Options {
     #[arg(long, value_name = "SECS", default_value_t = 15)]
     pub sse_keep_alive: u64,
 
+    /// Cancel a tool call running longer than this many seconds, answering with an error (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub tool_timeout: u64,
+
+    /// Tool calls one session may have in flight; more are refused with an error.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_inflight_per_session: usize,
+
+    /// Tool calls all sessions together may have in flight.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_inflight: usize,
+
     /// Seconds in-flight tool calls get to finish on shutdown.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub shutdown_grace: u64,
@@ -89,6 +101,9 @@ impl Default for Options {
             max_message_size: 16 * 1024 * 1024,
             ws_ping_interval: 25,
             sse_keep_alive: 15,
+            tool_timeout: 0,
+            max_inflight_per_session: 64,
+            max_inflight: 1024,
             shutdown_grace: 10,
             log_level: "info,rmcp=warn".to_owned(),
             auth: crate::security::AuthOptions::default(),
