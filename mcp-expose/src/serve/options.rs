@@ -70,6 +70,11 @@ pub struct Options {
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_inflight: usize,
 
+    /// Requests per second allowed per client (per bearer token, or per address without one);
+    /// more get 429 with Retry-After (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub rate_limit: u32,
+
     /// Seconds in-flight tool calls get to finish on shutdown.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub shutdown_grace: u64,
@@ -104,6 +109,7 @@ impl Default for Options {
             tool_timeout: 0,
             max_inflight_per_session: 64,
             max_inflight: 1024,
+            rate_limit: 0,
             shutdown_grace: 10,
             log_level: "info,rmcp=warn".to_owned(),
             auth: crate::security::AuthOptions::default(),

@@ -254,6 +254,12 @@ pub(super) async fn start(
         } else {
             mcp_routes = mcp_routes.route("/", get(info_route));
         }
+        if let Some(rate) = crate::security::rate::RateLimit::new(options.rate_limit) {
+            mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
+                rate,
+                crate::security::rate::limit,
+            ));
+        }
         if let Some(auth) = &auth {
             mcp_routes =
                 mcp_routes.layer(middleware::from_fn_with_state(auth.clone(), auth::require));
@@ -274,9 +280,12 @@ pub(super) async fn start(
         });
         let stop = stop_accepting.clone();
         tasks.spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
+            let served = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "listener failed");
             }
