@@ -303,11 +303,32 @@ impl ServerHandler for Handler {
         }
         let _inflight = self.shared.inflight.enter();
         let _session_call = self.session.calls.enter();
+        let cancelled = context.ct.clone();
         let ctx = self.context(context);
         let args = request.arguments.unwrap_or_default();
         // The tool runs in this task (not spawned) so that requests it sends to the client
         // travel on this call's response stream.
         let call = AssertUnwindSafe(handler(ctx, args)).catch_unwind();
+        // A cancelled request (notifications/cancelled, or its client gone) drops the tool's
+        // future: the tool stops at its next await.
+        let call = async {
+            tokio::select! {
+                outcome = call => Some(outcome),
+                () = cancelled.cancelled() => None,
+            }
+        };
+        let call = async {
+            match call.await {
+                Some(outcome) => outcome,
+                None => {
+                    tracing::debug!(tool = %request.name, "tool call cancelled");
+                    Ok(error_result(&format_args!(
+                        "tool `{}` was cancelled",
+                        request.name
+                    )))
+                }
+            }
+        };
         let outcome = match limits.tool_timeout {
             Some(limit) => match tokio::time::timeout(limit, call).await {
                 Ok(outcome) => outcome,

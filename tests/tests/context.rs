@@ -313,3 +313,55 @@ async fn limits_refuse_excess_calls_and_time_out_slow_ones() {
     );
     running.shutdown().await;
 }
+
+static GUARDS_DROPPED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+struct Guard;
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        GUARDS_DROPPED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits a long time holding a guard whose drop is counted.
+#[tool]
+async fn long_wait() -> String {
+    let _guard = Guard;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    "finished".to_owned()
+}
+
+async fn dropped_reaches(count: u32) -> bool {
+    for _ in 0..100 {
+        if GUARDS_DROPPED.load(std::sync::atomic::Ordering::SeqCst) >= count {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn cancellation_and_disconnect_stop_the_tool() {
+    let running = start().await;
+    let before = GUARDS_DROPPED.load(std::sync::atomic::Ordering::SeqCst);
+    let mut socket = open(&running, json!({})).await;
+    send(&mut socket, call(1, "long_wait", json!({}))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cancel = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": { "requestId": 1 } });
+    send(&mut socket, cancel.to_string()).await;
+    assert!(
+        dropped_reaches(before + 1).await,
+        "notifications/cancelled stops the tool"
+    );
+
+    send(&mut socket, call(2, "long_wait", json!({}))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(socket);
+    assert!(
+        dropped_reaches(before + 2).await,
+        "a client that disconnects mid-call cancels its tool"
+    );
+    running.shutdown().await;
+}

@@ -486,9 +486,12 @@ impl Inner {
                         tokio::select! {
                             next = stream.next() => match next {
                                 Ok(Some(text)) => self.forward(&text).await,
-                                Ok(None) => break,
+                                Ok(None) => {
+                                    tracing::info!("the server closed the event stream; reopening");
+                                    break;
+                                }
                                 Err(reason) => {
-                                    tracing::debug!(%reason, "event stream broke");
+                                    tracing::info!(%reason, "the event stream broke; reopening");
                                     break;
                                 }
                             },

@@ -18,6 +18,8 @@ use super::framed::{Framed, Inbound, Outbound};
 use crate::handler::Handler;
 
 const QUEUE: usize = 256;
+/// A client that accepts nothing for this long is disconnected, not buffered for.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Close code for a message larger than the limit (RFC 6455 §7.4.1).
 pub(crate) const MESSAGE_TOO_BIG: u16 = 1009;
 
@@ -57,12 +59,14 @@ async fn serve_socket(
     let (sink, stream) = socket.split();
     let (inbound_tx, inbound_rx) = mpsc::channel(QUEUE);
     let (outbound_tx, outbound_rx) = mpsc::channel(QUEUE);
-    let reader = tokio::spawn(read_frames(
-        stream,
-        inbound_tx,
-        outbound_tx.clone(),
-        settings.max_message,
-    ));
+    // The client gone, nobody can receive answers: cancel the session and its running tools.
+    let ct = ct.child_token();
+    let gone = ct.clone();
+    let (replies, max_message) = (outbound_tx.clone(), settings.max_message);
+    let reader = tokio::spawn(async move {
+        read_frames(stream, inbound_tx, replies, max_message).await;
+        gone.cancel();
+    });
     let writer = tokio::spawn(write_frames(sink, outbound_rx, settings.ping_interval));
     let transport = Framed::new("ws", inbound_rx, outbound_tx);
     match handler.serve_with_ct(transport, ct).await {
@@ -133,7 +137,9 @@ async fn write_frames(
                 while let Some(message) = next {
                     match message {
                         Outbound::Message(text) => {
-                            if sink.feed(Message::Text(text.into())).await.is_err() {
+                            let fed = tokio::time::timeout(SEND_TIMEOUT, sink.feed(Message::Text(text.into()))).await;
+                            if !matches!(fed, Ok(Ok(()))) {
+                                tracing::warn!("disconnecting a WebSocket client that stopped reading");
                                 return;
                             }
                         }
@@ -145,7 +151,8 @@ async fn write_frames(
                     }
                     next = rx.try_recv().ok();
                 }
-                if sink.flush().await.is_err() {
+                if !matches!(tokio::time::timeout(SEND_TIMEOUT, sink.flush()).await, Ok(Ok(()))) {
+                    tracing::warn!("disconnecting a WebSocket client that stopped reading");
                     return;
                 }
             }
