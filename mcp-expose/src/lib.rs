@@ -9,6 +9,8 @@ pub mod connect;
 pub mod content;
 mod context;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 mod handler;
 #[cfg(any(feature = "tunnel", feature = "bridge"))]
 mod process;

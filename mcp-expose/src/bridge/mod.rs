@@ -9,6 +9,11 @@
 
 mod child;
 mod envelope;
+/// The envelope functions, for the fuzz targets.
+#[cfg(test)]
+pub(crate) mod fuzzing {
+    pub(crate) use super::envelope::{parse, with_id, with_param};
+}
 mod gateway;
 mod http;
 mod process;

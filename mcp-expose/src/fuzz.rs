@@ -1,0 +1,242 @@
+//! Property-based fuzzing (proptest: cargo-fuzz needs a nightly toolchain, which this project's
+//! machines do not have) of everything that reads untrusted bytes: stdio line framing, JSON-RPC
+//! decoding (stdio and WebSocket frames), and the bridge's envelope parsing and id rewriting.
+//!
+//! Each target runs for `MCP_EXPOSE_FUZZ_SECS` seconds (default 1); `.ci/run` gives each a
+//! fixed budget.
+
+use std::time::{Duration, Instant};
+
+use proptest::{
+    prelude::*,
+    strategy::ValueTree as _,
+    test_runner::{Config, TestRunner},
+};
+
+fn budget() -> Duration {
+    let secs = std::env::var("MCP_EXPOSE_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    Duration::from_secs_f64(secs)
+}
+
+/// Runs `test` on values of `strategy` until the time budget is spent; panics on a failure
+/// with the (shrunk) input. Returns how many cases ran.
+fn fuzz<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value)) -> u64
+where
+    S::Value: std::fmt::Debug,
+{
+    let mut runner = TestRunner::new(Config {
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let deadline = Instant::now() + budget();
+    let mut cases = 0;
+    while Instant::now() < deadline {
+        let tree = strategy.new_tree(&mut runner).expect("a value");
+        let value = tree.current();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(value)));
+        if outcome.is_err() {
+            panic!("fuzz target {name} failed on {:?}", tree.current());
+        }
+        cases += 1;
+    }
+    eprintln!("fuzz {name}: {cases} cases, no failure");
+    cases
+}
+
+/// Arbitrary JSON, biased towards JSON-RPC shapes.
+fn json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(serde_json::Value::from),
+        "[a-z/_\\\\\"\\u{0}-\\u{7f}é€]{0,12}".prop_map(serde_json::Value::from),
+        prop_oneof![
+            Just("2.0"),
+            Just("tools/call"),
+            Just("initialize"),
+            Just("ping")
+        ]
+        .prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("jsonrpc"),
+                    Just("id"),
+                    Just("method"),
+                    Just("params"),
+                    Just("result"),
+                    Just("_meta"),
+                    Just("progressToken"),
+                    Just("x")
+                ]
+                .prop_map(str::to_owned),
+                inner,
+                0..6,
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Bytes that are sometimes JSON, sometimes JSON damaged, sometimes noise.
+fn frame() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        json().prop_map(|v| v.to_string().into_bytes()),
+        (json(), any::<usize>(), any::<u8>()).prop_map(|(v, at, byte)| {
+            let mut bytes = v.to_string().into_bytes();
+            if !bytes.is_empty() {
+                let at = at % bytes.len();
+                bytes[at] = byte;
+            }
+            bytes
+        }),
+        prop::collection::vec(any::<u8>(), 0..64),
+    ]
+}
+
+#[test]
+fn fuzz_jsonrpc_decode() {
+    use crate::transport::jsonrpc::{Decoded, decode};
+    fuzz("jsonrpc_decode", frame(), |bytes| match decode(&bytes) {
+        Decoded::Reply(reply) => {
+            let reply: serde_json::Value = serde_json::from_str(&reply).expect("replies are JSON");
+            let code = reply["error"]["code"].as_i64().expect("an error code");
+            assert!([-32700, -32600, -32602].contains(&code), "{reply}");
+        }
+        Decoded::Message(_) | Decoded::Ignore => {}
+    });
+}
+
+#[test]
+fn fuzz_stdio_line_framing() {
+    use crate::transport::{framed::Inbound, stdio::read_lines};
+    let input = (
+        prop::collection::vec(frame(), 0..8),
+        prop::collection::vec(1usize..40, 1..8),
+        16usize..200,
+    );
+    fuzz("stdio_line_framing", input, |(lines, chunks, max)| {
+        let mut stream = Vec::new();
+        for line in &lines {
+            stream.extend(line.iter().filter(|b| **b != b'\n'));
+            stream.push(b'\n');
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let frames = runtime.block_on(async {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+            let input = tokio_test_reader(stream.clone(), chunks);
+            let reader = tokio::spawn(async move { read_lines(input, tx, max).await });
+            let mut frames = Vec::new();
+            while let Some(inbound) = rx.recv().await {
+                frames.push(inbound);
+            }
+            let _ = reader.await;
+            frames
+        });
+        // Every non-blank line within the limit comes out whole (BOM and trailing blanks
+        // trimmed); every longer one is answered with an error instead.
+        let mut expected = Vec::new();
+        for line in stream.split(|b| *b == b'\n').take(lines.len()) {
+            if line.len() > max {
+                expected.push(None);
+                continue;
+            }
+            let mut trimmed = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+            while let [rest @ .., b'\r' | b' ' | b'\t'] = trimmed {
+                trimmed = rest;
+            }
+            if !trimmed.iter().all(u8::is_ascii_whitespace) {
+                expected.push(Some(trimmed.to_vec()));
+            }
+        }
+        assert_eq!(frames.len(), expected.len(), "{frames:?} vs {expected:?}");
+        for (frame, expected) in frames.iter().zip(expected) {
+            match (frame, expected) {
+                (Inbound::Frame(bytes), Some(line)) => assert_eq!(*bytes, line),
+                (Inbound::Reply(reply), None) => assert!(reply.contains("-32600"), "{reply}"),
+                (frame, expected) => panic!("got {frame:?}, expected {expected:?}"),
+            }
+        }
+    });
+}
+
+/// An `AsyncRead` over `bytes` that yields them in chunks of the given sizes (cycled).
+fn tokio_test_reader(bytes: Vec<u8>, chunks: Vec<usize>) -> Chunks {
+    let mut parts = std::collections::VecDeque::new();
+    let mut rest = bytes.as_slice();
+    for size in chunks.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (head, tail) = rest.split_at((*size).min(rest.len()));
+        parts.push_back(head.to_vec());
+        rest = tail;
+    }
+    Chunks(parts)
+}
+
+struct Chunks(std::collections::VecDeque<Vec<u8>>);
+
+impl tokio::io::AsyncRead for Chunks {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Some(mut part) = self.0.pop_front() {
+            let n = part.len().min(buf.remaining());
+            buf.put_slice(&part[..n]);
+            if n < part.len() {
+                self.0.push_front(part.split_off(n));
+            }
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(feature = "bridge")]
+#[test]
+fn fuzz_bridge_envelope_and_id_rewriting() {
+    use crate::bridge::fuzzing::{parse, with_id, with_param};
+    fuzz("bridge_envelope", (frame(), json()), |(bytes, id)| {
+        let _ = parse(&bytes);
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return;
+        };
+        let Ok(serde_json::Value::Object(original)) =
+            serde_json::from_str::<serde_json::Value>(text)
+        else {
+            return;
+        };
+        // serde_json keeps the last of duplicate keys, the raw rewrite too: compare parsed.
+        let id_text = id.to_string();
+        // Compare with the id as parsed back: floats need not survive a text round trip.
+        let id: serde_json::Value = serde_json::from_str(&id_text).expect("JSON");
+        if let Some(rewritten) = with_id(text.as_bytes(), &id_text) {
+            let rewritten: serde_json::Value =
+                serde_json::from_str(&rewritten).expect("rewritten JSON");
+            assert_eq!(rewritten["id"], id);
+            for (key, value) in &original {
+                if key != "id" {
+                    assert_eq!(&rewritten[key], value, "member {key} changed");
+                }
+            }
+        }
+        if let Some(rewritten) = with_param(text, "_meta.progressToken", &id_text) {
+            let rewritten: serde_json::Value =
+                serde_json::from_str(&rewritten).expect("rewritten JSON");
+            assert_eq!(rewritten["params"]["_meta"]["progressToken"], id);
+        }
+    });
+}
