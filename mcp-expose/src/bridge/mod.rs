@@ -171,6 +171,8 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
                 let tag = format!("ws:{:08x}", rand_tag());
                 upgrade
                     .protocols(["mcp"])
+                    .read_buffer_size(4 * 1024)
+                    .write_buffer_size(4 * 1024)
                     .max_message_size(limit)
                     .max_frame_size(limit)
                     .on_upgrade(move |socket| ws::serve_socket(socket, bridge, tag))

@@ -4,7 +4,7 @@
 //! `--header-env` exists because desktop clients on Windows split a config's `args` at spaces,
 //! which breaks `--header "Authorization: Bearer ..."`; it also keeps secrets out of argv.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{Error, ErrorKind, Result};
 

@@ -40,6 +40,46 @@ impl Backoff {
     }
 }
 
+/// Whether a failure to connect may go away by retrying: a refused or reset connection, an
+/// unreachable network, a failed DNS lookup (a restart, or a network still coming up). Not
+/// TLS and certificate errors, nor protocol errors: those answer the client at once.
+pub(crate) fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::{InvalidData, InvalidInput, Other, PermissionDenied};
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match (io.kind(), io.get_ref()) {
+                // rustls' adapters report TLS failures as one of these.
+                (InvalidData | InvalidInput | PermissionDenied, _) => return false,
+                // An opaque wrapper (reqwest's TLS errors): judge by what it wraps.
+                (Other, Some(inner)) => {
+                    current = Some(inner);
+                    continue;
+                }
+                _ => return true,
+            }
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// `error` and its causes on one line: reqwest's and tungstenite's top-level messages alone
+/// ("error sending request") do not say what went wrong.
+pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +91,16 @@ mod tests {
         assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
         b.reset();
         assert_eq!(b.next_delay(), FIRST);
+    }
+
+    #[test]
+    fn refusals_are_transient_tls_errors_are_not() {
+        use std::io::{Error, ErrorKind};
+        assert!(is_transient(&Error::from(ErrorKind::ConnectionRefused)));
+        assert!(is_transient(&Error::from(ErrorKind::TimedOut)));
+        let tls = Error::new(ErrorKind::InvalidData, "invalid peer certificate");
+        assert!(!is_transient(&tls));
+        assert!(!is_transient(&Error::other(std::fmt::Error)));
+        assert!(!is_transient(&std::fmt::Error));
     }
 }

@@ -4,7 +4,7 @@ use std::{collections::VecDeque, time::Duration};
 
 use reqwest::{Response, header::CONTENT_TYPE};
 
-use super::{message::describe, sse::SseDecoder};
+use super::{retry::describe, sse::SseDecoder};
 
 /// Reads the JSON-RPC messages of a response, one at a time.
 #[derive(Debug)]

@@ -10,8 +10,10 @@ use std::{
 };
 
 use futures::{SinkExt as _, StreamExt as _};
-use http::HeaderMap;
-use reqwest::Url;
+use reqwest::{
+    Url,
+    header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_PROTOCOL},
+};
 use serde_json::value::RawValue;
 use tokio::{net::TcpStream, sync::mpsc, task::JoinHandle, time::Instant};
 use tokio_tungstenite::{
@@ -20,9 +22,9 @@ use tokio_tungstenite::{
 };
 
 use super::{
-    message::{self, CONNECTION_ERROR, Id, Kind, Message, describe, error_reply, from_server},
+    message::{self, CONNECTION_ERROR, Id, Kind, Message, error_reply, from_server},
     output::Output,
-    retry::{Backoff, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER},
+    retry::{Backoff, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, describe, is_transient},
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -103,11 +105,25 @@ struct Connection {
 impl Connection {
     async fn run(mut self) {
         let mut backoff = Backoff::default();
+        // Only the first failure in a row is a warning: a server down for an hour would
+        // otherwise fill the log every 5 s.
+        let mut failures = 0u32;
         loop {
+            if !self.stdin_open && self.queue.is_empty() {
+                return;
+            }
             let socket = match self.connect().await {
-                Ok(socket) => socket,
+                Ok(socket) => {
+                    failures = 0;
+                    socket
+                }
                 Err((reason, rejected)) => {
-                    tracing::warn!(%reason, "cannot connect to {}", self.url);
+                    if failures == 0 {
+                        tracing::warn!(%reason, "cannot connect to {}; retrying", self.url);
+                    } else {
+                        tracing::debug!(%reason, failures, "cannot connect to {}", self.url);
+                    }
+                    failures += 1;
                     self.expire(&reason, rejected).await;
                     if !self.stdin_open {
                         return self
@@ -147,7 +163,8 @@ impl Connection {
     }
 
     /// Opens a socket and, when the client had initialized, replays its handshake on it.
-    /// `Err` carries the reason and whether the server refused the upgrade outright (4xx).
+    /// `Err` carries the reason and whether retrying cannot help soon (a 4xx answer to the
+    /// upgrade, a TLS error): then queued requests are answered at once.
     async fn connect(&mut self) -> Result<Socket, (String, bool)> {
         let mut request = self
             .url
@@ -158,10 +175,7 @@ impl Connection {
         for (name, value) in &self.headers {
             headers.append(name, value.clone());
         }
-        headers.insert(
-            http::header::SEC_WEBSOCKET_PROTOCOL,
-            http::HeaderValue::from_static("mcp"),
-        );
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("mcp"));
         let connected =
             tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request))
                 .await
@@ -181,7 +195,7 @@ impl Connection {
                     status.is_client_error(),
                 ));
             }
-            Err(e) => return Err((describe(&e), false)),
+            Err(e) => return Err((describe(&e), !is_transient(&e))),
         };
         if self.init_done {
             self.replay(&mut socket)

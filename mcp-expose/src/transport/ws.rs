@@ -45,6 +45,10 @@ pub(crate) fn upgrade(
     let wire_limit = settings.max_message.saturating_add(1);
     upgrade
         .protocols(["mcp"])
+        // tungstenite allocates its read buffer up front (128 KiB by default): small buffers
+        // that grow on demand keep thousands of idle sessions cheap.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .max_message_size(wire_limit)
         .max_frame_size(wire_limit)
         .on_upgrade(move |socket| serve_socket(socket, handler, settings, ct))

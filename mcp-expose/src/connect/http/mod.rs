@@ -2,6 +2,8 @@
 //! message, answers as JSON or an event stream, a GET stream for server-initiated messages,
 //! and a transparent new session when the server forgets ours (404).
 
+mod listen;
+
 use std::{
     sync::{
         Arc, Mutex, MutexGuard,
@@ -22,9 +24,9 @@ use tokio::{
 };
 
 use super::{
-    message::{self, CONNECTION_ERROR, Id, Kind, Message, describe, from_server},
+    message::{self, CONNECTION_ERROR, Id, Kind, Message, from_server},
     output::Output,
-    retry::{Backoff, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER},
+    retry::{Backoff, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, describe, is_transient},
     stream::Messages,
 };
 use crate::error::{Error, ErrorKind, Result};
@@ -204,6 +206,7 @@ impl Inner {
     ) -> Result<(Response, Option<String>), String> {
         let deadline = Instant::now() + GIVE_UP_AFTER;
         let mut backoff = Backoff::default();
+        let mut attempts = 0u32;
         loop {
             // Read on every attempt: another task may have re-initialized meanwhile.
             let (session, version) = if with_session {
@@ -221,7 +224,7 @@ impl Inner {
             match sent {
                 Ok(response) => return Ok((response, session)),
                 // Nothing reached the server, so sending again cannot run anything twice.
-                Err(e) if e.is_connect() => {
+                Err(e) if e.is_connect() && (e.is_timeout() || is_transient(&e)) => {
                     let delay = backoff.next_delay();
                     if Instant::now() + delay > deadline {
                         return Err(format!(
@@ -231,7 +234,12 @@ impl Inner {
                             describe(&e)
                         ));
                     }
-                    tracing::debug!(error = %describe(&e), ?delay, "server unreachable; retrying");
+                    if attempts == 0 {
+                        tracing::warn!(error = %describe(&e), "server unreachable; retrying");
+                    } else {
+                        tracing::debug!(error = %describe(&e), ?delay, attempts, "server unreachable");
+                    }
+                    attempts += 1;
                     tokio::time::sleep(delay).await;
                 }
                 Err(e) => return Err(format!("request to {} failed: {}", self.url, describe(&e))),
@@ -275,12 +283,12 @@ impl Inner {
                 }
                 return self.http_error(message, status, &body).await;
             }
-            return self.receive(message, response).await;
+            return self.receive(message, response, session).await;
         }
     }
 
     /// Forwards the messages of a successful POST; for a request, until its response.
-    async fn receive(&self, message: &Message, response: Response) {
+    async fn receive(&self, message: &Message, response: Response, session: Option<String>) {
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
@@ -309,9 +317,12 @@ impl Inner {
         }
         let mut stream = Messages::new(response);
         let mut resumes = 0;
+        // A resumed stream that delivers nothing means the server has nothing to replay.
+        let mut progressed = true;
         loop {
             let broken = match stream.next().await {
                 Ok(Some(text)) => {
+                    progressed = true;
                     let Some(reply) = from_server(&text) else {
                         continue;
                     };
@@ -329,8 +340,10 @@ impl Inner {
                 Err(reason) => reason,
             };
             // The server numbered its events: ask it to replay what came after the last one.
-            if let Some(last) = stream.last_event_id().filter(|_| resumes < MAX_RESUMES) {
+            let resumable = progressed && resumes < MAX_RESUMES;
+            if let Some(last) = stream.last_event_id().filter(|_| resumable) {
                 resumes += 1;
+                progressed = false;
                 tokio::time::sleep(
                     stream
                         .retry()
@@ -338,7 +351,7 @@ impl Inner {
                         .min(Duration::from_secs(5)),
                 )
                 .await;
-                if let Some(resumed) = self.resume(&last).await {
+                if let Some(resumed) = self.resume(&last, session.as_deref()).await {
                     stream.resume(resumed);
                     continue;
                 }
@@ -350,11 +363,15 @@ impl Inner {
         }
     }
 
-    /// GET with `Last-Event-ID`: the rest of a broken stream, if the server kept it.
-    async fn resume(&self, last_event_id: &str) -> Option<Response> {
-        let (session, version) = self.session();
+    /// GET with `Last-Event-ID`: the rest of a broken stream, if the server kept it. Not
+    /// after the session was replaced: the stream belonged to a server that is gone.
+    async fn resume(&self, last_event_id: &str, session: Option<&str>) -> Option<Response> {
+        let (current, version) = self.session();
+        if current.as_deref() != session {
+            return None;
+        }
         let response = self
-            .request(Method::GET, session.as_deref(), version.as_deref())
+            .request(Method::GET, session, version.as_deref())
             .header(ACCEPT, "text/event-stream")
             .header(LAST_EVENT_ID, last_event_id)
             .send()
@@ -395,13 +412,14 @@ impl Inner {
                 .next()
                 .await?
                 .ok_or("the server closed the stream before answering initialize")?;
-            match from_server(&text) {
-                Some(reply) if reply.answers(&id) => {
-                    break message::initialize_outcome(&reply.line)?;
-                }
-                Some(other) => self.out.send(other.line).await,
-                None => false,
+            let Some(reply) = from_server(&text) else {
+                continue;
             };
+            if reply.answers(&id) {
+                break message::initialize_outcome(&reply.line)?;
+            }
+            // Anything else the new session sends already is for the client.
+            self.out.send(reply.line).await;
         };
         let initialized = {
             let mut state = self.state();
@@ -424,98 +442,6 @@ impl Inner {
             "the server lost the session; re-initialized"
         );
         Ok(())
-    }
-
-    /// Keeps a GET stream open for server-initiated messages while there is an initialized
-    /// session, reconnecting with backoff; a 404 there re-initializes right away, so
-    /// notifications flow again after a server restart even when the client is idle.
-    async fn listen(self: Arc<Self>) {
-        let mut generation = self.generation.subscribe();
-        let mut backoff = Backoff::default();
-        // Not reset by new sessions, so a server that always forgets them is not hammered.
-        let mut recoveries = Backoff::default();
-        let mut last_event_id: Option<String> = None;
-        let mut current = None;
-        loop {
-            let seen = *generation.borrow_and_update();
-            let session = {
-                let state = self.state();
-                state.session.clone().filter(|_| state.initialized)
-            };
-            let Some(session) = session else {
-                if generation.changed().await.is_err() {
-                    return;
-                }
-                continue;
-            };
-            if current != Some(seen) {
-                current = Some(seen);
-                last_event_id = None;
-                backoff.reset();
-            }
-            let version = self.session().1;
-            let mut request = self
-                .request(Method::GET, Some(&session), version.as_deref())
-                .header(ACCEPT, "text/event-stream");
-            if let Some(last) = &last_event_id {
-                request = request.header(LAST_EVENT_ID, last);
-            }
-            let wait = match request.send().await {
-                Err(e) => {
-                    tracing::debug!(error = %describe(&e), "event stream: server unreachable");
-                    backoff.next_delay()
-                }
-                Ok(response) if response.status() == StatusCode::METHOD_NOT_ALLOWED => {
-                    tracing::debug!("the server offers no stream for server-initiated messages");
-                    if generation.changed().await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                Ok(response) if response.status() == StatusCode::NOT_FOUND => {
-                    if let Err(reason) = self.recover(Some(&session)).await {
-                        tracing::warn!(%reason, "the server lost the session; re-initializing failed");
-                    }
-                    let _ = generation.borrow_and_update();
-                    recoveries.next_delay()
-                }
-                Ok(response) if response.status().is_success() => {
-                    recoveries.reset();
-                    let mut stream = Messages::new(response);
-                    loop {
-                        tokio::select! {
-                            next = stream.next() => match next {
-                                Ok(Some(text)) => self.forward(&text).await,
-                                Ok(None) => {
-                                    tracing::info!("the server closed the event stream; reopening");
-                                    break;
-                                }
-                                Err(reason) => {
-                                    tracing::info!(%reason, "the event stream broke; reopening");
-                                    break;
-                                }
-                            },
-                            changed = generation.changed() => {
-                                if changed.is_err() {
-                                    return;
-                                }
-                                break;
-                            }
-                        }
-                    }
-                    last_event_id = stream.last_event_id().or(last_event_id);
-                    stream.retry().unwrap_or_else(|| backoff.next_delay())
-                }
-                Ok(response) => {
-                    tracing::warn!(status = %response.status(), "the server refused the event stream");
-                    backoff.next_delay()
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                changed = generation.changed() => if changed.is_err() { return },
-            }
-        }
     }
 
     /// Writes one server message to stdout (dropping what is not JSON-RPC).
