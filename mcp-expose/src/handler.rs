@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     /// Sessions that subscribed to some resource.
     subscribers: Mutex<Vec<std::sync::Weak<Session>>>,
     pub(crate) limits: Limits,
+    /// Set on shutdown: new calls are refused while in-flight ones finish.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -195,6 +197,7 @@ impl Handler {
             inflight: Arc::default(),
             subscribers: Mutex::default(),
             limits,
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         Self {
             shared,
@@ -278,6 +281,13 @@ impl ServerHandler for Handler {
         };
         let handler = tool.handler.clone();
         let limits = &self.shared.limits;
+        if self.shared.draining.load(Ordering::Relaxed) {
+            return Err(ErrorData::new(
+                rmcp::model::ErrorCode(-32000),
+                "server is shutting down; retry on another instance",
+                None,
+            ));
+        }
         // Over a limit, refuse at once: queueing would only hide the overload.
         if self.session.calls.count() >= limits.per_session {
             let message = format!(

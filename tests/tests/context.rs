@@ -211,15 +211,33 @@ async fn headers_reach_the_tool_and_a_panic_is_an_error_result() {
 }
 
 #[tokio::test]
-async fn shutdown_lets_an_in_flight_call_finish() {
+async fn shutdown_drains_in_flight_calls_and_refuses_new_ones() {
     let running = start().await;
+    let ready = format!(
+        "http://{}/ready",
+        running.http_addr().expect("http address")
+    );
+    assert_eq!(reqwest::get(&ready).await.expect("ready").status(), 200);
     let mut socket = open(&running, json!({})).await;
-    send(&mut socket, call(1, "slow", json!({ "millis": 400 }))).await;
+    send(&mut socket, call(1, "slow", json!({ "millis": 600 }))).await;
     // Give the call time to start, then shut down while it runs.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let shutdown = tokio::spawn(running.shutdown());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send(&mut socket, call(2, "slow", json!({ "millis": 1 }))).await;
+    let refused = next_json(&mut socket).await;
+    assert_eq!(refused["id"], 2, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("shutting down")),
+        "{refused}"
+    );
     let result = next_json(&mut socket).await;
-    assert_eq!(result["result"]["content"][0]["text"], "slept 400 ms");
+    assert_eq!(
+        result["result"]["content"][0]["text"], "slept 600 ms",
+        "the in-flight call finished"
+    );
     tokio::time::timeout(Duration::from_secs(10), shutdown)
         .await
         .expect("shutdown completes")

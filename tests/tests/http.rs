@@ -295,3 +295,41 @@ async fn sessionless_2026_07_28_requests_and_older_revisions_on_one_endpoint() {
         assert_eq!(body["result"]["protocolVersion"], version);
     }
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_through_shutdown() {
+    let mut server = ServerProcess::start(
+        "bioseq",
+        &[
+            "--http",
+            "0",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+        ],
+    )
+    .await;
+    let ok = post(server.http())
+        .body(initialize(1, json!({})))
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(ok.status(), 200);
+    let pid = server.child.id().expect("pid");
+    mcp_expose_tests::kill("-TERM", pid);
+    server
+        .line_containing("shutdown 4/4", std::time::Duration::from_secs(15))
+        .await
+        .expect("shutdown logged");
+    let _ = server.child.wait().await;
+    assert!(server.log.len() >= 5, "{:?}", server.log);
+    for line in &server.log {
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            value["level"].is_string() && value["fields"].is_object(),
+            "{line}"
+        );
+    }
+}

@@ -5,9 +5,10 @@ mod run;
 
 use std::net::IpAddr;
 
-pub use options::Options;
+pub use options::{LogFormat, Options};
 #[cfg(feature = "tunnel")]
 pub(crate) use run::Access;
+
 pub use run::Running;
 
 use crate::{
@@ -223,7 +224,7 @@ impl Server {
     /// Like [`serve`](Self::serve), with the options set on this builder instead of the
     /// command line.
     pub async fn serve_with_signals(self) -> Result<()> {
-        init_tracing(&self.options.log_level);
+        init_tracing(&self.options.log_level, self.options.log_format);
         let running = self.start().await?;
         Self::until_signal(running).await
     }
@@ -235,7 +236,7 @@ impl Server {
         self,
         bridges: Vec<(String, std::sync::Arc<crate::bridge::Bridge>)>,
     ) -> Result<()> {
-        init_tracing(&self.options.log_level);
+        init_tracing(&self.options.log_level, self.options.log_format);
         let running = self.start_inner(bridges).await?;
         Self::until_signal(running).await
     }
@@ -334,15 +335,34 @@ impl Server {
 }
 
 /// Installs a stderr `tracing` subscriber unless one is already set.
-fn init_tracing(default_filter: &str) {
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints a notice for the person at the terminal on stderr; with `--log-format json`, as one
+/// JSON log event instead, so that every stderr line stays a JSON object.
+pub(crate) fn announce(text: &str) {
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!(target: "mcp_expose::announce", "{}", text.trim());
+    } else {
+        eprintln!("{text}");
+    }
+}
+
+fn init_tracing(default_filter: &str, format: LogFormat) {
+    JSON_LOGS.store(
+        format == LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+        .with_ansi(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }
 
 async fn shutdown_signal() -> &'static str {

@@ -2,6 +2,16 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// How and where to serve. Parsed from the command line by [`Server::serve`](crate::Server::serve);
 /// set from code with the [`Server`](crate::Server) builder methods.
 #[derive(Debug, Clone, clap::Args)]
@@ -83,6 +93,10 @@ pub struct Options {
     #[arg(long, value_name = "FILTER", default_value = "info,rmcp=warn")]
     pub log_level: String,
 
+    /// Log line format on stderr.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Authentication flags.
     #[command(flatten)]
     pub auth: crate::security::AuthOptions,
@@ -112,6 +126,7 @@ impl Default for Options {
             rate_limit: 0,
             shutdown_grace: 10,
             log_level: "info,rmcp=warn".to_owned(),
+            log_format: LogFormat::Text,
             auth: crate::security::AuthOptions::default(),
             #[cfg(feature = "tunnel")]
             tunnel: crate::tunnel::TunnelOptions::default(),

@@ -88,22 +88,38 @@ impl Running {
     /// Graceful shutdown: stop accepting, let in-flight tool calls finish (up to the grace
     /// period), then end every session and wait for the transports to close.
     pub async fn shutdown(mut self) {
+        let shared = self.handler.shared().clone();
+        shared
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let inflight = shared.inflight.clone();
+        tracing::info!(
+            in_flight = inflight.count(),
+            "shutdown 1/4: not ready; new requests get 503, new calls an error"
+        );
         #[cfg(feature = "tunnel")]
         if let Some(tunnel) = self.tunnel.handle() {
             tunnel.stop().await;
         }
         self.stop_accepting.cancel();
-        let inflight = self.handler.shared().inflight.clone();
+        tracing::info!("shutdown 2/4: stopped accepting connections (and the tunnel)");
+        let started = std::time::Instant::now();
         if tokio::time::timeout(self.grace, inflight.idle())
             .await
             .is_err()
         {
             tracing::warn!(
                 in_flight = inflight.count(),
-                "grace period over; cancelling remaining calls"
+                "shutdown 3/4: grace period over; cancelling remaining calls"
+            );
+        } else {
+            tracing::info!(
+                waited_ms = started.elapsed().as_millis() as u64,
+                "shutdown 3/4: in-flight calls drained"
             );
         }
         self.sessions.cancel();
+        tracing::info!("shutdown 4/4: sessions closed; exiting");
         let drained = tokio::time::timeout(Duration::from_secs(3), async {
             while self.tasks.join_next().await.is_some() {}
         })
@@ -117,6 +133,9 @@ impl Running {
 #[derive(Clone)]
 struct AppState {
     handler: Handler,
+    /// The tunnel, when `--tunnel-required` makes readiness depend on it.
+    #[cfg(feature = "tunnel")]
+    required_tunnel: Option<Arc<crate::tunnel::TunnelControl>>,
     /// Bridged children's health, by path prefix ("" for a single bridge).
     #[cfg(feature = "bridge")]
     bridges: Vec<(String, Arc<crate::bridge::BridgeHealth>)>,
@@ -161,10 +180,10 @@ pub(super) async fn start(
     let auth = Auth::resolve(&options.auth, exposed)?;
     let token = auth.as_ref().and_then(|a| a.generated.clone());
     if let Some(token) = &token {
-        eprintln!(
+        super::announce(&format!(
             "mcp-expose: this server is reachable beyond loopback, so it requires a token (--no-auth opts out).\n\
              mcp-expose: generated access token, send it as `Authorization: Bearer <token>`: {token}"
-        );
+        ));
     }
 
     // One listener per distinct port; --http and --ws on the same port share it.
@@ -205,6 +224,8 @@ pub(super) async fn start(
     }));
     let state = AppState {
         handler: handler.clone(),
+        #[cfg(feature = "tunnel")]
+        required_tunnel: options.tunnel.tunnel_required.then(|| control.clone()),
         #[cfg(feature = "bridge")]
         bridges: bridges
             .iter()
@@ -264,12 +285,17 @@ pub(super) async fn start(
             mcp_routes =
                 mcp_routes.layer(middleware::from_fn_with_state(auth.clone(), auth::require));
         }
+        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
+            handler.shared().clone(),
+            refuse_when_draining,
+        ));
         let router = Router::new()
             .merge(mcp_routes.layer(middleware::from_fn_with_state(
                 policy.clone(),
                 policy::enforce,
             )))
             .route("/health", get(health_route))
+            .route("/ready", get(ready_route))
             .fallback(not_found)
             .layer(middleware::from_fn(http_transport::normalize))
             .with_state(state.clone());
@@ -426,10 +452,9 @@ fn follow_tunnel(
                     let key = (current.hostname.clone(), current.restarts);
                     if announced.as_ref() != Some(&key) {
                         policy.set_tunnel_host(current.hostname.clone());
-                        eprint!(
-                            "{}",
-                            crate::tunnel::banner(&name, &current, &kind, serves_ws, &access)
-                        );
+                        super::announce(&crate::tunnel::banner(
+                            &name, &current, &kind, serves_ws, &access,
+                        ));
                         announced = Some(key);
                     }
                 }
@@ -438,14 +463,16 @@ fn follow_tunnel(
                         .last_error
                         .unwrap_or_else(|| "tunnel failed".to_owned());
                     if required {
-                        eprintln!("mcp-expose: the tunnel is required and cannot run: {message}");
+                        super::announce(&format!(
+                            "mcp-expose: the tunnel is required and cannot run: {message}"
+                        ));
                         *fatal.lock().unwrap_or_else(|e| e.into_inner()) =
                             Some(Error::new(ErrorKind::Tunnel, message));
                         finished.cancel();
                     } else {
-                        eprintln!(
+                        super::announce(&format!(
                             "mcp-expose: tunnel unavailable, serving locally only: {message}"
-                        );
+                        ));
                     }
                     return;
                 }
@@ -481,6 +508,73 @@ async fn ws_route(
 /// `GET /` without an upgrade: what this server is and where to connect.
 async fn info_route(State(state): State<AppState>) -> Response {
     Json(state.health.as_ref().clone()).into_response()
+}
+
+/// Middleware: 503 for new requests once shutdown began.
+async fn refuse_when_draining(
+    State(shared): State<Arc<crate::handler::Shared>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut response = policy::json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: shutting down",
+        );
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return response;
+    }
+    next.run(request).await
+}
+
+/// Readiness: every transport bound (they are, once this answers), not shutting down, bridged
+/// children up, and a required tunnel ready.
+async fn ready_route(State(state): State<AppState>) -> Response {
+    let draining = state
+        .handler
+        .shared()
+        .draining
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mut components = serde_json::Map::new();
+    components.insert(
+        "transports".into(),
+        serde_json::json!({ "ready": true, "detail": state.health["transports"] }),
+    );
+    components.insert("shutdown".into(), serde_json::json!({ "ready": !draining }));
+    #[cfg(feature = "bridge")]
+    for (prefix, bridge) in &state.bridges {
+        let name = if prefix.is_empty() {
+            "child".to_owned()
+        } else {
+            format!("child{prefix}")
+        };
+        components.insert(name, serde_json::json!({ "ready": bridge.healthy() }));
+    }
+    #[cfg(feature = "tunnel")]
+    if let Some(required) = &state.required_tunnel
+        && let Some(tunnel) = required.handle()
+    {
+        let status = tunnel.status();
+        let ready = status.state == crate::tunnel::TunnelState::Ready;
+        components.insert(
+            "tunnel".into(),
+            serde_json::json!({ "ready": ready, "state": status.state, "url": status.url }),
+        );
+    }
+    let ready = components.values().all(|c| c["ready"] == true);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({ "ready": ready, "components": components })),
+    )
+        .into_response()
 }
 
 async fn health_route(State(state): State<AppState>) -> Response {

@@ -2,6 +2,8 @@
 //! holds them SECS seconds, and prints how many connected and, with PID, that process's
 //! resident memory before and after. A bounded load tool for loopback servers.
 
+#![allow(clippy::print_stdout)] // a command-line tool: its report is its output
+
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt as _, StreamExt as _};

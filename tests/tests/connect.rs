@@ -1,0 +1,356 @@
+//! `mcp-expose connect URL`: the connector as a child process with piped stdin/stdout, driven
+//! the way Claude Desktop drives a stdio server, in front of a real `bioseq` over streamable
+//! HTTP and WebSocket, including a server restart on the same port.
+
+use std::{
+    process::{ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use mcp_expose_tests::{ServerProcess, assert_gc_ggccat, bin, initialize, initialized, request};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines},
+    process::{Child, ChildStdin, ChildStdout, Command},
+};
+
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `mcp-expose connect`, killed when dropped.
+struct Connector {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Connector {
+    async fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(bin("mcp-expose"))
+            .arg("connect")
+            .args(args)
+            .envs(env.iter().copied())
+            // The restart tests look for the re-initialization in the log; CONNECT_TEST_LOG=debug
+            // shows everything when one fails.
+            .env(
+                "RUST_LOG",
+                std::env::var("CONNECT_TEST_LOG").unwrap_or_else(|_| "mcp_expose=info".to_owned()),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn mcp-expose connect");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().expect("stderr log").push(line);
+            }
+        });
+        Self {
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().expect("stdout")).lines(),
+            stderr,
+            child,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr log").join("\n")
+    }
+
+    /// Waits (bounded) until the connector logged a line containing `needle`.
+    async fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.stderr().contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line with {needle:?} within {timeout:?}; stderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line.as_bytes()).await.expect("write");
+        stdin.write_all(b"\n").await.expect("write");
+        stdin.flush().await.expect("flush");
+    }
+
+    /// The next stdout line, which must be one JSON-RPC message.
+    async fn next(&mut self, timeout: Duration) -> Value {
+        let line = tokio::time::timeout(timeout, self.stdout.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no output within {timeout:?}; stderr:\n{}", self.stderr()))
+            .expect("read stdout")
+            .unwrap_or_else(|| panic!("stdout closed; stderr:\n{}", self.stderr()));
+        let value: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+        assert_eq!(value["jsonrpc"], "2.0", "not JSON-RPC: {line}");
+        value
+    }
+
+    /// Sends a request and returns its response (other messages on the way are skipped).
+    async fn call(&mut self, id: u64, method: &str, params: Value, timeout: Duration) -> Value {
+        self.send(&request(id, method, params)).await;
+        self.response(id, timeout).await
+    }
+
+    async fn response(&mut self, id: u64, timeout: Duration) -> Value {
+        for _ in 0..50 {
+            let message = self.next(timeout).await;
+            if message["id"] == id && message.get("method").is_none() {
+                return message;
+            }
+        }
+        panic!("no response to request {id} within 50 messages");
+    }
+
+    async fn handshake(&mut self) -> Value {
+        self.send(&initialize(1, json!({}))).await;
+        let reply = self.response(1, READ_TIMEOUT).await;
+        self.send(&initialized()).await;
+        reply
+    }
+
+    async fn gc_content(&mut self, id: u64, timeout: Duration) -> Value {
+        self.call(
+            id,
+            "tools/call",
+            json!({ "name": "gc_content", "arguments": { "seq": "GGCCAT" } }),
+            timeout,
+        )
+        .await
+    }
+
+    /// Closes stdin, the way a client shuts a stdio server down, and waits for the exit.
+    async fn finish(mut self) -> ExitStatus {
+        drop(self.stdin.take());
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("no exit after stdin closed; stderr:\n{}", self.stderr()))
+            .expect("wait")
+    }
+}
+
+fn assert_gc_result(reply: &Value) {
+    assert_eq!(reply["result"]["isError"], false, "{reply}");
+    let value = reply["result"]["structuredContent"]["result"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no structured result: {reply}"));
+    assert_gc_ggccat(value);
+}
+
+#[tokio::test]
+async fn carries_a_stdio_session_over_http_and_websocket() {
+    let server = ServerProcess::start("bioseq", &["--http", "0", "--ws", "0"]).await;
+    for url in [server.http(), server.ws()] {
+        let mut connector = Connector::start(&[url], &[]).await;
+        let init = connector.handshake().await;
+        assert_eq!(
+            init["result"]["serverInfo"]["name"], "bioseq",
+            "{url}: {init}"
+        );
+
+        let list = connector
+            .call(2, "tools/list", json!({}), READ_TIMEOUT)
+            .await;
+        let mut names: Vec<&str> = list["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{url}: no tools: {list}"))
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "assembly_stats",
+                "find_orfs",
+                "gc_content",
+                "reverse_complement",
+                "translate"
+            ],
+            "{url}"
+        );
+        assert_gc_result(&connector.gc_content(3, READ_TIMEOUT).await);
+
+        connector
+            .send("{\"jsonrpc\": \"2.0\", \"id\": 4, \"meth")
+            .await;
+        let parse_error = connector.next(READ_TIMEOUT).await;
+        assert_eq!(parse_error["error"]["code"], -32700, "{url}: {parse_error}");
+        assert_eq!(parse_error["id"], Value::Null);
+
+        // Concurrent requests each get their own answer, and the session survived the bad line.
+        for id in 5..8 {
+            connector.send(&request(id, "ping", json!({}))).await;
+        }
+        let mut ids = Vec::new();
+        for _ in 5..8 {
+            let reply = connector.next(READ_TIMEOUT).await;
+            assert!(reply.get("result").is_some(), "{url}: {reply}");
+            ids.push(reply["id"].as_u64().expect("numeric id"));
+        }
+        ids.sort_unstable();
+        assert_eq!(ids, [5, 6, 7], "{url}");
+
+        let status = connector.finish().await;
+        assert!(status.success(), "{url}: exit status {status}");
+    }
+}
+
+#[tokio::test]
+async fn stateless_server_answers_in_json_without_a_session() {
+    let server = ServerProcess::start("bioseq", &["--http", "0", "--stateless"]).await;
+    let mut connector = Connector::start(&[server.http()], &[]).await;
+    let init = connector.handshake().await;
+    assert!(init.get("result").is_some(), "{init}");
+    assert_gc_result(&connector.gc_content(2, READ_TIMEOUT).await);
+    assert!(connector.finish().await.success());
+}
+
+#[tokio::test]
+async fn header_env_carries_a_bearer_token() {
+    let dir = std::env::temp_dir().join(format!("mcp-expose-connect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("tokens");
+    std::fs::write(&file, "connect-token\n").expect("tokens");
+    let path = file.display().to_string();
+    let server = ServerProcess::start(
+        "bioseq",
+        &["--http", "0", "--ws", "0", "--auth-token-file", &path],
+    )
+    .await;
+    let env = [("MCP_EXPOSE_TEST_AUTH", "Bearer connect-token")];
+    for url in [server.http(), server.ws()] {
+        let mut connector = Connector::start(
+            &[url, "--header-env", "Authorization=MCP_EXPOSE_TEST_AUTH"],
+            &env,
+        )
+        .await;
+        let init = connector.handshake().await;
+        assert!(init.get("result").is_some(), "{url}: {init}");
+        assert_gc_result(&connector.gc_content(2, READ_TIMEOUT).await);
+        assert!(connector.finish().await.success(), "{url}");
+
+        // Without the header the server's 401 comes back as the request's error, promptly.
+        let mut refused = Connector::start(&[url], &[]).await;
+        refused.send(&initialize(1, json!({}))).await;
+        let reply = refused.response(1, READ_TIMEOUT).await;
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("401"), "{url}: {reply}");
+        assert!(refused.finish().await.success(), "{url}");
+    }
+
+    let unset = Connector::start(
+        &[
+            server.http(),
+            "--header-env",
+            "Authorization=MCP_EXPOSE_TEST_UNSET",
+        ],
+        &[],
+    )
+    .await;
+    let log = unset.stderr.clone();
+    let status = unset.finish().await;
+    assert!(!status.success(), "a missing variable is an error at start");
+    // The stderr reader may lag the exit a little.
+    let mut named = false;
+    for _ in 0..20 {
+        named = log
+            .lock()
+            .expect("stderr log")
+            .join("\n")
+            .contains("MCP_EXPOSE_TEST_UNSET is not set");
+        if named {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        named,
+        "the error names the variable: {:?}",
+        log.lock().expect("stderr log")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn survives_a_server_restart_over_http() {
+    survives_a_server_restart("http").await;
+}
+
+#[tokio::test]
+async fn survives_a_server_restart_over_websocket() {
+    survives_a_server_restart("ws").await;
+}
+
+/// Kills the server, starts a new one on the same port, and calls through the same connector:
+/// HTTP sees 404 for the old session and re-initializes; WebSocket reconnects and re-initializes.
+async fn survives_a_server_restart(scheme: &str) {
+    let port = free_port().to_string();
+    let args = ["--http", port.as_str(), "--ws", port.as_str()];
+    let mut server = ServerProcess::start("bioseq", &args).await;
+    let url = if scheme == "http" {
+        server.http().to_owned()
+    } else {
+        server.ws().to_owned()
+    };
+    let mut connector = Connector::start(&[&url], &[]).await;
+    connector.handshake().await;
+    assert_gc_result(&connector.gc_content(2, READ_TIMEOUT).await);
+
+    server.child.kill().await.expect("kill the server");
+    // A request written to a connection that then dies may have run, so the connector answers
+    // it with an error instead of resending it. Let the connector see the connection go first:
+    // WebSocket logs it; HTTP keep-alive connections are dropped from reqwest's pool as soon
+    // as the FIN arrives, which a second covers with a wide margin.
+    if scheme == "ws" {
+        connector
+            .wait_for_log("connection lost", READ_TIMEOUT)
+            .await;
+    } else {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Sent while nothing listens: the connector retries with backoff until the new server is up.
+    connector
+        .send(&request(
+            3,
+            "tools/call",
+            json!({ "name": "gc_content", "arguments": { "seq": "GGCCAT" } }),
+        ))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let server = ServerProcess::start("bioseq", &args).await;
+    assert_eq!(
+        if scheme == "http" {
+            server.http()
+        } else {
+            server.ws()
+        },
+        url,
+        "same port"
+    );
+    // Within the connector's 30 s retry window, with room for its 5 s backoff cap.
+    assert_gc_result(&connector.response(3, Duration::from_secs(40)).await);
+    assert_gc_result(&connector.gc_content(4, READ_TIMEOUT).await);
+    assert!(
+        connector.stderr().contains("re-initialized"),
+        "the connector logs the new session; stderr:\n{}",
+        connector.stderr()
+    );
+    let status = connector.finish().await;
+    assert!(status.success(), "exit status {status}");
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
