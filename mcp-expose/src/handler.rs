@@ -144,6 +144,8 @@ impl Drop for InFlightGuard {
 pub(crate) struct Session {
     log_level: AtomicU8,
     subscriptions: Mutex<HashSet<String>>,
+    /// `stdio`, `http` or `ws`, for metrics.
+    transport: &'static str,
     /// Tool calls of this session in flight.
     calls: Arc<InFlight>,
     /// The client, kept once it subscribes, to notify it of updates.
@@ -151,9 +153,17 @@ pub(crate) struct Session {
     pub(crate) headers: Option<http::HeaderMap>,
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        crate::observe::metrics::session(self.transport, -1.0);
+    }
+}
+
 impl Session {
-    fn new(headers: Option<http::HeaderMap>) -> Self {
+    fn new(transport: &'static str, headers: Option<http::HeaderMap>) -> Self {
+        crate::observe::metrics::session(transport, 1.0);
         Self {
+            transport,
             log_level: AtomicU8::new(level_rank(LoggingLevel::Info)),
             subscriptions: Mutex::default(),
             calls: Arc::default(),
@@ -201,15 +211,19 @@ impl Handler {
         });
         Self {
             shared,
-            session: Arc::new(Session::new(None)),
+            session: Arc::new(Session::new("none", None)),
         }
     }
 
     /// A handler for a new session (its own log level and subscriptions).
-    pub(crate) fn session(&self, headers: Option<http::HeaderMap>) -> Self {
+    pub(crate) fn session(
+        &self,
+        transport: &'static str,
+        headers: Option<http::HeaderMap>,
+    ) -> Self {
         Self {
             shared: self.shared.clone(),
-            session: Arc::new(Session::new(headers)),
+            session: Arc::new(Session::new(transport, headers)),
         }
     }
 
@@ -219,6 +233,117 @@ impl Handler {
 
     fn context(&self, request: RequestContext<RoleServer>) -> Context {
         Context::new(request, self.session.clone(), Arc::downgrade(&self.shared))
+    }
+
+    /// Runs a tool call; also says how it ended, for metrics and the log.
+    async fn run_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> (Result<CallToolResponse, ErrorData>, &'static str) {
+        let Some(tool) = self.shared.registry.tool(&request.name) else {
+            let error = ErrorData::invalid_params(format!("unknown tool: {}", request.name), None);
+            return (Err(error), "unknown");
+        };
+        let handler = tool.handler.clone();
+        let limits = &self.shared.limits;
+        if self.shared.draining.load(Ordering::Relaxed) {
+            let message = "server is shutting down; retry on another instance";
+            return (
+                Err(ErrorData::new(
+                    rmcp::model::ErrorCode(-32000),
+                    message,
+                    None,
+                )),
+                "refused",
+            );
+        }
+        // Over a limit, refuse at once: queueing would only hide the overload.
+        if self.session.calls.count() >= limits.per_session {
+            let message = format!(
+                "too many tool calls in flight on this session (limit {}); retry later",
+                limits.per_session
+            );
+            return (
+                Err(ErrorData::new(
+                    rmcp::model::ErrorCode(-32000),
+                    message,
+                    None,
+                )),
+                "refused",
+            );
+        }
+        if self.shared.inflight.count() >= limits.total {
+            let message = format!(
+                "server busy: {} tool calls in flight; retry later",
+                limits.total
+            );
+            return (
+                Err(ErrorData::new(
+                    rmcp::model::ErrorCode(-32000),
+                    message,
+                    None,
+                )),
+                "refused",
+            );
+        }
+        let _inflight = self.shared.inflight.enter();
+        let _session_call = self.session.calls.enter();
+        let cancelled = context.ct.clone();
+        let ctx = self.context(context);
+        let args = request.arguments.unwrap_or_default();
+        // The tool runs in this task (not spawned) so that requests it sends to the client
+        // travel on this call's response stream.
+        let call = AssertUnwindSafe(handler(ctx, args)).catch_unwind();
+        // A cancelled request (notifications/cancelled, or its client gone) drops the tool's
+        // future: the tool stops at its next await.
+        let call = async {
+            tokio::select! {
+                outcome = call => Some(outcome),
+                () = cancelled.cancelled() => None,
+            }
+        };
+        let call = async {
+            match call.await {
+                Some(outcome) => outcome,
+                None => Ok(error_result(&format_args!(
+                    "tool `{}` was cancelled",
+                    request.name
+                ))),
+            }
+        };
+        let outcome = match limits.tool_timeout {
+            Some(limit) => match tokio::time::timeout(limit, call).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::warn!(tool = %request.name, "tool call timed out after {limit:?}; cancelled");
+                    let message = format!(
+                        "tool `{}` timed out after {} s and was cancelled",
+                        request.name,
+                        limit.as_secs_f64()
+                    );
+                    return (
+                        Ok(CallToolResponse::Complete(error_result(&message))),
+                        "timeout",
+                    );
+                }
+            },
+            None => call.await,
+        };
+        let (result, how) = match outcome {
+            Ok(result) if cancelled.is_cancelled() => (result, "cancelled"),
+            Ok(result) if result.is_error == Some(true) => (result, "error"),
+            Ok(result) => (result, "ok"),
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                tracing::error!(tool = %request.name, panic = %message, "tool panicked");
+                (
+                    error_result(&format_args!("tool `{}` panicked: {message}", request.name)),
+                    "panic",
+                )
+            }
+        };
+        (Ok(CallToolResponse::Complete(result)), how)
     }
 }
 
@@ -273,96 +398,18 @@ impl ServerHandler for Handler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let Some(tool) = self.shared.registry.tool(&request.name) else {
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool: {}", request.name),
-                None,
-            ));
-        };
-        let handler = tool.handler.clone();
-        let limits = &self.shared.limits;
-        if self.shared.draining.load(Ordering::Relaxed) {
-            return Err(ErrorData::new(
-                rmcp::model::ErrorCode(-32000),
-                "server is shutting down; retry on another instance",
-                None,
-            ));
+        let started = std::time::Instant::now();
+        let name = request.name.to_string();
+        let transport = self.session.transport;
+        crate::observe::metrics::request(transport, "tools/call");
+        let (response, outcome) = self.run_tool(request, context).await;
+        let seconds = started.elapsed().as_secs_f64();
+        crate::observe::metrics::tool_call(&name, transport, outcome, seconds);
+        if outcome == "refused" {
+            crate::observe::metrics::rejected("limit");
         }
-        // Over a limit, refuse at once: queueing would only hide the overload.
-        if self.session.calls.count() >= limits.per_session {
-            let message = format!(
-                "too many tool calls in flight on this session (limit {}); retry later",
-                limits.per_session
-            );
-            return Err(ErrorData::new(
-                rmcp::model::ErrorCode(-32000),
-                message,
-                None,
-            ));
-        }
-        if self.shared.inflight.count() >= limits.total {
-            let message = format!(
-                "server busy: {} tool calls in flight; retry later",
-                limits.total
-            );
-            return Err(ErrorData::new(
-                rmcp::model::ErrorCode(-32000),
-                message,
-                None,
-            ));
-        }
-        let _inflight = self.shared.inflight.enter();
-        let _session_call = self.session.calls.enter();
-        let cancelled = context.ct.clone();
-        let ctx = self.context(context);
-        let args = request.arguments.unwrap_or_default();
-        // The tool runs in this task (not spawned) so that requests it sends to the client
-        // travel on this call's response stream.
-        let call = AssertUnwindSafe(handler(ctx, args)).catch_unwind();
-        // A cancelled request (notifications/cancelled, or its client gone) drops the tool's
-        // future: the tool stops at its next await.
-        let call = async {
-            tokio::select! {
-                outcome = call => Some(outcome),
-                () = cancelled.cancelled() => None,
-            }
-        };
-        let call = async {
-            match call.await {
-                Some(outcome) => outcome,
-                None => {
-                    tracing::debug!(tool = %request.name, "tool call cancelled");
-                    Ok(error_result(&format_args!(
-                        "tool `{}` was cancelled",
-                        request.name
-                    )))
-                }
-            }
-        };
-        let outcome = match limits.tool_timeout {
-            Some(limit) => match tokio::time::timeout(limit, call).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    tracing::warn!(tool = %request.name, "tool call timed out after {limit:?}; cancelled");
-                    let message = format!(
-                        "tool `{}` timed out after {} s and was cancelled",
-                        request.name,
-                        limit.as_secs_f64()
-                    );
-                    return Ok(CallToolResponse::Complete(error_result(&message)));
-                }
-            },
-            None => call.await,
-        };
-        let result = match outcome {
-            Ok(result) => result,
-            Err(panic) => {
-                let message = panic_message(panic.as_ref());
-                tracing::error!(tool = %request.name, panic = %message, "tool panicked");
-                error_result(&format_args!("tool `{}` panicked: {message}", request.name))
-            }
-        };
-        Ok(CallToolResponse::Complete(result))
+        tracing::debug!(tool = %name, transport, outcome, duration_ms = seconds * 1000.0, "tool call");
+        response
     }
 
     async fn list_resources(

@@ -12,6 +12,7 @@ pub mod error;
 #[cfg(test)]
 mod fuzz;
 mod handler;
+mod observe;
 #[cfg(any(feature = "tunnel", feature = "bridge"))]
 mod process;
 pub mod prompt;

@@ -333,3 +333,96 @@ async fn json_logs_are_one_object_per_line_through_shutdown() {
         );
     }
 }
+
+/// The value of a Prometheus sample whose line starts with `prefix` (name and labels).
+fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_count_exactly_the_calls_made() {
+    let mut server =
+        ServerProcess::start("bioseq", &["--http", "0", "--metrics-bind", "127.0.0.1:0"]).await;
+    let line = server
+        .line_containing("metrics on http://", std::time::Duration::from_secs(5))
+        .await;
+    let line = line
+        .or_else(|| {
+            server
+                .log
+                .iter()
+                .find(|l| l.contains("metrics on http://"))
+                .cloned()
+        })
+        .expect("metrics address logged");
+    let url = line[line.find("http://").expect("url")..].trim().to_owned();
+    let scrape = || async {
+        reqwest::get(&url)
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text")
+    };
+    let before = scrape().await;
+    let client = ()
+        .serve(StreamableHttpClientTransport::from_uri(
+            server.http().to_owned(),
+        ))
+        .await
+        .expect("initialize");
+    for i in 0..10 {
+        let arguments = json!({ "seq": format!("GGCCAT{}", "A".repeat(i)) })
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        client
+            .call_tool(CallToolRequestParams::new("gc_content").with_arguments(arguments))
+            .await
+            .expect("call");
+    }
+    let arguments = json!({ "seq": "XYZ" })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    client
+        .call_tool(CallToolRequestParams::new("gc_content").with_arguments(arguments))
+        .await
+        .expect("call");
+    client.cancel().await.expect("close");
+    let after = scrape().await;
+    let calls = |text: &str, outcome: &str| {
+        sample(
+            text,
+            "mcp_tool_calls_total{",
+            &[
+                "tool=\"gc_content\"",
+                "transport=\"http\"",
+                &format!("outcome=\"{outcome}\""),
+            ],
+        )
+    };
+    assert_eq!(calls(&after, "ok") - calls(&before, "ok"), 10.0, "{after}");
+    assert_eq!(
+        calls(&after, "error") - calls(&before, "error"),
+        1.0,
+        "{after}"
+    );
+    let count = |text: &str| {
+        sample(
+            text,
+            "mcp_tool_duration_seconds_count{",
+            &["tool=\"gc_content\""],
+        )
+    };
+    assert_eq!(count(&after) - count(&before), 11.0, "{after}");
+
+    // On the main listener /metrics is there too.
+    let main = reqwest::get(server.http().replace("/mcp", "/metrics"))
+        .await
+        .expect("scrape main");
+    assert_eq!(main.status(), 200);
+}

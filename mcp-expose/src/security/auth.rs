@@ -146,13 +146,33 @@ fn presented(request: &Request) -> Option<&str> {
 }
 
 /// Middleware: 401 with `WWW-Authenticate: Bearer` and a JSON body unless a valid token is presented.
-pub(crate) async fn require(State(auth): State<Auth>, request: Request, next: Next) -> Response {
+/// Marks a request that presented a valid token (the landing page shows more to it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Authenticated;
+
+/// A browser's visit to the landing page: shown (in part) without a token.
+fn public_page(request: &Request) -> bool {
+    request.method() == axum::http::Method::GET
+        && matches!(request.uri().path(), "/" | "/.well-known/mcp")
+        && !request.headers().contains_key(header::UPGRADE)
+}
+
+pub(crate) async fn require(
+    State(auth): State<Auth>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let challenge = match presented(&request) {
-        Some(token) if auth.accepts(token) => return next.run(request).await,
+        Some(token) if auth.accepts(token) => {
+            request.extensions_mut().insert(Authenticated);
+            return next.run(request).await;
+        }
+        _ if public_page(&request) => return next.run(request).await,
         Some(_) => r#"Bearer realm="mcp", error="invalid_token""#,
         None => r#"Bearer realm="mcp""#,
     };
     tracing::debug!(path = %request.uri().path(), "rejected a request without a valid token");
+    crate::observe::metrics::rejected("auth");
     let mut response = json_error(
         StatusCode::UNAUTHORIZED,
         "Unauthorized: send `Authorization: Bearer <token>`",

@@ -56,6 +56,7 @@ pub(crate) async fn limit(
             ));
             let seconds = wait.as_secs() + 1;
             tracing::debug!(retry_after = seconds, "rate limited a client");
+            crate::observe::metrics::rejected("rate");
             let mut response = json_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too Many Requests: rate limit exceeded",

@@ -93,6 +93,11 @@ pub struct Options {
     #[arg(long, value_name = "FILTER", default_value = "info,rmcp=warn")]
     pub log_level: String,
 
+    /// Also serve `GET /metrics` on this address (keep it on loopback: it is never behind the
+    /// tunnel). On the main listener /metrics needs the token like everything else.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_bind: Option<std::net::SocketAddr>,
+
     /// Log line format on stderr.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -126,6 +131,7 @@ impl Default for Options {
             rate_limit: 0,
             shutdown_grace: 10,
             log_level: "info,rmcp=warn".to_owned(),
+            metrics_bind: None,
             log_format: LogFormat::Text,
             auth: crate::security::AuthOptions::default(),
             #[cfg(feature = "tunnel")]

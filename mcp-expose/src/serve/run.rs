@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use axum::{
     Json, Router,
     extract::{State, ws::WebSocketUpgrade},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     middleware,
     response::{IntoResponse, Response},
     routing::{any, get},
@@ -133,6 +133,9 @@ impl Running {
 #[derive(Clone)]
 struct AppState {
     handler: Handler,
+    auth_required: bool,
+    #[cfg(feature = "tunnel")]
+    tunnel: Arc<crate::tunnel::TunnelControl>,
     /// The tunnel, when `--tunnel-required` makes readiness depend on it.
     #[cfg(feature = "tunnel")]
     required_tunnel: Option<Arc<crate::tunnel::TunnelControl>>,
@@ -162,6 +165,8 @@ pub(super) async fn start(
             _ => {}
         }
     }
+    // Install the recorder before anything counts.
+    let _ = crate::observe::metrics::handle();
     let stop_accepting = CancellationToken::new();
     let sessions = CancellationToken::new();
     let finished = CancellationToken::new();
@@ -224,6 +229,9 @@ pub(super) async fn start(
     }));
     let state = AppState {
         handler: handler.clone(),
+        auth_required: auth.is_some(),
+        #[cfg(feature = "tunnel")]
+        tunnel: control.clone(),
         #[cfg(feature = "tunnel")]
         required_tunnel: options.tunnel.tunnel_required.then(|| control.clone()),
         #[cfg(feature = "bridge")]
@@ -275,6 +283,7 @@ pub(super) async fn start(
         } else {
             mcp_routes = mcp_routes.route("/", get(info_route));
         }
+        mcp_routes = mcp_routes.route("/.well-known/mcp", get(info_route));
         if let Some(rate) = crate::security::rate::RateLimit::new(options.rate_limit) {
             mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
                 rate,
@@ -315,6 +324,30 @@ pub(super) async fn start(
             if let Err(e) = served {
                 tracing::error!(error = %e, "listener failed");
             }
+        });
+    }
+
+    if let Some(addr) = options.metrics_bind {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            Error::with_source(
+                ErrorKind::Bind,
+                format!("cannot listen on {addr} for metrics"),
+                e,
+            )
+        })?;
+        tracing::info!(
+            "metrics on http://{}/metrics",
+            listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        );
+        let router: Router = Router::new().route("/metrics", get(metrics_route));
+        let stop = stop_accepting.clone();
+        tasks.spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
         });
     }
 
@@ -488,26 +521,97 @@ fn follow_tunnel(
         }
     });
 }
-async fn ws_route(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Response {
-    match upgrade {
-        Ok(upgrade) => ws::upgrade(
-            upgrade,
-            headers,
-            &state.handler,
-            &state.ws,
-            state.sessions.child_token(),
-        ),
-        Err(_) => info_route(State(state)).await,
+async fn ws_route(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    use axum::extract::FromRequestParts as _;
+    let (mut parts, body) = request.into_parts();
+    match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(upgrade) => {
+            let headers = parts.headers.clone();
+            ws::upgrade(
+                upgrade,
+                headers,
+                &state.handler,
+                &state.ws,
+                state.sessions.child_token(),
+            )
+        }
+        // A browser, not a WebSocket client: show the landing page.
+        Err(_) => {
+            info_route(
+                State(state),
+                axum::extract::Request::from_parts(parts, body),
+            )
+            .await
+        }
     }
 }
 
 /// `GET /` without an upgrade: what this server is and where to connect.
-async fn info_route(State(state): State<AppState>) -> Response {
-    Json(state.health.as_ref().clone()).into_response()
+async fn info_route(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let visible =
+        !state.auth_required || request.extensions().get::<auth::Authenticated>().is_some();
+    let shared = state.handler.shared();
+    let identity = &shared.identity;
+    let transports = &state.health["transports"];
+    #[cfg_attr(not(feature = "tunnel"), allow(unused_mut))]
+    let mut http_urls: Vec<String> = transports["http"]
+        .as_str()
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    #[cfg_attr(not(feature = "tunnel"), allow(unused_mut))]
+    let mut ws_urls: Vec<String> = transports["ws"]
+        .as_str()
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    #[cfg(feature = "tunnel")]
+    if let Some(status) = state.tunnel.handle().map(|t| t.status()) {
+        if let Some(url) = status.mcp_url() {
+            http_urls.insert(0, url);
+        }
+        if let (Some(url), false) = (status.ws_url(), ws_urls.is_empty()) {
+            ws_urls.insert(0, url);
+        }
+    }
+    let landing = crate::observe::landing::Landing {
+        name: identity
+            .title
+            .clone()
+            .unwrap_or_else(|| identity.name.clone()),
+        version: identity.version.clone(),
+        description: identity.description.clone(),
+        http_urls,
+        ws_urls,
+        auth_required: state.auth_required,
+        tools: visible.then(|| {
+            shared
+                .registry
+                .tools
+                .iter()
+                .map(|t| t.tool.clone())
+                .collect()
+        }),
+    };
+    let wants_html = request
+        .headers()
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if wants_html && request.uri().path() == "/" {
+        axum::response::Html(landing.html()).into_response()
+    } else {
+        Json(landing.json()).into_response()
+    }
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics_route() -> Response {
+    let headers = [(
+        axum::http::header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    )];
+    (headers, crate::observe::metrics::render()).into_response()
 }
 
 /// Middleware: 503 for new requests once shutdown began.

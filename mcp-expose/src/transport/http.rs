@@ -40,7 +40,7 @@ pub(crate) fn service(
         .with_cancellation_token(ct);
     let handler = handler.clone();
     StreamableHttpService::new(
-        move || Ok(handler.session(None)),
+        move || Ok(handler.session("http", None)),
         Arc::new(LocalSessionManager::default()),
         config,
     )

@@ -125,6 +125,7 @@ pub(crate) async fn enforce(
 ) -> Response {
     if let Err(message) = policy.check(request.headers()) {
         tracing::warn!(%message, "rejected request");
+        crate::observe::metrics::rejected("host");
         return json_error(StatusCode::FORBIDDEN, &message);
     }
     next.run(request).await

@@ -36,7 +36,11 @@ pub(crate) async fn serve<R, W>(
     let reader = tokio::spawn(read_lines(input, inbound_tx, max_line));
     let writer = tokio::spawn(write_lines(output, outbound_rx));
     let transport = Framed::new("stdio", inbound_rx, outbound_tx);
-    match handler.session(None).serve_with_ct(transport, ct).await {
+    match handler
+        .session("stdio", None)
+        .serve_with_ct(transport, ct)
+        .await
+    {
         Ok(running) => {
             let reason = running.waiting().await;
             tracing::debug!(?reason, "stdio session ended");

@@ -38,7 +38,7 @@ pub(crate) fn upgrade(
     settings: &WsSettings,
     ct: CancellationToken,
 ) -> Response {
-    let handler = handler.session(Some(headers));
+    let handler = handler.session("ws", Some(headers));
     let settings = settings.clone();
     // Let a slightly larger message through tungstenite so that we can answer it with a
     // clean 1009 and our own reason instead of a protocol error.

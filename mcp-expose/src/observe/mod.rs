@@ -1,0 +1,4 @@
+//! Observability: Prometheus metrics, and the landing page that tells a visitor how to connect.
+
+pub(crate) mod landing;
+pub(crate) mod metrics;
