@@ -284,6 +284,8 @@ pub(super) async fn start(
             mcp_routes = mcp_routes.route("/", get(info_route));
         }
         mcp_routes = mcp_routes.route("/.well-known/mcp", get(info_route));
+        // Behind the same host policy and token as the MCP endpoints.
+        mcp_routes = mcp_routes.route("/metrics", get(metrics_route));
         if let Some(rate) = crate::security::rate::RateLimit::new(options.rate_limit) {
             mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
                 rate,
