@@ -464,3 +464,59 @@ async fn idle_http_sessions_are_reaped_with_their_children() {
         "a reaped session is gone: the client re-initializes"
     );
 }
+
+#[tokio::test]
+async fn ready_turns_503_while_a_child_is_down_and_back_after_its_restart() {
+    let script = python_child();
+    let flag = std::env::temp_dir().join(format!("mcp-expose-broken-{}", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
+    let args = [
+        "bridge",
+        "--http",
+        "0",
+        "--ws",
+        "0",
+        "--env",
+        &format!("CHILD_BROKEN_FLAG={}", flag.display()),
+        "--",
+        "python3",
+        &script,
+    ];
+    let server = ServerProcess::start("mcp-expose", &args).await;
+    let ready_url = server.http().replace("/mcp", "/ready");
+    let ready = || async {
+        reqwest::get(&ready_url)
+            .await
+            .expect("ready")
+            .status()
+            .as_u16()
+    };
+    let mut socket = ws(&server).await;
+    send(&mut socket, call(1, "pid", json!({}))).await;
+    let pid = next(&mut socket).await["result"]["structuredContent"]["result"]
+        .as_u64()
+        .expect("pid");
+    assert_eq!(ready().await, 200);
+    // While the flag exists every restart fails at once: the child stays down.
+    std::fs::write(&flag, "").expect("flag");
+    kill("-KILL", pid as u32);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut status = 200;
+    while Instant::now() < deadline && status != 503 {
+        status = ready().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 503, "/ready reports the dead child");
+    std::fs::remove_file(&flag).expect("unflag");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && status != 200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status = ready().await;
+    }
+    assert_eq!(status, 200, "/ready recovers after the restart");
+    send(&mut socket, call(2, "echo", json!({ "text": "back" }))).await;
+    assert_eq!(
+        next(&mut socket).await["result"]["content"][0]["text"],
+        "back"
+    );
+}
