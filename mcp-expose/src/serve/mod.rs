@@ -225,8 +225,9 @@ impl Server {
     /// command line.
     pub async fn serve_with_signals(self) -> Result<()> {
         init_tracing(&self.options.log_level, self.options.log_format);
+        let signals = Signals::install();
         let running = self.start().await?;
-        Self::until_signal(running).await
+        Self::until_signal(running, signals).await
     }
 
     /// Serves bridges (their routes, under path prefixes, instead of this server's handler)
@@ -237,13 +238,14 @@ impl Server {
         bridges: Vec<(String, std::sync::Arc<crate::bridge::Bridge>)>,
     ) -> Result<()> {
         init_tracing(&self.options.log_level, self.options.log_format);
+        let signals = Signals::install();
         let running = self.start_inner(bridges).await?;
-        Self::until_signal(running).await
+        Self::until_signal(running, signals).await
     }
 
-    async fn until_signal(running: Running) -> Result<()> {
+    async fn until_signal(running: Running, mut signals: Signals) -> Result<()> {
         tokio::select! {
-            signal = shutdown_signal() => tracing::info!(%signal, "shutting down"),
+            signal = signals.recv() => tracing::info!(%signal, "shutting down"),
             () = running.finished() => tracing::debug!("all transports ended"),
         }
         let fatal = running.take_fatal();
@@ -365,25 +367,49 @@ fn init_tracing(default_filter: &str, format: LogFormat) {
     };
 }
 
-async fn shutdown_signal() -> &'static str {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
-    };
+/// SIGINT and SIGTERM handlers, installed before anything is served so that a signal that
+/// arrives right after the listeners are announced still shuts down gracefully.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-        "SIGTERM"
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<&'static str>();
-    tokio::select! {
-        s = ctrl_c => s,
-        s = term => s,
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.interrupt) => "SIGINT",
+                () = next(&mut self.terminate) => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
     }
 }
