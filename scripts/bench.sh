@@ -4,9 +4,9 @@
 # idle WebSocket session, then scripts/bench_report.py writes BENCHMARKS.md from the output.
 #
 # usage: scripts/bench.sh [all|criterion|build|setup|load|stdio|idle|report]   (default: all)
-# knobs (env), defaults in brackets:
+# knobs (env), defaults in brackets (one repetition swings ±30% on the shared 2-core machine: keep 3):
 #   CRITERION_ARGS ["--warm-up-time 1 --measurement-time 3"]
-#   REPS [1]  DURATION [5]  WARMUP [1]  CONCURRENCY_LIST ["1 32"]  PAYLOAD_LIST ["100 100000"]
+#   REPS [3]  DURATION [5]  WARMUP [1]  CONCURRENCY_LIST ["1 32"]  PAYLOAD_LIST ["100 100000"]
 #   GATEWAYS [native native_ws mcp_expose mcp_expose_shared mcp_expose_ws mcp_expose_native
 #             mcp_expose_native_stateless mcp_expose_native_ws supergateway mcp_proxy_ts mcp_proxy_py]
 #   IDLE_SESSIONS [1000]  SHARED_BENCH [../shared/bench]  WORK [target/peer-bench]
@@ -23,7 +23,7 @@ SHARED_BENCH=${SHARED_BENCH:-$ROOT/../shared/bench}
 WORK=${WORK:-$ROOT/target/peer-bench}
 OUT=${OUT:-$ROOT/target/bench-results}
 CRITERION_ARGS=${CRITERION_ARGS:-"--warm-up-time 1 --measurement-time 3"}
-export REPS=${REPS:-1} DURATION=${DURATION:-5} WARMUP=${WARMUP:-1}
+export REPS=${REPS:-3} DURATION=${DURATION:-5} WARMUP=${WARMUP:-1}
 export CONCURRENCY_LIST=${CONCURRENCY_LIST:-"1 32"} PAYLOAD_LIST=${PAYLOAD_LIST:-"100 100000"}
 export GATEWAYS=${GATEWAYS:-"native native_ws mcp_expose mcp_expose_shared mcp_expose_ws mcp_expose_native mcp_expose_native_stateless mcp_expose_native_ws supergateway mcp_proxy_ts mcp_proxy_py"}
 IDLE_SESSIONS=${IDLE_SESSIONS:-1000}
@@ -108,9 +108,8 @@ stdio() {
 SERVER_PID=""
 stop_server() {
   [ -n "$SERVER_PID" ] || return 0
-  local i
   kill -TERM "$SERVER_PID" 2>/dev/null || true
-  for i in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=""
