@@ -247,45 +247,25 @@ impl Handler {
         };
         let handler = tool.handler.clone();
         let limits = &self.shared.limits;
-        if self.shared.draining.load(Ordering::Relaxed) {
-            let message = "server is shutting down; retry on another instance";
-            return (
-                Err(ErrorData::new(
-                    rmcp::model::ErrorCode(-32000),
-                    message,
-                    None,
-                )),
-                "refused",
-            );
-        }
         // Over a limit, refuse at once: queueing would only hide the overload.
-        if self.session.calls.count() >= limits.per_session {
-            let message = format!(
+        let refusal = if self.shared.draining.load(Ordering::Relaxed) {
+            Some("server is shutting down; retry on another instance".to_owned())
+        } else if self.session.calls.count() >= limits.per_session {
+            Some(format!(
                 "too many tool calls in flight on this session (limit {}); retry later",
                 limits.per_session
-            );
-            return (
-                Err(ErrorData::new(
-                    rmcp::model::ErrorCode(-32000),
-                    message,
-                    None,
-                )),
-                "refused",
-            );
-        }
-        if self.shared.inflight.count() >= limits.total {
-            let message = format!(
+            ))
+        } else if self.shared.inflight.count() >= limits.total {
+            Some(format!(
                 "server busy: {} tool calls in flight; retry later",
                 limits.total
-            );
-            return (
-                Err(ErrorData::new(
-                    rmcp::model::ErrorCode(-32000),
-                    message,
-                    None,
-                )),
-                "refused",
-            );
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
+            let error = ErrorData::new(rmcp::model::ErrorCode(-32000), message, None);
+            return (Err(error), "refused");
         }
         let _inflight = self.shared.inflight.enter();
         let _session_call = self.session.calls.enter();
