@@ -58,3 +58,10 @@ pub(crate) fn session(transport: &'static str, delta: f64) {
 pub(crate) fn rejected(reason: &'static str) {
     metrics::counter!("mcp_rejected_total", "reason" => reason).increment(1);
 }
+
+/// Bytes received (`direction` "in") or sent ("out") on a transport, counted per message.
+#[allow(dead_code)]
+pub(crate) fn bytes(transport: &'static str, direction: &'static str, n: usize) {
+    metrics::counter!("mcp_bytes_total", "transport" => transport, "direction" => direction)
+        .increment(n as u64);
+}
