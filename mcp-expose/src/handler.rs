@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// Set on shutdown: new calls are refused while in-flight ones finish.
     pub(crate) draining: std::sync::atomic::AtomicBool,
+    /// Open sessions, for the session cap.
+    pub(crate) sessions: Arc<crate::security::sessions::SessionCount>,
 }
 
 impl Shared {
@@ -151,6 +153,7 @@ pub(crate) struct Session {
     /// The client, kept once it subscribes, to notify it of updates.
     peer: std::sync::OnceLock<rmcp::service::Peer<RoleServer>>,
     pub(crate) headers: Option<http::HeaderMap>,
+    _slot: Option<crate::security::sessions::SessionSlot>,
 }
 
 impl Drop for Session {
@@ -160,7 +163,11 @@ impl Drop for Session {
 }
 
 impl Session {
-    fn new(transport: &'static str, headers: Option<http::HeaderMap>) -> Self {
+    fn new(
+        transport: &'static str,
+        headers: Option<http::HeaderMap>,
+        slot: Option<crate::security::sessions::SessionSlot>,
+    ) -> Self {
         crate::observe::metrics::session(transport, 1.0);
         Self {
             transport,
@@ -169,6 +176,7 @@ impl Session {
             calls: Arc::default(),
             peer: std::sync::OnceLock::new(),
             headers,
+            _slot: slot,
         }
     }
 
@@ -208,10 +216,11 @@ impl Handler {
             subscribers: Mutex::default(),
             limits,
             draining: std::sync::atomic::AtomicBool::new(false),
+            sessions: Arc::default(),
         });
         Self {
             shared,
-            session: Arc::new(Session::new("none", None)),
+            session: Arc::new(Session::new("none", None, None)),
         }
     }
 
@@ -223,7 +232,11 @@ impl Handler {
     ) -> Self {
         Self {
             shared: self.shared.clone(),
-            session: Arc::new(Session::new(transport, headers)),
+            session: Arc::new(Session::new(
+                transport,
+                headers,
+                Some(self.shared.sessions.open()),
+            )),
         }
     }
 

@@ -257,3 +257,14 @@ pub fn kill(signal: &str, pid: u32) {
         .expect("kill");
     assert!(status.success(), "kill {signal} {pid}");
 }
+
+/// The sum of the Prometheus samples named `name` whose labels include every one of `labels`
+/// (`transport="ws"`), in a `/metrics` text.
+pub fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split([' ', '{']).next() == Some(name))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use mcp_expose_tests::{
     ServerProcess, Socket, alive, assert_gc_ggccat, bin, gone_within, initialize, initialized,
-    kill, next_json as next, request, send,
+    kill, next_json as next, request, sample, send,
 };
 use rmcp::{
     ServiceExt as _,
@@ -507,6 +507,19 @@ async fn ready_turns_503_while_a_child_is_down_and_back_after_its_restart() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(status, 503, "/ready reports the dead child");
+    let metrics_url = server.http().replace("/mcp", "/metrics");
+    let metrics = || async {
+        reqwest::get(&metrics_url)
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    let text = metrics().await;
+    let server_label = [r#"server="bridge""#];
+    assert_eq!(sample(&text, "mcp_bridge_healthy", &server_label), 0.0, "{text}");
+    assert_eq!(sample(&text, "mcp_bridge_children_down", &server_label), 1.0);
     std::fs::remove_file(&flag).expect("unflag");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && status != 200 {
@@ -514,6 +527,11 @@ async fn ready_turns_503_while_a_child_is_down_and_back_after_its_restart() {
         status = ready().await;
     }
     assert_eq!(status, 200, "/ready recovers after the restart");
+    let text = metrics().await;
+    assert_eq!(sample(&text, "mcp_bridge_healthy", &server_label), 1.0, "{text}");
+    assert_eq!(sample(&text, "mcp_bridge_children_down", &server_label), 0.0);
+    assert!(sample(&text, "mcp_bridge_child_restarts_total", &server_label) >= 1.0);
+    assert_eq!(sample(&text, "mcp_bridge_sessions", &server_label), 1.0);
     send(&mut socket, call(2, "echo", json!({ "text": "back" }))).await;
     assert_eq!(
         next(&mut socket).await["result"]["content"][0]["text"],

@@ -1,7 +1,7 @@
 //! Streamable HTTP: rmcp's client against the built `bioseq` binary, and the HTTP surface
 //! (health, JSON error bodies, Host validation, anti-buffering headers, stateless mode).
 
-use mcp_expose_tests::{ServerProcess, assert_gc_ggccat, initialize};
+use mcp_expose_tests::{ServerProcess, assert_gc_ggccat, initialize, sample};
 use rmcp::{
     ServiceExt as _, model::CallToolRequestParams, transport::StreamableHttpClientTransport,
 };
@@ -335,13 +335,6 @@ async fn json_logs_are_one_object_per_line_through_shutdown() {
 }
 
 /// The value of a Prometheus sample whose line starts with `prefix` (name and labels).
-fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test]
 async fn metrics_count_exactly_the_calls_made() {
     let mut server =
@@ -397,7 +390,7 @@ async fn metrics_count_exactly_the_calls_made() {
     let calls = |text: &str, outcome: &str| {
         sample(
             text,
-            "mcp_tool_calls_total{",
+            "mcp_tool_calls_total",
             &[
                 "tool=\"gc_content\"",
                 "transport=\"http\"",
@@ -414,7 +407,7 @@ async fn metrics_count_exactly_the_calls_made() {
     let count = |text: &str| {
         sample(
             text,
-            "mcp_tool_duration_seconds_count{",
+            "mcp_tool_duration_seconds_count",
             &["tool=\"gc_content\""],
         )
     };
@@ -425,4 +418,33 @@ async fn metrics_count_exactly_the_calls_made() {
         .await
         .expect("scrape main");
     assert_eq!(main.status(), 200);
+
+    // Bytes in and out of /mcp move by exactly the bodies exchanged.
+    let bytes = |text: &str, direction: &str| {
+        sample(
+            text,
+            "mcp_bytes_total",
+            &["transport=\"http\"", &format!("direction=\"{direction}\"")],
+        )
+    };
+    let before = scrape().await;
+    let body = initialize(1, json!({}));
+    let answer = reqwest::Client::new()
+        .post(server.http())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("initialize")
+        .text()
+        .await
+        .expect("answer");
+    let after = scrape().await;
+    assert_eq!(bytes(&after, "in") - bytes(&before, "in"), body.len() as f64);
+    assert_eq!(
+        bytes(&after, "out") - bytes(&before, "out"),
+        answer.len() as f64,
+        "{answer}"
+    );
 }

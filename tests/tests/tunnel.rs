@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_expose_tests::{ServerProcess, alive, gone_within, initialize, kill};
+use mcp_expose_tests::{ServerProcess, alive, gone_within, initialize, kill, sample};
 use serde_json::{Value, json};
 
 /// PATH with the test double first, so `cloudflared` resolves to it.
@@ -228,6 +228,21 @@ async fn killed_cloudflared_is_restarted_with_a_new_url_and_one_restart_is_repor
     assert_eq!(status["url"], format!("https://{second}"));
     assert_eq!(status["cloudflared_version"], "2026.8.2");
     assert_eq!(status["ready_connections"], 1);
+
+    // The same, in Prometheus form (behind the token on the main listener).
+    let text = client
+        .get(server.http().replace("/mcp", "/metrics"))
+        .header("authorization", format!("Bearer {}", token(&server)))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(sample(&text, "mcp_tunnel_restarts_total", &[]), 1.0, "{text}");
+    assert_eq!(sample(&text, "mcp_tunnel_state", &[r#"state="ready""#]), 1.0);
+    assert_eq!(sample(&text, "mcp_tunnel_state", &[]), 1.0, "one state at a time");
+    assert_eq!(sample(&text, "mcp_tunnel_ready_connections", &[]), 1.0);
 }
 
 #[tokio::test]

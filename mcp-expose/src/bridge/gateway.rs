@@ -128,6 +128,7 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
     }
     serve.stdio = false;
     let mut bridges = Vec::new();
+    let mut per_session = 0;
     for (name, server) in config.servers {
         let mut command = server.command.into_iter();
         let program = command.next().unwrap_or_default();
@@ -144,9 +145,18 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
         };
         let health: Arc<BridgeHealth> = Arc::default();
         let max_message = server.max_message_size.unwrap_or(serve.max_message_size);
+        if model == ChildModel::PerSession {
+            per_session += 1;
+        }
         let bridge = Bridge::new(spec, health, model, max_message);
         tracing::info!("server `{name}` at /{name}/mcp and /{name}/ws");
         bridges.push((format!("/{name}"), Arc::new(bridge)));
+    }
+    if per_session > 0 {
+        // Each per-session server's sessions are processes.
+        serve
+            .max_sessions
+            .get_or_insert(super::PER_SESSION_MAX_SESSIONS * per_session);
     }
     for (_, bridge) in &bridges {
         super::spawn_reaper(bridge, std::time::Duration::from_secs(600));

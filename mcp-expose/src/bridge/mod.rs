@@ -69,6 +69,9 @@ pub struct BridgeOptions {
     pub command: Vec<String>,
 }
 
+/// Sessions a per-session bridge holds when `--max-sessions` is not given: each is a process.
+pub(crate) const PER_SESSION_MAX_SESSIONS: usize = 256;
+
 /// How remote sessions map to child processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 #[non_exhaustive]
@@ -79,18 +82,24 @@ pub enum ChildModel {
     Shared,
 }
 
-/// A session's link to its child, in either model.
+/// A session's link to its child, in either model; it holds one of the bridge's session slots.
 #[derive(Debug)]
-pub(crate) enum Link {
+pub(crate) struct Link {
+    kind: LinkKind,
+    _slot: crate::security::sessions::SessionSlot,
+}
+
+#[derive(Debug)]
+enum LinkKind {
     Own(child::ChildSession),
     Shared(shared::SharedLink),
 }
 
 impl Link {
     pub(crate) async fn send(&self, frame: Vec<u8>) -> bool {
-        match self {
-            Link::Own(session) => session.send(frame).await,
-            Link::Shared(link) => link.send(frame).await,
+        match &self.kind {
+            LinkKind::Own(session) => session.send(frame).await,
+            LinkKind::Shared(link) => link.send(frame).await,
         }
     }
 }
@@ -109,6 +118,8 @@ pub(crate) struct Bridge {
     pub(crate) health: Arc<BridgeHealth>,
     pub(crate) http: http::Sessions,
     pub(crate) max_message: usize,
+    /// Open sessions, for the session cap.
+    pub(crate) sessions: Arc<crate::security::sessions::SessionCount>,
     shared: Option<shared::SharedChild>,
 }
 
@@ -126,23 +137,29 @@ impl Bridge {
             health,
             http: http::Sessions::default(),
             max_message,
+            sessions: Arc::default(),
             shared,
         }
     }
 
     /// Opens a session: its link to a child, and the child's messages for it.
     pub(crate) fn open(&self, tag: String) -> (Link, tokio::sync::mpsc::Receiver<String>) {
-        match &self.shared {
+        let (kind, rx) = match &self.shared {
             Some(shared) => {
                 let (link, rx) = shared.attach();
-                (Link::Shared(link), rx)
+                (LinkKind::Shared(link), rx)
             }
             None => {
                 let (session, rx) =
                     child::ChildSession::start(self.spec.clone(), tag, self.health.clone());
-                (Link::Own(session), rx)
+                (LinkKind::Own(session), rx)
             }
-        }
+        };
+        let link = Link {
+            kind,
+            _slot: self.sessions.open(),
+        };
+        (link, rx)
     }
 }
 
@@ -222,6 +239,9 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
         }
     }
     serve.stdio = false;
+    if options.child_model == ChildModel::PerSession {
+        serve.max_sessions.get_or_insert(PER_SESSION_MAX_SESSIONS);
+    }
     let mut command = options.command.into_iter();
     let program = command
         .next()

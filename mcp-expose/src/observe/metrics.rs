@@ -60,8 +60,76 @@ pub(crate) fn rejected(reason: &'static str) {
 }
 
 /// Bytes received (`direction` "in") or sent ("out") on a transport, counted per message.
-#[allow(dead_code)]
+///
+/// Called for every message: the counters of the known transports are looked up once and kept.
 pub(crate) fn bytes(transport: &'static str, direction: &'static str, n: usize) {
-    metrics::counter!("mcp_bytes_total", "transport" => transport, "direction" => direction)
-        .increment(n as u64);
+    const TRANSPORTS: [&str; 4] = ["stdio", "ws", "http", "bridge"];
+    static COUNTERS: OnceLock<Vec<[metrics::Counter; 2]>> = OnceLock::new();
+    let counter = |transport: &'static str, direction: &'static str| {
+        metrics::counter!("mcp_bytes_total", "transport" => transport, "direction" => direction)
+    };
+    let slot = TRANSPORTS.iter().position(|t| *t == transport);
+    let column = match direction {
+        "in" => 0,
+        "out" => 1,
+        _ => return counter(transport, direction).increment(n as u64),
+    };
+    let Some(slot) = slot else {
+        return counter(transport, direction).increment(n as u64);
+    };
+    let counters = COUNTERS.get_or_init(|| {
+        // A handle taken before the recorder exists would count into nothing.
+        let _ = handle();
+        TRANSPORTS
+            .iter()
+            .map(|t| [counter(t, "in"), counter(t, "out")])
+            .collect()
+    });
+    counters[slot][column].increment(n as u64);
+}
+
+/// A bridged server's children, read when `/metrics` is scraped: sessions, children down,
+/// restarts, and whether the bridge is healthy (not crash-looping).
+#[cfg(feature = "bridge")]
+pub(crate) fn bridge(server: &str, health: &crate::bridge::BridgeHealth) {
+    use std::sync::atomic::Ordering;
+    let server = if server.is_empty() {
+        "bridge".to_owned()
+    } else {
+        server.trim_start_matches('/').to_owned()
+    };
+    metrics::gauge!("mcp_bridge_sessions", "server" => server.clone())
+        .set(health.sessions.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("mcp_bridge_children_down", "server" => server.clone())
+        .set(health.down.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("mcp_bridge_healthy", "server" => server.clone())
+        .set(if health.healthy() { 1.0 } else { 0.0 });
+    metrics::counter!("mcp_bridge_child_restarts_total", "server" => server)
+        .absolute(health.restarts.load(Ordering::Relaxed));
+}
+
+/// The tunnel, read when `/metrics` is scraped: one `mcp_tunnel_state` series per state (1 for
+/// the current one), restarts, and cloudflared's ready connections to the edge.
+#[cfg(feature = "tunnel")]
+pub(crate) fn tunnel(
+    status: &crate::tunnel::TunnelStatus,
+    scraped: Option<&crate::tunnel::TunnelMetrics>,
+) {
+    use crate::tunnel::TunnelState;
+    for (state, name) in [
+        (TunnelState::Starting, "starting"),
+        (TunnelState::Ready, "ready"),
+        (TunnelState::Restarting, "restarting"),
+        (TunnelState::Failed, "failed"),
+        (TunnelState::Stopped, "stopped"),
+    ] {
+        metrics::gauge!("mcp_tunnel_state", "state" => name).set(if status.state == state {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    metrics::counter!("mcp_tunnel_restarts_total").absolute(u64::from(status.restarts));
+    let ready = scraped.map_or(0, |m| m.ready_connections);
+    metrics::gauge!("mcp_tunnel_ready_connections").set(ready as f64);
 }

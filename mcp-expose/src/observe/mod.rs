@@ -2,3 +2,4 @@
 
 pub(crate) mod landing;
 pub(crate) mod metrics;
+pub(crate) mod traffic;

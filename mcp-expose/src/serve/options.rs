@@ -52,6 +52,28 @@ pub struct Options {
     )]
     pub allowed_origins: Vec<String>,
 
+    /// Trust `X-Forwarded-Host` (and `X-Forwarded-Proto`) only from these proxy addresses or
+    /// networks, e.g. `127.0.0.1` or `10.0.0.0/8` (repeatable). From anyone else they are ignored.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "ADDR[/BITS]",
+        value_delimiter = ',',
+        value_parser = parse_net,
+        env = "MCP_EXPOSE_TRUSTED_PROXIES"
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Answer CORS requests from these browser origins (repeatable; `*` for any): allows and
+    /// exposes `Mcp-Session-Id`, `Mcp-Protocol-Version`, `Authorization`, `Last-Event-ID`.
+    /// Each origin is also accepted by the Origin check.
+    #[arg(
+        long = "cors-origin",
+        value_name = "ORIGIN",
+        value_delimiter = ',',
+        env = "MCP_EXPOSE_CORS_ORIGINS"
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Streamable HTTP without sessions: every POST is answered on its own, in JSON when possible.
     #[arg(long)]
     pub stateless: bool,
@@ -79,6 +101,11 @@ pub struct Options {
     /// Tool calls all sessions together may have in flight.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_inflight: usize,
+
+    /// Sessions (HTTP sessions and WebSocket connections) held at once; more are refused with
+    /// 503 and Retry-After [default: 10000; 256 for a per-session bridge, a process each].
+    #[arg(long, value_name = "N", env = "MCP_EXPOSE_MAX_SESSIONS")]
+    pub max_sessions: Option<usize>,
 
     /// Requests per second allowed per client (per bearer token, or per address without one);
     /// more get 429 with Retry-After (0: no limit).
@@ -121,6 +148,8 @@ impl Default for Options {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
             stateless: false,
             max_message_size: 16 * 1024 * 1024,
             ws_ping_interval: 25,
@@ -128,6 +157,7 @@ impl Default for Options {
             tool_timeout: 0,
             max_inflight_per_session: 64,
             max_inflight: 1024,
+            max_sessions: None,
             rate_limit: 0,
             shutdown_grace: 10,
             log_level: "info,rmcp=warn".to_owned(),
@@ -145,6 +175,14 @@ impl Options {
     pub(crate) fn stdio_selected(&self) -> bool {
         self.stdio || (self.http.is_none() && self.ws.is_none())
     }
+}
+
+/// `10.0.0.0/8`, or a single address `127.0.0.1` / `::1`.
+fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("expected an address or network like 10.0.0.0/8, got `{text}`"))
 }
 
 /// The command line: the options plus `--help` and `--version` in the server's own name.

@@ -180,9 +180,26 @@ pub(super) async fn start(
         max_message: options.max_message_size,
         ping_interval: Duration::from_secs(options.ws_ping_interval.max(1)),
     };
-    let policy = HostPolicy::new(&options.allowed_hosts, &options.allowed_origins);
+    let policy = HostPolicy::new(
+        &options.allowed_hosts,
+        &[&options.allowed_origins[..], &options.cors_origins[..]].concat(),
+    )
+    .with_trusted_proxies(&options.trusted_proxies);
+    let cors = cors_layer(&options.cors_origins);
+    #[cfg(feature = "bridge")]
+    let session_counts: Vec<_> = if bridges.is_empty() {
+        vec![handler.shared().sessions.clone()]
+    } else {
+        bridges.iter().map(|(_, b)| b.sessions.clone()).collect()
+    };
+    #[cfg(not(feature = "bridge"))]
+    let session_counts = vec![handler.shared().sessions.clone()];
+    let session_cap = crate::security::sessions::SessionCap {
+        max: options.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
+        counts: session_counts.into(),
+    };
     let exposed = tunnel.is_some() || !options.bind.is_loopback();
-    let auth = Auth::resolve(&options.auth, exposed)?;
+    let auth = Auth::resolve(&options.auth, exposed, &policy)?;
     let token = auth.as_ref().and_then(|a| a.generated.clone());
     if let Some(token) = &token {
         super::announce(&format!(
@@ -267,7 +284,9 @@ pub(super) async fn start(
             if serves_http {
                 let service =
                     http_transport::service(&handler, &http_settings, sessions.child_token());
-                mcp_routes = mcp_routes.route_service("/mcp", service);
+                mcp_routes = mcp_routes
+                    .route_service("/mcp", service)
+                    .route_layer(middleware::from_fn(crate::observe::traffic::count_http));
             }
             if serves_ws {
                 mcp_routes = mcp_routes
@@ -295,11 +314,25 @@ pub(super) async fn start(
         if let Some(auth) = &auth {
             mcp_routes =
                 mcp_routes.layer(middleware::from_fn_with_state(auth.clone(), auth::require));
+            // RFC 9728 metadata: merged after the token check, so open to all.
+            if let Some(metadata) = auth.metadata_routes() {
+                mcp_routes = mcp_routes.merge(metadata);
+            }
         }
         mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
             handler.shared().clone(),
             refuse_when_draining,
         ));
+        if !options.stateless {
+            mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
+                session_cap.clone(),
+                crate::security::sessions::admit,
+            ));
+        }
+        // Outside auth: a browser's preflight carries no token; errors get CORS headers too.
+        if let Some(cors) = &cors {
+            mcp_routes = mcp_routes.layer(cors.clone());
+        }
         let router = Router::new()
             .merge(mcp_routes.layer(middleware::from_fn_with_state(
                 policy.clone(),
@@ -344,7 +377,9 @@ pub(super) async fn start(
                 .map(|a| a.to_string())
                 .unwrap_or_default()
         );
-        let router: Router = Router::new().route("/metrics", get(metrics_route));
+        let router: Router = Router::new()
+            .route("/metrics", get(metrics_route))
+            .with_state(state.clone());
         let stop = stop_accepting.clone();
         tasks.spawn(async move {
             let _ = axum::serve(listener, router)
@@ -548,6 +583,53 @@ async fn ws_route(State(state): State<AppState>, request: axum::extract::Request
     }
 }
 
+/// Sessions a listener holds when `--max-sessions` is not given.
+pub(crate) const DEFAULT_MAX_SESSIONS: usize = 10_000;
+
+/// CORS for `--cors-origin`: the MCP methods, and the headers a browser client must send and read.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| o.trim().trim_end_matches('/').parse().ok()),
+        )
+    };
+    let mcp_headers = [
+        HeaderName::from_static("mcp-session-id"),
+        HeaderName::from_static("mcp-protocol-version"),
+        header::AUTHORIZATION,
+        HeaderName::from_static("last-event-id"),
+    ];
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+            .allow_headers(
+                mcp_headers
+                    .iter()
+                    .cloned()
+                    .chain([header::CONTENT_TYPE, header::ACCEPT])
+                    .collect::<Vec<_>>(),
+            )
+            .expose_headers(
+                mcp_headers
+                    .iter()
+                    .cloned()
+                    .chain([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+                    .collect::<Vec<_>>(),
+            )
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
 /// `GET /` without an upgrade: what this server is and where to connect.
 async fn info_route(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let visible =
@@ -574,6 +656,16 @@ async fn info_route(State(state): State<AppState>, request: axum::extract::Reque
         }
         if let (Some(url), false) = (status.ws_url(), ws_urls.is_empty()) {
             ws_urls.insert(0, url);
+        }
+    }
+    // Behind a trusted proxy, the address the visitor used comes first.
+    if let Some(origin) = request.extensions().get::<policy::PublicOrigin>() {
+        if !http_urls.is_empty() {
+            http_urls.insert(0, format!("{}/mcp", origin.0));
+        }
+        if !ws_urls.is_empty() {
+            let ws = origin.0.replacen("http", "ws", 1);
+            ws_urls.insert(0, format!("{ws}/ws"));
         }
     }
     let landing = crate::observe::landing::Landing {
@@ -608,7 +700,22 @@ async fn info_route(State(state): State<AppState>, request: axum::extract::Reque
 }
 
 /// `GET /metrics`: Prometheus text.
-async fn metrics_route() -> Response {
+async fn metrics_route(State(state): State<AppState>) -> Response {
+    // What is not counted as it happens is read now: bridged children and the tunnel.
+    #[cfg(feature = "bridge")]
+    for (prefix, health) in &state.bridges {
+        crate::observe::metrics::bridge(prefix, health);
+    }
+    #[cfg(feature = "tunnel")]
+    if let Some(tunnel) = state.tunnel.handle() {
+        let scraped = tokio::time::timeout(Duration::from_secs(2), tunnel.metrics())
+            .await
+            .ok()
+            .flatten();
+        crate::observe::metrics::tunnel(&tunnel.status(), scraped.as_ref());
+    }
+    #[cfg(not(any(feature = "bridge", feature = "tunnel")))]
+    let _ = state;
     let headers = [(
         axum::http::header::CONTENT_TYPE,
         "text/plain; version=0.0.4; charset=utf-8",

@@ -1,7 +1,10 @@
-//! Host and Origin validation (DNS-rebinding protection) for the MCP endpoints, and JSON
-//! bodies for HTTP errors.
+//! Host and Origin validation (DNS-rebinding protection) for the MCP endpoints, the
+//! `X-Forwarded-Host` of trusted proxies, and JSON bodies for HTTP errors.
 
-use std::sync::{Arc, RwLock};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, RwLock},
+};
 
 use axum::{
     extract::{Request, State},
@@ -19,13 +22,21 @@ pub(crate) struct HostPolicy {
     hosts: Arc<[String]>,
     origins: Arc<[String]>,
     any_host: bool,
+    /// Peers whose `X-Forwarded-Host` / `X-Forwarded-Proto` are believed.
+    trusted_proxies: Arc<[ipnet::IpNet]>,
     /// The tunnel's public hostname, which changes when a quick tunnel restarts.
     tunnel_host: Arc<RwLock<Option<String>>>,
 }
 
+/// Where a client reached the server, as a trusted proxy says: `https://mcp.example.com`.
+/// Put in the request's extensions by [`enforce`].
+#[derive(Debug, Clone)]
+pub(crate) struct PublicOrigin(pub(crate) String);
+
 impl HostPolicy {
     /// `extra_hosts` adds to the loopback names (`*` allows any host); `origins` are full
-    /// origins (`https://app.example.com`) allowed besides those whose host is allowed.
+    /// origins (`https://app.example.com`) allowed besides those whose host is allowed (`*`:
+    /// any origin).
     pub(crate) fn new(extra_hosts: &[String], origins: &[String]) -> Self {
         let any_host = extra_hosts.iter().any(|h| h == "*");
         let hosts = LOOPBACK_HOSTS
@@ -46,8 +57,25 @@ impl HostPolicy {
             hosts,
             origins,
             any_host,
+            trusted_proxies: Arc::from([]),
             tunnel_host: Arc::default(),
         }
+    }
+
+    /// Believes `X-Forwarded-Host` from these peers only.
+    pub(crate) fn with_trusted_proxies(mut self, proxies: &[ipnet::IpNet]) -> Self {
+        self.trusted_proxies = proxies.iter().map(ipnet::IpNet::trunc).collect();
+        self
+    }
+
+    fn trusts(&self, peer: Option<IpAddr>) -> bool {
+        let Some(peer) = peer else { return false };
+        // An IPv4 peer on a dual-stack socket shows up as ::ffff:a.b.c.d.
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
     }
 
     /// Accepts `host` (and no longer the previous tunnel hostname).
@@ -55,6 +83,15 @@ impl HostPolicy {
     pub(crate) fn set_tunnel_host(&self, host: Option<String>) {
         *self.tunnel_host.write().unwrap_or_else(|e| e.into_inner()) =
             host.map(|h| h.to_ascii_lowercase());
+    }
+
+    /// The tunnel's public hostname, while a tunnel is up.
+    #[cfg_attr(not(feature = "oauth"), allow(dead_code))]
+    pub(crate) fn tunnel_host(&self) -> Option<String> {
+        self.tunnel_host
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn host_allowed(&self, authority: &str) -> bool {
@@ -72,7 +109,7 @@ impl HostPolicy {
 
     fn origin_allowed(&self, origin: &str) -> bool {
         let origin = origin.trim().to_ascii_lowercase();
-        if self.origins.contains(&origin) {
+        if self.origins.contains(&origin) || self.origins.iter().any(|o| o == "*") {
             return true;
         }
         match origin.split_once("://") {
@@ -81,8 +118,18 @@ impl HostPolicy {
         }
     }
 
-    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), String> {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    /// Checks the Host (or, from a trusted proxy, the forwarded host) and the Origin; returns
+    /// the public origin a trusted proxy reported.
+    pub(crate) fn check(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<PublicOrigin>, String> {
+        let forwarded = self
+            .trusts(peer)
+            .then(|| first_value(headers, "x-forwarded-host"))
+            .flatten();
+        let host = forwarded.or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
         match host {
             Some(host) if self.host_allowed(host) => {}
             Some(host) => {
@@ -100,8 +147,20 @@ impl HostPolicy {
                 ));
             }
         }
-        Ok(())
+        Ok(forwarded.map(|host| {
+            let proto = first_value(headers, "x-forwarded-proto")
+                .filter(|p| matches!(*p, "http" | "https"))
+                .unwrap_or("https");
+            PublicOrigin(format!("{proto}://{}", host.to_ascii_lowercase()))
+        }))
     }
+}
+
+/// The first of a comma-separated header's values (the one the outermost proxy set).
+fn first_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let value = headers.get(name)?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    (!first.is_empty()).then_some(first)
 }
 
 /// `host:port`, `[v6]:port`, `host` -> host.
@@ -120,13 +179,23 @@ fn strip_port(authority: &str) -> &str {
 /// Middleware: 403 with a JSON body for a foreign Host or Origin.
 pub(crate) async fn enforce(
     State(policy): State<HostPolicy>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if let Err(message) = policy.check(request.headers()) {
-        tracing::warn!(%message, "rejected request");
-        crate::observe::metrics::rejected("host");
-        return json_error(StatusCode::FORBIDDEN, &message);
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    match policy.check(request.headers(), peer) {
+        Ok(Some(origin)) => {
+            request.extensions_mut().insert(origin);
+        }
+        Ok(None) => {}
+        Err(message) => {
+            tracing::warn!(%message, "rejected request");
+            crate::observe::metrics::rejected("host");
+            return json_error(StatusCode::FORBIDDEN, &message);
+        }
     }
     next.run(request).await
 }
@@ -154,6 +223,37 @@ pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
 mod tests {
     use super::*;
 
+    impl HostPolicy {
+        fn check_plain(&self, headers: &HeaderMap) -> Result<(), String> {
+            self.check(headers, None).map(drop)
+        }
+    }
+
+    #[test]
+    fn forwarded_host_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.1.2.3".parse().expect("ip");
+        let stranger: IpAddr = "192.0.2.7".parse().expect("ip");
+        let p = HostPolicy::new(&["mcp.example.com".into()], &[])
+            .with_trusted_proxies(&["10.0.0.0/8".parse().expect("net")]);
+        let mut h = headers("backend:8000", None);
+        h.insert("x-forwarded-host", HeaderValue::from_static("mcp.example.com, inner"));
+        let origin = p.check(&h, Some(proxy)).expect("allowed").expect("origin");
+        assert_eq!(origin.0, "https://mcp.example.com");
+        // From anyone else the header is ignored and the real Host is foreign.
+        assert!(p.check(&h, Some(stranger)).is_err());
+        assert!(p.check(&h, None).is_err());
+        // A trusted proxy cannot smuggle in a foreign host either.
+        h.insert("x-forwarded-host", HeaderValue::from_static("evil.example.com"));
+        assert!(p.check(&h, Some(proxy)).is_err());
+        // IPv4-mapped IPv6 peers match IPv4 networks.
+        let mapped: IpAddr = "::ffff:10.9.9.9".parse().expect("ip");
+        let mut h = headers("127.0.0.1", None);
+        h.insert("x-forwarded-host", HeaderValue::from_static("mcp.example.com"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        let origin = p.check(&h, Some(mapped)).expect("allowed").expect("origin");
+        assert_eq!(origin.0, "http://mcp.example.com");
+    }
+
     fn headers(host: &str, origin: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
@@ -172,28 +272,28 @@ mod tests {
     #[test]
     fn loopback_by_default_and_extra_hosts() {
         let p = HostPolicy::new(&["mcp.example.com".into()], &[]);
-        assert!(p.check(&headers("127.0.0.1:8000", None)).is_ok());
+        assert!(p.check_plain(&headers("127.0.0.1:8000", None)).is_ok());
         assert!(
-            p.check(&headers("[::1]:8000", Some("http://[::1]:8000")))
+            p.check_plain(&headers("[::1]:8000", Some("http://[::1]:8000")))
                 .is_ok()
         );
         assert!(
-            p.check(&headers("localhost", Some("http://localhost:3000")))
+            p.check_plain(&headers("localhost", Some("http://localhost:3000")))
                 .is_ok()
         );
         assert!(
-            p.check(&headers("mcp.example.com", Some("https://mcp.example.com")))
+            p.check_plain(&headers("mcp.example.com", Some("https://mcp.example.com")))
                 .is_ok()
         );
-        assert!(p.check(&headers("evil.example.com", None)).is_err());
+        assert!(p.check_plain(&headers("evil.example.com", None)).is_err());
         assert!(
-            p.check(&headers("127.0.0.1:8000", Some("http://evil.example.com")))
+            p.check_plain(&headers("127.0.0.1:8000", Some("http://evil.example.com")))
                 .is_err()
         );
-        assert!(p.check(&headers("127.0.0.1:8000", Some("null"))).is_err());
+        assert!(p.check_plain(&headers("127.0.0.1:8000", Some("null"))).is_err());
         let any = HostPolicy::new(&["*".into()], &["https://app.example.com".into()]);
         assert!(
-            any.check(&headers("anything", Some("https://app.example.com")))
+            any.check_plain(&headers("anything", Some("https://app.example.com")))
                 .is_ok()
         );
     }
