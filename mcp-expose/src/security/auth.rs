@@ -3,7 +3,8 @@
 //! Tokens come from `--auth-token-file` (one per line) or `MCP_EXPOSE_TOKENS` (comma-separated;
 //! several allow rotation). When the server is reachable beyond loopback (a tunnel, or a
 //! non-loopback bind) and no token was given, one is generated and printed once on stderr;
-//! `--no-auth` opts out. `/health` stays open.
+//! `--no-auth` opts out. `/health` stays open. With the `oauth` feature, OAuth access tokens
+//! and Cloudflare Access assertions are accepted too (see [`oauth`](super::oauth)).
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -18,7 +19,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::{
     error::{Error, ErrorKind, Result},
-    transport::policy::json_error,
+    transport::policy::{HostPolicy, json_error},
 };
 
 /// Authentication flags.
@@ -36,6 +37,11 @@ pub struct AuthOptions {
     /// Serve without authentication even when reachable beyond loopback (a tunnel or a public bind).
     #[arg(long)]
     pub no_auth: bool,
+
+    /// OAuth 2.1 and Cloudflare Access.
+    #[cfg(feature = "oauth")]
+    #[command(flatten)]
+    pub oauth: super::oauth::OAuthOptions,
 }
 
 /// The accepted tokens; compared in constant time.
@@ -44,20 +50,28 @@ pub(crate) struct Auth {
     tokens: Arc<[String]>,
     /// A token generated at start, to print in client configs.
     pub(crate) generated: Option<String>,
+    #[cfg(feature = "oauth")]
+    oauth: Option<Arc<super::oauth::OAuth>>,
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
             .field("tokens", &self.tokens.len())
+            .field("oauth", &self.oauth_enabled())
             .finish_non_exhaustive()
     }
 }
 
 impl Auth {
-    /// The authentication to use: configured tokens; a generated one when `exposed`; none when
-    /// the user opted out or the server is loopback-only without tokens.
-    pub(crate) fn resolve(options: &AuthOptions, exposed: bool) -> Result<Option<Self>> {
+    /// The authentication to use: configured tokens and OAuth; a generated token when `exposed`
+    /// without either; none when the user opted out or the server is loopback-only without them.
+    /// `policy` tells OAuth the tunnel's public hostname.
+    pub(crate) fn resolve(
+        options: &AuthOptions,
+        exposed: bool,
+        policy: &HostPolicy,
+    ) -> Result<Option<Self>> {
         let mut tokens = Vec::new();
         if let Some(file) = &options.auth_token_file {
             let text = std::fs::read_to_string(file).map_err(|e| {
@@ -88,16 +102,33 @@ impl Auth {
                     .map(str::to_owned),
             );
         }
+        #[cfg(feature = "oauth")]
+        if options.no_auth && options.oauth.configured() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "--no-auth contradicts --oauth-issuer / --cf-access-team",
+            ));
+        }
+        #[cfg(feature = "oauth")]
+        let oauth = super::oauth::OAuth::resolve(&options.oauth, policy)?;
+        #[cfg(not(feature = "oauth"))]
+        let _ = policy;
         if options.no_auth {
             if exposed {
                 tracing::warn!("--no-auth: anyone who can reach this server can call its tools");
             }
             return Ok(None);
         }
-        if !tokens.is_empty() {
+        #[cfg(feature = "oauth")]
+        let configured = !tokens.is_empty() || oauth.is_some();
+        #[cfg(not(feature = "oauth"))]
+        let configured = !tokens.is_empty();
+        if configured {
             return Ok(Some(Self {
                 tokens: tokens.into(),
                 generated: None,
+                #[cfg(feature = "oauth")]
+                oauth,
             }));
         }
         if !exposed {
@@ -107,7 +138,26 @@ impl Auth {
         Ok(Some(Self {
             tokens: vec![token.clone()].into(),
             generated: Some(token),
+            #[cfg(feature = "oauth")]
+            oauth: None,
         }))
+    }
+
+    fn oauth_enabled(&self) -> bool {
+        #[cfg(feature = "oauth")]
+        return self.oauth.is_some();
+        #[cfg(not(feature = "oauth"))]
+        false
+    }
+
+    /// The open routes that come with the authentication: RFC 9728 metadata under OAuth.
+    pub(crate) fn metadata_routes<S: Clone + Send + Sync + 'static>(
+        &self,
+    ) -> Option<axum::Router<S>> {
+        #[cfg(feature = "oauth")]
+        return self.oauth.as_ref().and_then(|oauth| oauth.routes());
+        #[cfg(not(feature = "oauth"))]
+        None
     }
 
     fn accepts(&self, presented: &str) -> bool {
@@ -162,11 +212,30 @@ pub(crate) async fn require(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let challenge = match presented(&request) {
-        Some(token) if auth.accepts(token) => {
+    let bearer = presented(&request).map(str::to_owned);
+    if bearer.as_deref().is_some_and(|token| auth.accepts(token)) {
+        request.extensions_mut().insert(Authenticated);
+        return next.run(request).await;
+    }
+    #[cfg(feature = "oauth")]
+    if let Some(oauth) = &auth.oauth {
+        use super::oauth::Verdict;
+        let verdict = oauth
+            .verify(request.headers(), request.extensions(), bearer.as_deref())
+            .await;
+        if let Verdict::Valid(claims) = verdict {
             request.extensions_mut().insert(Authenticated);
+            request.extensions_mut().insert(claims);
             return next.run(request).await;
         }
+        if public_page(&request) {
+            return next.run(request).await;
+        }
+        tracing::debug!(path = %request.uri().path(), ?verdict, "rejected a request without a valid token");
+        crate::observe::metrics::rejected("auth");
+        return oauth.refusal(&verdict, request.headers(), request.extensions());
+    }
+    let challenge = match bearer {
         _ if public_page(&request) => return next.run(request).await,
         Some(_) => r#"Bearer realm="mcp", error="invalid_token""#,
         None => r#"Bearer realm="mcp""#,
@@ -191,8 +260,14 @@ mod tests {
     #[test]
     fn generated_when_exposed_and_not_otherwise() {
         let options = AuthOptions::default();
-        assert!(Auth::resolve(&options, false).ok().flatten().is_none());
-        let auth = Auth::resolve(&options, true)
+        let policy = HostPolicy::new(&[], &[]);
+        assert!(
+            Auth::resolve(&options, false, &policy)
+                .ok()
+                .flatten()
+                .is_none()
+        );
+        let auth = Auth::resolve(&options, true, &policy)
             .ok()
             .flatten()
             .expect("generated");
@@ -204,12 +279,17 @@ mod tests {
             no_auth: true,
             ..AuthOptions::default()
         };
-        assert!(Auth::resolve(&opted_out, true).ok().flatten().is_none());
+        assert!(
+            Auth::resolve(&opted_out, true, &policy)
+                .ok()
+                .flatten()
+                .is_none()
+        );
         let env = AuthOptions {
             tokens_env: Some("a, b".into()),
             ..AuthOptions::default()
         };
-        let auth = Auth::resolve(&env, false)
+        let auth = Auth::resolve(&env, false, &policy)
             .ok()
             .flatten()
             .expect("configured");

@@ -1,0 +1,619 @@
+//! OAuth 2.1 resource server (the MCP authorization spec) and a Cloudflare Access preset.
+//!
+//! Access tokens are JWTs signed with RS256 or ES256 by a key from the issuer's JWKS (see
+//! [`jwks`](super::jwks)); `iss` must be a configured issuer, `aud` the resource URL (or
+//! `--oauth-audience`), `exp` must not have passed and `nbf` must have, each with 30 s of
+//! leeway for clock skew. `/.well-known/oauth-protected-resource` (RFC 9728) tells clients
+//! which authorization servers to ask. Behind Cloudflare Access, the edge adds
+//! `Cf-Access-Jwt-Assertion`, validated against the team's certs and the application's AUD.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{Extensions, HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind as JwtError};
+
+use super::jwks::{KeySet, Location, check_url};
+use crate::{
+    error::{Error, ErrorKind, Result},
+    transport::policy::{HostPolicy, PublicOrigin, json_error},
+};
+
+/// Clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 30;
+/// Longer tokens are refused without parsing.
+const MAX_TOKEN: usize = 16 * 1024;
+/// The header Cloudflare Access adds to requests it let through.
+const CF_ACCESS_HEADER: &str = "cf-access-jwt-assertion";
+
+/// OAuth and Cloudflare Access flags (feature `oauth`).
+#[derive(Debug, Clone, Default, clap::Args)]
+#[non_exhaustive]
+pub struct OAuthOptions {
+    /// Accept OAuth access tokens (JWTs) from this authorization server (repeatable): a token's
+    /// `iss` must be one of them. Listed in /.well-known/oauth-protected-resource.
+    #[arg(
+        long = "oauth-issuer",
+        value_name = "URL",
+        value_delimiter = ',',
+        env = "MCP_EXPOSE_OAUTH_ISSUERS"
+    )]
+    pub oauth_issuers: Vec<String>,
+
+    /// Where the issuers' signing keys are (default: `jwks_uri` from each issuer's metadata).
+    #[arg(long, value_name = "URL", requires = "oauth_issuers")]
+    pub oauth_jwks_url: Option<String>,
+
+    /// Accepted `aud` values (repeatable; default: the resource URL).
+    #[arg(
+        long = "oauth-audience",
+        value_name = "AUD",
+        requires = "oauth_issuers"
+    )]
+    pub oauth_audiences: Vec<String>,
+
+    /// Scopes every token must carry (repeatable); a token without them gets 403.
+    #[arg(long = "oauth-scope", value_name = "SCOPE", requires = "oauth_issuers")]
+    pub oauth_scopes: Vec<String>,
+
+    /// This server's resource URL, e.g. `https://mcp.example.com/mcp` (default: the tunnel's
+    /// public URL, else `http://<Host header>/mcp`).
+    #[arg(long, value_name = "URL", requires = "oauth_issuers")]
+    pub oauth_resource: Option<String>,
+
+    /// Accept Cloudflare Access's `Cf-Access-Jwt-Assertion` from this team (`NAME` for
+    /// `https://NAME.cloudflareaccess.com`, or a full URL).
+    #[arg(long, value_name = "TEAM", requires = "cf_access_aud")]
+    pub cf_access_team: Option<String>,
+
+    /// The Access application's audience tag (repeatable).
+    #[arg(
+        long = "cf-access-aud",
+        value_name = "AUD",
+        value_delimiter = ',',
+        requires = "cf_access_team"
+    )]
+    pub cf_access_aud: Vec<String>,
+}
+
+impl OAuthOptions {
+    pub(crate) fn configured(&self) -> bool {
+        !self.oauth_issuers.is_empty() || self.cf_access_team.is_some()
+    }
+}
+
+/// What a valid token said, kept in the request's extensions.
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub(crate) struct Claims {
+    pub(crate) issuer: String,
+    pub(crate) subject: Option<String>,
+    pub(crate) scopes: Vec<String>,
+}
+
+/// Where a verifier finds its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// `Authorization: Bearer` (or the WebSocket `bearer.` subprotocol).
+    Bearer,
+    CfAccess,
+}
+
+#[derive(Debug)]
+enum Keys {
+    /// One key set for every issuer.
+    Shared(KeySet),
+    /// Each issuer's own, found through its metadata.
+    PerIssuer(Vec<(String, KeySet)>),
+}
+
+#[derive(Debug)]
+struct Verifier {
+    source: Source,
+    issuers: Vec<String>,
+    /// Empty: the resource URL.
+    audiences: Vec<String>,
+    scopes: Vec<String>,
+    keys: Keys,
+}
+
+/// The outcome of checking a request's tokens.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    Valid(Claims),
+    Missing,
+    Invalid(&'static str),
+    InsufficientScope,
+    /// No keys to check against (the JWKS could not be fetched yet).
+    Unavailable,
+}
+
+/// The resource server: verifiers for OAuth and Cloudflare Access tokens, and the metadata.
+#[derive(Debug)]
+pub(crate) struct OAuth {
+    verifiers: Vec<Verifier>,
+    issuers: Vec<String>,
+    scopes: Vec<String>,
+    resource: Option<String>,
+    policy: HostPolicy,
+}
+
+impl OAuth {
+    /// `None` when neither OAuth nor Cloudflare Access is configured. Starts fetching keys.
+    pub(crate) fn resolve(
+        options: &OAuthOptions,
+        policy: &HostPolicy,
+    ) -> Result<Option<Arc<Self>>> {
+        if !options.configured() {
+            return Ok(None);
+        }
+        // Both backends compiled in (by feature unification) would leave the choice open.
+        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+            &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
+        );
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .user_agent(concat!("mcp-expose/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::with_source(ErrorKind::Config, "cannot build an HTTP client", e))?;
+        let mut verifiers = Vec::new();
+        let issuers: Vec<String> = options
+            .oauth_issuers
+            .iter()
+            .map(|i| i.trim().to_owned())
+            .filter(|i| !i.is_empty())
+            .collect();
+        if !issuers.is_empty() {
+            for issuer in &issuers {
+                check_url(issuer)?;
+            }
+            let keys = match &options.oauth_jwks_url {
+                Some(url) => {
+                    check_url(url)?;
+                    Keys::Shared(KeySet::new(Location::Url(url.clone()), client.clone()))
+                }
+                None => Keys::PerIssuer(
+                    issuers
+                        .iter()
+                        .map(|i| {
+                            let keys = KeySet::new(Location::Discover(i.clone()), client.clone());
+                            (i.clone(), keys)
+                        })
+                        .collect(),
+                ),
+            };
+            verifiers.push(Verifier {
+                source: Source::Bearer,
+                issuers: issuers.clone(),
+                audiences: options.oauth_audiences.clone(),
+                scopes: options.oauth_scopes.clone(),
+                keys,
+            });
+        }
+        if let Some(team) = &options.cf_access_team {
+            let team = team.trim().trim_end_matches('/');
+            let issuer = if team.contains("://") {
+                team.to_owned()
+            } else {
+                format!("https://{team}.cloudflareaccess.com")
+            };
+            check_url(&issuer)?;
+            if options.cf_access_aud.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "--cf-access-team needs --cf-access-aud",
+                ));
+            }
+            let certs = format!("{issuer}/cdn-cgi/access/certs");
+            verifiers.push(Verifier {
+                source: Source::CfAccess,
+                issuers: vec![issuer],
+                audiences: options.cf_access_aud.clone(),
+                scopes: Vec::new(),
+                keys: Keys::Shared(KeySet::new(Location::Url(certs), client.clone())),
+            });
+        }
+        if let Some(resource) = &options.oauth_resource {
+            reqwest::Url::parse(resource).map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("--oauth-resource `{resource}`: {e}"),
+                )
+            })?;
+        }
+        let oauth = Arc::new(Self {
+            verifiers,
+            issuers,
+            scopes: options.oauth_scopes.clone(),
+            resource: options.oauth_resource.clone(),
+            policy: policy.clone(),
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let prefetch = oauth.clone();
+            runtime.spawn(async move {
+                let sets = prefetch.verifiers.iter().flat_map(|v| match &v.keys {
+                    Keys::Shared(keys) => vec![keys],
+                    Keys::PerIssuer(sets) => sets.iter().map(|(_, k)| k).collect(),
+                });
+                futures::future::join_all(sets.map(KeySet::prefetch)).await;
+            });
+        }
+        Ok(Some(oauth))
+    }
+
+    /// The resource URL for a request: `--oauth-resource`, else the origin a trusted proxy
+    /// reported, else the tunnel's public URL, else from the `Host` header.
+    fn resource(&self, headers: &HeaderMap, extensions: &Extensions) -> String {
+        if let Some(resource) = &self.resource {
+            return resource.clone();
+        }
+        if let Some(origin) = extensions.get::<PublicOrigin>() {
+            return format!("{}/mcp", origin.0);
+        }
+        if let Some(host) = self.policy.tunnel_host() {
+            return format!("https://{host}/mcp");
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}/mcp")
+    }
+
+    /// RFC 9728 §3.1: the well-known segment goes between the host and the resource's path.
+    fn metadata_url(&self, headers: &HeaderMap, extensions: &Extensions) -> String {
+        let resource = self.resource(headers, extensions);
+        match reqwest::Url::parse(&resource) {
+            Ok(url) => format!(
+                "{}/.well-known/oauth-protected-resource{}",
+                url.origin().ascii_serialization(),
+                url.path().trim_end_matches('/')
+            ),
+            Err(_) => resource,
+        }
+    }
+
+    /// Checks the request's tokens with every verifier; the first valid one wins.
+    pub(crate) async fn verify(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+        bearer: Option<&str>,
+    ) -> Verdict {
+        let mut verdict = Verdict::Missing;
+        for verifier in &self.verifiers {
+            let token = match verifier.source {
+                Source::Bearer => bearer,
+                Source::CfAccess => headers.get(CF_ACCESS_HEADER).and_then(|v| v.to_str().ok()),
+            };
+            let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            let outcome = verifier
+                .verify(token, || self.resource(headers, extensions))
+                .await;
+            // Report the most telling failure: a scope problem, then an outage, then a bad token.
+            verdict = match (outcome, verdict) {
+                (Verdict::Valid(claims), _) => return Verdict::Valid(claims),
+                (_, Verdict::InsufficientScope) | (Verdict::InsufficientScope, _) => {
+                    Verdict::InsufficientScope
+                }
+                (_, Verdict::Unavailable) | (Verdict::Unavailable, _) => Verdict::Unavailable,
+                (Verdict::Invalid(why), _) => Verdict::Invalid(why),
+                (_, previous) => previous,
+            };
+        }
+        verdict
+    }
+
+    /// The error response for a request without a valid token.
+    pub(crate) fn refusal(
+        &self,
+        verdict: &Verdict,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Response {
+        let mut params = vec![r#"realm="mcp""#.to_owned()];
+        let (status, message) = match verdict {
+            Verdict::InsufficientScope => {
+                params.push(r#"error="insufficient_scope""#.to_owned());
+                (
+                    StatusCode::FORBIDDEN,
+                    "Forbidden: the token lacks a required scope".to_owned(),
+                )
+            }
+            Verdict::Invalid(why) => {
+                params.push(r#"error="invalid_token""#.to_owned());
+                params.push(format!(r#"error_description="{why}""#));
+                (
+                    StatusCode::UNAUTHORIZED,
+                    format!("Unauthorized: invalid token ({why})"),
+                )
+            }
+            Verdict::Unavailable => {
+                let mut response = json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable: the authorization server's keys cannot be fetched",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return response;
+            }
+            Verdict::Missing | Verdict::Valid(_) => (
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: send `Authorization: Bearer <access token>`".to_owned(),
+            ),
+        };
+        if !self.scopes.is_empty() {
+            params.push(format!(r#"scope="{}""#, quotable(&self.scopes.join(" "))));
+        }
+        if !self.issuers.is_empty() {
+            params.push(format!(
+                r#"resource_metadata="{}""#,
+                quotable(&self.metadata_url(headers, extensions))
+            ));
+        }
+        let challenge = format!("Bearer {}", params.join(", "));
+        let mut response = json_error(status, &message);
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")),
+        );
+        response
+    }
+
+    /// `GET /.well-known/oauth-protected-resource[/mcp]`, when OAuth issuers are configured.
+    pub(crate) fn routes<S: Clone + Send + Sync + 'static>(self: &Arc<Self>) -> Option<Router<S>> {
+        (!self.issuers.is_empty()).then(|| {
+            Router::new()
+                .route("/.well-known/oauth-protected-resource", get(metadata))
+                .route("/.well-known/oauth-protected-resource/mcp", get(metadata))
+                .with_state(self.clone())
+        })
+    }
+}
+
+/// RFC 9728 protected resource metadata.
+async fn metadata(State(oauth): State<Arc<OAuth>>, request: axum::extract::Request) -> Response {
+    let mut document = serde_json::json!({
+        "resource": oauth.resource(request.headers(), request.extensions()),
+        "authorization_servers": oauth.issuers,
+        "bearer_methods_supported": ["header"],
+    });
+    if !oauth.scopes.is_empty() {
+        document["scopes_supported"] = oauth.scopes.clone().into();
+    }
+    Json(document).into_response()
+}
+
+/// Drops what cannot appear inside a quoted header parameter.
+fn quotable(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| (c.is_ascii_graphic() && *c != '"' && *c != '\\') || *c == ' ')
+        .collect()
+}
+
+#[derive(serde::Deserialize)]
+struct TokenClaims {
+    iss: String,
+    sub: Option<String>,
+    /// OAuth's space-separated `scope`.
+    scope: Option<String>,
+    /// Some servers (Azure AD, Okta) say `scp`, a list or a string.
+    scp: Option<ScopeList>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ScopeList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl TokenClaims {
+    fn scopes(&self) -> Vec<String> {
+        let mut scopes: Vec<String> = self
+            .scope
+            .iter()
+            .flat_map(|s| s.split_whitespace())
+            .map(str::to_owned)
+            .collect();
+        match &self.scp {
+            Some(ScopeList::One(s)) => scopes.extend(s.split_whitespace().map(str::to_owned)),
+            Some(ScopeList::Many(list)) => scopes.extend(list.iter().cloned()),
+            None => {}
+        }
+        scopes
+    }
+}
+
+impl Verifier {
+    async fn verify(&self, token: &str, resource: impl FnOnce() -> String) -> Verdict {
+        if token.len() > MAX_TOKEN {
+            return Verdict::Invalid("token too long");
+        }
+        // `none`, HS* and anything else but RS256/ES256 fail here or just below.
+        let Ok(header) = jsonwebtoken::decode_header(token) else {
+            return Verdict::Invalid("malformed token or unsupported algorithm");
+        };
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+            return Verdict::Invalid("unsupported algorithm");
+        }
+        let keys = match &self.keys {
+            Keys::Shared(keys) => keys,
+            Keys::PerIssuer(sets) => {
+                // The signature is not checked yet: `iss` only picks the key set to check it with.
+                #[derive(serde::Deserialize)]
+                struct Issuer {
+                    iss: String,
+                }
+                let issuer = jsonwebtoken::dangerous::insecure_decode_claims::<Issuer>(token);
+                let Some((_, keys)) = issuer
+                    .ok()
+                    .and_then(|claims| sets.iter().find(|(i, _)| *i == claims.iss))
+                else {
+                    return Verdict::Invalid("unknown issuer");
+                };
+                keys
+            }
+        };
+        let Some(candidates) = keys.keys(header.kid.as_deref()).await else {
+            return Verdict::Unavailable;
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.set_issuer(&self.issuers);
+        if self.audiences.is_empty() {
+            validation.set_audience(&[resource()]);
+        } else {
+            validation.set_audience(&self.audiences);
+        }
+        let mut matching = candidates.iter().filter(|k| {
+            k.algorithm == header.alg
+                && (header.kid.is_none() || k.kid.as_deref() == header.kid.as_deref())
+        });
+        let mut why = "no key matches the token's kid";
+        // Without a `kid`, each key of the right type is tried (a handful at most).
+        for key in matching.by_ref().take(8) {
+            match jsonwebtoken::decode::<TokenClaims>(token, &key.key, &validation) {
+                Ok(data) => return self.authorize(data.claims),
+                Err(e) => {
+                    why = describe(e.kind());
+                    if why != "bad signature" {
+                        break;
+                    }
+                }
+            }
+        }
+        Verdict::Invalid(why)
+    }
+
+    fn authorize(&self, claims: TokenClaims) -> Verdict {
+        let scopes = claims.scopes();
+        let granted: HashSet<&str> = scopes.iter().map(String::as_str).collect();
+        if !self.scopes.iter().all(|s| granted.contains(s.as_str())) {
+            return Verdict::InsufficientScope;
+        }
+        Verdict::Valid(Claims {
+            issuer: claims.iss,
+            subject: claims.sub,
+            scopes,
+        })
+    }
+}
+
+fn describe(kind: &JwtError) -> &'static str {
+    match kind {
+        JwtError::ExpiredSignature => "token expired",
+        JwtError::ImmatureSignature => "token not yet valid",
+        JwtError::InvalidAudience => "wrong audience",
+        JwtError::InvalidIssuer => "wrong issuer",
+        JwtError::InvalidSignature => "bad signature",
+        JwtError::MissingRequiredClaim(_) => "a required claim is missing",
+        JwtError::InvalidAlgorithm => "unsupported algorithm",
+        _ => "malformed token",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(json: serde_json::Value) -> TokenClaims {
+        serde_json::from_value(json).expect("claims")
+    }
+
+    #[test]
+    fn scopes_from_scope_and_scp() {
+        let c = claims(serde_json::json!({ "iss": "i", "scope": "read  write" }));
+        assert_eq!(c.scopes(), ["read", "write"]);
+        let c = claims(serde_json::json!({ "iss": "i", "scp": ["a", "b"] }));
+        assert_eq!(c.scopes(), ["a", "b"]);
+        let c = claims(serde_json::json!({ "iss": "i", "scp": "a b" }));
+        assert_eq!(c.scopes(), ["a", "b"]);
+    }
+
+    #[test]
+    fn resource_and_metadata_urls() {
+        let policy = HostPolicy::new(&[], &[]);
+        let options = OAuthOptions {
+            oauth_issuers: vec!["https://as.example.com".into()],
+            oauth_jwks_url: Some("https://as.example.com/jwks".into()),
+            ..OAuthOptions::default()
+        };
+        let oauth = OAuth::resolve(&options, &policy)
+            .ok()
+            .flatten()
+            .expect("configured");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8000"));
+        let mut extensions = Extensions::new();
+        assert_eq!(
+            oauth.resource(&headers, &extensions),
+            "http://127.0.0.1:8000/mcp"
+        );
+        assert_eq!(
+            oauth.metadata_url(&headers, &extensions),
+            "http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"
+        );
+        policy.set_tunnel_host(Some("abc.trycloudflare.com".into()));
+        assert_eq!(
+            oauth.resource(&headers, &extensions),
+            "https://abc.trycloudflare.com/mcp"
+        );
+        extensions.insert(PublicOrigin("https://mcp.example.com".into()));
+        assert_eq!(
+            oauth.resource(&headers, &extensions),
+            "https://mcp.example.com/mcp"
+        );
+        let explicit = OAuthOptions {
+            oauth_resource: Some("https://mcp.example.com/api/mcp".into()),
+            ..options
+        };
+        let oauth = OAuth::resolve(&explicit, &policy)
+            .ok()
+            .flatten()
+            .expect("configured");
+        assert_eq!(
+            oauth.metadata_url(&headers, &extensions),
+            "https://mcp.example.com/.well-known/oauth-protected-resource/api/mcp"
+        );
+    }
+
+    #[test]
+    fn refuses_plain_http_issuers_and_lone_cf_team() {
+        let policy = HostPolicy::new(&[], &[]);
+        let http = OAuthOptions {
+            oauth_issuers: vec!["http://as.example.com".into()],
+            ..OAuthOptions::default()
+        };
+        assert!(OAuth::resolve(&http, &policy).is_err());
+        let lone = OAuthOptions {
+            cf_access_team: Some("team".into()),
+            ..OAuthOptions::default()
+        };
+        assert!(OAuth::resolve(&lone, &policy).is_err());
+        assert!(
+            OAuth::resolve(&OAuthOptions::default(), &policy)
+                .ok()
+                .flatten()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn header_parameters_stay_quoted() {
+        assert_eq!(quotable(r#"http://a"b\c/mcp x"#), "http://abc/mcp x");
+    }
+}

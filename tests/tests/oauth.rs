@@ -1,0 +1,547 @@
+//! OAuth 2.1 resource server and the Cloudflare Access preset, against the real `bioseq`
+//! binary: a JWKS server runs in the test on loopback, tokens are signed with the test keys in
+//! `tests/fixtures/oauth`.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{Json, Router, extract::State, routing::get};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
+use mcp_expose_tests::{
+    ServerProcess, assert_gc_ggccat, initialize, initialized, next_json, request, send,
+};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+const RSA_1: &str = include_str!("../fixtures/oauth/rsa-1.pem");
+const RSA_2: &str = include_str!("../fixtures/oauth/rsa-2.pem");
+const EC_1: &str = include_str!("../fixtures/oauth/ec-1.pem");
+const SCOPE: &str = "mcp:tools";
+const CF_AUD: &str = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
+
+/// A signing key and its public JWK.
+struct TestKey {
+    kid: &'static str,
+    alg: Algorithm,
+    key: EncodingKey,
+}
+
+impl TestKey {
+    fn new(kid: &'static str, alg: Algorithm, pem: &str) -> Self {
+        let key = match alg {
+            Algorithm::ES256 => EncodingKey::from_ec_pem(pem.as_bytes()),
+            _ => EncodingKey::from_rsa_pem(pem.as_bytes()),
+        }
+        .expect("test key");
+        Self { kid, alg, key }
+    }
+
+    fn jwk(&self) -> Value {
+        let mut jwk = Jwk::from_encoding_key(&self.key, self.alg).expect("jwk");
+        jwk.common.key_id = Some(self.kid.to_owned());
+        serde_json::to_value(jwk).expect("jwk json")
+    }
+
+    /// A token with `claims`, signed by this key (the header naming `kid`).
+    fn sign(&self, claims: &Value) -> String {
+        self.sign_as(self.kid, claims)
+    }
+
+    fn sign_as(&self, kid: &str, claims: &Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.key).expect("sign")
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// An identity provider on loopback: JWKS (swappable), Cloudflare Access certs, RFC 8414
+/// metadata; counts JWKS fetches.
+#[derive(Clone)]
+struct Idp {
+    url: String,
+    jwks: Arc<Mutex<Value>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+impl Idp {
+    async fn start(keys: &[&TestKey]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let idp = Self {
+            url: url.clone(),
+            jwks: Arc::new(Mutex::new(Value::Null)),
+            fetches: Arc::default(),
+        };
+        idp.publish(keys);
+        async fn jwks(State(idp): State<Idp>) -> ([(&'static str, &'static str); 1], Json<Value>) {
+            idp.fetches.fetch_add(1, Ordering::SeqCst);
+            let body = idp.jwks.lock().expect("jwks").clone();
+            ([("cache-control", "public, max-age=600")], Json(body))
+        }
+        let metadata = {
+            let url = url.clone();
+            move || async move { Json(json!({ "issuer": url, "jwks_uri": format!("{url}/jwks") })) }
+        };
+        let app = Router::new()
+            .route("/jwks", get(jwks))
+            .route("/cdn-cgi/access/certs", get(jwks))
+            .route("/.well-known/oauth-authorization-server", get(metadata))
+            .with_state(idp.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        idp
+    }
+
+    fn publish(&self, keys: &[&TestKey]) {
+        *self.jwks.lock().expect("jwks") =
+            json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() });
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+/// Claims the server accepts: from `issuer`, for `audience`, valid for five minutes.
+fn claims(issuer: &str, audience: &str, scope: &str) -> Value {
+    let now = now();
+    json!({
+        "iss": issuer, "aud": audience, "sub": "user-1", "scope": scope,
+        "iat": now, "nbf": now, "exp": now + 300,
+    })
+}
+
+async fn bioseq(extra: &[&str]) -> ServerProcess {
+    let mut args = vec!["--http", "0", "--ws", "0"];
+    args.extend_from_slice(extra);
+    ServerProcess::start("bioseq", &args).await
+}
+
+/// An OAuth server trusting `idp` by its JWKS URL, requiring `mcp:tools`.
+async fn oauth_server(idp: &Idp) -> ServerProcess {
+    let jwks = format!("{}/jwks", idp.url);
+    bioseq(&[
+        "--oauth-issuer",
+        &idp.url,
+        "--oauth-jwks-url",
+        &jwks,
+        "--oauth-scope",
+        SCOPE,
+    ])
+    .await
+}
+
+fn post(url: &str, body: String) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body)
+}
+
+fn bearer(url: &str, token: &str, body: String) -> reqwest::RequestBuilder {
+    post(url, body).header("authorization", format!("Bearer {token}"))
+}
+
+/// The JSON-RPC message of a JSON or SSE response.
+async fn message(response: reqwest::Response) -> Value {
+    let text = response.text().await.expect("body");
+    let data = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .find(|d| !d.is_empty())
+        .map(str::to_owned)
+        .unwrap_or(text);
+    serde_json::from_str(&data).expect("JSON-RPC message")
+}
+
+/// initialize, initialized, tools/call gc_content over streamable HTTP with `headers`.
+async fn call_gc(url: &str, headers: &[(&str, String)]) {
+    let with = |request: reqwest::RequestBuilder| {
+        headers
+            .iter()
+            .fold(request, |r, (name, value)| r.header(*name, value))
+    };
+    let init = with(post(url, initialize(1, json!({}))))
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(init.status(), 200);
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .expect("session id")
+        .to_owned();
+    assert!(message(init).await["result"]["serverInfo"].is_object());
+    let notified = with(post(url, initialized()))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .expect("initialized");
+    assert_eq!(notified.status(), 202);
+    let call = request(
+        2,
+        "tools/call",
+        json!({ "name": "gc_content", "arguments": { "seq": "GGCCAT" } }),
+    );
+    let response = with(post(url, call))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .expect("tools/call");
+    assert_eq!(response.status(), 200);
+    let result = message(response).await;
+    assert_gc_ggccat(
+        result["result"]["structuredContent"]["result"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no result: {result}")),
+    );
+}
+
+/// Asserts a refusal: `status`, a JSON body, and a `WWW-Authenticate` containing `expected`.
+async fn assert_refused(response: reqwest::Response, status: u16, expected: &str) -> String {
+    assert_eq!(response.status(), status);
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        challenge.starts_with("Bearer ") && challenge.contains(expected),
+        "WWW-Authenticate `{challenge}` lacks `{expected}`"
+    );
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.expect("JSON body");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    challenge
+}
+
+#[tokio::test]
+async fn metadata_document_and_challenge_without_a_token() {
+    let rsa = TestKey::new("rsa-1", Algorithm::RS256, RSA_1);
+    let idp = Idp::start(&[&rsa]).await;
+    let server = oauth_server(&idp).await;
+    let base = server.http().trim_end_matches("/mcp").to_owned();
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let response = reqwest::get(format!("{base}{path}"))
+            .await
+            .expect("metadata");
+        assert_eq!(response.status(), 200, "{path} is open");
+        let document: Value = response.json().await.expect("JSON");
+        assert_eq!(document["resource"], server.http());
+        assert_eq!(document["authorization_servers"], json!([idp.url]));
+        assert_eq!(document["scopes_supported"], json!([SCOPE]));
+        assert_eq!(document["bearer_methods_supported"], json!(["header"]));
+    }
+    let denied = post(server.http(), initialize(1, json!({})))
+        .send()
+        .await
+        .expect("request");
+    let challenge = assert_refused(denied, 401, "resource_metadata=").await;
+    assert!(
+        challenge.contains(&format!(
+            r#"resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#
+        )),
+        "{challenge}"
+    );
+    assert!(!challenge.contains("error="), "no error without a token");
+    let health = reqwest::get(format!("{base}/health"))
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200);
+    // The landing page stays public but hides the tools from visitors without a token.
+    let page: Value = reqwest::get(format!("{base}/.well-known/mcp"))
+        .await
+        .expect("landing")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(page["tools"].is_null(), "{page}");
+}
+
+#[tokio::test]
+async fn rs256_and_es256_tokens_initialize_and_call_a_tool() {
+    let rsa = TestKey::new("rsa-1", Algorithm::RS256, RSA_1);
+    let ec = TestKey::new("ec-1", Algorithm::ES256, EC_1);
+    let idp = Idp::start(&[&rsa, &ec]).await;
+    let server = oauth_server(&idp).await;
+    for key in [&rsa, &ec] {
+        let token = key.sign(&claims(&idp.url, server.http(), "openid mcp:tools"));
+        call_gc(
+            server.http(),
+            &[("authorization", format!("Bearer {token}"))],
+        )
+        .await;
+    }
+    // An authenticated visitor sees the tools on the landing page.
+    let token = rsa.sign(&claims(&idp.url, server.http(), SCOPE));
+    let page: Value = reqwest::Client::new()
+        .get(server.http().replace("/mcp", "/.well-known/mcp"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("landing")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        page["tools"].as_array().is_some_and(|t| !t.is_empty()),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_tokens_get_401_and_a_missing_scope_403() {
+    let rsa = TestKey::new("rsa-1", Algorithm::RS256, RSA_1);
+    let other = TestKey::new("rsa-2", Algorithm::RS256, RSA_2);
+    let idp = Idp::start(&[&rsa]).await;
+    let server = oauth_server(&idp).await;
+    let url = server.http();
+    let good = claims(&idp.url, url, SCOPE);
+    let with = |change: Value| {
+        let mut c = good.clone();
+        c.as_object_mut()
+            .expect("object")
+            .extend(change.as_object().expect("object").clone());
+        c
+    };
+    let unsigned = {
+        use base64::Engine as _;
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!(
+            "{}.{}.",
+            b64(json!({ "alg": "none", "typ": "JWT" })),
+            b64(good.clone())
+        )
+    };
+    let hs256 = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &good,
+        &EncodingKey::from_secret(b"a shared secret is not accepted"),
+    )
+    .expect("sign");
+    let cases = [
+        (
+            "expired",
+            rsa.sign(&with(json!({ "exp": now() - 120 }))),
+            "token expired",
+        ),
+        (
+            "not yet valid",
+            rsa.sign(&with(json!({ "nbf": now() + 600 }))),
+            "not yet valid",
+        ),
+        (
+            "wrong audience",
+            rsa.sign(&with(json!({ "aud": "https://elsewhere.example/mcp" }))),
+            "wrong audience",
+        ),
+        (
+            "wrong issuer",
+            rsa.sign(&with(json!({ "iss": "https://evil.example" }))),
+            "wrong issuer",
+        ),
+        (
+            "bad signature",
+            other.sign_as("rsa-1", &good),
+            "bad signature",
+        ),
+        ("alg none", unsigned, "invalid_token"),
+        ("HS256", hs256, "invalid_token"),
+        ("garbage", "not.a.jwt".to_owned(), "invalid_token"),
+    ];
+    for (name, token, expected) in cases {
+        let response = bearer(url, &token, initialize(1, json!({})))
+            .send()
+            .await
+            .expect("request");
+        let challenge = assert_refused(response, 401, expected).await;
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{name}: {challenge}"
+        );
+    }
+    let unscoped = rsa.sign(&claims(&idp.url, url, "openid profile"));
+    let response = bearer(url, &unscoped, initialize(1, json!({})))
+        .send()
+        .await
+        .expect("request");
+    let challenge = assert_refused(response, 403, r#"error="insufficient_scope""#).await;
+    assert!(challenge.contains(r#"scope="mcp:tools""#), "{challenge}");
+    let ok = bearer(url, &rsa.sign(&good), initialize(1, json!({})))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(ok.status(), 200, "the server kept serving");
+}
+
+#[tokio::test]
+async fn rotated_keys_are_picked_up_and_unknown_kids_refetch_at_most_once() {
+    let old = TestKey::new("rsa-1", Algorithm::RS256, RSA_1);
+    let new = TestKey::new("rsa-2", Algorithm::RS256, RSA_2);
+    let idp = Idp::start(&[&old]).await;
+    let server = oauth_server(&idp).await;
+    let url = server.http();
+    let send = |token: String| bearer(url, &token, initialize(1, json!({}))).send();
+    let status = |token: String| async { send(token).await.expect("request").status() };
+    assert_eq!(status(old.sign(&claims(&idp.url, url, SCOPE))).await, 200);
+    let before = idp.fetches();
+    assert!(before >= 1, "fetched at start");
+    // Cached: more requests with the known key fetch nothing.
+    for _ in 0..5 {
+        assert_eq!(status(old.sign(&claims(&idp.url, url, SCOPE))).await, 200);
+    }
+    assert_eq!(idp.fetches(), before);
+
+    // The provider rotates: the new key's kid is unknown, so the server refetches once.
+    idp.publish(&[&new]);
+    assert_eq!(status(new.sign(&claims(&idp.url, url, SCOPE))).await, 200);
+    assert_eq!(idp.fetches(), before + 1);
+    assert_eq!(
+        status(old.sign(&claims(&idp.url, url, SCOPE))).await,
+        401,
+        "the retired key is gone"
+    );
+
+    // A flood of made-up kids (concurrently) cannot make the server hammer the provider.
+    let flood = (0..20).map(|i| {
+        let token = new.sign_as(&format!("made-up-{i}"), &claims(&idp.url, url, SCOPE));
+        status(token)
+    });
+    let statuses = futures::future::join_all(flood).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(
+        idp.fetches() == before + 1,
+        "{} fetches for 20 unknown kids",
+        idp.fetches() - before
+    );
+}
+
+#[tokio::test]
+async fn keys_found_through_the_issuers_metadata() {
+    let ec = TestKey::new("ec-1", Algorithm::ES256, EC_1);
+    let idp = Idp::start(&[&ec]).await;
+    let server = bioseq(&["--oauth-issuer", &idp.url]).await;
+    let token = ec.sign(&claims(&idp.url, server.http(), ""));
+    call_gc(
+        server.http(),
+        &[("authorization", format!("Bearer {token}"))],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cloudflare_access_assertion_is_validated() {
+    let rsa = TestKey::new("cf-1", Algorithm::RS256, RSA_1);
+    let idp = Idp::start(&[&rsa]).await;
+    // The team as a URL (a team name means https://NAME.cloudflareaccess.com).
+    let server = bioseq(&["--cf-access-team", &idp.url, "--cf-access-aud", CF_AUD]).await;
+    let url = server.http();
+    let assertion = |aud: &str| {
+        let now = now();
+        rsa.sign(&json!({
+            "iss": idp.url, "aud": [aud], "sub": "a1b2", "email": "dev@example.com",
+            "type": "app", "iat": now, "nbf": now, "exp": now + 300,
+        }))
+    };
+    call_gc(url, &[("cf-access-jwt-assertion", assertion(CF_AUD))]).await;
+    let wrong = post(url, initialize(1, json!({})))
+        .header("cf-access-jwt-assertion", assertion("another-application"))
+        .send()
+        .await
+        .expect("request");
+    assert_refused(wrong, 401, "wrong audience").await;
+    let missing = post(url, initialize(1, json!({})))
+        .send()
+        .await
+        .expect("request");
+    let challenge = assert_refused(missing, 401, "realm").await;
+    assert!(
+        !challenge.contains("resource_metadata"),
+        "no OAuth issuer to point at"
+    );
+    let metadata = reqwest::get(url.replace("/mcp", "/.well-known/oauth-protected-resource"))
+        .await
+        .expect("request");
+    assert_eq!(
+        metadata.status(),
+        404,
+        "no metadata without an OAuth issuer"
+    );
+}
+
+#[tokio::test]
+async fn websocket_upgrade_with_a_jwt() {
+    let rsa = TestKey::new("rsa-1", Algorithm::RS256, RSA_1);
+    let idp = Idp::start(&[&rsa]).await;
+    let server = oauth_server(&idp).await;
+    // The audience is the resource, the HTTP endpoint's URL, whichever transport is used.
+    let token = rsa.sign(&claims(&idp.url, server.http(), SCOPE));
+
+    let refused = tokio_tungstenite::connect_async(server.ws()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
+
+    let mut by_header = server.ws().into_client_request().expect("request");
+    let headers = by_header.headers_mut();
+    headers.insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    headers.insert("sec-websocket-protocol", "mcp".parse().expect("header"));
+    let mut by_subprotocol = server.ws().into_client_request().expect("request");
+    by_subprotocol.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("mcp, bearer.{token}").parse().expect("header"),
+    );
+    for request in [by_header, by_subprotocol] {
+        let (mut socket, _) = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_tungstenite::connect_async(request),
+        )
+        .await
+        .expect("in time")
+        .expect("upgrade with a JWT");
+        send(&mut socket, initialize(0, json!({}))).await;
+        assert!(next_json(&mut socket).await["result"]["serverInfo"].is_object());
+        send(&mut socket, initialized()).await;
+        send(&mut socket, request_gc(1)).await;
+        let response = next_json(&mut socket).await;
+        assert_gc_ggccat(
+            response["result"]["structuredContent"]["result"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no result: {response}")),
+        );
+    }
+}
+
+fn request_gc(id: u64) -> String {
+    request(
+        id,
+        "tools/call",
+        json!({ "name": "gc_content", "arguments": { "seq": "GGCCAT" } }),
+    )
+}
