@@ -228,6 +228,12 @@ impl OAuth {
                 )
             })?;
         }
+        tracing::info!(
+            issuers = ?issuers,
+            cloudflare_access = options.cf_access_team.is_some(),
+            scopes = ?options.oauth_scopes,
+            "OAuth: requests need an access token"
+        );
         let oauth = Arc::new(Self {
             verifiers,
             issuers,
