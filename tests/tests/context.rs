@@ -233,6 +233,20 @@ async fn shutdown_drains_in_flight_calls_and_refuses_new_ones() {
             .is_some_and(|m| m.contains("shutting down")),
         "{refused}"
     );
+    // Over HTTP, new requests and readiness get 503 with a JSON body while the call drains.
+    let mcp = ready.replace("/ready", "/mcp");
+    let response = reqwest::Client::new()
+        .post(&mcp)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(initialize(9, json!({})))
+        .send()
+        .await
+        .expect("post while draining");
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.expect("a JSON body");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert_eq!(reqwest::get(&ready).await.expect("ready").status(), 503);
     let result = next_json(&mut socket).await;
     assert_eq!(
         result["result"]["content"][0]["text"], "slept 600 ms",

@@ -85,8 +85,10 @@ impl Running {
         self.tunnel.handle()
     }
 
-    /// Graceful shutdown: stop accepting, let in-flight tool calls finish (up to the grace
-    /// period), then end every session and wait for the transports to close.
+    /// Graceful shutdown: turn not-ready and refuse new requests with 503 (connections are
+    /// still accepted, so new clients get that answer rather than a refused connection), let
+    /// in-flight tool calls finish (up to the grace period), stop accepting and stop the tunnel,
+    /// then end every session and wait for the transports to close.
     pub async fn shutdown(mut self) {
         let shared = self.handler.shared().clone();
         shared
@@ -97,12 +99,6 @@ impl Running {
             in_flight = inflight.count(),
             "shutdown 1/4: not ready; new requests get 503, new calls an error"
         );
-        #[cfg(feature = "tunnel")]
-        if let Some(tunnel) = self.tunnel.handle() {
-            tunnel.stop().await;
-        }
-        self.stop_accepting.cancel();
-        tracing::info!("shutdown 2/4: stopped accepting connections (and the tunnel)");
         let started = std::time::Instant::now();
         if tokio::time::timeout(self.grace, inflight.idle())
             .await
@@ -110,14 +106,20 @@ impl Running {
         {
             tracing::warn!(
                 in_flight = inflight.count(),
-                "shutdown 3/4: grace period over; cancelling remaining calls"
+                "shutdown 2/4: grace period over; cancelling remaining calls"
             );
         } else {
             tracing::info!(
                 waited_ms = started.elapsed().as_millis() as u64,
-                "shutdown 3/4: in-flight calls drained"
+                "shutdown 2/4: in-flight calls drained"
             );
         }
+        #[cfg(feature = "tunnel")]
+        if let Some(tunnel) = self.tunnel.handle() {
+            tunnel.stop().await;
+        }
+        self.stop_accepting.cancel();
+        tracing::info!("shutdown 3/4: stopped accepting connections (and the tunnel)");
         self.sessions.cancel();
         tracing::info!("shutdown 4/4: sessions closed; exiting");
         let drained = tokio::time::timeout(Duration::from_secs(3), async {
