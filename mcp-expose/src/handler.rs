@@ -244,6 +244,11 @@ impl Handler {
         &self.shared
     }
 
+    /// Counts a request in `mcp_requests_total` (tools/call is counted with its outcome).
+    fn count(&self, method: &'static str) {
+        crate::observe::metrics::request(self.session.transport, method);
+    }
+
     fn context(&self, request: RequestContext<RoleServer>) -> Context {
         Context::new(request, self.session.clone(), Arc::downgrade(&self.shared))
     }
@@ -355,6 +360,21 @@ fn capabilities(registry: &Registry) -> ServerCapabilities {
 }
 
 impl ServerHandler for Handler {
+    async fn initialize(
+        &self,
+        request: rmcp::model::InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::InitializeResult, ErrorData> {
+        self.count("initialize");
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    async fn ping(&self, _: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        self.count("ping");
+        Ok(())
+    }
+
     fn get_info(&self) -> ServerConfig {
         let identity = &self.shared.identity;
         let mut implementation =
@@ -372,6 +392,7 @@ impl ServerHandler for Handler {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.count("tools/list");
         let tools = self
             .shared
             .registry
@@ -410,6 +431,7 @@ impl ServerHandler for Handler {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        self.count("resources/list");
         let resources = self
             .shared
             .registry
@@ -425,6 +447,7 @@ impl ServerHandler for Handler {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.count("resources/templates/list");
         let templates = self
             .shared
             .registry
@@ -442,6 +465,7 @@ impl ServerHandler for Handler {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        self.count("resources/read");
         let Some((resource, vars)) = self.shared.registry.resource(&request.uri) else {
             return Err(ErrorData::resource_not_found(
                 format!("resource not found: {}", request.uri),
@@ -476,6 +500,7 @@ impl ServerHandler for Handler {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        self.count("resources/subscribe");
         if self.shared.registry.resource(&request.uri).is_none() {
             return Err(ErrorData::resource_not_found(
                 format!("resource not found: {}", request.uri),
@@ -504,6 +529,7 @@ impl ServerHandler for Handler {
         request: UnsubscribeRequestParams,
         _: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        self.count("resources/unsubscribe");
         self.session
             .subscriptions
             .lock()
@@ -517,6 +543,7 @@ impl ServerHandler for Handler {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
+        self.count("prompts/list");
         let prompts = self
             .shared
             .registry
@@ -532,6 +559,7 @@ impl ServerHandler for Handler {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        self.count("prompts/get");
         let Some(prompt) = self.shared.registry.prompt(&request.name) else {
             return Err(ErrorData::invalid_params(
                 format!("unknown prompt: {}", request.name),
@@ -565,6 +593,7 @@ impl ServerHandler for Handler {
         request: CompleteRequestParams,
         _: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
+        self.count("completion/complete");
         let values = match &request.r#ref {
             Reference::Prompt(reference) => self
                 .shared
@@ -590,6 +619,7 @@ impl ServerHandler for Handler {
         request: rmcp::model::CustomRequest,
         _: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CustomResult, ErrorData> {
+        self.count("other");
         // rmcp turns a known method whose params it cannot read into a custom request.
         if KNOWN_METHODS.contains(&request.method.as_str()) {
             let message = format!("Invalid params for `{}`", request.method);
@@ -607,6 +637,7 @@ impl ServerHandler for Handler {
         request: SetLevelRequestParams,
         _: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        self.count("logging/setLevel");
         self.session
             .log_level
             .store(level_rank(request.level), Ordering::Relaxed);

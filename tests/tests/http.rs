@@ -412,6 +412,15 @@ async fn metrics_count_exactly_the_calls_made() {
         )
     };
     assert_eq!(count(&after) - count(&before), 11.0, "{after}");
+    let requests = |text: &str, method: &str| {
+        sample(
+            text,
+            "mcp_requests_total",
+            &["transport=\"http\"", &format!("method=\"{method}\"")],
+        )
+    };
+    assert_eq!(requests(&after, "initialize") - requests(&before, "initialize"), 1.0);
+    assert_eq!(requests(&after, "tools/call") - requests(&before, "tools/call"), 11.0);
 
     // On the main listener /metrics is there too.
     let main = reqwest::get(server.http().replace("/mcp", "/metrics"))
