@@ -54,6 +54,37 @@ struct Inner {
     shared: std::sync::Weak<crate::handler::Shared>,
 }
 
+/// The headers minus the client's credentials for this server.
+pub(crate) fn without_credentials(mut headers: http::HeaderMap) -> http::HeaderMap {
+    for name in [
+        http::header::AUTHORIZATION,
+        http::header::PROXY_AUTHORIZATION,
+        http::header::COOKIE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("cf-access-jwt-assertion");
+    let protocols: Vec<String> = headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.starts_with("bearer."))
+        .map(str::to_owned)
+        .collect();
+    if headers
+        .remove(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .is_some()
+        && !protocols.is_empty()
+    {
+        if let Ok(value) = http::HeaderValue::from_str(&protocols.join(", ")) {
+            headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
+        }
+    }
+    headers
+}
+
 impl Context {
     pub(crate) fn new(
         request: RequestContext<RoleServer>,
@@ -63,7 +94,7 @@ impl Context {
         let headers = request
             .extensions
             .get::<http::request::Parts>()
-            .map(|parts| parts.headers.clone())
+            .map(|parts| without_credentials(parts.headers.clone()))
             .or_else(|| session.headers.clone());
         Self {
             inner: Arc::new(Inner {
@@ -94,7 +125,9 @@ impl Context {
     }
 
     /// The HTTP request headers (streamable HTTP: this request; WebSocket: the upgrade
-    /// request). `None` over stdio.
+    /// request), without the client's credentials: `Authorization`, `Proxy-Authorization`,
+    /// `Cookie`, `Cf-Access-Jwt-Assertion` and `bearer.` subprotocols are removed, so a token
+    /// meant for this server is never passed on by a tool. `None` over stdio.
     pub fn headers(&self) -> Option<&http::HeaderMap> {
         self.inner.headers.as_ref()
     }
@@ -223,5 +256,36 @@ impl LogLevel {
             LogLevel::Alert => LoggingLevel::Alert,
             LogLevel::Emergency => LoggingLevel::Emergency,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_removed_and_the_rest_kept() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "authorization",
+            http::HeaderValue::from_static("Bearer secret"),
+        );
+        headers.insert(
+            "cookie",
+            http::HeaderValue::from_static("CF_Authorization=secret"),
+        );
+        headers.insert(
+            "cf-access-jwt-assertion",
+            http::HeaderValue::from_static("secret"),
+        );
+        headers.insert(
+            "sec-websocket-protocol",
+            http::HeaderValue::from_static("mcp, bearer.secret"),
+        );
+        headers.insert("x-test", http::HeaderValue::from_static("kept"));
+        let clean = without_credentials(headers);
+        assert!(!format!("{clean:?}").contains("secret"), "{clean:?}");
+        assert_eq!(clean["x-test"], "kept");
+        assert_eq!(clean["sec-websocket-protocol"], "mcp");
     }
 }

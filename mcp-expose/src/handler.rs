@@ -234,7 +234,7 @@ impl Handler {
             shared: self.shared.clone(),
             session: Arc::new(Session::new(
                 transport,
-                headers,
+                headers.map(crate::context::without_credentials),
                 Some(self.shared.sessions.open()),
             )),
         }

@@ -518,8 +518,15 @@ async fn ready_turns_503_while_a_child_is_down_and_back_after_its_restart() {
     };
     let text = metrics().await;
     let server_label = [r#"server="bridge""#];
-    assert_eq!(sample(&text, "mcp_bridge_healthy", &server_label), 0.0, "{text}");
-    assert_eq!(sample(&text, "mcp_bridge_children_down", &server_label), 1.0);
+    assert_eq!(
+        sample(&text, "mcp_bridge_healthy", &server_label),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "mcp_bridge_children_down", &server_label),
+        1.0
+    );
     std::fs::remove_file(&flag).expect("unflag");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && status != 200 {
@@ -528,8 +535,15 @@ async fn ready_turns_503_while_a_child_is_down_and_back_after_its_restart() {
     }
     assert_eq!(status, 200, "/ready recovers after the restart");
     let text = metrics().await;
-    assert_eq!(sample(&text, "mcp_bridge_healthy", &server_label), 1.0, "{text}");
-    assert_eq!(sample(&text, "mcp_bridge_children_down", &server_label), 0.0);
+    assert_eq!(
+        sample(&text, "mcp_bridge_healthy", &server_label),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "mcp_bridge_children_down", &server_label),
+        0.0
+    );
     assert!(sample(&text, "mcp_bridge_child_restarts_total", &server_label) >= 1.0);
     assert_eq!(sample(&text, "mcp_bridge_sessions", &server_label), 1.0);
     send(&mut socket, call(2, "echo", json!({ "text": "back" }))).await;

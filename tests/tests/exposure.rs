@@ -106,7 +106,14 @@ async fn cors_preflight_and_responses_expose_the_mcp_headers() {
     let app = "https://app.example.com";
     let server = ServerProcess::start(
         "bioseq",
-        &["--http", "0", "--cors-origin", app, "--auth-token-file", &token_file()],
+        &[
+            "--http",
+            "0",
+            "--cors-origin",
+            app,
+            "--auth-token-file",
+            &token_file(),
+        ],
     )
     .await;
     let url = server.http();
@@ -131,7 +138,12 @@ async fn cors_preflight_and_responses_expose_the_mcp_headers() {
         .to_str()
         .expect("ascii")
         .to_ascii_lowercase();
-    for name in ["authorization", "mcp-session-id", "mcp-protocol-version", "last-event-id"] {
+    for name in [
+        "authorization",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "last-event-id",
+    ] {
         assert!(allowed.contains(name), "{name} not allowed: {allowed}");
     }
 
@@ -147,7 +159,12 @@ async fn cors_preflight_and_responses_expose_the_mcp_headers() {
         .to_str()
         .expect("ascii")
         .to_ascii_lowercase();
-    for name in ["mcp-session-id", "mcp-protocol-version", "authorization", "last-event-id"] {
+    for name in [
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "authorization",
+        "last-event-id",
+    ] {
         assert!(exposed.contains(name), "{name} not exposed: {exposed}");
     }
     assert!(response.headers().contains_key("mcp-session-id"));
@@ -169,7 +186,11 @@ async fn cors_preflight_and_responses_expose_the_mcp_headers() {
         .await
         .expect("initialize");
     assert_eq!(response.status(), 403);
-    assert!(!response.headers().contains_key("access-control-allow-origin"));
+    assert!(
+        !response
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
 }
 
 const TOKEN: &str = "exposure-token-0123456789";
@@ -187,12 +208,26 @@ async fn forwarded_host_is_believed_only_from_trusted_proxies() {
     let public = "mcp.example.com";
     let trusting = ServerProcess::start(
         "bioseq",
-        &["--http", "0", "--allowed-host", public, "--trusted-proxy", "127.0.0.1/32"],
+        &[
+            "--http",
+            "0",
+            "--allowed-host",
+            public,
+            "--trusted-proxy",
+            "127.0.0.1/32",
+        ],
     )
     .await;
     let distrusting = ServerProcess::start(
         "bioseq",
-        &["--http", "0", "--allowed-host", public, "--trusted-proxy", "10.0.0.0/8"],
+        &[
+            "--http",
+            "0",
+            "--allowed-host",
+            public,
+            "--trusted-proxy",
+            "10.0.0.0/8",
+        ],
     )
     .await;
     let proxied = |url: &str| {

@@ -419,8 +419,14 @@ async fn metrics_count_exactly_the_calls_made() {
             &["transport=\"http\"", &format!("method=\"{method}\"")],
         )
     };
-    assert_eq!(requests(&after, "initialize") - requests(&before, "initialize"), 1.0);
-    assert_eq!(requests(&after, "tools/call") - requests(&before, "tools/call"), 11.0);
+    assert_eq!(
+        requests(&after, "initialize") - requests(&before, "initialize"),
+        1.0
+    );
+    assert_eq!(
+        requests(&after, "tools/call") - requests(&before, "tools/call"),
+        11.0
+    );
 
     // On the main listener /metrics is there too.
     let main = reqwest::get(server.http().replace("/mcp", "/metrics"))
@@ -450,7 +456,10 @@ async fn metrics_count_exactly_the_calls_made() {
         .await
         .expect("answer");
     let after = scrape().await;
-    assert_eq!(bytes(&after, "in") - bytes(&before, "in"), body.len() as f64);
+    assert_eq!(
+        bytes(&after, "in") - bytes(&before, "in"),
+        body.len() as f64
+    );
     assert_eq!(
         bytes(&after, "out") - bytes(&before, "out"),
         answer.len() as f64,

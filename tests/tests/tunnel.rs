@@ -239,9 +239,20 @@ async fn killed_cloudflared_is_restarted_with_a_new_url_and_one_restart_is_repor
         .text()
         .await
         .expect("text");
-    assert_eq!(sample(&text, "mcp_tunnel_restarts_total", &[]), 1.0, "{text}");
-    assert_eq!(sample(&text, "mcp_tunnel_state", &[r#"state="ready""#]), 1.0);
-    assert_eq!(sample(&text, "mcp_tunnel_state", &[]), 1.0, "one state at a time");
+    assert_eq!(
+        sample(&text, "mcp_tunnel_restarts_total", &[]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "mcp_tunnel_state", &[r#"state="ready""#]),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "mcp_tunnel_state", &[]),
+        1.0,
+        "one state at a time"
+    );
     assert_eq!(sample(&text, "mcp_tunnel_ready_connections", &[]), 1.0);
 }
 

@@ -134,7 +134,11 @@ fn message_in(body: &str) -> Option<Value> {
     serde_json::from_str(body).ok().or_else(|| {
         body.lines()
             .filter_map(|l| l.strip_prefix("data:"))
-            .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok().filter(|v| v.get("id").is_some()))
+            .find_map(|d| {
+                serde_json::from_str::<Value>(d.trim())
+                    .ok()
+                    .filter(|v| v.get("id").is_some())
+            })
     })
 }
 
@@ -324,8 +328,7 @@ async fn run(args: &Args) -> Result<Value, String> {
     }
     let mut samples: Vec<(f64, u64)> = Vec::new();
     while Instant::now() < until {
-        tokio::time::sleep(SAMPLE_EVERY.min(until.saturating_duration_since(Instant::now())))
-            .await;
+        tokio::time::sleep(SAMPLE_EVERY.min(until.saturating_duration_since(Instant::now()))).await;
         let kb = rss_kb(args.pid)?;
         let t = started.elapsed().as_secs_f64();
         eprintln!(
@@ -337,15 +340,21 @@ async fn run(args: &Args) -> Result<Value, String> {
         samples.push((t, kb));
     }
     // Every worker stops by itself at `until`; a stuck one is cut off.
-    let _ = tokio::time::timeout(STEP * 2, async { while workers.join_next().await.is_some() {} })
-        .await;
+    let _ = tokio::time::timeout(STEP * 2, async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
     workers.abort_all();
     let measured: Vec<(f64, u64)> = samples
         .iter()
         .copied()
         .filter(|(t, _)| *t >= WARMUP.as_secs_f64())
         .collect();
-    let measured = if measured.len() >= 2 { measured } else { samples.clone() };
+    let measured = if measured.len() >= 2 {
+        measured
+    } else {
+        samples.clone()
+    };
     let first = measured.first().map_or(start_kb, |s| s.1);
     let last = measured.last().map_or(start_kb, |s| s.1);
     let peak = samples.iter().map(|s| s.1).max().unwrap_or(start_kb);
@@ -360,7 +369,11 @@ async fn run(args: &Args) -> Result<Value, String> {
         .map(|(t, kb)| (t - mean_t) * (*kb as f64 - mean_kb))
         .sum();
     let variance: f64 = measured.iter().map(|(t, _)| (t - mean_t).powi(2)).sum();
-    let slope = if variance > 0.0 { covariance / variance * 60.0 } else { 0.0 };
+    let slope = if variance > 0.0 {
+        covariance / variance * 60.0
+    } else {
+        0.0
+    };
     let calls = counts.calls.load(Ordering::Relaxed);
     Ok(json!({
         "secs": args.secs,

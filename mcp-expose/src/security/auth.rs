@@ -143,6 +143,32 @@ impl Auth {
         }))
     }
 
+    /// Once the listeners are bound: tells OAuth the port of `/mcp`, and refuses a setup where
+    /// a token's audience would have to be guessed from the request (`direct` means: loopback
+    /// bind, no trusted proxy).
+    #[cfg_attr(not(feature = "oauth"), allow(unused_variables))]
+    pub(crate) fn bind_resource(
+        &self,
+        http_port: Option<u16>,
+        tunneled: bool,
+        direct: bool,
+    ) -> Result<()> {
+        #[cfg(feature = "oauth")]
+        if let Some(oauth) = &self.oauth {
+            if let Some(port) = http_port {
+                oauth.set_local_port(port);
+            }
+            if oauth.needs_resource() && !tunneled && !direct {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "--oauth-issuer on a public address or behind a proxy needs --oauth-resource URL \
+                     (the URL clients connect to, which tokens must be issued for)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn oauth_enabled(&self) -> bool {
         #[cfg(feature = "oauth")]
         return self.oauth.is_some();
@@ -161,11 +187,18 @@ impl Auth {
     }
 
     fn accepts(&self, presented: &str) -> bool {
-        // Every token is compared, so the time taken does not tell which one nearly matched.
+        // Digests are compared, so neither the tokens' contents nor their lengths show in the
+        // time taken; every token is compared, so neither does which one nearly matched.
+        let presented = digest(presented);
         self.tokens.iter().fold(false, |found, token| {
-            found | bool::from(token.as_bytes().ct_eq(presented.as_bytes()))
+            found | bool::from(digest(token).ct_eq(&presented))
         })
     }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 /// 32 random bytes, base64url.
@@ -180,11 +213,17 @@ fn generate_token() -> Result<String> {
 /// from a browser (which cannot set headers) a subprotocol `bearer.<token>`.
 fn presented(request: &Request) -> Option<&str> {
     let headers = request.headers();
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let (scheme, token) = value.trim().split_once(' ')?;
+    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
+    if let Some(value) = authorization.next() {
+        // Two Authorization headers are ambiguous: neither is believed.
+        if authorization.next().is_some() {
+            return Some("");
+        }
+        let (scheme, token) = value
+            .to_str()
+            .ok()?
+            .trim()
+            .split_once(|c: char| c == ' ' || c == '\t')?;
         return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
     }
     headers

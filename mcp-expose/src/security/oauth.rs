@@ -21,7 +21,7 @@ use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind as JwtError};
 use super::jwks::{KeySet, Location, check_url};
 use crate::{
     error::{Error, ErrorKind, Result},
-    transport::policy::{HostPolicy, PublicOrigin, json_error},
+    transport::policy::{HostPolicy, json_error},
 };
 
 /// Clock skew tolerated on `exp` and `nbf`.
@@ -141,6 +141,8 @@ pub(crate) struct OAuth {
     scopes: Vec<String>,
     resource: Option<String>,
     policy: HostPolicy,
+    /// The port of the listener serving `/mcp`: part of the loopback resource URL.
+    local_port: std::sync::OnceLock<u16>,
 }
 
 impl OAuth {
@@ -240,6 +242,7 @@ impl OAuth {
             scopes: options.oauth_scopes.clone(),
             resource: options.oauth_resource.clone(),
             policy: policy.clone(),
+            local_port: std::sync::OnceLock::new(),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let prefetch = oauth.clone();
@@ -254,23 +257,49 @@ impl OAuth {
         Ok(Some(oauth))
     }
 
-    /// The resource URL for a request: `--oauth-resource`, else the origin a trusted proxy
-    /// reported, else the tunnel's public URL, else from the `Host` header.
-    fn resource(&self, headers: &HeaderMap, extensions: &Extensions) -> String {
+    /// The resource URL for a request; always one this server owns, never a name the client
+    /// made up (a token's audience must not be the client's choice): `--oauth-resource`; else
+    /// this listener's loopback URL when the client named it so (`localhost`, `127.0.0.1`,
+    /// `[::1]` with the bound port); else the tunnel's public URL; else `127.0.0.1` and the port.
+    fn resource(&self, headers: &HeaderMap, _: &Extensions) -> String {
         if let Some(resource) = &self.resource {
             return resource.clone();
         }
-        if let Some(origin) = extensions.get::<PublicOrigin>() {
-            return format!("{}/mcp", origin.0);
+        let port = self.local_port.get().copied();
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_ascii_lowercase);
+        if let (Some(host), Some(port)) = (host, port) {
+            let named_port = host
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok());
+            let name = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+            let loopback = matches!(name, "localhost" | "127.0.0.1" | "[::1]");
+            if loopback && named_port == Some(port) {
+                return format!("http://{host}/mcp");
+            }
         }
         if let Some(host) = self.policy.tunnel_host() {
             return format!("https://{host}/mcp");
         }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        format!("http://{host}/mcp")
+        format!("http://127.0.0.1:{}/mcp", port.unwrap_or(80))
+    }
+
+    /// The port of the listener serving `/mcp`, once bound.
+    pub(crate) fn set_local_port(&self, port: u16) {
+        let _ = self.local_port.set(port);
+    }
+
+    /// Whether a token's audience needs a resource URL the server cannot know by itself:
+    /// `--oauth-issuer` without `--oauth-resource` or `--oauth-audience` behind a proxy or on
+    /// a public address.
+    pub(crate) fn needs_resource(&self) -> bool {
+        self.resource.is_none()
+            && self
+                .verifiers
+                .iter()
+                .any(|v| v.source == Source::Bearer && v.audiences.is_empty())
     }
 
     /// RFC 9728 §3.1: the well-known segment goes between the host and the resource's path.
@@ -379,10 +408,23 @@ impl OAuth {
     /// `GET /.well-known/oauth-protected-resource[/mcp]`, when OAuth issuers are configured.
     pub(crate) fn routes<S: Clone + Send + Sync + 'static>(self: &Arc<Self>) -> Option<Router<S>> {
         (!self.issuers.is_empty()).then(|| {
-            Router::new()
+            let mut router = Router::new()
                 .route("/.well-known/oauth-protected-resource", get(metadata))
-                .route("/.well-known/oauth-protected-resource/mcp", get(metadata))
-                .with_state(self.clone())
+                .route("/.well-known/oauth-protected-resource/mcp", get(metadata));
+            // The path form RFC 9728 gives for an explicit resource such as https://h/api/mcp.
+            let path = self
+                .resource
+                .as_deref()
+                .and_then(|r| reqwest::Url::parse(r).ok())
+                .map(|url| url.path().trim_end_matches('/').to_owned())
+                .filter(|path| !path.is_empty() && path != "/mcp");
+            if let Some(path) = path {
+                router = router.route(
+                    &format!("/.well-known/oauth-protected-resource{path}"),
+                    get(metadata),
+                );
+            }
+            router.with_state(self.clone())
         })
     }
 }
@@ -551,8 +593,8 @@ mod tests {
     }
 
     #[test]
-    fn resource_and_metadata_urls() {
-        let policy = HostPolicy::new(&[], &[]);
+    fn resource_urls_are_the_servers_own() {
+        let policy = HostPolicy::new(&["*".into()], &[]);
         let options = OAuthOptions {
             oauth_issuers: vec!["https://as.example.com".into()],
             oauth_jwks_url: Some("https://as.example.com/jwks".into()),
@@ -562,26 +604,32 @@ mod tests {
             .ok()
             .flatten()
             .expect("configured");
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8000"));
-        let mut extensions = Extensions::new();
+        assert!(oauth.needs_resource());
+        oauth.set_local_port(8000);
+        let extensions = Extensions::new();
+        let with_host = |host: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_static(host));
+            headers
+        };
+        let resource = |host| oauth.resource(&with_host(host), &extensions);
+        assert_eq!(resource("127.0.0.1:8000"), "http://127.0.0.1:8000/mcp");
+        assert_eq!(resource("localhost:8000"), "http://localhost:8000/mcp");
         assert_eq!(
-            oauth.resource(&headers, &extensions),
-            "http://127.0.0.1:8000/mcp"
+            oauth.metadata_url(&with_host("localhost:8000"), &extensions),
+            "http://localhost:8000/.well-known/oauth-protected-resource/mcp"
         );
-        assert_eq!(
-            oauth.metadata_url(&headers, &extensions),
-            "http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"
-        );
+        // A name the client made up (even an allowed one), or another local port, is not it.
+        assert_eq!(resource("other.example:8000"), "http://127.0.0.1:8000/mcp");
+        assert_eq!(resource("localhost:9000"), "http://127.0.0.1:8000/mcp");
         policy.set_tunnel_host(Some("abc.trycloudflare.com".into()));
         assert_eq!(
-            oauth.resource(&headers, &extensions),
+            resource("other.example"),
             "https://abc.trycloudflare.com/mcp"
         );
-        extensions.insert(PublicOrigin("https://mcp.example.com".into()));
         assert_eq!(
-            oauth.resource(&headers, &extensions),
-            "https://mcp.example.com/mcp"
+            resource("abc.trycloudflare.com"),
+            "https://abc.trycloudflare.com/mcp"
         );
         let explicit = OAuthOptions {
             oauth_resource: Some("https://mcp.example.com/api/mcp".into()),
@@ -591,8 +639,9 @@ mod tests {
             .ok()
             .flatten()
             .expect("configured");
+        assert!(!oauth.needs_resource());
         assert_eq!(
-            oauth.metadata_url(&headers, &extensions),
+            oauth.metadata_url(&with_host("127.0.0.1:8000"), &extensions),
             "https://mcp.example.com/.well-known/oauth-protected-resource/api/mcp"
         );
     }

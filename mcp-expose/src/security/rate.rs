@@ -25,7 +25,25 @@ impl std::fmt::Debug for RateLimit {
 impl RateLimit {
     pub(crate) fn new(per_second: u32) -> Option<Self> {
         let rate = NonZeroU32::new(per_second)?;
-        Some(Self(Arc::new(RateLimiter::keyed(Quota::per_second(rate)))))
+        let limiter = Arc::new(RateLimiter::keyed(Quota::per_second(rate)));
+        // Forget clients idle long enough to be back at a full burst, so the map does not grow
+        // with every token and address ever seen; ends with the limiter.
+        let weak = Arc::downgrade(&limiter);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(limiter) = weak.upgrade() else {
+                        return;
+                    };
+                    limiter.retain_recent();
+                    limiter.shrink_to_fit();
+                }
+            });
+        }
+        Some(Self(limiter))
     }
 }
 
@@ -40,7 +58,15 @@ pub(crate) async fn limit(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(|v| format!("token:{v}"))
+        // A digest: the limiter's map does not keep tokens in memory.
+        .map(|v| {
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(v.as_bytes());
+            format!(
+                "token:{}",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, digest)
+            )
+        })
         .or_else(|| {
             request
                 .extensions()

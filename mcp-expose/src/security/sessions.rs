@@ -47,27 +47,65 @@ impl Drop for SessionSlot {
 pub(crate) struct SessionCap {
     pub(crate) max: usize,
     pub(crate) counts: Arc<[Arc<SessionCount>]>,
+    /// Whether a POST without `Mcp-Session-Id` opens a session (not in stateless mode).
+    pub(crate) http_sessions: bool,
+    /// Admitted requests whose session may not be counted yet.
+    pending: Arc<AtomicUsize>,
 }
 
 impl SessionCap {
+    pub(crate) fn new(max: usize, counts: Vec<Arc<SessionCount>>, http_sessions: bool) -> Self {
+        Self {
+            max,
+            counts: counts.into(),
+            http_sessions,
+            pending: Arc::default(),
+        }
+    }
+
     fn open(&self) -> usize {
         self.counts.iter().map(|c| c.get()).sum()
     }
+
+    /// Reserves a place for a session about to open, or `None` at the cap. Concurrent openers
+    /// see each other's reservations, so a burst cannot overshoot.
+    fn reserve(&self) -> Option<Reservation> {
+        self.pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
+                (self.open() + pending < self.max).then_some(pending + 1)
+            })
+            .ok()?;
+        Some(Reservation(self.pending.clone()))
+    }
+
+    /// A request that opens a session: a WebSocket upgrade (HTTP/1.1 `Upgrade`, or HTTP/2
+    /// extended CONNECT), or a streamable HTTP POST without `Mcp-Session-Id` (an `initialize`).
+    fn opens_session(&self, request: &Request) -> bool {
+        let headers = request.headers();
+        if headers.contains_key(header::UPGRADE) || request.method() == Method::CONNECT {
+            return true;
+        }
+        self.http_sessions
+            && request.method() == Method::POST
+            && !headers.contains_key("mcp-session-id")
+    }
 }
 
-/// A request that opens a session: a WebSocket upgrade, or a streamable HTTP POST without
-/// `Mcp-Session-Id` (an `initialize`).
-fn opens_session(request: &Request) -> bool {
-    let headers = request.headers();
-    if headers.contains_key(header::UPGRADE) {
-        return true;
+/// Held while the request that opens a session runs: by its end the session counts itself.
+struct Reservation(Arc<AtomicUsize>);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
-    request.method() == Method::POST && !headers.contains_key("mcp-session-id")
 }
 
 /// Middleware: 503 with `Retry-After` when the listener already holds `max` sessions.
 pub(crate) async fn admit(State(cap): State<SessionCap>, request: Request, next: Next) -> Response {
-    if opens_session(&request) && cap.open() >= cap.max {
+    if !cap.opens_session(&request) {
+        return next.run(request).await;
+    }
+    let Some(reservation) = cap.reserve() else {
         tracing::warn!(
             max = cap.max,
             "refused a new session: the session cap is reached"
@@ -84,8 +122,10 @@ pub(crate) async fn admit(State(cap): State<SessionCap>, request: Request, next:
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return response;
-    }
-    next.run(request).await
+    };
+    let response = next.run(request).await;
+    drop(reservation);
+    response
 }
 
 #[cfg(test)]
@@ -95,15 +135,19 @@ mod tests {
     #[test]
     fn slots_count_until_dropped() {
         let count = Arc::new(SessionCount::default());
-        let cap = SessionCap {
-            max: 2,
-            counts: vec![count.clone(), Arc::new(SessionCount::default())].into(),
-        };
+        let cap = SessionCap::new(3, vec![count.clone(), Arc::default()], true);
         let a = count.open();
         let b = count.open();
         assert_eq!(cap.open(), 2);
+        // One place left: a second concurrent opener is refused while the first is pending.
+        let reserved = cap.reserve().expect("a place");
+        assert!(cap.reserve().is_none());
+        drop(reserved);
         drop(a);
         assert_eq!(cap.open(), 1);
+        let _c = cap.reserve().expect("a place");
+        let _d = cap.reserve().expect("another");
+        assert!(cap.reserve().is_none());
         drop(b);
         assert_eq!(count.get(), 0);
     }

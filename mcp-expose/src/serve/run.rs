@@ -182,12 +182,25 @@ pub(super) async fn start(
         max_message: options.max_message_size,
         ping_interval: Duration::from_secs(options.ws_ping_interval.max(1)),
     };
+    // The origins CORS answers are accepted by the Origin check too; `*` is not: it answers
+    // CORS for any page, but DNS-rebinding protection stays (see --allowed-origin).
+    let cors_origins: Vec<String> = options
+        .cors_origins
+        .iter()
+        .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+        .filter(|o| !o.is_empty())
+        .collect();
     let policy = HostPolicy::new(
         &options.allowed_hosts,
-        &[&options.allowed_origins[..], &options.cors_origins[..]].concat(),
+        &options
+            .allowed_origins
+            .iter()
+            .chain(cors_origins.iter().filter(|o| *o != "*"))
+            .cloned()
+            .collect::<Vec<_>>(),
     )
     .with_trusted_proxies(&options.trusted_proxies);
-    let cors = cors_layer(&options.cors_origins);
+    let cors = cors_layer(&cors_origins);
     #[cfg(feature = "bridge")]
     let session_counts: Vec<_> = if bridges.is_empty() {
         vec![handler.shared().sessions.clone()]
@@ -196,10 +209,11 @@ pub(super) async fn start(
     };
     #[cfg(not(feature = "bridge"))]
     let session_counts = vec![handler.shared().sessions.clone()];
-    let session_cap = crate::security::sessions::SessionCap {
-        max: options.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
-        counts: session_counts.into(),
-    };
+    let session_cap = crate::security::sessions::SessionCap::new(
+        options.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
+        session_counts,
+        !options.stateless,
+    );
     let exposed = tunnel.is_some() || !options.bind.is_loopback();
     let auth = Auth::resolve(&options.auth, exposed, &policy)?;
     let token = auth.as_ref().and_then(|a| a.generated.clone());
@@ -230,6 +244,13 @@ pub(super) async fn start(
         bound.push((listener, local, serves_http, serves_ws));
     }
     let http_addr = bound.iter().find(|b| b.2).map(|b| b.1);
+    if let Some(auth) = &auth {
+        auth.bind_resource(
+            http_addr.map(|a| a.port()),
+            tunnel.is_some(),
+            options.bind.is_loopback() && options.trusted_proxies.is_empty(),
+        )?;
+    }
     let ws_addr = bound.iter().find(|b| b.3).map(|b| b.1);
     if !options.bind.is_loopback() && !bound.is_empty() {
         tracing::warn!(bind = %options.bind, "listening beyond loopback: anyone who can reach this address can call the tools");
@@ -325,12 +346,10 @@ pub(super) async fn start(
             handler.shared().clone(),
             refuse_when_draining,
         ));
-        if !options.stateless {
-            mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
-                session_cap.clone(),
-                crate::security::sessions::admit,
-            ));
-        }
+        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
+            session_cap.clone(),
+            crate::security::sessions::admit,
+        ));
         // Outside auth: a browser's preflight carries no token; errors get CORS headers too.
         if let Some(cors) = &cors {
             mcp_routes = mcp_routes.layer(cors.clone());
@@ -595,14 +614,11 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     if origins.is_empty() {
         return None;
     }
+    // `origins` are trimmed and lower-cased; `*` anywhere means any.
     let allow_origin = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(
-            origins
-                .iter()
-                .filter_map(|o| o.trim().trim_end_matches('/').parse().ok()),
-        )
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
     };
     let mcp_headers = [
         HeaderName::from_static("mcp-session-id"),

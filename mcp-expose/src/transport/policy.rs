@@ -120,16 +120,20 @@ impl HostPolicy {
 
     /// Checks the Host (or, from a trusted proxy, the forwarded host) and the Origin; returns
     /// the public origin a trusted proxy reported.
+    /// `authority` is the request URI's (HTTP/2 sends `:authority` instead of `Host`).
     pub(crate) fn check(
         &self,
         headers: &HeaderMap,
+        authority: Option<&str>,
         peer: Option<IpAddr>,
     ) -> Result<Option<PublicOrigin>, String> {
         let forwarded = self
             .trusts(peer)
-            .then(|| first_value(headers, "x-forwarded-host"))
+            .then(|| last_value(headers, "x-forwarded-host"))
             .flatten();
-        let host = forwarded.or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+        let host = forwarded
+            .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+            .or(authority);
         match host {
             Some(host) if self.host_allowed(host) => {}
             Some(host) => {
@@ -148,7 +152,7 @@ impl HostPolicy {
             }
         }
         Ok(forwarded.map(|host| {
-            let proto = first_value(headers, "x-forwarded-proto")
+            let proto = last_value(headers, "x-forwarded-proto")
                 .filter(|p| matches!(*p, "http" | "https"))
                 .unwrap_or("https");
             PublicOrigin(format!("{proto}://{}", host.to_ascii_lowercase()))
@@ -156,11 +160,12 @@ impl HostPolicy {
     }
 }
 
-/// The first of a comma-separated header's values (the one the outermost proxy set).
-fn first_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    let value = headers.get(name)?.to_str().ok()?;
-    let first = value.split(',').next()?.trim();
-    (!first.is_empty()).then_some(first)
+/// The last of a header's values: the one the trusted proxy in front of us set (anything
+/// before it came from further out, perhaps from the client).
+fn last_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
+    let last = value.rsplit(',').next()?.trim();
+    (!last.is_empty()).then_some(last)
 }
 
 /// `host:port`, `[v6]:port`, `host` -> host.
@@ -186,7 +191,8 @@ pub(crate) async fn enforce(
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
-    match policy.check(request.headers(), peer) {
+    let authority = request.uri().authority().map(|a| a.as_str());
+    match policy.check(request.headers(), authority, peer) {
         Ok(Some(origin)) => {
             request.extensions_mut().insert(origin);
         }
@@ -225,7 +231,7 @@ mod tests {
 
     impl HostPolicy {
         fn check_plain(&self, headers: &HeaderMap) -> Result<(), String> {
-            self.check(headers, None).map(drop)
+            self.check(headers, None, None).map(drop)
         }
     }
 
@@ -236,21 +242,36 @@ mod tests {
         let p = HostPolicy::new(&["mcp.example.com".into()], &[])
             .with_trusted_proxies(&["10.0.0.0/8".parse().expect("net")]);
         let mut h = headers("backend:8000", None);
-        h.insert("x-forwarded-host", HeaderValue::from_static("mcp.example.com, inner"));
-        let origin = p.check(&h, Some(proxy)).expect("allowed").expect("origin");
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("spoofed.example, mcp.example.com"),
+        );
+        let origin = p
+            .check(&h, None, Some(proxy))
+            .expect("allowed")
+            .expect("origin");
         assert_eq!(origin.0, "https://mcp.example.com");
         // From anyone else the header is ignored and the real Host is foreign.
-        assert!(p.check(&h, Some(stranger)).is_err());
-        assert!(p.check(&h, None).is_err());
+        assert!(p.check(&h, None, Some(stranger)).is_err());
+        assert!(p.check(&h, None, None).is_err());
         // A trusted proxy cannot smuggle in a foreign host either.
-        h.insert("x-forwarded-host", HeaderValue::from_static("evil.example.com"));
-        assert!(p.check(&h, Some(proxy)).is_err());
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("evil.example.com"),
+        );
+        assert!(p.check(&h, None, Some(proxy)).is_err());
         // IPv4-mapped IPv6 peers match IPv4 networks.
         let mapped: IpAddr = "::ffff:10.9.9.9".parse().expect("ip");
         let mut h = headers("127.0.0.1", None);
-        h.insert("x-forwarded-host", HeaderValue::from_static("mcp.example.com"));
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("mcp.example.com"),
+        );
         h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-        let origin = p.check(&h, Some(mapped)).expect("allowed").expect("origin");
+        let origin = p
+            .check(&h, None, Some(mapped))
+            .expect("allowed")
+            .expect("origin");
         assert_eq!(origin.0, "http://mcp.example.com");
     }
 
@@ -290,7 +311,10 @@ mod tests {
             p.check_plain(&headers("127.0.0.1:8000", Some("http://evil.example.com")))
                 .is_err()
         );
-        assert!(p.check_plain(&headers("127.0.0.1:8000", Some("null"))).is_err());
+        assert!(
+            p.check_plain(&headers("127.0.0.1:8000", Some("null")))
+                .is_err()
+        );
         let any = HostPolicy::new(&["*".into()], &["https://app.example.com".into()]);
         assert!(
             any.check_plain(&headers("anything", Some("https://app.example.com")))
