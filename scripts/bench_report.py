@@ -29,11 +29,9 @@ FRAMING = [
     ("framing_decode", "rmcp_transport", [
         ("rmcp_transport", "rmcp `AsyncRwTransport` reader (typed `RxJsonRpcMessage<RoleServer>`) — baseline"),
         ("rmcp_codec", "rmcp `JsonRpcMessageCodec::decode` (typed)"),
-        ("mcp_expose_serve_typed", "mcp-expose `serve()` stdio today: memchr split, copy, rmcp typed parse"),
-        ("bridge_child_reader", "mcp-expose bridge, child stdout today: tokio `lines()` + envelope"),
-        ("envelope", "mcp-expose bridge envelope (`envelope::parse`, mirrored) on memchr-split lines"),
-        ("envelope_single_pass", "proposed: envelope with the progress token read in the same pass"),
-        ("envelope_borrowed", "proposed: envelope borrowed from the frame (no allocation), params re-read only when they mention `progressToken`"),
+        ("mcp_expose_serve_typed", "mcp-expose `serve()` stdio: its `LineReader`, a copy, rmcp typed parse"),
+        ("bridge_child_reader", "mcp-expose bridge, child stdout: `LineReader`, line copied out as a `String`, envelope"),
+        ("envelope", "mcp-expose split + envelope: `LineReader` (memchr, reused buffer) and the bridge's one-pass `envelope::parse` on the lent line"),
         ("memchr_split", "floor: memchr newline split only"),
     ], "newline-delimited `tools/call` requests to messages (split + decode)"),
     ("framing_encode", "rmcp_codec", [
@@ -361,11 +359,10 @@ def targets(w, fr, M, S, idle):
     for size, goal in (("100B", 10), ("64KiB", 4)):
         r = fr_ratio("framing_decode", "envelope", "rmcp_transport", size)
         rc = fr_ratio("framing_decode", "envelope", "rmcp_codec", size)
-        sp = fr_ratio("framing_decode", "envelope_single_pass", "rmcp_transport", size)
-        bo = fr_ratio("framing_decode", "envelope_borrowed", "rmcp_transport", size)
+        cr = fr_ratio("framing_decode", "bridge_child_reader", "rmcp_transport", size)
         rows.append((f"decode (split + envelope) ≥ {goal}× rmcp's stdio reader, msgs/s at {size}",
-                     f"bridge's envelope today: {num(r)}× (vs rmcp's codec: {num(rc)}×); "
-                     f"proposed single-pass: {num(sp)}×, borrowed: {num(bo)}×",
+                     f"`LineReader` + `envelope::parse`: {num(r)}× (vs rmcp's codec: {num(rc)}×); "
+                     f"with the line copied out as the bridge's child reader does: {num(cr)}×",
                      r >= goal if r is not None else None))
     for size, goal in (("100B", 5), ("64KiB", 15)):
         r = fr_ratio("framing_encode", "forward", "rmcp_codec", size)

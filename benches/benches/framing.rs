@@ -17,8 +17,8 @@
 //! bytes and the batch sizes are written to `$CARGO_TARGET_TMPDIR/framing-batches.json`, from
 //! which `scripts/bench_report.py` derives messages per second.
 //!
-//! The bridge's envelope parser (`mcp-expose/src/bridge/envelope.rs`, `parse`) is crate-private,
-//! so [`bridge_envelope`] mirrors it line for line; keep the two in step.
+//! The mcp-expose rows call the library's own code through `mcp_expose::__bench` (its line
+//! reader and the bridge's envelope parser), not copies of it.
 
 use std::{convert::Infallible, hint::black_box, sync::Arc};
 
@@ -29,6 +29,7 @@ use axum::response::{
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt as _;
+use mcp_expose::__bench::{Line, LineReader, envelope};
 use memchr::memchr;
 use rmcp::{
     RoleServer,
@@ -40,7 +41,6 @@ use rmcp::{
     },
 };
 use serde_json::json;
-use tokio::io::AsyncBufReadExt as _;
 use tokio_tungstenite::tungstenite::protocol::frame::{
     Frame,
     coding::{Data, OpCode},
@@ -133,176 +133,6 @@ fn for_each_line(input: &[u8], mut f: impl FnMut(&[u8])) {
     }
 }
 
-/// A mirror of `mcp-expose/src/bridge/envelope.rs` (`parse`), which is crate-private.
-mod bridge_envelope {
-    use serde::Deserialize;
-    use serde_json::value::RawValue;
-
-    #[derive(Deserialize)]
-    struct Envelope<'a> {
-        #[serde(borrow, default)]
-        id: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        method: Option<std::borrow::Cow<'a, str>>,
-        #[serde(borrow, default)]
-        params: Option<&'a RawValue>,
-    }
-
-    #[derive(Deserialize)]
-    pub(crate) struct Params<'a> {
-        #[serde(borrow, default, rename = "_meta")]
-        pub(crate) meta: Option<Meta<'a>>,
-        #[serde(borrow, default, rename = "progressToken")]
-        pub(crate) progress_token: Option<&'a RawValue>,
-    }
-
-    #[derive(Deserialize)]
-    pub(crate) struct Meta<'a> {
-        #[serde(borrow, default, rename = "progressToken")]
-        pub(crate) progress_token: Option<&'a RawValue>,
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub(crate) enum Message {
-        Request {
-            id: String,
-            method: String,
-            progress_token: Option<String>,
-        },
-        Notification {
-            method: String,
-            progress_token: Option<String>,
-        },
-        Response {
-            id: String,
-        },
-    }
-
-    pub(crate) fn parse(frame: &[u8]) -> Result<Message, (i64, String)> {
-        match frame.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'{') => {}
-            Some(b'[') => {
-                return Err((
-                    -32600,
-                    "Invalid Request: batches are not supported".to_owned(),
-                ));
-            }
-            _ if serde_json::from_slice::<serde::de::IgnoredAny>(frame).is_ok() => {
-                return Err((
-                    -32600,
-                    "Invalid Request: a message must be an object".to_owned(),
-                ));
-            }
-            _ => return Err((-32700, "Parse error: not JSON".to_owned())),
-        }
-        let envelope: Envelope<'_> = match serde_json::from_slice(frame) {
-            Ok(envelope) => envelope,
-            Err(e) if e.is_syntax() || e.is_eof() => {
-                return Err((-32700, format!("Parse error: {e}")));
-            }
-            Err(e) => return Err((-32600, format!("Invalid Request: {e}"))),
-        };
-        let token = |params: Option<&RawValue>| {
-            let params: Params<'_> = serde_json::from_str(params?.get()).ok()?;
-            params
-                .meta
-                .and_then(|m| m.progress_token)
-                .or(params.progress_token)
-                .map(|t| t.get().to_owned())
-        };
-        match (envelope.id, envelope.method) {
-            (Some(id), Some(method)) => Ok(Message::Request {
-                id: id.get().to_owned(),
-                method: method.into_owned(),
-                progress_token: token(envelope.params),
-            }),
-            (None, Some(method)) => Ok(Message::Notification {
-                method: method.into_owned(),
-                progress_token: token(envelope.params),
-            }),
-            (Some(id), None) => Ok(Message::Response {
-                id: id.get().to_owned(),
-            }),
-            (None, None) => Err((
-                -32600,
-                "Invalid Request: neither a method nor an id".to_owned(),
-            )),
-        }
-    }
-}
-
-/// A proposed single-pass envelope: the progress token is read while the params are skipped,
-/// instead of capturing `params` as `&RawValue` and parsing it a second time.
-mod single_pass {
-    use serde::Deserialize;
-    use serde_json::value::RawValue;
-
-    use super::bridge_envelope::Params;
-
-    #[derive(Deserialize)]
-    pub(crate) struct Envelope<'a> {
-        #[serde(borrow, default)]
-        pub(crate) id: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        pub(crate) method: Option<std::borrow::Cow<'a, str>>,
-        #[serde(borrow, default)]
-        pub(crate) params: Option<Params<'a>>,
-    }
-
-    /// (id, method, progress token), borrowed from the frame.
-    pub(crate) fn parse(frame: &[u8]) -> Option<(Option<&str>, Option<String>, Option<&str>)> {
-        let envelope: Envelope<'_> = serde_json::from_slice(frame).ok()?;
-        let token = envelope.params.and_then(|p| {
-            p.meta
-                .and_then(|m| m.progress_token)
-                .or(p.progress_token)
-                .map(RawValue::get)
-        });
-        Some((
-            envelope.id.map(RawValue::get),
-            envelope.method.map(std::borrow::Cow::into_owned),
-            token,
-        ))
-    }
-}
-
-/// A proposed allocation-free envelope: id and method borrowed from the frame, and the params
-/// parsed for a progress token only when they mention one (a memmem prefilter).
-mod borrowed {
-    use std::borrow::Cow;
-
-    use memchr::memmem;
-    use serde::Deserialize;
-    use serde_json::value::RawValue;
-
-    use super::bridge_envelope::Params;
-
-    #[derive(Deserialize)]
-    pub(crate) struct Envelope<'a> {
-        #[serde(borrow, default)]
-        pub(crate) id: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        pub(crate) method: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        pub(crate) params: Option<&'a RawValue>,
-    }
-
-    pub(crate) fn parse(frame: &[u8]) -> Option<Envelope<'_>> {
-        serde_json::from_slice(frame).ok()
-    }
-
-    pub(crate) fn progress_token<'a>(params: Option<&'a RawValue>) -> Option<&'a str> {
-        let raw = params?.get();
-        memmem::find(raw.as_bytes(), b"progressToken")?;
-        let params: Params<'a> = serde_json::from_str(raw).ok()?;
-        params
-            .meta
-            .and_then(|m| m.progress_token)
-            .or(params.progress_token)
-            .map(RawValue::get)
-    }
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
@@ -342,53 +172,42 @@ fn decode(c: &mut Criterion, label: &str, b: &Batch) {
             BatchSize::LargeInput,
         )
     });
-    // mcp-expose's `serve()` over stdio today: memchr split, a copy per frame, rmcp's typed parse.
+    // mcp-expose's `serve()` over stdio: its line reader, a copy per frame, rmcp's typed parse.
     group.bench_function(BenchmarkId::new("mcp_expose_serve_typed", label), |bench| {
         bench.iter(|| {
-            for_each_line(input, |line| {
-                let frame = line.to_vec();
-                black_box(
-                    serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(&frame).expect("typed"),
-                );
-            })
-        })
-    });
-    // The bridge's child-output reader today: tokio `lines()` (UTF-8 check, a `String` per
-    // line, 8 KiB buffer) and the envelope.
-    group.bench_function(BenchmarkId::new("bridge_child_reader", label), |bench| {
-        bench.iter(|| {
             rt.block_on(async {
-                let mut lines = tokio::io::BufReader::new(input).lines();
-                while let Some(line) = lines.next_line().await.expect("line") {
-                    let frame = line.into_bytes();
-                    black_box(bridge_envelope::parse(&frame).expect("envelope"));
+                let mut lines = LineReader::new(input, 64 * 1024, usize::MAX);
+                while let Some(Line::Frame(line)) = lines.next().await.expect("line") {
+                    let frame = line.to_vec();
+                    black_box(
+                        serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(&frame)
+                            .expect("typed"),
+                    );
                 }
             })
         })
     });
-    // The bridge's envelope on memchr-split lines, no copy (the fast path).
+    // The bridge's child-output reader: the line reader, the line copied out as a `String`
+    // (it goes to another task), and the envelope.
+    group.bench_function(BenchmarkId::new("bridge_child_reader", label), |bench| {
+        bench.iter(|| {
+            rt.block_on(async {
+                let mut lines = LineReader::new(input, 32 * 1024, usize::MAX);
+                while let Some(Line::Frame(line)) = lines.next().await.expect("line") {
+                    let text = std::str::from_utf8(line).expect("UTF-8").to_owned();
+                    black_box(envelope(text.as_bytes()).expect("envelope"));
+                }
+            })
+        })
+    });
+    // Split + envelope: the line reader and the bridge's one-pass envelope on the lent line.
     group.bench_function(BenchmarkId::new("envelope", label), |bench| {
         bench.iter(|| {
-            for_each_line(input, |line| {
-                black_box(bridge_envelope::parse(line).expect("envelope"));
-            })
-        })
-    });
-    // The same with the progress token read in the one pass.
-    group.bench_function(BenchmarkId::new("envelope_single_pass", label), |bench| {
-        bench.iter(|| {
-            for_each_line(input, |line| {
-                black_box(single_pass::parse(line).expect("envelope"));
-            })
-        })
-    });
-    // The same, borrowed and without a second pass unless a progress token is mentioned.
-    group.bench_function(BenchmarkId::new("envelope_borrowed", label), |bench| {
-        bench.iter(|| {
-            for_each_line(input, |line| {
-                let envelope = borrowed::parse(line).expect("envelope");
-                black_box(borrowed::progress_token(envelope.params));
-                black_box((envelope.id, envelope.method));
+            rt.block_on(async {
+                let mut lines = LineReader::new(input, 64 * 1024, usize::MAX);
+                while let Some(Line::Frame(line)) = lines.next().await.expect("line") {
+                    black_box(envelope(line).expect("envelope"));
+                }
             })
         })
     });

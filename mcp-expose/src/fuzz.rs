@@ -208,9 +208,9 @@ impl tokio::io::AsyncRead for Chunks {
 #[cfg(feature = "bridge")]
 #[test]
 fn fuzz_bridge_envelope_and_id_rewriting() {
-    use crate::bridge::fuzzing::{parse, with_id, with_param};
+    use crate::bridge::envelope::{parse, with_id, with_param};
     fuzz("bridge_envelope", (frame(), json()), |(bytes, id)| {
-        let _ = parse(&bytes);
+        let parsed = parse(&bytes);
         let Ok(text) = std::str::from_utf8(&bytes) else {
             return;
         };
@@ -219,6 +219,11 @@ fn fuzz_bridge_envelope_and_id_rewriting() {
         else {
             return;
         };
+        // The one-pass envelope reads what serde_json reads.
+        match parsed {
+            Ok(message) => assert_envelope(&message, &original),
+            Err((code, _)) => assert_eq!(code, -32600, "{text}"),
+        }
         // serde_json keeps the last of duplicate keys, the raw rewrite too: compare parsed.
         let id_text = id.to_string();
         // Compare with the id as parsed back: floats need not survive a text round trip.
@@ -239,4 +244,47 @@ fn fuzz_bridge_envelope_and_id_rewriting() {
             assert_eq!(rewritten["params"]["_meta"]["progressToken"], id);
         }
     });
+}
+
+/// `message` holds the id, method and progress token of `object`, as serde_json reads them.
+#[cfg(feature = "bridge")]
+fn assert_envelope(
+    message: &crate::bridge::envelope::Message<'_>,
+    object: &serde_json::Map<String, serde_json::Value>,
+) {
+    use crate::bridge::envelope::Message;
+    use serde_json::Value;
+    let raw = |text: &str| serde_json::from_str::<Value>(text).expect("raw JSON");
+    let present = |key: &str| object.get(key).filter(|v| !v.is_null());
+    let params = object.get("params");
+    let token = params
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.get("progressToken"))
+        .or_else(|| params.and_then(|p| p.get("progressToken")))
+        .filter(|_| params.is_some_and(Value::is_object));
+    let (id, method, progress_token) = match message {
+        Message::Request {
+            id,
+            method,
+            progress_token,
+        } => (Some(*id), Some(method), *progress_token),
+        Message::Notification {
+            method,
+            progress_token,
+        } => (None, Some(method), *progress_token),
+        Message::Response { id } => (Some(*id), None, None),
+    };
+    assert_eq!(id.map(raw).as_ref(), present("id"), "id of {object:?}");
+    assert_eq!(
+        method.map(|m| Value::from(m.as_ref())).as_ref(),
+        present("method"),
+        "method of {object:?}"
+    );
+    if method.is_some() {
+        assert_eq!(
+            progress_token.map(raw).as_ref(),
+            token,
+            "token of {object:?}"
+        );
+    }
 }

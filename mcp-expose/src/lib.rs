@@ -69,6 +69,15 @@ macro_rules! tools {
     };
 }
 
+/// The framing internals the criterion benches (`benches/benches/framing.rs`) measure, so that
+/// they time the library's own code rather than a copy. Not public API.
+#[doc(hidden)]
+pub mod __bench {
+    #[cfg(feature = "bridge")]
+    pub use crate::bridge::envelope::{Message, parse as envelope, with_id};
+    pub use crate::transport::lines::{Line, LineReader};
+}
+
 /// Used by the code the macros generate. Not public API.
 #[doc(hidden)]
 pub mod __private {

@@ -164,7 +164,7 @@ struct Actor {
     events: mpsc::WeakSender<Event>,
     out: mpsc::Sender<String>,
     started: bool,
-    child: Option<(Process, mpsc::Receiver<Output>)>,
+    child: Option<Process>,
     pending: HashSet<String>,
     init: Option<Vec<u8>>,
     initialized: Option<Vec<u8>>,
@@ -187,9 +187,8 @@ impl Actor {
                     None => break,
                 },
                 output = next_output(&mut self.child) => match output {
-                    Some(Output::Line(line)) => self.on_child(line).await,
-                    Some(Output::Exited(why)) => self.exited(why).await,
-                    None => self.exited("closed its output".to_owned()).await,
+                    Output::Line(line) => self.on_child(line).await,
+                    Output::Exited(why) => self.exited(why).await,
                 },
             }
         }
@@ -207,7 +206,7 @@ impl Actor {
             Ok(message) => message,
             Err((code, text)) => return self.reply(envelope::error("null", code, &text)).await,
         };
-        match &message {
+        let request = match &message {
             Message::Request { id, method, .. } => {
                 if let Some(failure) = &self.failed {
                     let text = format!("the MCP server is unavailable: {failure}");
@@ -216,26 +215,28 @@ impl Actor {
                 if method == "initialize" {
                     self.init = Some(frame.clone());
                 }
-                self.pending.insert(id.clone());
+                self.pending.insert((*id).to_owned());
+                Some((*id).to_owned())
             }
             Message::Notification { method, .. } if method == "notifications/initialized" => {
                 self.initialized = Some(frame.clone());
+                None
             }
-            _ => {}
-        }
+            _ => None,
+        };
         if !self.started {
             self.started = true;
             self.spawn().await;
         }
         match &self.child {
-            Some((process, _)) if self.replay.is_none() => {
+            Some(process) if self.replay.is_none() => {
                 let _ = process.stdin.send(frame).await;
             }
             _ if self.queue.len() < MAX_QUEUED && self.failed.is_none() => {
                 self.queue.push_back(frame)
             }
             _ => {
-                if let Message::Request { id, .. } = message {
+                if let Some(id) = request {
                     self.pending.remove(&id);
                     self.reply(envelope::error(
                         &id,
@@ -248,29 +249,24 @@ impl Actor {
         }
     }
 
-    async fn on_child(&mut self, line: Vec<u8>) {
-        if let Ok(Message::Response { id }) = envelope::parse(&line) {
-            if self.replay.as_ref() == Some(&id) {
+    async fn on_child(&mut self, line: String) {
+        if let Ok(Message::Response { id }) = envelope::parse(line.as_bytes()) {
+            if self.replay.as_deref() == Some(id) {
                 // The restarted child is initialized: resume the session where it was.
                 self.replay = None;
-                if let (Some((process, _)), Some(initialized)) = (&self.child, &self.initialized) {
+                if let (Some(process), Some(initialized)) = (&self.child, &self.initialized) {
                     let _ = process.stdin.send(initialized.clone()).await;
                 }
                 self.flush_queue().await;
                 return;
             }
-            self.pending.remove(&id);
+            self.pending.remove(id);
         }
-        match String::from_utf8(line) {
-            Ok(text) => self.reply(text).await,
-            Err(_) => {
-                tracing::warn!(session = %self.tag, "dropped a child message that is not UTF-8")
-            }
-        }
+        self.reply(line).await;
     }
 
     async fn flush_queue(&mut self) {
-        let Some((process, _)) = &self.child else {
+        let Some(process) = &self.child else {
             return;
         };
         while let Some(frame) = self.queue.pop_front() {
@@ -310,8 +306,8 @@ impl Actor {
         let text = format!("the MCP server is unavailable: {failure}");
         for frame in std::mem::take(&mut self.queue) {
             if let Ok(Message::Request { id, .. }) = envelope::parse(&frame) {
-                self.pending.remove(&id);
-                self.reply(envelope::error(&id, -32000, &text)).await;
+                self.pending.remove(id);
+                self.reply(envelope::error(id, -32000, &text)).await;
             }
         }
         for id in std::mem::take(&mut self.pending) {
@@ -322,7 +318,7 @@ impl Actor {
 
     async fn spawn(&mut self) {
         let restart = self.child.is_none() && self.down.is_some();
-        let (process, output) = match launch(&self.spec, &self.tag) {
+        let process = match launch(&self.spec, &self.tag) {
             Ok(launched) => launched,
             Err(e) => {
                 return self
@@ -335,15 +331,13 @@ impl Actor {
             self.health.restarts.fetch_add(1, Ordering::Relaxed);
             tracing::info!(session = %self.tag, pid = process.pid, "restarted the MCP server");
         }
-        self.child = Some((process, output));
+        self.child = Some(process);
         if restart && let Some(init) = &self.init {
             let replay = format!(
                 "\"mcp-expose-replay-{}\"",
                 self.health.restarts.load(Ordering::Relaxed)
             );
-            if let (Some(frame), Some((process, _))) =
-                (envelope::with_id(init, &replay), &self.child)
-            {
+            if let (Some(frame), Some(process)) = (envelope::with_id(init, &replay), &self.child) {
                 self.replay = Some(replay);
                 let _ = process.stdin.send(frame.into_bytes()).await;
                 return;

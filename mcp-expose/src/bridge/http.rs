@@ -87,10 +87,10 @@ fn route(routes: &Mutex<Routes>, line: String) {
     let mut routes = lock(routes);
     let target = match envelope::parse(line.as_bytes()) {
         Ok(Message::Response { id }) => {
-            if let Some(i) = routes.posts.iter().position(|(request, _)| *request == id) {
+            if let Some(i) = routes.posts.iter().position(|(request, _)| request == id) {
                 // Its answer ends a POST stream.
                 let (_, tx) = routes.posts.remove(i);
-                routes.tokens.retain(|_, request| *request != id);
+                routes.tokens.retain(|_, request| request != id);
                 let _ = tx.try_send(line);
                 return;
             }
@@ -101,7 +101,7 @@ fn route(routes: &Mutex<Routes>, line: String) {
             ..
         }) => routes
             .tokens
-            .get(&token)
+            .get(token)
             .and_then(|request| routes.posts.iter().find(|(id, _)| id == request))
             .map(|(_, tx)| tx.clone()),
         _ => None,
@@ -204,9 +204,9 @@ pub(crate) async fn post(bridge: Arc<Bridge>, headers: HeaderMap, body: Bytes) -
     {
         let mut routes = lock(&session.routes);
         if let Some(token) = progress_token {
-            routes.tokens.insert(token, id.clone());
+            routes.tokens.insert(token.to_owned(), id.to_owned());
         }
-        routes.posts.push((id, tx));
+        routes.posts.push((id.to_owned(), tx));
     }
     session.child.send(body.to_vec()).await;
     let mut response = sse(rx);

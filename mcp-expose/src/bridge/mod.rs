@@ -8,12 +8,8 @@
 //! crash-loops; `/health` answers 503 meanwhile.
 
 mod child;
-mod envelope;
-/// The envelope functions, for the fuzz targets.
-#[cfg(test)]
-pub(crate) mod fuzzing {
-    pub(crate) use super::envelope::{parse, with_id, with_param};
-}
+/// Also reached by the fuzz targets and, through `__bench`, the criterion benches.
+pub(crate) mod envelope;
 mod gateway;
 mod http;
 mod process;

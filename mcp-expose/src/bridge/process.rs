@@ -1,35 +1,44 @@
-//! Launching a child MCP server: stdin fed from a queue (flushed when it drains), stdout read
-//! line by line, stderr logged with the session's tag, exit reported after the last line.
+//! Launching a child MCP server: stdin fed from a queue (flushed when it drains), stdout split
+//! into lines by its owner (memchr, one reused buffer), stderr logged with the session's tag,
+//! exit reported after the last line.
 
 use std::{process::Stdio, time::Duration};
 
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, BufWriter},
-    process::Command,
+    process::{ChildStdout, Command},
     sync::{mpsc, oneshot},
+    time::Instant,
 };
 
 use super::ChildSpec;
+use crate::transport::lines::{Line, LineReader};
 
 /// What a running child produces.
 #[derive(Debug)]
 pub(crate) enum Output {
-    Line(Vec<u8>),
+    Line(String),
     Exited(String),
 }
 
-/// A running child: its stdin, and a stop switch (dropping it stops the child too).
+/// How long output still read after the child exited may take: a grandchild may hold its
+/// stdout open.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(50);
+
+/// A running child: its stdin, its stdout (read by its owner, no task in between), and a stop
+/// switch (dropping the process stops the child too).
 #[derive(Debug)]
 pub(crate) struct Process {
     pub(crate) stdin: mpsc::Sender<Vec<u8>>,
     pub(crate) pid: Option<u32>,
+    stdout: Option<LineReader<ChildStdout>>,
+    exit: oneshot::Receiver<String>,
+    /// Why it exited, and until when its remaining output is still read.
+    exited: Option<(String, Instant)>,
     _stop: oneshot::Sender<()>,
 }
 
-pub(crate) fn launch(
-    spec: &ChildSpec,
-    tag: &str,
-) -> std::io::Result<(Process, mpsc::Receiver<Output>)> {
+pub(crate) fn launch(spec: &ChildSpec, tag: &str) -> std::io::Result<Process> {
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
@@ -50,6 +59,7 @@ pub(crate) fn launch(
             while let Some(frame) = stdin_rx.recv().await {
                 let mut next = Some(frame);
                 while let Some(frame) = next {
+                    crate::observe::metrics::bytes("bridge", "out", frame.len() + 1);
                     if writer.write_all(&frame).await.is_err()
                         || writer.write_all(b"\n").await.is_err()
                     {
@@ -63,23 +73,10 @@ pub(crate) fn launch(
             }
         });
     }
-    let (out_tx, out_rx) = mpsc::channel(256);
-    let stdout = child.stdout.take();
-    let lines_tx = out_tx.clone();
-    let reader = tokio::spawn(async move {
-        if let Some(stdout) = stdout {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if lines_tx
-                    .send(Output::Line(line.into_bytes()))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        }
-    });
+    let stdout = child
+        .stdout
+        .take()
+        .map(|stdout| LineReader::new(stdout, 32 * 1024, usize::MAX));
     if let Some(stderr) = child.stderr.take() {
         let tag = tag.to_owned();
         tokio::spawn(async move {
@@ -90,6 +87,7 @@ pub(crate) fn launch(
         });
     }
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (exit_tx, exit_rx) = oneshot::channel();
     tokio::spawn(async move {
         let status = tokio::select! {
             status = child.wait() => status,
@@ -99,9 +97,6 @@ pub(crate) fn launch(
                 return;
             }
         };
-        // Deliver what the child wrote before it died ahead of the exit, but do not wait long:
-        // a grandchild may hold its stdout open.
-        let _ = tokio::time::timeout(Duration::from_millis(50), reader).await;
         let why = match status {
             Ok(status) => match status.code() {
                 Some(code) => format!("exited with code {code}"),
@@ -109,24 +104,93 @@ pub(crate) fn launch(
             },
             Err(e) => format!("could not be waited for ({e})"),
         };
-        let _ = out_tx.send(Output::Exited(why)).await;
+        let _ = exit_tx.send(why);
     });
-    Ok((
-        Process {
-            stdin: stdin_tx,
-            pid,
-            _stop: stop_tx,
-        },
-        out_rx,
-    ))
+    Ok(Process {
+        stdin: stdin_tx,
+        pid,
+        stdout,
+        exit: exit_rx,
+        exited: None,
+        _stop: stop_tx,
+    })
+}
+
+impl Process {
+    /// The child's next line, or its exit once what it wrote before dying was read.
+    /// Cancel-safe.
+    async fn next(&mut self) -> Output {
+        loop {
+            let Self {
+                stdout,
+                exit,
+                exited,
+                ..
+            } = self;
+            if let Some((why, deadline)) = exited {
+                let line = match stdout {
+                    Some(reader) => tokio::time::timeout_at(*deadline, reader.next()).await,
+                    None => Ok(Ok(None)),
+                };
+                match line {
+                    Ok(Ok(Some(Line::Frame(frame)))) => {
+                        if let Some(line) = text(frame) {
+                            return Output::Line(line);
+                        }
+                    }
+                    Ok(Ok(Some(Line::TooLong))) => {}
+                    _ => return Output::Exited(why.clone()),
+                }
+                continue;
+            }
+            let step = tokio::select! {
+                line = read(stdout) => match line {
+                    Some(Line::Frame(frame)) => text(frame).map_or(Step::Skip, Step::Line),
+                    Some(Line::TooLong) => Step::Skip,
+                    None => Step::Closed,
+                },
+                why = exit => Step::Exited(why.unwrap_or_else(|_| "could not be waited for".to_owned())),
+            };
+            match step {
+                Step::Line(line) => return Output::Line(line),
+                Step::Skip => {}
+                Step::Closed => *stdout = None,
+                Step::Exited(why) => *exited = Some((why, Instant::now() + DRAIN_AFTER_EXIT)),
+            }
+        }
+    }
+}
+
+enum Step {
+    Line(String),
+    Skip,
+    Closed,
+    Exited(String),
+}
+
+/// The next line of `stdout`; `None` at its end; never completes once it is gone.
+async fn read(stdout: &mut Option<LineReader<ChildStdout>>) -> Option<Line<'_>> {
+    match stdout {
+        Some(reader) => reader.next().await.ok().flatten(),
+        None => std::future::pending().await,
+    }
+}
+
+fn text(frame: &[u8]) -> Option<String> {
+    crate::observe::metrics::bytes("bridge", "in", frame.len() + 1);
+    match std::str::from_utf8(frame) {
+        Ok(text) => Some(text.to_owned()),
+        Err(_) => {
+            tracing::warn!("dropped a child message that is not UTF-8");
+            None
+        }
+    }
 }
 
 /// The next output of `child`; never completes while there is no child.
-pub(crate) async fn next_output(
-    child: &mut Option<(Process, mpsc::Receiver<Output>)>,
-) -> Option<Output> {
+pub(crate) async fn next_output(child: &mut Option<Process>) -> Output {
     match child {
-        Some((_, output)) => output.recv().await,
+        Some(process) => process.next().await,
         None => std::future::pending().await,
     }
 }

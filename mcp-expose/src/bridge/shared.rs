@@ -102,7 +102,7 @@ struct Actor {
     health: Arc<BridgeHealth>,
     events: Option<mpsc::WeakUnboundedSender<Event>>,
     sessions: HashMap<u64, mpsc::Sender<String>>,
-    child: Option<(Process, mpsc::Receiver<Output>)>,
+    child: Option<Process>,
     counter: u64,
     /// Child-side request id -> the session's request.
     requests: HashMap<String, Forwarded>,
@@ -148,9 +148,8 @@ impl Actor {
                     None => break,
                 },
                 output = next_output(&mut self.child) => match output {
-                    Some(Output::Line(line)) => self.on_child(line).await,
-                    Some(Output::Exited(why)) => self.exited(why).await,
-                    None => self.exited("closed its output".to_owned()).await,
+                    Output::Line(line) => self.on_child(line).await,
+                    Output::Exited(why) => self.exited(why).await,
                 },
             }
         }
@@ -172,7 +171,7 @@ impl Actor {
             self.spawn().await;
         }
         match &self.child {
-            Some((process, _)) if self.replay.is_none() => {
+            Some(process) if self.replay.is_none() => {
                 let _ = process.stdin.send(frame).await;
             }
             _ if self.queue.len() < MAX_QUEUED => self.queue.push_back(frame),
@@ -189,7 +188,7 @@ impl Actor {
                     .await;
             }
         };
-        let text = String::from_utf8_lossy(&frame).into_owned();
+        let text = String::from_utf8_lossy(&frame);
         match message {
             Message::Request {
                 id,
@@ -199,10 +198,11 @@ impl Actor {
                 if let Some(failure) = &self.failed {
                     let text = format!("the MCP server is unavailable: {failure}");
                     return self
-                        .send_to(session, envelope::error(&id, -32000, &text))
+                        .send_to(session, envelope::error(id, -32000, &text))
                         .await;
                 }
                 if method == "initialize" {
+                    let id = id.to_owned();
                     return self.initialize(session, id, frame).await;
                 }
                 let child_id = self.next_id("");
@@ -213,20 +213,22 @@ impl Actor {
                     forwarded = forwarded.and_then(|f| {
                         envelope::with_param(&f, "_meta.progressToken", &child_token)
                     });
-                    self.tokens.insert(child_token.clone(), (session, original));
+                    self.tokens
+                        .insert(child_token.clone(), (session, original.to_owned()));
                     token = Some(child_token);
                 }
                 let Some(forwarded) = forwarded else {
                     return self
-                        .send_to(session, envelope::error(&id, -32600, "Invalid Request"))
+                        .send_to(session, envelope::error(id, -32600, "Invalid Request"))
                         .await;
                 };
+                let id = id.to_owned();
                 self.requests
                     .insert(child_id, Forwarded { session, id, token });
                 self.last_active = Some(session);
                 self.send_child(forwarded.into_bytes()).await;
             }
-            Message::Notification { method, .. } => match method.as_str() {
+            Message::Notification { method, .. } => match method.as_ref() {
                 "notifications/initialized" => {
                     // The child is initialized once; later sessions' notifications are absorbed.
                     if self.initialized_frame.is_none() {
@@ -253,7 +255,7 @@ impl Actor {
             },
             Message::Response { id } => {
                 // A session answering the child's request (sampling, elicitation, roots).
-                if let Some((_, child_id)) = self.from_child.remove(&id)
+                if let Some((_, child_id)) = self.from_child.remove(id)
                     && let Some(rewritten) = envelope::with_id(&frame, &child_id)
                 {
                     self.send_child(rewritten.into_bytes()).await;
@@ -279,21 +281,18 @@ impl Actor {
         }
     }
 
-    async fn on_child(&mut self, line: Vec<u8>) {
-        let Ok(text) = String::from_utf8(line) else {
-            return;
-        };
+    async fn on_child(&mut self, text: String) {
         match envelope::parse(text.as_bytes()) {
             Ok(Message::Response { id }) => {
-                if self.replay.as_ref() == Some(&id) {
+                if self.replay.as_deref() == Some(id) {
                     self.replay = None;
-                    if let (Some((process, _)), Some(initialized)) =
+                    if let (Some(process), Some(initialized)) =
                         (&self.child, &self.initialized_frame)
                     {
                         let _ = process.stdin.send(initialized.clone()).await;
                     }
                     self.flush_queue().await;
-                } else if self.init_pending.as_ref() == Some(&id) {
+                } else if self.init_pending.as_deref() == Some(id) {
                     self.init_pending = None;
                     self.init_result = envelope::member(&text, "result").map(str::to_owned);
                     for (session, original) in std::mem::take(&mut self.init_waiting) {
@@ -301,7 +300,7 @@ impl Actor {
                             self.send_to(session, reply).await;
                         }
                     }
-                } else if let Some(request) = self.requests.remove(&id) {
+                } else if let Some(request) = self.requests.remove(id) {
                     if let Some(token) = &request.token {
                         self.tokens.remove(token);
                     }
@@ -317,15 +316,15 @@ impl Actor {
                 let session = active.or_else(|| self.requests.values().next().map(|r| r.session));
                 let Some(session) = session.filter(|s| self.sessions.contains_key(s)) else {
                     let reply =
-                        envelope::error(&id, -32603, "no client session is waiting on this server");
-                    if let Some((process, _)) = &self.child {
+                        envelope::error(id, -32603, "no client session is waiting on this server");
+                    if let Some(process) = &self.child {
                         let _ = process.stdin.send(reply.into_bytes()).await;
                     }
                     return;
                 };
                 let session_id = self.next_id("s");
                 if let Some(forwarded) = envelope::with_id(text.as_bytes(), &session_id) {
-                    self.from_child.insert(session_id, (session, id));
+                    self.from_child.insert(session_id, (session, id.to_owned()));
                     self.send_to(session, forwarded).await;
                 }
             }
@@ -335,7 +334,7 @@ impl Actor {
             }) => {
                 if method == "notifications/progress"
                     && let Some((session, original)) =
-                        progress_token.and_then(|t| self.tokens.get(&t).cloned())
+                        progress_token.and_then(|t| self.tokens.get(t).cloned())
                 {
                     if let Some(rewritten) = envelope::with_param(&text, "progressToken", &original)
                     {
@@ -352,7 +351,7 @@ impl Actor {
     }
 
     async fn flush_queue(&mut self) {
-        let Some((process, _)) = &self.child else {
+        let Some(process) = &self.child else {
             return;
         };
         while let Some(frame) = self.queue.pop_front() {
@@ -399,7 +398,7 @@ impl Actor {
 
     async fn spawn(&mut self) {
         let restart = self.down.is_some();
-        let (process, output) = match launch(&self.spec, "shared") {
+        let process = match launch(&self.spec, "shared") {
             Ok(launched) => launched,
             Err(e) => {
                 let failure = format!("cannot start `{}`: {e}", self.spec.program);
@@ -410,11 +409,11 @@ impl Actor {
             }
         };
         self.down = None;
-        self.child = Some((process, output));
+        self.child = Some(process);
         if restart {
             self.health.restarts.fetch_add(1, Ordering::Relaxed);
             let replay = self.next_id("replay");
-            if let (Some(frame), Some((process, _))) = (
+            if let (Some(frame), Some(process)) = (
                 self.init_frame
                     .as_ref()
                     .and_then(|f| envelope::with_id(f, &replay)),

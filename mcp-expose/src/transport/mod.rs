@@ -6,6 +6,7 @@
 pub(crate) mod framed;
 pub(crate) mod http;
 pub(crate) mod jsonrpc;
+pub(crate) mod lines;
 pub(crate) mod policy;
 pub(crate) mod stdio;
 pub(crate) mod ws;

@@ -3,11 +3,10 @@
 //! Lines are split with memchr into a reused buffer; an oversized line is answered with an
 //! error and skipped up to its newline; writes are batched and flushed when the queue drains.
 
-use memchr::memchr;
 use rmcp::ServiceExt as _;
 use serde_json::Value;
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader, BufWriter},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, BufWriter},
     sync::mpsc,
 };
 use tokio_util::sync::CancellationToken;
@@ -15,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     framed::{Framed, Inbound, Outbound},
     jsonrpc::{INVALID_REQUEST, error_reply},
+    lines::{Line, LineReader},
 };
 use crate::handler::Handler;
 
@@ -58,71 +58,40 @@ pub(crate) async fn read_lines<R: AsyncRead + Unpin>(
     tx: mpsc::Sender<Inbound>,
     max_line: usize,
 ) {
-    let mut reader = BufReader::with_capacity(64 * 1024, input);
-    let mut line = Vec::new();
-    let mut discarding = false;
+    let mut lines = LineReader::new(input, 64 * 1024, max_line);
     loop {
-        let buf = match reader.fill_buf().await {
-            Ok(buf) => buf,
+        let inbound = match lines.next().await {
+            Ok(Some(Line::Frame(line))) => {
+                crate::observe::metrics::bytes("stdio", "in", line.len() + 1);
+                match trim(line) {
+                    Some(frame) => Inbound::Frame(frame.to_vec()),
+                    None => continue,
+                }
+            }
+            Ok(Some(Line::TooLong)) => {
+                let message =
+                    format!("Invalid Request: message exceeds the limit of {max_line} bytes");
+                Inbound::Reply(error_reply(&Value::Null, INVALID_REQUEST, &message))
+            }
+            Ok(None) => break,
             Err(e) => {
                 tracing::warn!(error = %e, "stdin read failed");
                 break;
             }
         };
-        if buf.is_empty() {
-            if !discarding && !line.is_empty() {
-                let _ = send_line(&tx, &mut line).await;
-            }
+        if tx.send(inbound).await.is_err() {
             break;
-        }
-        let (chunk, consumed, complete) = match memchr(b'\n', buf) {
-            Some(i) => (&buf[..i], i + 1, true),
-            None => (buf, buf.len(), false),
-        };
-        if !discarding {
-            if line.len() + chunk.len() > max_line {
-                discarding = true;
-                line.clear();
-                let message =
-                    format!("Invalid Request: message exceeds the limit of {max_line} bytes");
-                if tx
-                    .send(Inbound::Reply(error_reply(
-                        &Value::Null,
-                        INVALID_REQUEST,
-                        &message,
-                    )))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            } else {
-                line.extend_from_slice(chunk);
-            }
-        }
-        reader.consume(consumed);
-        if complete {
-            if !discarding && send_line(&tx, &mut line).await.is_err() {
-                break;
-            }
-            discarding = false;
-            line.clear();
         }
     }
 }
 
-async fn send_line(tx: &mpsc::Sender<Inbound>, line: &mut Vec<u8>) -> Result<(), ()> {
-    let mut frame = line.as_slice();
-    frame = frame.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(frame);
+/// A line without a byte order mark and trailing blanks; `None` when nothing is left.
+fn trim(line: &[u8]) -> Option<&[u8]> {
+    let mut frame = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
     while let [rest @ .., b'\r' | b' ' | b'\t'] = frame {
         frame = rest;
     }
-    if frame.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
-    }
-    let frame = frame.to_vec();
-    line.clear();
-    tx.send(Inbound::Frame(frame)).await.map_err(drop)
+    (!frame.iter().all(u8::is_ascii_whitespace)).then_some(frame)
 }
 
 /// Writes each message as one line; flushes when no more messages are waiting.
@@ -135,6 +104,7 @@ pub(crate) async fn write_lines<W: AsyncWrite + Unpin>(
         let mut next = Some(first);
         while let Some(message) = next {
             if let Outbound::Message(text) = message {
+                crate::observe::metrics::bytes("stdio", "out", text.len() + 1);
                 let written = async {
                     writer.write_all(text.as_bytes()).await?;
                     writer.write_all(b"\n").await
