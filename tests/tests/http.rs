@@ -198,6 +198,11 @@ async fn bearer_tokens_guard_http_and_websocket_but_not_health() {
         .await
         .expect("health");
     assert_eq!(health.status(), 200, "/health stays open");
+    let health = health.text().await.expect("body");
+    assert!(
+        health.contains(r#""status":"ok""#) && !health.contains("127.0.0.1"),
+        "no addresses for anonymous visitors: {health}"
+    );
 
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let refused = tokio_tungstenite::connect_async(server.ws()).await;

@@ -770,9 +770,16 @@ async fn ready_route(State(state): State<AppState>) -> Response {
         .draining
         .load(std::sync::atomic::Ordering::Relaxed);
     let mut components = serde_json::Map::new();
+    // Behind auth these open routes say whether, not where or why (no addresses, URLs or
+    // child failure text for anonymous visitors).
+    let detailed = !state.auth_required;
     components.insert(
         "transports".into(),
-        serde_json::json!({ "ready": true, "detail": state.health["transports"] }),
+        if detailed {
+            serde_json::json!({ "ready": true, "detail": state.health["transports"] })
+        } else {
+            serde_json::json!({ "ready": true })
+        },
     );
     components.insert("shutdown".into(), serde_json::json!({ "ready": !draining }));
     #[cfg(feature = "bridge")]
@@ -790,9 +797,10 @@ async fn ready_route(State(state): State<AppState>) -> Response {
     {
         let status = tunnel.status();
         let ready = status.state == crate::tunnel::TunnelState::Ready;
+        let url = status.url.filter(|_| detailed);
         components.insert(
             "tunnel".into(),
-            serde_json::json!({ "ready": ready, "state": status.state, "url": status.url }),
+            serde_json::json!({ "ready": ready, "state": status.state, "url": url }),
         );
     }
     let ready = components.values().all(|c| c["ready"] == true);
@@ -809,17 +817,29 @@ async fn ready_route(State(state): State<AppState>) -> Response {
 }
 
 async fn health_route(State(state): State<AppState>) -> Response {
+    let mut health = state.health.as_ref().clone();
+    if state.auth_required {
+        // Open to anyone: no addresses or failure text without the token (see /metrics).
+        if let Some(health) = health.as_object_mut() {
+            health.remove("transports");
+        }
+    }
     #[cfg(feature = "bridge")]
     if !state.bridges.is_empty() {
         use std::sync::atomic::Ordering;
-        let mut health = state.health.as_ref().clone();
+        let detailed = !state.auth_required;
         let describe = |bridge: &crate::bridge::BridgeHealth| {
             serde_json::json!({
                 "healthy": bridge.healthy(),
                 "sessions": bridge.sessions.load(Ordering::Relaxed),
                 "down": bridge.down.load(Ordering::Relaxed),
                 "restarts": bridge.restarts.load(Ordering::Relaxed),
-                "failure": *bridge.failure.lock().unwrap_or_else(|e| e.into_inner()),
+                "failure": bridge
+                    .failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+                    .filter(|_| detailed),
             })
         };
         let healthy = state.bridges.iter().all(|(_, b)| b.healthy());
@@ -841,7 +861,7 @@ async fn health_route(State(state): State<AppState>) -> Response {
         };
         return (status, Json(health)).into_response();
     }
-    Json(state.health.as_ref().clone()).into_response()
+    Json(health).into_response()
 }
 
 async fn not_found() -> Response {
