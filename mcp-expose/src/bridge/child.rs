@@ -103,6 +103,24 @@ impl Drop for Down {
     }
 }
 
+/// Where a session's messages from its child go: a channel to its socket's writer
+/// (WebSocket), or straight into its HTTP response streams (no task in between).
+pub(crate) enum Outlet {
+    Channel(mpsc::Sender<String>),
+    Http(Arc<Mutex<super::http::Routes>>),
+}
+
+impl Outlet {
+    pub(crate) async fn send(&self, line: String) {
+        match self {
+            Outlet::Channel(tx) => {
+                let _ = tx.send(line).await;
+            }
+            Outlet::Http(routes) => super::http::route(routes, line),
+        }
+    }
+}
+
 enum Event {
     FromClient(Vec<u8>),
     Restart,
@@ -121,21 +139,21 @@ impl std::fmt::Debug for Event {
 }
 
 impl ChildSession {
-    /// Starts a session; the child's messages (and synthesized errors) arrive on the receiver.
+    /// Starts a session; the child's messages (and synthesized errors) go to `out`.
     pub(crate) fn start(
         spec: Arc<ChildSpec>,
         tag: String,
         health: Arc<BridgeHealth>,
-    ) -> (Self, mpsc::Receiver<String>) {
+        out: Outlet,
+    ) -> Self {
         let (events_tx, events_rx) = mpsc::channel(256);
-        let (out_tx, out_rx) = mpsc::channel(1024);
         health.sessions.fetch_add(1, Ordering::Relaxed);
         let actor = Actor {
             spec,
             tag,
             health,
             events: events_tx.downgrade(),
-            out: out_tx,
+            out,
             started: false,
             child: None,
             pending: HashSet::new(),
@@ -148,7 +166,7 @@ impl ChildSession {
             down: None,
         };
         tokio::spawn(actor.run(events_rx));
-        (Self { events: events_tx }, out_rx)
+        Self { events: events_tx }
     }
 
     /// Forwards one message from the client.
@@ -162,7 +180,7 @@ struct Actor {
     tag: String,
     health: Arc<BridgeHealth>,
     events: mpsc::WeakSender<Event>,
-    out: mpsc::Sender<String>,
+    out: Outlet,
     started: bool,
     child: Option<Process>,
     pending: HashSet<String>,
@@ -198,7 +216,7 @@ impl Actor {
     }
 
     async fn reply(&self, line: String) {
-        let _ = self.out.send(line).await;
+        self.out.send(line).await;
     }
 
     async fn on_client(&mut self, frame: Vec<u8>) {

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use super::{
     Bridge, Link,
+    child::Outlet,
     envelope::{self, Message},
 };
 use crate::transport::policy::json_error;
@@ -29,7 +30,7 @@ const BACKLOG: usize = 1024;
 
 /// Where one session's outgoing messages go.
 #[derive(Default)]
-struct Routes {
+pub(crate) struct Routes {
     /// Open POST streams by request id, in opening order.
     posts: Vec<(String, mpsc::Sender<String>)>,
     /// Progress token -> request id.
@@ -83,7 +84,8 @@ impl Sessions {
     }
 }
 
-fn route(routes: &Mutex<Routes>, line: String) {
+/// Delivers one of the child's messages to the stream it belongs to.
+pub(crate) fn route(routes: &Mutex<Routes>, line: String) {
     let mut routes = lock(routes);
     let target = match envelope::parse(line.as_bytes()) {
         Ok(Message::Response { id }) => {
@@ -170,18 +172,13 @@ pub(crate) async fn post(bridge: Arc<Bridge>, headers: HeaderMap, body: Bytes) -
         },
         (None, Message::Request { method, .. }) if method == "initialize" => {
             let id = session_id();
-            let (child, out) = bridge.open(format!("http:{id}"));
+            // The child's messages are routed by its actor, with no task in between.
+            let routes = Arc::default();
+            let child = bridge.open(format!("http:{id}"), Outlet::Http(Arc::clone(&routes)));
             let session = Arc::new(HttpSession {
                 child,
-                routes: Arc::default(),
+                routes,
                 last_seen: Mutex::new(Instant::now()),
-            });
-            let routes = session.routes.clone();
-            tokio::spawn(async move {
-                let mut out = out;
-                while let Some(line) = out.recv().await {
-                    route(&routes, line);
-                }
             });
             lock(&bridge.http.map).insert(id.clone(), session.clone());
             (session, Some(id))

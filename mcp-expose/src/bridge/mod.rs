@@ -138,24 +138,21 @@ impl Bridge {
         }
     }
 
-    /// Opens a session: its link to a child, and the child's messages for it.
-    pub(crate) fn open(&self, tag: String) -> (Link, tokio::sync::mpsc::Receiver<String>) {
-        let (kind, rx) = match &self.shared {
-            Some(shared) => {
-                let (link, rx) = shared.attach();
-                (LinkKind::Shared(link), rx)
-            }
-            None => {
-                let (session, rx) =
-                    child::ChildSession::start(self.spec.clone(), tag, self.health.clone());
-                (LinkKind::Own(session), rx)
-            }
+    /// Opens a session: its link to a child; the child's messages for it go to `out`.
+    pub(crate) fn open(&self, tag: String, out: child::Outlet) -> Link {
+        let kind = match &self.shared {
+            Some(shared) => LinkKind::Shared(shared.attach(out)),
+            None => LinkKind::Own(child::ChildSession::start(
+                self.spec.clone(),
+                tag,
+                self.health.clone(),
+                out,
+            )),
         };
-        let link = Link {
+        Link {
             kind,
             _slot: self.sessions.open(),
-        };
-        (link, rx)
+        }
     }
 }
 

@@ -13,13 +13,13 @@ use tokio::sync::mpsc;
 
 use super::{
     ChildSpec,
-    child::{BridgeHealth, Crashes, Down, MAX_QUEUED},
+    child::{BridgeHealth, Crashes, Down, MAX_QUEUED, Outlet},
     envelope::{self, Message},
     process::{Output, Process, launch, next_output},
 };
 
 enum Event {
-    Attach(u64, mpsc::Sender<String>),
+    Attach(u64, Outlet),
     Detach(u64),
     FromClient(u64, Vec<u8>),
     Restart,
@@ -75,17 +75,13 @@ impl SharedChild {
         }
     }
 
-    pub(crate) fn attach(&self) -> (SharedLink, mpsc::Receiver<String>) {
+    pub(crate) fn attach(&self, out: Outlet) -> SharedLink {
         let session = self.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(1024);
-        let _ = self.events.send(Event::Attach(session, tx));
-        (
-            SharedLink {
-                session,
-                events: self.events.clone(),
-            },
-            rx,
-        )
+        let _ = self.events.send(Event::Attach(session, out));
+        SharedLink {
+            session,
+            events: self.events.clone(),
+        }
     }
 }
 
@@ -101,7 +97,7 @@ struct Actor {
     spec: Arc<ChildSpec>,
     health: Arc<BridgeHealth>,
     events: Option<mpsc::WeakUnboundedSender<Event>>,
-    sessions: HashMap<u64, mpsc::Sender<String>>,
+    sessions: HashMap<u64, Outlet>,
     child: Option<Process>,
     counter: u64,
     /// Child-side request id -> the session's request.
@@ -161,8 +157,8 @@ impl Actor {
     }
 
     async fn send_to(&self, session: u64, line: String) {
-        if let Some(tx) = self.sessions.get(&session) {
-            let _ = tx.send(line).await;
+        if let Some(out) = self.sessions.get(&session) {
+            out.send(line).await;
         }
     }
 
@@ -342,8 +338,8 @@ impl Actor {
                     }
                     return;
                 }
-                for tx in self.sessions.values() {
-                    let _ = tx.send(text.clone()).await;
+                for out in self.sessions.values() {
+                    out.send(text.clone()).await;
                 }
             }
             Err(_) => tracing::warn!("shared child wrote something that is not a JSON-RPC message"),

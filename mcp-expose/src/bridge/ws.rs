@@ -9,7 +9,8 @@ use super::Bridge;
 
 pub(crate) async fn serve_socket(socket: WebSocket, bridge: Arc<Bridge>, tag: String) {
     let (mut sink, mut stream) = socket.split();
-    let (session, mut out) = bridge.open(tag);
+    let (tx, mut out) = tokio::sync::mpsc::channel(1024);
+    let session = bridge.open(tag, super::child::Outlet::Channel(tx));
     let max = bridge.max_message;
     let writer = async {
         while let Some(line) = out.recv().await {
