@@ -1,7 +1,7 @@
 //! Prometheus metrics (the `metrics` facade with its Prometheus exporter), served at
 //! `GET /metrics`: requests, tool calls and their latency, sessions, bytes, rejections.
 
-use std::sync::OnceLock;
+use std::{collections::HashMap, sync::OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -49,14 +49,44 @@ pub(crate) fn render() -> String {
 }
 
 /// A finished tool call.
+///
+/// Called for every call: the handles of a registered tool are looked up once and kept, so a
+/// call costs two atomic updates rather than label allocations and a registry lookup.
 pub(crate) fn tool_call(tool: &str, transport: &'static str, outcome: &'static str, seconds: f64) {
-    let labels = [
-        ("tool", tool.to_owned()),
-        ("transport", transport.to_owned()),
-        ("outcome", outcome.to_owned()),
-    ];
-    metrics::counter!("mcp_tool_calls_total", &labels).increment(1);
-    metrics::histogram!("mcp_tool_duration_seconds", "tool" => tool.to_owned()).record(seconds);
+    type Handles = (metrics::Counter, metrics::Histogram);
+    type Cache = std::sync::RwLock<HashMap<String, Vec<(&'static str, &'static str, Handles)>>>;
+    /// Unknown tool names come from clients: only so many are kept.
+    const MAX_CACHED: usize = 4096;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Cache::default);
+    let cached = cache.read().ok().and_then(|map| {
+        map.get(tool)?
+            .iter()
+            .find(|(t, o, _)| *t == transport && *o == outcome)
+            .map(|(_, _, handles)| handles.clone())
+    });
+    let (counter, histogram) = cached.unwrap_or_else(|| {
+        // A handle taken before the recorder exists would count into nothing.
+        let _ = handle();
+        let labels = [
+            ("tool", tool.to_owned()),
+            ("transport", transport.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ];
+        let handles = (
+            metrics::counter!("mcp_tool_calls_total", &labels),
+            metrics::histogram!("mcp_tool_duration_seconds", "tool" => tool.to_owned()),
+        );
+        if let Ok(mut map) = cache.write()
+            && map.len() < MAX_CACHED
+        {
+            let entry = map.entry(tool.to_owned()).or_default();
+            entry.push((transport, outcome, handles.clone()));
+        }
+        handles
+    });
+    counter.increment(1);
+    histogram.record(seconds);
 }
 
 /// A request handled, by transport and method.

@@ -362,7 +362,7 @@ pub(super) async fn start(
             .route("/health", get(health_route))
             .route("/ready", get(ready_route))
             .fallback(not_found)
-            .layer(middleware::from_fn(http_transport::normalize))
+            .layer(middleware::map_response(http_transport::normalize))
             .with_state(state.clone());
         // Small SSE writes must not wait for delayed ACKs (Nagle): without this a keep-alive
         // client sees ~40 ms per request.

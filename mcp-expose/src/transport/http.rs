@@ -4,9 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::{
-    extract::Request,
     http::{HeaderValue, header},
-    middleware::Next,
     response::Response,
 };
 use rmcp::transport::streamable_http_server::{
@@ -46,10 +44,9 @@ pub(crate) fn service(
     )
 }
 
-/// Middleware: anti-buffering headers on every response, and a JSON-RPC error body on errors
-/// that rmcp answers in plain text.
-pub(crate) async fn normalize(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
+/// Response middleware (`map_response`: no per-request service clone): anti-buffering headers
+/// on every response, and a JSON-RPC error body on errors that rmcp answers in plain text.
+pub(crate) async fn normalize(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     headers.insert(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::{
     extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-    http::HeaderMap,
+    http::{HeaderMap, HeaderValue},
     response::Response,
 };
 use futures::{SinkExt as _, StreamExt as _, stream::SplitSink, stream::SplitStream};
@@ -38,7 +38,7 @@ pub(crate) fn upgrade(
     settings: &WsSettings,
     ct: CancellationToken,
 ) -> Response {
-    let handler = handler.session("ws", Some(headers));
+    let handler = handler.session("ws", Some(owned(&headers)));
     let settings = settings.clone();
     // Let a slightly larger message through tungstenite so that we can answer it with a
     // clean 1009 and our own reason instead of a protocol error.
@@ -46,14 +46,29 @@ pub(crate) fn upgrade(
     upgrade
         .protocols(["mcp"])
         // tungstenite allocates its read buffer up front (128 KiB by default): small buffers
-        // that grow on demand keep thousands of idle sessions cheap.
-        .read_buffer_size(4 * 1024)
+        // that grow on demand (a frame's whole length is reserved once its header is read)
+        // keep thousands of idle sessions cheap.
+        .read_buffer_size(1024)
         .write_buffer_size(4 * 1024)
         .max_message_size(wire_limit)
         .max_frame_size(wire_limit)
         .on_upgrade(move |socket| serve_socket(socket, handler, settings, ct))
 }
 
+/// The header values hyper parsed are slices of its connection's read buffer: copies let that
+/// buffer go while the session keeps its headers.
+fn owned(headers: &HeaderMap) -> HeaderMap {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+            (name.clone(), copy)
+        })
+        .collect()
+}
+
+/// One task per socket: the frame reader and writer run beside the session, not as tasks of
+/// their own.
 async fn serve_socket(
     socket: WebSocket,
     handler: Handler,
@@ -67,21 +82,33 @@ async fn serve_socket(
     let ct = ct.child_token();
     let gone = ct.clone();
     let (replies, max_message) = (outbound_tx.clone(), settings.max_message);
-    let reader = tokio::spawn(async move {
+    let reader = async move {
         read_frames(stream, inbound_tx, replies, max_message).await;
         gone.cancel();
-    });
-    let writer = tokio::spawn(write_frames(sink, outbound_rx, settings.ping_interval));
+        // The session ends through the cancellation; the reader is dropped with it.
+        std::future::pending::<()>().await;
+    };
     let transport = Framed::new("ws", inbound_rx, outbound_tx);
-    match handler.serve_with_ct(transport, ct).await {
-        Ok(running) => {
-            let reason = running.waiting().await;
-            tracing::debug!(?reason, "websocket session ended");
+    let session = async move {
+        match handler.serve_with_ct(transport, ct).await {
+            Ok(running) => {
+                let reason = running.waiting().await;
+                tracing::debug!(?reason, "websocket session ended");
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket session did not initialize"),
         }
-        Err(e) => tracing::debug!(error = %e, "websocket session did not initialize"),
-    }
-    reader.abort();
-    let _ = writer.await;
+    };
+    let session = async move {
+        tokio::select! {
+            () = session => {}
+            () = reader => {}
+        }
+    };
+    // The writer drains what the session queued, and ends once every sender is gone.
+    tokio::join!(
+        session,
+        write_frames(sink, outbound_rx, settings.ping_interval)
+    );
 }
 
 async fn read_frames(
@@ -106,6 +133,7 @@ async fn read_frames(
                 break;
             }
         };
+        crate::observe::metrics::bytes("ws", "in", bytes.len());
         if bytes.len() > max_message {
             too_big(&outbound, Some(bytes.len()), max_message).await;
             break;
@@ -141,6 +169,7 @@ async fn write_frames(
                 while let Some(message) = next {
                     match message {
                         Outbound::Message(text) => {
+                            crate::observe::metrics::bytes("ws", "out", text.len());
                             let fed = tokio::time::timeout(SEND_TIMEOUT, sink.feed(Message::Text(text.into()))).await;
                             if !matches!(fed, Ok(Ok(()))) {
                                 tracing::warn!("disconnecting a WebSocket client that stopped reading");
