@@ -111,9 +111,7 @@ pub(crate) fn rejected(reason: &'static str) {
 pub(crate) fn bytes(transport: &'static str, direction: &'static str, n: usize) {
     const TRANSPORTS: [&str; 4] = ["stdio", "ws", "http", "bridge"];
     static COUNTERS: OnceLock<Vec<[metrics::Counter; 2]>> = OnceLock::new();
-    let counter = |transport: &'static str, direction: &'static str| {
-        metrics::counter!("mcp_bytes_total", "transport" => transport, "direction" => direction)
-    };
+    let counter = |transport: &'static str, direction: &'static str| metrics::counter!("mcp_bytes_total", "transport" => transport, "direction" => direction);
     let slot = TRANSPORTS.iter().position(|t| *t == transport);
     let column = match direction {
         "in" => 0,
@@ -148,8 +146,11 @@ pub(crate) fn bridge(server: &str, health: &crate::bridge::BridgeHealth) {
         .set(health.sessions.load(Ordering::Relaxed) as f64);
     metrics::gauge!("mcp_bridge_children_down", "server" => server.clone())
         .set(health.down.load(Ordering::Relaxed) as f64);
-    metrics::gauge!("mcp_bridge_healthy", "server" => server.clone())
-        .set(if health.healthy() { 1.0 } else { 0.0 });
+    metrics::gauge!("mcp_bridge_healthy", "server" => server.clone()).set(if health.healthy() {
+        1.0
+    } else {
+        0.0
+    });
     metrics::counter!("mcp_bridge_child_restarts_total", "server" => server)
         .absolute(health.restarts.load(Ordering::Relaxed));
 }
