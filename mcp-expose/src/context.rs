@@ -77,10 +77,9 @@ pub(crate) fn without_credentials(mut headers: http::HeaderMap) -> http::HeaderM
         .remove(http::header::SEC_WEBSOCKET_PROTOCOL)
         .is_some()
         && !protocols.is_empty()
+        && let Ok(value) = http::HeaderValue::from_str(&protocols.join(", "))
     {
-        if let Ok(value) = http::HeaderValue::from_str(&protocols.join(", ")) {
-            headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
-        }
+        headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
     }
     headers
 }

@@ -212,7 +212,7 @@ async fn http_worker(url: String, until: Instant, counts: Arc<Counts>) {
             .is_some_and(|reply| correct(&reply, id, expected));
         let counter = if ok { &counts.calls } else { &counts.errors };
         counter.fetch_add(1, Ordering::Relaxed);
-        if id % CHURN == 0 {
+        if id.is_multiple_of(CHURN) {
             let _ = client
                 .delete(&url)
                 .header("mcp-session-id", &current)
@@ -301,10 +301,10 @@ async fn ws_worker(url: String, until: Instant, counts: Arc<Counts>) {
         };
         let counter = if ok { &counts.calls } else { &counts.errors };
         counter.fetch_add(1, Ordering::Relaxed);
-        if !ok || id % CHURN == 0 {
-            if let Some(mut old) = socket.take() {
-                let _ = old.close(None).await;
-            }
+        if (!ok || id.is_multiple_of(CHURN))
+            && let Some(mut old) = socket.take()
+        {
+            let _ = old.close(None).await;
         }
     }
     if let Some(mut old) = socket {

@@ -219,11 +219,7 @@ fn presented(request: &Request) -> Option<&str> {
         if authorization.next().is_some() {
             return Some("");
         }
-        let (scheme, token) = value
-            .to_str()
-            .ok()?
-            .trim()
-            .split_once(|c: char| c == ' ' || c == '\t')?;
+        let (scheme, token) = value.to_str().ok()?.trim().split_once([' ', '\t'])?;
         return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
     }
     headers
