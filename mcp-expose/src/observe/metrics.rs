@@ -21,16 +21,16 @@ pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
                     // Histogram samples pile up until drained: without this (or a scrape) memory
                     // grows with every tool call.
                     let upkeep = handle.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name("metrics-upkeep".into())
-                        .spawn(move || {
-                            loop {
-                                std::thread::sleep(std::time::Duration::from_secs(5));
-                                upkeep.run_upkeep();
-                            }
-                        });
-                    if let Err(e) = spawned {
-                        tracing::warn!(error = %e, "metrics upkeep thread not started");
+                    let drain = async move {
+                        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                        loop {
+                            tick.tick().await;
+                            upkeep.run_upkeep();
+                        }
+                    };
+                    match tokio::runtime::Handle::try_current() {
+                        Ok(runtime) => drop(runtime.spawn(drain)),
+                        Err(_) => tracing::warn!("metrics upkeep not started: no tokio runtime"),
                     }
                     Some(handle)
                 }
