@@ -20,17 +20,20 @@ pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
                 Ok(handle) => {
                     // Histogram samples pile up until drained: without this (or a scrape) memory
                     // grows with every tool call.
+                    // A thread of its own: the server's runtime may have no timers (or end
+                    // before the process does).
                     let upkeep = handle.clone();
-                    let drain = async move {
-                        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-                        loop {
-                            tick.tick().await;
-                            upkeep.run_upkeep();
-                        }
-                    };
-                    match tokio::runtime::Handle::try_current() {
-                        Ok(runtime) => drop(runtime.spawn(drain)),
-                        Err(_) => tracing::warn!("metrics upkeep not started: no tokio runtime"),
+                    let spawned = std::thread::Builder::new()
+                        .name("metrics-upkeep".into())
+                        .stack_size(64 * 1024)
+                        .spawn(move || {
+                            loop {
+                                std::thread::sleep(std::time::Duration::from_secs(5));
+                                upkeep.run_upkeep();
+                            }
+                        });
+                    if let Err(e) = spawned {
+                        tracing::warn!(error = %e, "metrics upkeep thread not started");
                     }
                     Some(handle)
                 }
