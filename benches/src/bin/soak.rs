@@ -9,6 +9,8 @@
 //! `CHURN` calls (HTTP: DELETE the old one; WS: close the socket). Every reply is checked.
 //! Bounded: loopback URLs only, at most 900 s and 64 workers; every request times out after 10 s.
 
+mod common;
+
 use std::{
     sync::{
         Arc,
@@ -17,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::rss_kb;
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::{
@@ -41,20 +44,6 @@ struct Args {
     json: Option<String>,
 }
 
-fn loopback(url: &str, scheme: &str) -> Result<(), String> {
-    let host = url
-        .strip_prefix(scheme)
-        .ok_or(format!("expected a {scheme} URL: {url}"))?
-        .split(['/', '?'])
-        .next()
-        .unwrap_or_default();
-    if host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]") {
-        Ok(())
-    } else {
-        Err(format!("not a loopback host: {host}"))
-    }
-}
-
 fn args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut http, mut ws, mut pid, mut secs, mut workers, mut json) =
@@ -73,8 +62,8 @@ fn args() -> Result<Args, String> {
     }
     let http = http.ok_or("--http is required")?;
     let ws = ws.ok_or("--ws is required")?;
-    loopback(&http, "http://")?;
-    loopback(&ws, "ws://")?;
+    common::loopback(&http, "http://")?;
+    common::loopback(&ws, "ws://")?;
     Ok(Args {
         http,
         ws,
@@ -83,17 +72,6 @@ fn args() -> Result<Args, String> {
         workers: workers.clamp(2, MAX_WORKERS),
         json,
     })
-}
-
-/// The resident set of `pid` in KiB.
-fn rss_kb(pid: u32) -> Result<u64, String> {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS for {pid}"))
 }
 
 #[derive(Default)]
@@ -393,30 +371,8 @@ async fn run(args: &Args) -> Result<Value, String> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let args = match args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("soak: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    match run(&args).await {
-        Ok(result) => {
-            let text = result.to_string();
-            match &args.json {
-                Some(path) => {
-                    if let Err(e) = std::fs::write(path, &text) {
-                        eprintln!("soak: {path}: {e}");
-                        return std::process::ExitCode::FAILURE;
-                    }
-                }
-                None => eprintln!("{text}"),
-            }
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("soak: {e}");
-            std::process::ExitCode::FAILURE
-        }
+    match args() {
+        Ok(args) => common::finish("soak", Ok(run(&args).await), args.json.as_deref()),
+        Err(usage) => common::finish("soak", Err(usage), None),
     }
 }

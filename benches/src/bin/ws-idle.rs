@@ -6,8 +6,11 @@
 //!
 //! Bounded: loopback URLs only, at most 10,000 sessions, 10 s per handshake, 120 s in all.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::rss_kb;
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::json;
 use tokio::net::TcpStream;
@@ -44,34 +47,13 @@ fn args() -> Result<Args, String> {
         }
     }
     let url = url.ok_or("--url is required")?;
-    let host = url
-        .strip_prefix("ws://")
-        .ok_or("only ws:// URLs")?
-        .split(['/', '?'])
-        .next()
-        .unwrap_or_default();
-    let loopback =
-        host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
-    if !loopback {
-        return Err(format!("not a loopback host: {host}"));
-    }
+    common::loopback(&url, "ws://")?;
     Ok(Args {
         url,
         pid: pid.ok_or("--pid is required")?,
         sessions: sessions.clamp(1, MAX_SESSIONS),
         json,
     })
-}
-
-/// The resident set of `pid` in KiB.
-fn rss_kb(pid: u32) -> Result<u64, String> {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS for {pid}"))
 }
 
 async fn open(url: &str, n: usize) -> Result<Socket, String> {
@@ -143,30 +125,8 @@ async fn run(args: &Args) -> Result<serde_json::Value, String> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
-    let args = match args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("ws-idle: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    match run(&args).await {
-        Ok(result) => {
-            let text = result.to_string();
-            match &args.json {
-                Some(path) => {
-                    if let Err(e) = std::fs::write(path, &text) {
-                        eprintln!("ws-idle: {path}: {e}");
-                        return std::process::ExitCode::FAILURE;
-                    }
-                }
-                None => eprintln!("{text}"),
-            }
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ws-idle: {e}");
-            std::process::ExitCode::FAILURE
-        }
+    match args() {
+        Ok(args) => common::finish("ws-idle", Ok(run(&args).await), args.json.as_deref()),
+        Err(usage) => common::finish("ws-idle", Err(usage), None),
     }
 }
