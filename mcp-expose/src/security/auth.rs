@@ -44,10 +44,10 @@ pub struct AuthOptions {
     pub oauth: super::oauth::OAuthOptions,
 }
 
-/// The accepted tokens; compared in constant time.
+/// The accepted tokens, kept as SHA-256 digests and compared in constant time.
 #[derive(Clone)]
 pub(crate) struct Auth {
-    tokens: Arc<[String]>,
+    tokens: Arc<[[u8; 32]]>,
     /// A token generated at start, to print in client configs.
     pub(crate) generated: Option<String>,
     #[cfg(feature = "oauth")]
@@ -125,7 +125,7 @@ impl Auth {
         let configured = !tokens.is_empty();
         if configured {
             return Ok(Some(Self {
-                tokens: tokens.into(),
+                tokens: tokens.iter().map(|t| digest(t)).collect(),
                 generated: None,
                 #[cfg(feature = "oauth")]
                 oauth,
@@ -136,7 +136,7 @@ impl Auth {
         }
         let token = generate_token()?;
         Ok(Some(Self {
-            tokens: vec![token.clone()].into(),
+            tokens: Arc::new([digest(&token)]),
             generated: Some(token),
             #[cfg(feature = "oauth")]
             oauth: None,
@@ -191,12 +191,13 @@ impl Auth {
         // time taken; every token is compared, so neither does which one nearly matched.
         let presented = digest(presented);
         self.tokens.iter().fold(false, |found, token| {
-            found | bool::from(digest(token).ct_eq(&presented))
+            found | bool::from(token.ct_eq(&presented))
         })
     }
 }
 
-fn digest(token: &str) -> [u8; 32] {
+/// SHA-256 of a token: what is compared and kept instead of the token.
+pub(crate) fn digest(token: &str) -> [u8; 32] {
     use sha2::Digest as _;
     sha2::Sha256::digest(token.as_bytes()).into()
 }

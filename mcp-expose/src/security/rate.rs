@@ -60,8 +60,7 @@ pub(crate) async fn limit(
         .and_then(|v| v.to_str().ok())
         // A digest: the limiter's map does not keep tokens in memory.
         .map(|v| {
-            use sha2::Digest as _;
-            let digest = sha2::Sha256::digest(v.as_bytes());
+            let digest = super::auth::digest(v);
             format!(
                 "token:{}",
                 base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, digest)
