@@ -52,7 +52,10 @@ pub(crate) fn upgrade(
         .write_buffer_size(4 * 1024)
         .max_message_size(wire_limit)
         .max_frame_size(wire_limit)
-        .on_upgrade(move |socket| serve_socket(socket, handler, settings, ct))
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            serve_socket(sink, stream, handler, settings, ct)
+        })
 }
 
 /// The header values hyper parsed are slices of its connection's read buffer: copies let that
@@ -69,46 +72,51 @@ fn owned(headers: &HeaderMap) -> HeaderMap {
 
 /// One task per socket: the frame reader and writer run beside the session, not as tasks of
 /// their own.
+///
+/// An idle session's memory is mostly this task's future, so it is kept small: the socket is
+/// split before the future is built (arguments live as long as the future does), and rmcp's
+/// handshake and service futures are boxed, each freed when it completes.
 async fn serve_socket(
-    socket: WebSocket,
+    sink: SplitSink<WebSocket, Message>,
+    stream: SplitStream<WebSocket>,
     handler: Handler,
     settings: WsSettings,
     ct: CancellationToken,
 ) {
-    let (sink, stream) = socket.split();
     let (inbound_tx, inbound_rx) = mpsc::channel(QUEUE);
     let (outbound_tx, outbound_rx) = mpsc::channel(QUEUE);
     // The client gone, nobody can receive answers: cancel the session and its running tools.
     let ct = ct.child_token();
     let gone = ct.clone();
     let (replies, max_message) = (outbound_tx.clone(), settings.max_message);
-    let reader = async move {
-        read_frames(stream, inbound_tx, replies, max_message).await;
-        gone.cancel();
-        // The session ends through the cancellation; the reader is dropped with it.
-        std::future::pending::<()>().await;
-    };
     let transport = Framed::new("ws", inbound_rx, outbound_tx);
-    let session = async move {
-        match handler.serve_with_ct(transport, ct).await {
-            Ok(running) => {
-                let reason = running.waiting().await;
-                tracing::debug!(?reason, "websocket session ended");
-            }
-            Err(e) => tracing::debug!(error = %e, "websocket session did not initialize"),
-        }
-    };
-    let session = async move {
-        tokio::select! {
-            () = session => {}
-            () = reader => {}
-        }
-    };
     // The writer drains what the session queued, and ends once every sender is gone.
     tokio::join!(
-        session,
+        async move {
+            tokio::select! {
+                () = run_session(handler, transport, ct) => {}
+                () = async move {
+                    read_frames(stream, inbound_tx, replies, max_message).await;
+                    gone.cancel();
+                    // The session ends through the cancellation; the reader is dropped with it.
+                    std::future::pending::<()>().await;
+                } => {}
+            }
+        },
         write_frames(sink, outbound_rx, settings.ping_interval)
     );
+}
+
+async fn run_session(handler: Handler, transport: Framed, ct: CancellationToken) {
+    let running = match Box::pin(handler.serve_with_ct(transport, ct)).await {
+        Ok(running) => running,
+        Err(e) => {
+            tracing::debug!(error = %e, "websocket session did not initialize");
+            return;
+        }
+    };
+    let reason = Box::pin(running.waiting()).await;
+    tracing::debug!(?reason, "websocket session ended");
 }
 
 async fn read_frames(
