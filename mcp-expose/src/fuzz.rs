@@ -91,6 +91,7 @@ fn json() -> impl Strategy<Value = serde_json::Value> {
 fn frame() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         json().prop_map(|v| v.to_string().into_bytes()),
+        json().prop_map(|v| serde_json::to_vec_pretty(&v).unwrap_or_default()),
         (json(), any::<usize>(), any::<u8>()).prop_map(|(v, at, byte)| {
             let mut bytes = v.to_string().into_bytes();
             if !bytes.is_empty() {
@@ -208,9 +209,18 @@ impl tokio::io::AsyncRead for Chunks {
 #[cfg(feature = "bridge")]
 #[test]
 fn fuzz_bridge_envelope_and_id_rewriting() {
-    use crate::bridge::envelope::{parse, with_id, with_param};
+    use crate::bridge::envelope::{parse, parse_serde, with_id, with_param};
     fuzz("bridge_envelope", (frame(), json()), |(bytes, id)| {
         let parsed = parse(&bytes);
+        // Whatever the fast scanner answers, serde_json answers the same.
+        if let Some(fast) = crate::bridge::scan::envelope(&bytes) {
+            assert_eq!(
+                Ok(fast),
+                parse_serde(&bytes),
+                "{:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
         let Ok(text) = std::str::from_utf8(&bytes) else {
             return;
         };

@@ -187,7 +187,18 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
 }
 
 /// Parses the envelope of one message; `Err` carries a JSON-RPC error code and message.
+///
+/// A strict scanner reads well-formed frames (`bridge::scan`); whatever it is unsure of is read
+/// by serde_json, which also words every error.
 pub fn parse(frame: &[u8]) -> Result<Message<'_>, (i64, String)> {
+    match super::scan::envelope(frame) {
+        Some(message) => Ok(message),
+        None => parse_serde(frame),
+    }
+}
+
+/// The envelope as serde_json reads it: the reference the scanner is fuzzed against.
+pub(crate) fn parse_serde(frame: &[u8]) -> Result<Message<'_>, (i64, String)> {
     // Only an object is a message: say which other thing it is.
     match frame.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}

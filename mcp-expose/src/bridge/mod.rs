@@ -13,6 +13,7 @@ pub(crate) mod envelope;
 mod gateway;
 mod http;
 mod process;
+pub(crate) mod scan;
 mod shared;
 mod ws;
 
