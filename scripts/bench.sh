@@ -3,13 +3,14 @@
 # against today's peers (a copy of shared/bench with mcp-expose's columns), stdio load, memory per
 # idle WebSocket session, then scripts/bench_report.py writes BENCHMARKS.md from the output.
 #
-# usage: scripts/bench.sh [all|criterion|build|setup|load|stdio|idle|report]   (default: all)
+# usage: scripts/bench.sh [all|criterion|build|setup|load|stdio|idle|instructions|report]   (default: all)
 # knobs (env), defaults in brackets (one repetition swings ±30% on the shared 2-core machine: keep 3):
 #   CRITERION_ARGS ["--warm-up-time 1 --measurement-time 3"]
 #   REPS [3]  DURATION [5]  WARMUP [1]  CONCURRENCY_LIST ["1 32"]  PAYLOAD_LIST ["100 100000"]
 #   GATEWAYS [native native_ws mcp_expose mcp_expose_shared mcp_expose_ws mcp_expose_native
 #             mcp_expose_native_stateless mcp_expose_native_ws supergateway mcp_proxy_ts mcp_proxy_py]
 #   IDLE_SESSIONS [1000]  SHARED_BENCH [../shared/bench]  WORK [target/peer-bench]
+#   INSTR_SMALL [200]  INSTR_LARGE [1200]  INSTR_SERVERS [native mcp_expose_native native_ws mcp_expose_native_ws]
 #   OUT [target/bench-results]
 #
 # Everything binds 127.0.0.1 and talks over loopback only; every load run is bounded (mcp-load
@@ -147,12 +148,94 @@ idle() {
   done
 }
 
+# Instructions per tools/call round trip (callgrind): deterministic, whatever else the shared
+# machine is doing. Each server runs under `valgrind --tool=callgrind`, driven at c=1 with 100 B
+# payloads for INSTR_SMALL then INSTR_LARGE requests (a fresh process each); the difference of the
+# two totals over the difference of the requests answered cancels start-up and session set-up.
+INSTR_SMALL=${INSTR_SMALL:-200}
+INSTR_LARGE=${INSTR_LARGE:-1200}
+INSTR_SERVERS=${INSTR_SERVERS:-"native mcp_expose_native native_ws mcp_expose_native_ws"}
+NATIVE_BIN=$WORK/child/target/release/bench-native
+
+# instr_run NAME N: one server under callgrind, N requests at c=1; sets INSTR="IR REQUESTS_OK ERRORS"
+# (IR "null" when callgrind wrote no total).
+instr_run() {
+  local name=$1 n=$2 dir=$OUT/instructions port url tag ir ok=0 err=0
+  port=$(free_port 18950)
+  tag=$dir/$name.n$n
+  case $name in
+    native | mcp_expose_native) url=http://127.0.0.1:$port/mcp ;;
+    native_ws | mcp_expose_native_ws) url=ws://127.0.0.1:$port/ws ;;
+  esac
+  rm -f "$tag.callgrind.out" "$tag.run.json"
+  set -- valgrind --tool=callgrind --callgrind-out-file="$tag.callgrind.out"
+  case $name in
+    native) "$@" "$NATIVE_BIN" "$port" >"$tag.log" 2>&1 </dev/null & ;;
+    mcp_expose_native) "$@" "$BENCH_ECHO_BIN" --http "$port" >"$tag.log" 2>&1 </dev/null & ;;
+    native_ws) "$@" "$NATIVE_WS_BIN" "$port" >"$tag.log" 2>&1 </dev/null & ;;
+    mcp_expose_native_ws) "$@" "$BENCH_ECHO_BIN" --ws "$port" >"$tag.log" 2>&1 </dev/null & ;;
+  esac
+  SERVER_PID=$!
+  # up to 60 s for the listener (start-up under valgrind is slow)
+  for _ in $(seq 600); do
+    ss -Htln "sport = :$port" | grep -q . && break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ss -Htln "sport = :$port" | grep -q .; then
+    "$LOAD_BIN" run --url "$url" --concurrency 1 --payload 100 --duration 600 --warmup 0 \
+      --max-requests "$n" --label "$name" --json "$tag.run.json" >/dev/null 2>>"$tag.log" ||
+      echo "  instructions $name n=$n: load failed (see $tag.log)" >&2
+  else
+    echo "  instructions $name n=$n: no listener on port $port (see $tag.log)" >&2
+  fi
+  # SIGINT: graceful shutdown, after which callgrind writes its totals; up to 30 s, then TERM/KILL
+  kill -INT "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  stop_server
+  ir=$(sed -n 's/^summary: *\([0-9][0-9]*\).*/\1/p' "$tag.callgrind.out" 2>/dev/null || true)
+  if [ -f "$tag.run.json" ]; then
+    read -r ok err < <(python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))
+print(r.get("requests_ok") or 0, (r.get("errors_total") or 0) + (1 if "error" in r else 0))' "$tag.run.json") || true
+  fi
+  INSTR="${ir:-null} ${ok:-0} ${err:-0}"
+}
+
+instructions() {
+  log "instructions per tools/call (callgrind): [$INSTR_SERVERS] n=$INSTR_SMALL and n=$INSTR_LARGE, c=1, 100 B"
+  rm -rf "$OUT/instructions"
+  mkdir -p "$OUT/instructions"
+  local name small large
+  for name in $INSTR_SERVERS; do
+    case $name in
+      native | mcp_expose_native | native_ws | mcp_expose_native_ws) ;;
+      *) echo "  instructions: unknown server $name, skipped" >&2; continue ;;
+    esac
+    instr_run "$name" "$INSTR_SMALL"; small=$INSTR
+    instr_run "$name" "$INSTR_LARGE"; large=$INSTR
+    # shellcheck disable=SC2086  # "IR OK ERRORS" each: split
+    python3 - "$OUT/instructions/$name.json" "$name" $small $large <<'PY'
+import json, sys
+out, name, ir_s, ok_s, err_s, ir_l, ok_l, err_l = sys.argv[1:]
+ir_s, ir_l = (None if x == "null" else int(x) for x in (ir_s, ir_l))
+ok_s, ok_l, errors = int(ok_s), int(ok_l), int(err_s) + int(err_l)
+per = (ir_l - ir_s) / (ok_l - ok_s) if ir_s and ir_l and ok_l > ok_s and not errors else None
+r = {"name": name, "ir_small": ir_s, "ir_large": ir_l, "requests_small": ok_s,
+     "requests_large": ok_l, "ir_per_request": per, "errors": errors,
+     "concurrency": 1, "payload_bytes": 100}
+with open(out, "w") as f:
+    json.dump(r, f, indent=2)
+print(f"  {name}: {per:,.0f} instructions per request" if per else f"  {name}: not measured", file=sys.stderr)
+PY
+  done
+}
+
 report() {
   log "report: BENCHMARKS.md"
   python3 "$ROOT/scripts/bench_report.py" \
     --criterion "$ROOT/target/criterion" --batches "$ROOT/target/tmp/framing-batches.json" \
-    --load "$OUT/load" --stdio "$OUT/stdio" --idle "$OUT/idle" \
-    --knobs "REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY_LIST=\"$CONCURRENCY_LIST\" PAYLOAD_LIST=\"$PAYLOAD_LIST\" CRITERION_ARGS=\"$CRITERION_ARGS\" IDLE_SESSIONS=$IDLE_SESSIONS" \
+    --load "$OUT/load" --stdio "$OUT/stdio" --idle "$OUT/idle" --instructions "$OUT/instructions" \
+    --knobs "REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY_LIST=\"$CONCURRENCY_LIST\" PAYLOAD_LIST=\"$PAYLOAD_LIST\" CRITERION_ARGS=\"$CRITERION_ARGS\" IDLE_SESSIONS=$IDLE_SESSIONS INSTR_SMALL=$INSTR_SMALL INSTR_LARGE=$INSTR_LARGE" \
     --gateways "$GATEWAYS" --out "$ROOT/BENCHMARKS.md"
 }
 
@@ -163,7 +246,8 @@ case "${1:-all}" in
   load) load ;;
   stdio) stdio ;;
   idle) idle ;;
+  instructions) instructions ;;
   report) report ;;
-  all) build; setup; criterion; load; stdio; idle; report ;;
-  *) echo "usage: $0 [all|criterion|build|setup|load|stdio|idle|report]" >&2; exit 2 ;;
+  all) build; setup; criterion; load; stdio; idle; instructions; report ;;
+  *) echo "usage: $0 [all|criterion|build|setup|load|stdio|idle|instructions|report]" >&2; exit 2 ;;
 esac
