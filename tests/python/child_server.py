@@ -1,6 +1,7 @@
 """A stdio MCP server in Python (PyPI `mcp` 1.x, FastMCP) that the bridge tests put on the network.
 
-Tools: echo, pid (the process id, so tests can kill it), slow (sleeps), ask (sampling).
+Tools: echo, pid (the process id, so tests can kill it), slow (sleeps), ask (sampling),
+steps (progress notifications before its answer).
 """
 
 import asyncio
@@ -29,6 +30,14 @@ async def slow(seconds: float) -> str:
     """Sleep, then answer."""
     await asyncio.sleep(seconds)
     return f"slept {seconds}"
+
+
+@mcp.tool()
+async def steps(count: int, ctx: Context) -> str:
+    """Report progress `count` times, then answer."""
+    for i in range(count):
+        await ctx.report_progress(i + 1, count)
+    return f"{count} steps"
 
 
 @mcp.tool()

@@ -191,6 +191,22 @@ pub fn initialized() -> String {
     serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }).to_string()
 }
 
+/// The JSON-RPC messages of a streamable HTTP response body: one JSON body
+/// (`application/json`) or the `data:` lines of an event stream (`text/event-stream`).
+pub fn http_messages(content_type: &str, body: &str) -> Vec<serde_json::Value> {
+    if content_type.starts_with("application/json") {
+        return vec![serde_json::from_str(body).expect("a JSON body")];
+    }
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "unexpected content type {content_type}"
+    );
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data: ").or(line.strip_prefix("data:")))
+        .map(|data| serde_json::from_str(data).expect("JSON event data"))
+        .collect()
+}
+
 /// Asserts `value` is 4/6 to four decimals (the GC content of GGCCAT).
 pub fn assert_gc_ggccat(value: f64) {
     assert!(

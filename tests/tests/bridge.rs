@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use mcp_expose_tests::{
-    ServerProcess, Socket, alive, assert_gc_ggccat, bin, gone_within, initialize, initialized,
-    kill, next_json as next, request, sample, send,
+    ServerProcess, Socket, alive, assert_gc_ggccat, bin, gone_within, http_messages, initialize,
+    initialized, kill, next_json as next, request, sample, send,
 };
 use rmcp::{
     ServiceExt as _,
@@ -401,6 +401,100 @@ async fn no_child_outlives_a_sigkilled_bridge() {
     );
 }
 
+/// An answer with nothing before it comes back as one JSON body; progress before the answer
+/// turns the POST's response into an event stream that carries both, in order.
+#[tokio::test]
+async fn http_answers_alone_come_as_json_and_with_progress_as_a_stream() {
+    let script = python_child();
+    let server = bridge(&["python3", &script]).await;
+    let client = reqwest::Client::new();
+    let post = |body: String, session: Option<&str>| {
+        let mut request = client
+            .post(server.http())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.body(body).send()
+    };
+    let read = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .expect("content type")
+            .to_owned();
+        let body = response.text().await.expect("body");
+        let messages = http_messages(&content_type, &body);
+        (content_type, messages)
+    };
+    let init = post(initialize(1, json!({})), None)
+        .await
+        .expect("initialize");
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .expect("session id")
+        .to_owned();
+    let (content_type, messages) = read(init).await;
+    assert_eq!(content_type, "application/json");
+    assert_eq!(messages[0]["id"], 1);
+    assert_eq!(messages[0]["result"]["serverInfo"]["name"], "py-child");
+    let accepted = post(initialized(), Some(&session))
+        .await
+        .expect("initialized");
+    assert_eq!(accepted.status(), 202);
+
+    let (content_type, messages) = read(
+        post(call(2, "echo", json!({ "text": "plain" })), Some(&session))
+            .await
+            .expect("echo"),
+    )
+    .await;
+    assert_eq!(content_type, "application/json");
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["id"], 2);
+    assert_eq!(
+        messages[0]["result"]["structuredContent"]["result"],
+        "plain"
+    );
+
+    // Larger than a pipe holds (64 KiB on Linux): stdin is written in parts while the
+    // child's output is read.
+    let big = "ACGT".repeat(100_000);
+    let (_, messages) = read(
+        post(call(4, "echo", json!({ "text": big })), Some(&session))
+            .await
+            .expect("big echo"),
+    )
+    .await;
+    assert_eq!(messages[0]["id"], 4);
+    assert_eq!(messages[0]["result"]["structuredContent"]["result"], big);
+
+    let with_token = request(
+        3,
+        "tools/call",
+        json!({ "name": "steps", "arguments": { "count": 3 }, "_meta": { "progressToken": "p3" } }),
+    );
+    let (content_type, messages) =
+        read(post(with_token, Some(&session)).await.expect("steps")).await;
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let progress: Vec<f64> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| {
+            assert_eq!(m["params"]["progressToken"], "p3", "{m}");
+            m["params"]["progress"].as_f64().expect("progress")
+        })
+        .collect();
+    assert_eq!(progress, [1.0, 2.0, 3.0], "{messages:?}");
+    let last = messages.last().expect("the answer");
+    assert_eq!(last["id"], 3, "the answer comes last: {messages:?}");
+    assert_eq!(last["result"]["structuredContent"]["result"], "3 steps");
+}
+
 #[tokio::test]
 async fn idle_http_sessions_are_reaped_with_their_children() {
     let script = python_child();
@@ -437,20 +531,17 @@ async fn idle_http_sessions_are_reaped_with_their_children() {
     post(initialized(), Some(&session))
         .await
         .expect("initialized");
-    let body = post(call(2, "pid", json!({})), Some(&session))
+    let response = post(call(2, "pid", json!({})), Some(&session))
         .await
-        .expect("call")
-        .text()
-        .await
-        .expect("body");
-    let data = body
-        .lines()
-        .find_map(|l| l.strip_prefix("data: "))
-        .expect("an event");
-    let pid =
-        serde_json::from_str::<Value>(data).expect("JSON")["result"]["structuredContent"]["result"]
-            .as_u64()
-            .expect("pid");
+        .expect("call");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .expect("content type")
+        .to_owned();
+    let body = response.text().await.expect("body");
+    let pid = http_messages(&content_type, &body)[0]["result"]["structuredContent"]["result"]
+        .as_u64()
+        .expect("pid");
     assert!(
         gone_within(pid as u32, Duration::from_secs(10)).await,
         "the idle session's child was not reaped"

@@ -10,6 +10,18 @@ use clap::{Parser, Subcommand};
     about = "Expose MCP servers over HTTP, WebSocket and tunnels; connect stdio clients to remote servers"
 )]
 struct Cli {
+    /// Worker threads. A bridge forwards messages while its children do the work: one thread
+    /// answers soonest (a message never changes threads on its way) and forwards tens of
+    /// thousands of messages a second; raise it for many busy sessions.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 1,
+        value_name = "N",
+        env = "MCP_EXPOSE_THREADS",
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    threads: u16,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,14 +36,26 @@ enum Command {
     Connect(mcp_expose::connect::ConnectOptions),
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Connect(options) => mcp_expose::connect::run(options).await,
-        Command::Bridge(options) => mcp_expose::bridge::run(*options).await,
-        Command::Gateway(options) => mcp_expose::bridge::run_gateway(*options).await,
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(cli.threads))
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("mcp-expose: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
     };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Connect(options) => mcp_expose::connect::run(options).await,
+            Command::Bridge(options) => mcp_expose::bridge::run(*options).await,
+            Command::Gateway(options) => mcp_expose::bridge::run_gateway(*options).await,
+        }
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

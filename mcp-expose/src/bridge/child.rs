@@ -246,9 +246,9 @@ impl Actor {
             self.started = true;
             self.spawn().await;
         }
-        match &self.child {
+        match &mut self.child {
             Some(process) if self.replay.is_none() => {
-                let _ = process.stdin.send(frame).await;
+                process.send(&frame);
             }
             _ if self.queue.len() < MAX_QUEUED && self.failed.is_none() => {
                 self.queue.push_back(frame)
@@ -272,8 +272,8 @@ impl Actor {
             if self.replay.as_deref() == Some(id) {
                 // The restarted child is initialized: resume the session where it was.
                 self.replay = None;
-                if let (Some(process), Some(initialized)) = (&self.child, &self.initialized) {
-                    let _ = process.stdin.send(initialized.clone()).await;
+                if let (Some(process), Some(initialized)) = (&mut self.child, &self.initialized) {
+                    process.send(initialized);
                 }
                 self.flush_queue().await;
                 return;
@@ -284,11 +284,11 @@ impl Actor {
     }
 
     async fn flush_queue(&mut self) {
-        let Some(process) = &self.child else {
+        let Some(process) = &mut self.child else {
             return;
         };
         while let Some(frame) = self.queue.pop_front() {
-            let _ = process.stdin.send(frame).await;
+            process.send(&frame);
         }
     }
 
@@ -355,9 +355,11 @@ impl Actor {
                 "\"mcp-expose-replay-{}\"",
                 self.health.restarts.load(Ordering::Relaxed)
             );
-            if let (Some(frame), Some(process)) = (envelope::with_id(init, &replay), &self.child) {
+            if let (Some(frame), Some(process)) =
+                (envelope::with_id(init, &replay), &mut self.child)
+            {
                 self.replay = Some(replay);
-                let _ = process.stdin.send(frame.into_bytes()).await;
+                process.send(frame.as_bytes());
                 return;
             }
         }

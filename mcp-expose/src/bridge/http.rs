@@ -1,5 +1,6 @@
 //! The bridge over streamable HTTP: a session (and its child) per `Mcp-Session-Id`; each
-//! request's answer, and the notifications that belong to it, stream back on its POST.
+//! request's answer, and the notifications that belong to it, come back on its POST: as one
+//! JSON body when the answer is all there is, as an event stream when something comes first.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -16,6 +17,7 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
     },
 };
+use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
 use super::{
@@ -27,15 +29,31 @@ use crate::transport::policy::json_error;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const BACKLOG: usize = 1024;
+/// How long a POST waits for its first message before it opens an event stream anyway (whose
+/// keep-alives then hold proxies off): the same as the keep-alive interval.
+const FIRST_WAIT: Duration = Duration::from_secs(15);
+
+/// A message on its way to a stream; `last` marks the answer that ends a POST.
+#[derive(Debug)]
+pub(crate) struct Routed {
+    line: String,
+    last: bool,
+}
+
+impl Routed {
+    fn event(line: String) -> Self {
+        Self { line, last: false }
+    }
+}
 
 /// Where one session's outgoing messages go.
 #[derive(Default)]
 pub(crate) struct Routes {
     /// Open POST streams by request id, in opening order.
-    posts: Vec<(String, mpsc::Sender<String>)>,
+    posts: Vec<(String, mpsc::Sender<Routed>)>,
     /// Progress token -> request id.
     tokens: HashMap<String, String>,
-    get: Option<mpsc::Sender<String>>,
+    get: Option<mpsc::Sender<Routed>>,
     /// Messages that arrived while no stream was open.
     backlog: VecDeque<String>,
 }
@@ -93,7 +111,7 @@ pub(crate) fn route(routes: &Mutex<Routes>, line: String) {
                 // Its answer ends a POST stream.
                 let (_, tx) = routes.posts.remove(i);
                 routes.tokens.retain(|_, request| request != id);
-                let _ = tx.try_send(line);
+                let _ = tx.try_send(Routed { line, last: true });
                 return;
             }
             None
@@ -111,21 +129,28 @@ pub(crate) fn route(routes: &Mutex<Routes>, line: String) {
     let target = target
         .or_else(|| routes.get.clone())
         .or_else(|| routes.posts.last().map(|(_, tx)| tx.clone()));
-    match target {
-        Some(tx) if tx.try_send(line.clone()).is_ok() => {}
-        _ if routes.backlog.len() < BACKLOG => routes.backlog.push_back(line),
-        _ => tracing::warn!("dropped a server message: no stream open and the backlog is full"),
+    let line = match target {
+        Some(tx) => match tx.try_send(Routed::event(line)) {
+            Ok(()) => return,
+            Err(e) => e.into_inner().line,
+        },
+        None => line,
+    };
+    if routes.backlog.len() < BACKLOG {
+        routes.backlog.push_back(line);
+    } else {
+        tracing::warn!("dropped a server message: no stream open and the backlog is full");
     }
 }
 
-fn sse(rx: mpsc::Receiver<String>) -> Response {
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        let line = rx.recv().await?;
-        Some((
-            Ok::<_, Infallible>(Event::default().event("message").data(line)),
-            rx,
-        ))
+/// An event stream of `first` (when there is one) and what `rx` brings after it.
+fn sse(first: Option<String>, rx: mpsc::Receiver<Routed>) -> Response {
+    let event = |line: String| Ok::<_, Infallible>(Event::default().event("message").data(line));
+    let rest = futures::stream::unfold(rx, move |mut rx| async move {
+        let routed = rx.recv().await?;
+        Some((event(routed.line), rx))
     });
+    let stream = futures::stream::iter(first.map(event)).chain(rest);
     let mut response = Sse::new(stream)
         .keep_alive(
             KeepAlive::new()
@@ -197,7 +222,7 @@ pub(crate) async fn post(bridge: Arc<Bridge>, headers: HeaderMap, body: Bytes) -
         session.child.send(body.to_vec()).await;
         return StatusCode::ACCEPTED.into_response();
     };
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, mut rx) = mpsc::channel(64);
     {
         let mut routes = lock(&session.routes);
         if let Some(token) = progress_token {
@@ -206,7 +231,18 @@ pub(crate) async fn post(bridge: Arc<Bridge>, headers: HeaderMap, body: Bytes) -
         routes.posts.push((id.to_owned(), tx));
     }
     session.child.send(body.to_vec()).await;
-    let mut response = sse(rx);
+    // Most calls answer with nothing before the answer: one JSON body then, written with its
+    // head in one go. Progress, logs or a request to the client first make it a stream.
+    let first = tokio::select! {
+        first = rx.recv() => first,
+        () = tokio::time::sleep(FIRST_WAIT) => None,
+    };
+    let mut response = match first {
+        Some(Routed { line, last: true }) => {
+            ([(header::CONTENT_TYPE, "application/json")], line).into_response()
+        }
+        first => sse(first.map(|routed| routed.line), rx),
+    };
     if let Some(id) = new_id
         && let Ok(value) = HeaderValue::from_str(&id)
     {
@@ -227,11 +263,11 @@ pub(crate) async fn get(bridge: Arc<Bridge>, headers: HeaderMap) -> Response {
     {
         let mut routes = lock(&session.routes);
         for line in routes.backlog.drain(..) {
-            let _ = tx.try_send(line);
+            let _ = tx.try_send(Routed::event(line));
         }
         routes.get = Some(tx);
     }
-    sse(rx)
+    sse(None, rx)
 }
 
 pub(crate) async fn delete(bridge: Arc<Bridge>, headers: HeaderMap) -> Response {

@@ -1,13 +1,19 @@
-//! Launching a child MCP server: stdin fed from a queue (flushed when it drains), stdout split
-//! into lines by its owner (memchr, one reused buffer), stderr logged with the session's tag,
-//! exit reported after the last line.
+//! Launching a child MCP server: stdin written by its owner (at once when the pipe has room,
+//! the rest while it waits for output), stdout split into lines by its owner (memchr, one
+//! reused buffer), stderr logged with the session's tag, exit reported after the last line.
 
-use std::{process::Stdio, time::Duration};
+use std::{
+    io::IoSlice,
+    pin::Pin,
+    process::Stdio,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, BufWriter},
-    process::{ChildStdout, Command},
-    sync::{mpsc, oneshot},
+    io::{AsyncBufReadExt as _, AsyncWrite, BufReader},
+    process::{ChildStdin, ChildStdout, Command},
+    sync::oneshot,
     time::Instant,
 };
 
@@ -25,17 +31,33 @@ pub(crate) enum Output {
 /// stdout open.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(50);
 
-/// A running child: its stdin, its stdout (read by its owner, no task in between), and a stop
-/// switch (dropping the process stops the child too).
+/// A stdin buffer that grew past this is given back once it drains.
+const KEEP_UNSENT: usize = 64 * 1024;
+
+/// A running child: its stdin and stdout (both used by its owner, no task in between), and a
+/// stop switch (dropping the process stops the child too).
 #[derive(Debug)]
 pub(crate) struct Process {
-    pub(crate) stdin: mpsc::Sender<Vec<u8>>,
     pub(crate) pid: Option<u32>,
+    input: Input,
+    output: Reader,
+    _stop: oneshot::Sender<()>,
+}
+
+#[derive(Debug)]
+struct Input {
+    stdin: Option<ChildStdin>,
+    /// What the pipe did not take yet, in order; `unsent[sent..]` is still to go.
+    unsent: Vec<u8>,
+    sent: usize,
+}
+
+#[derive(Debug)]
+struct Reader {
     stdout: Option<LineReader<ChildStdout>>,
     exit: oneshot::Receiver<String>,
     /// Why it exited, and until when its remaining output is still read.
     exited: Option<(String, Instant)>,
-    _stop: oneshot::Sender<()>,
 }
 
 pub(crate) fn launch(spec: &ChildSpec, tag: &str) -> std::io::Result<Process> {
@@ -52,27 +74,7 @@ pub(crate) fn launch(spec: &ChildSpec, tag: &str) -> std::io::Result<Process> {
     crate::process::contain(&mut command);
     let mut child = command.spawn()?;
     let pid = child.id();
-    let (stdin_tx, mut stdin_rx) = mpsc::channel::<Vec<u8>>(256);
-    if let Some(stdin) = child.stdin.take() {
-        tokio::spawn(async move {
-            let mut writer = BufWriter::new(stdin);
-            while let Some(frame) = stdin_rx.recv().await {
-                let mut next = Some(frame);
-                while let Some(frame) = next {
-                    crate::observe::metrics::bytes("bridge", "out", frame.len() + 1);
-                    if writer.write_all(&frame).await.is_err()
-                        || writer.write_all(b"\n").await.is_err()
-                    {
-                        return;
-                    }
-                    next = stdin_rx.try_recv().ok();
-                }
-                if writer.flush().await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
+    let stdin = child.stdin.take();
     let stdout = child
         .stdout
         .take()
@@ -107,16 +109,109 @@ pub(crate) fn launch(spec: &ChildSpec, tag: &str) -> std::io::Result<Process> {
         let _ = exit_tx.send(why);
     });
     Ok(Process {
-        stdin: stdin_tx,
         pid,
-        stdout,
-        exit: exit_rx,
-        exited: None,
+        input: Input {
+            stdin,
+            unsent: Vec::new(),
+            sent: 0,
+        },
+        output: Reader {
+            stdout,
+            exit: exit_rx,
+            exited: None,
+        },
         _stop: stop_tx,
     })
 }
 
 impl Process {
+    /// Sends one message to the child: written at once as far as the pipe takes it, the rest
+    /// while [`next_output`] waits (so a child that writes before it reads never deadlocks with
+    /// us). Messages for a child whose stdin is closed are dropped; its exit is reported.
+    pub(crate) fn send(&mut self, frame: &[u8]) {
+        crate::observe::metrics::bytes("bridge", "out", frame.len() + 1);
+        self.input.send(frame);
+    }
+
+    /// The child's next line, or its exit once what it wrote before dying was read; queued
+    /// stdin is written meanwhile. Cancel-safe.
+    async fn next(&mut self) -> Output {
+        let Self { input, output, .. } = self;
+        while input.pending() {
+            tokio::select! {
+                () = std::future::poll_fn(|cx| input.poll_unsent(cx)) => {}
+                line = output.next() => return line,
+            }
+        }
+        output.next().await
+    }
+}
+
+impl Input {
+    fn pending(&self) -> bool {
+        self.sent < self.unsent.len()
+    }
+
+    fn send(&mut self, frame: &[u8]) {
+        let Some(stdin) = &mut self.stdin else {
+            return;
+        };
+        let mut frame = frame;
+        let mut newline: &[u8] = b"\n";
+        if self.unsent.is_empty() {
+            // Nothing queued: straight from the caller's buffer, one system call.
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            let slices = [IoSlice::new(frame), IoSlice::new(newline)];
+            match Pin::new(&mut *stdin).poll_write_vectored(&mut cx, &slices) {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    let taken = n.min(frame.len());
+                    frame = &frame[taken..];
+                    newline = &newline[n - taken..];
+                }
+                Poll::Ready(_) => return self.close_stdin(),
+                Poll::Pending => {}
+            }
+        }
+        self.unsent.extend_from_slice(frame);
+        self.unsent.extend_from_slice(newline);
+        if self.pending() {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            let _ = self.poll_unsent(&mut cx);
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+        self.unsent = Vec::new();
+        self.sent = 0;
+    }
+
+    /// Writes what is queued for stdin; ready once it is all written (or stdin is gone).
+    fn poll_unsent(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while self.sent < self.unsent.len() {
+            let Some(stdin) = &mut self.stdin else {
+                return Poll::Ready(());
+            };
+            match Pin::new(stdin).poll_write(cx, &self.unsent[self.sent..]) {
+                Poll::Ready(Ok(n)) if n > 0 => self.sent += n,
+                Poll::Ready(_) => {
+                    self.close_stdin();
+                    return Poll::Ready(());
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.sent = 0;
+        if self.unsent.capacity() > KEEP_UNSENT {
+            self.unsent = Vec::new();
+        } else {
+            self.unsent.clear();
+        }
+        Poll::Ready(())
+    }
+}
+
+impl Reader {
     /// The child's next line, or its exit once what it wrote before dying was read.
     /// Cancel-safe.
     async fn next(&mut self) -> Output {

@@ -166,9 +166,9 @@ impl Actor {
         if self.child.is_none() && self.down.is_none() && self.failed.is_none() {
             self.spawn().await;
         }
-        match &self.child {
+        match &mut self.child {
             Some(process) if self.replay.is_none() => {
-                let _ = process.stdin.send(frame).await;
+                process.send(&frame);
             }
             _ if self.queue.len() < MAX_QUEUED => self.queue.push_back(frame),
             _ => tracing::warn!("shared child: queue full while restarting; dropped a message"),
@@ -283,9 +283,9 @@ impl Actor {
                 if self.replay.as_deref() == Some(id) {
                     self.replay = None;
                     if let (Some(process), Some(initialized)) =
-                        (&self.child, &self.initialized_frame)
+                        (&mut self.child, &self.initialized_frame)
                     {
-                        let _ = process.stdin.send(initialized.clone()).await;
+                        process.send(initialized);
                     }
                     self.flush_queue().await;
                 } else if self.init_pending.as_deref() == Some(id) {
@@ -313,8 +313,8 @@ impl Actor {
                 let Some(session) = session.filter(|s| self.sessions.contains_key(s)) else {
                     let reply =
                         envelope::error(id, -32603, "no client session is waiting on this server");
-                    if let Some(process) = &self.child {
-                        let _ = process.stdin.send(reply.into_bytes()).await;
+                    if let Some(process) = &mut self.child {
+                        process.send(reply.as_bytes());
                     }
                     return;
                 };
@@ -347,11 +347,11 @@ impl Actor {
     }
 
     async fn flush_queue(&mut self) {
-        let Some(process) = &self.child else {
+        let Some(process) = &mut self.child else {
             return;
         };
         while let Some(frame) = self.queue.pop_front() {
-            let _ = process.stdin.send(frame).await;
+            process.send(&frame);
         }
     }
 
@@ -413,10 +413,10 @@ impl Actor {
                 self.init_frame
                     .as_ref()
                     .and_then(|f| envelope::with_id(f, &replay)),
-                &self.child,
+                &mut self.child,
             ) {
                 self.replay = Some(replay);
-                let _ = process.stdin.send(frame.into_bytes()).await;
+                process.send(frame.as_bytes());
                 return;
             }
         }

@@ -409,6 +409,10 @@ pub(super) async fn start(
         });
     }
 
+    if http_addr.is_some() || ws_addr.is_some() {
+        tasks.spawn(heartbeat(stop_accepting.clone()));
+    }
+
     if options.stdio_selected() {
         let stdio_alone = http_addr.is_none() && ws_addr.is_none();
         let handler = handler.clone();
@@ -740,6 +744,28 @@ async fn metrics_route(State(state): State<AppState>) -> Response {
     )];
     (headers, crate::observe::metrics::render()).into_response()
 }
+
+/// Keeps one timer due within [`HEARTBEAT`] armed while the listeners accept.
+///
+/// tokio's I/O driver, parked with no timer pending, is woken (an eventfd write and a thread
+/// wake-up on the other worker) by every timer registered; a request registers several
+/// (hyper's header-read timeout, SSE keep-alives, a bridged POST's wait for its first
+/// message), so a lone client paid a cross-thread wake-up per request. With a timer due
+/// sooner always pending, those later ones (15 s and up) leave the driver asleep. Costs one
+/// wake-up every few seconds.
+async fn heartbeat(stop: CancellationToken) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Shorter than every per-request timer (the shortest: SSE keep-alives, 15 s by default).
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// Middleware: 503 for new requests once shutdown began.
 async fn refuse_when_draining(
