@@ -132,8 +132,11 @@ impl Running {
     }
 }
 
-#[derive(Clone)]
-struct AppState {
+/// What the routes share; behind an `Arc` because axum clones a handler's state for every
+/// request.
+type AppState = Arc<App>;
+
+struct App {
     handler: Handler,
     auth_required: bool,
     #[cfg(feature = "tunnel")]
@@ -267,7 +270,7 @@ pub(super) async fn start(
             "stdio": options.stdio_selected(),
         },
     }));
-    let state = AppState {
+    let state: AppState = Arc::new(App {
         handler: handler.clone(),
         auth_required: auth.is_some(),
         #[cfg(feature = "tunnel")]
@@ -282,7 +285,7 @@ pub(super) async fn start(
         ws: ws_settings,
         sessions: sessions.clone(),
         health,
-    };
+    });
 
     for (listener, local, serves_http, serves_ws) in bound {
         let mut mcp_routes = Router::new();
