@@ -6,6 +6,7 @@
 #
 #   MCP_EXPOSE_BIN   target/release/mcp-expose   (cargo build --release -p mcp-expose --features cli --bin mcp-expose)
 #   BENCH_ECHO_BIN   target/release/bench-echo   (cargo build --release -p mcp-expose-benches --bin bench-echo)
+#   WS_FLOOR_BIN     target/release/ws-floor     (cargo build --release -p mcp-expose-benches --bin ws-floor)
 
 # The slot itself: the bridge, one child per session (the default), streamable HTTP at /mcp.
 gw_mcp_expose() {
@@ -39,3 +40,9 @@ gw_mcp_expose_native_ws() {
 }
 gw_scheme_mcp_expose_native_ws() { echo ws; }
 gw_path_mcp_expose_native_ws() { echo /ws; }
+
+# Machine floor over WebSocket: no MCP library, no sessions, one thread, hand-built replies
+# (benches/src/bin/ws-floor.rs); any path, ws://127.0.0.1:PORT/ws here.
+gw_ws_floor() { exec "$WS_FLOOR_BIN" "$1"; }
+gw_scheme_ws_floor() { echo ws; }
+gw_path_ws_floor() { echo /ws; }

@@ -8,7 +8,8 @@
 #   CRITERION_ARGS ["--warm-up-time 1 --measurement-time 3"]
 #   REPS [3]  DURATION [5]  WARMUP [1]  CONCURRENCY_LIST ["1 32"]  PAYLOAD_LIST ["100 100000"]
 #   GATEWAYS [native native_ws mcp_expose mcp_expose_shared mcp_expose_ws mcp_expose_native
-#             mcp_expose_native_stateless mcp_expose_native_ws supergateway mcp_proxy_ts mcp_proxy_py]
+#             mcp_expose_native_stateless mcp_expose_native_ws ws_floor supergateway mcp_proxy_ts
+#             mcp_proxy_py]   (ws_floor: the machine's WebSocket floor, benches/src/bin/ws-floor.rs)
 #   IDLE_SESSIONS [1000]  SHARED_BENCH [../shared/bench]  WORK [target/peer-bench]
 #   INSTR_SMALL [200]  INSTR_LARGE [1200]  INSTR_SERVERS [native mcp_expose_native native_ws mcp_expose_native_ws]
 #   OUT [target/bench-results]
@@ -26,10 +27,11 @@ OUT=${OUT:-$ROOT/target/bench-results}
 CRITERION_ARGS=${CRITERION_ARGS:-"--warm-up-time 1 --measurement-time 3"}
 export REPS=${REPS:-3} DURATION=${DURATION:-5} WARMUP=${WARMUP:-1}
 export CONCURRENCY_LIST=${CONCURRENCY_LIST:-"1 32"} PAYLOAD_LIST=${PAYLOAD_LIST:-"100 100000"}
-export GATEWAYS=${GATEWAYS:-"native native_ws mcp_expose mcp_expose_shared mcp_expose_ws mcp_expose_native mcp_expose_native_stateless mcp_expose_native_ws supergateway mcp_proxy_ts mcp_proxy_py"}
+export GATEWAYS=${GATEWAYS:-"native native_ws mcp_expose mcp_expose_shared mcp_expose_ws mcp_expose_native mcp_expose_native_stateless mcp_expose_native_ws ws_floor supergateway mcp_proxy_ts mcp_proxy_py"}
 IDLE_SESSIONS=${IDLE_SESSIONS:-1000}
 export MCP_EXPOSE_BIN=$ROOT/target/release/mcp-expose
 export BENCH_ECHO_BIN=$ROOT/target/release/bench-echo
+export WS_FLOOR_BIN=$ROOT/target/release/ws-floor
 WS_IDLE_BIN=$ROOT/target/release/ws-idle
 LOAD_BIN=$WORK/load/target/release/mcp-load
 CHILD_BIN=$WORK/child/target/release/bench-child
