@@ -359,7 +359,7 @@ pub(super) async fn start(
         }
         let router = Router::new()
             .merge(mcp_routes.layer(middleware::from_fn_with_state(
-                policy.clone(),
+                Arc::new(policy.clone()),
                 policy::enforce,
             )))
             .route("/health", get(health_route))

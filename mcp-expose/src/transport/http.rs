@@ -1,12 +1,21 @@
 //! Streamable HTTP (rmcp's `StreamableHttpService`) with the headers proxies and tunnels need,
 //! and JSON bodies on errors.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    fmt::Display,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{
-    http::{HeaderValue, header},
+    body::Bytes,
+    http::{HeaderValue, Request, header},
     response::Response,
 };
+use futures::future::BoxFuture;
+use http_body_util::combinators::BoxBody;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -23,11 +32,33 @@ pub(crate) struct HttpSettings {
     pub(crate) keep_alive: Duration,
 }
 
-pub(crate) fn service(
-    handler: &Handler,
-    settings: &HttpSettings,
-    ct: CancellationToken,
-) -> StreamableHttpService<Handler, LocalSessionManager> {
+/// rmcp's service behind one `Arc`: axum clones a route's service for every request and rmcp's
+/// own `call` clones it again, each clone copying its config (a cancellation token whose clone
+/// and drop take a lock shared by every request); here a request costs one reference count.
+#[derive(Clone)]
+pub(crate) struct Shared(Arc<StreamableHttpService<Handler, LocalSessionManager>>);
+
+impl<B> tower::Service<Request<B>> for Shared
+where
+    B: axum::body::HttpBody + Send + 'static,
+    B::Error: Display,
+    B::Data: Send + 'static,
+{
+    type Response = axum::http::Response<BoxBody<Bytes, Infallible>>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let service = Arc::clone(&self.0);
+        Box::pin(async move { Ok(service.handle(request).await) })
+    }
+}
+
+pub(crate) fn service(handler: &Handler, settings: &HttpSettings, ct: CancellationToken) -> Shared {
     // Host and Origin are checked by our own policy layer, in front of this service.
     let config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
@@ -37,11 +68,11 @@ pub(crate) fn service(
         .with_max_request_body_bytes(settings.max_body)
         .with_cancellation_token(ct);
     let handler = handler.clone();
-    StreamableHttpService::new(
+    Shared(Arc::new(StreamableHttpService::new(
         move || Ok(handler.session("http", None)),
         Arc::new(LocalSessionManager::default()),
         config,
-    )
+    )))
 }
 
 /// Response middleware (`map_response`: no per-request service clone): anti-buffering headers

@@ -183,7 +183,7 @@ fn strip_port(authority: &str) -> &str {
 
 /// Middleware: 403 with a JSON body for a foreign Host or Origin.
 pub(crate) async fn enforce(
-    State(policy): State<HostPolicy>,
+    State(policy): State<Arc<HostPolicy>>,
     mut request: Request,
     next: Next,
 ) -> Response {
