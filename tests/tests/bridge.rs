@@ -50,6 +50,23 @@ fn call(id: u64, name: &str, arguments: Value) -> String {
     )
 }
 
+/// A streamable HTTP POST of `body` to the bridge, in `session` when there is one.
+fn http_post(
+    client: &reqwest::Client,
+    server: &ServerProcess,
+    body: String,
+    session: Option<&str>,
+) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+    let mut request = client
+        .post(server.http())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    request.body(body).send()
+}
+
 fn args(value: Value) -> serde_json::Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
 }
@@ -408,16 +425,7 @@ async fn http_answers_alone_come_as_json_and_with_progress_as_a_stream() {
     let script = python_child();
     let server = bridge(&["python3", &script]).await;
     let client = reqwest::Client::new();
-    let post = |body: String, session: Option<&str>| {
-        let mut request = client
-            .post(server.http())
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream");
-        if let Some(session) = session {
-            request = request.header("mcp-session-id", session);
-        }
-        request.body(body).send()
-    };
+    let post = |body: String, session: Option<&str>| http_post(&client, &server, body, session);
     let read = |response: reqwest::Response| async move {
         assert_eq!(response.status(), 200);
         let content_type = response.headers()["content-type"]
@@ -510,16 +518,7 @@ async fn idle_http_sessions_are_reaped_with_their_children() {
     ];
     let server = ServerProcess::start("mcp-expose", &args).await;
     let client = reqwest::Client::new();
-    let post = |body: String, session: Option<&str>| {
-        let mut request = client
-            .post(server.http())
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream");
-        if let Some(session) = session {
-            request = request.header("mcp-session-id", session);
-        }
-        request.body(body).send()
-    };
+    let post = |body: String, session: Option<&str>| http_post(&client, &server, body, session);
     let init = post(initialize(1, json!({})), None)
         .await
         .expect("initialize");
