@@ -1,7 +1,7 @@
 //! Prometheus metrics (the `metrics` facade with its Prometheus exporter), served at
 //! `GET /metrics`: requests, tool calls and their latency, sessions, bytes, rejections.
 
-use std::{collections::HashMap, sync::OnceLock};
+use std::{cell::RefCell, collections::HashMap, sync::OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -53,22 +53,28 @@ pub(crate) fn render() -> String {
 
 /// A finished tool call.
 ///
-/// Called for every call: the handles of a registered tool are looked up once and kept, so a
-/// call costs two atomic updates rather than label allocations and a registry lookup.
+/// Called for every call: each worker thread looks the handles of a tool up once and keeps
+/// them, so a call costs two atomic updates: no label allocations, registry lookup or lock
+/// shared with the other workers.
 pub(crate) fn tool_call(tool: &str, transport: &'static str, outcome: &'static str, seconds: f64) {
     type Handles = (metrics::Counter, metrics::Histogram);
-    type Cache = std::sync::RwLock<HashMap<String, Vec<(&'static str, &'static str, Handles)>>>;
+    type Cache = HashMap<String, Vec<(&'static str, &'static str, Handles)>>;
     /// Unknown tool names come from clients: only so many are kept.
     const MAX_CACHED: usize = 4096;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Cache::default);
-    let cached = cache.read().ok().and_then(|map| {
-        map.get(tool)?
-            .iter()
-            .find(|(t, o, _)| *t == transport && *o == outcome)
-            .map(|(_, _, handles)| handles.clone())
-    });
-    let (counter, histogram) = cached.unwrap_or_else(|| {
+    thread_local! {
+        static CACHE: RefCell<Cache> = RefCell::default();
+    }
+    CACHE.with_borrow_mut(|cache| {
+        let cached = cache.get(tool).and_then(|handles| {
+            handles
+                .iter()
+                .find(|(t, o, _)| *t == transport && *o == outcome)
+        });
+        if let Some((_, _, (counter, histogram))) = cached {
+            counter.increment(1);
+            histogram.record(seconds);
+            return;
+        }
         // A handle taken before the recorder exists would count into nothing.
         let _ = handle();
         let labels = [
@@ -76,26 +82,43 @@ pub(crate) fn tool_call(tool: &str, transport: &'static str, outcome: &'static s
             ("transport", transport.to_owned()),
             ("outcome", outcome.to_owned()),
         ];
-        let handles = (
-            metrics::counter!("mcp_tool_calls_total", &labels),
-            metrics::histogram!("mcp_tool_duration_seconds", "tool" => tool.to_owned()),
-        );
-        if let Ok(mut map) = cache.write()
-            && map.len() < MAX_CACHED
-        {
-            let entry = map.entry(tool.to_owned()).or_default();
-            entry.push((transport, outcome, handles.clone()));
+        let counter = metrics::counter!("mcp_tool_calls_total", &labels);
+        let histogram = metrics::histogram!("mcp_tool_duration_seconds", "tool" => tool.to_owned());
+        counter.increment(1);
+        histogram.record(seconds);
+        if cache.len() < MAX_CACHED {
+            let entry = cache.entry(tool.to_owned()).or_default();
+            entry.push((transport, outcome, (counter, histogram)));
         }
-        handles
     });
-    counter.increment(1);
-    histogram.record(seconds);
 }
 
 /// A request handled, by transport and method.
+///
+/// Called for every request: each worker thread keeps the counters it used.
 pub(crate) fn request(transport: &'static str, method: &'static str) {
-    metrics::counter!("mcp_requests_total", "transport" => transport, "method" => method)
-        .increment(1);
+    /// Methods are the protocol's (a known set): this bounds the list all the same.
+    const MAX_CACHED: usize = 256;
+    thread_local! {
+        static COUNTERS: RefCell<Vec<(&'static str, &'static str, metrics::Counter)>> =
+            const { RefCell::new(Vec::new()) };
+    }
+    COUNTERS.with_borrow_mut(|counters| {
+        if let Some((_, _, counter)) = counters
+            .iter()
+            .find(|(t, m, _)| *t == transport && *m == method)
+        {
+            counter.increment(1);
+            return;
+        }
+        let _ = handle();
+        let counter =
+            metrics::counter!("mcp_requests_total", "transport" => transport, "method" => method);
+        counter.increment(1);
+        if counters.len() < MAX_CACHED {
+            counters.push((transport, method, counter));
+        }
+    });
 }
 
 /// A session opened (`delta` 1) or closed (-1).

@@ -8,13 +8,11 @@ use std::sync::{
 };
 
 use axum::{
-    extract::{Request, State},
-    http::{HeaderValue, Method, StatusCode, header},
-    middleware::Next,
-    response::Response,
+    extract::Request,
+    http::{Method, header},
 };
 
-use crate::transport::policy::json_error;
+use crate::serve::gate::Refusal;
 
 /// Open sessions of one server or bridge.
 #[derive(Debug, Default)]
@@ -92,7 +90,7 @@ impl SessionCap {
 }
 
 /// Held while the request that opens a session runs: by its end the session counts itself.
-struct Reservation(Arc<AtomicUsize>);
+pub(crate) struct Reservation(Arc<AtomicUsize>);
 
 impl Drop for Reservation {
     fn drop(&mut self) {
@@ -100,32 +98,24 @@ impl Drop for Reservation {
     }
 }
 
-/// Middleware: 503 with `Retry-After` when the listener already holds `max` sessions.
-pub(crate) async fn admit(State(cap): State<SessionCap>, request: Request, next: Next) -> Response {
-    if !cap.opens_session(&request) {
-        return next.run(request).await;
-    }
-    let Some(reservation) = cap.reserve() else {
+impl SessionCap {
+    /// Admits a request: `Ok(None)` when it opens no session, `Ok(Some(_))` holding a place
+    /// for the one it opens until the request is answered, or a refusal (503) when the
+    /// listener already holds `max` sessions.
+    pub(crate) fn admit(&self, request: &Request) -> Result<Option<Reservation>, Refusal> {
+        if !self.opens_session(request) {
+            return Ok(None);
+        }
+        if let Some(reservation) = self.reserve() {
+            return Ok(Some(reservation));
+        }
         tracing::warn!(
-            max = cap.max,
+            max = self.max,
             "refused a new session: the session cap is reached"
         );
         crate::observe::metrics::rejected("sessions");
-        let mut response = json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "Service Unavailable: this server holds its maximum of {} sessions (see --max-sessions); retry later",
-                cap.max
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        return response;
-    };
-    let response = next.run(request).await;
-    drop(reservation);
-    response
+        Err(Refusal::Full { max: self.max })
+    }
 }
 
 #[cfg(test)]

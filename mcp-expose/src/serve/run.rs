@@ -14,7 +14,7 @@ use axum::{
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::Options;
+use super::{Options, gate::Gate};
 use crate::{
     error::{Error, ErrorKind, Result},
     handler::Handler,
@@ -312,7 +312,7 @@ pub(super) async fn start(
                     http_transport::service(&handler, &http_settings, sessions.child_token());
                 mcp_routes = mcp_routes
                     .route_service("/mcp", service)
-                    .route_layer(middleware::from_fn(crate::observe::traffic::count_http));
+                    .route_layer(crate::observe::traffic::CountHttp);
             }
             if serves_ws {
                 mcp_routes = mcp_routes
@@ -345,23 +345,18 @@ pub(super) async fn start(
                 mcp_routes = mcp_routes.merge(metadata);
             }
         }
-        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
-            handler.shared().clone(),
-            refuse_when_draining,
-        ));
-        mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
-            session_cap.clone(),
-            crate::security::sessions::admit,
-        ));
-        // Outside auth: a browser's preflight carries no token; errors get CORS headers too.
-        if let Some(cors) = &cors {
-            mcp_routes = mcp_routes.layer(cors.clone());
-        }
+        let admission = Gate::default().admission(handler.shared().clone(), session_cap.clone());
+        let policy = policy.clone();
+        mcp_routes = match &cors {
+            // Outside auth: a browser's preflight carries no token; errors get CORS headers too.
+            Some(cors) => mcp_routes
+                .layer(admission)
+                .layer(cors.clone())
+                .layer(Gate::default().policy(policy)),
+            None => mcp_routes.layer(admission.policy(policy)),
+        };
         let router = Router::new()
-            .merge(mcp_routes.layer(middleware::from_fn_with_state(
-                Arc::new(policy.clone()),
-                policy::enforce,
-            )))
+            .merge(mcp_routes)
             .route("/health", get(health_route))
             .route("/ready", get(ready_route))
             .fallback(not_found)
@@ -769,26 +764,6 @@ async fn heartbeat(stop: CancellationToken) {
 
 /// Shorter than every per-request timer (the shortest: SSE keep-alives, 15 s by default).
 const HEARTBEAT: Duration = Duration::from_secs(5);
-
-/// Middleware: 503 for new requests once shutdown began.
-async fn refuse_when_draining(
-    State(shared): State<Arc<crate::handler::Shared>>,
-    request: axum::extract::Request,
-    next: middleware::Next,
-) -> Response {
-    if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
-        let mut response = policy::json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service Unavailable: shutting down",
-        );
-        response.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
-        return response;
-    }
-    next.run(request).await
-}
 
 /// Readiness: every transport bound (they are, once this answers), not shutting down, bridged
 /// children up, and a required tunnel ready.

@@ -7,11 +7,12 @@ use std::{
 };
 
 use axum::{
-    extract::{Request, State},
+    extract::Request,
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
+
+use crate::serve::gate::Refusal;
 
 /// The hosts every server accepts: loopback names.
 pub(crate) const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -29,7 +30,7 @@ pub(crate) struct HostPolicy {
 }
 
 /// Where a client reached the server, as a trusted proxy says: `https://mcp.example.com`.
-/// Put in the request's extensions by [`enforce`].
+/// Put in the request's extensions by [`screen`].
 #[derive(Debug, Clone)]
 pub(crate) struct PublicOrigin(pub(crate) String);
 
@@ -181,12 +182,9 @@ fn strip_port(authority: &str) -> &str {
     }
 }
 
-/// Middleware: 403 with a JSON body for a foreign Host or Origin.
-pub(crate) async fn enforce(
-    State(policy): State<Arc<HostPolicy>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Refuses a foreign Host or Origin (403 with a JSON body); otherwise the public origin a trusted
+/// proxy names goes into the request's extensions.
+pub(crate) fn screen(policy: &HostPolicy, request: &mut Request) -> Result<(), Refusal> {
     let peer = request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
@@ -195,15 +193,15 @@ pub(crate) async fn enforce(
     match policy.check(request.headers(), authority, peer) {
         Ok(Some(origin)) => {
             request.extensions_mut().insert(origin);
+            Ok(())
         }
-        Ok(None) => {}
+        Ok(None) => Ok(()),
         Err(message) => {
             tracing::warn!(%message, "rejected request");
             crate::observe::metrics::rejected("host");
-            return json_error(StatusCode::FORBIDDEN, &message);
+            Err(Refusal::Host(message))
         }
     }
-    next.run(request).await
 }
 
 /// An HTTP error whose body is a JSON-RPC error object.
