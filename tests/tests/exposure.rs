@@ -113,6 +113,8 @@ async fn cors_preflight_and_responses_expose_the_mcp_headers() {
             app,
             "--auth-token-file",
             &token_file(),
+            "--max-sessions",
+            "2",
         ],
     )
     .await;
@@ -191,6 +193,20 @@ async fn cors_preflight_and_responses_expose_the_mcp_headers() {
             .headers()
             .contains_key("access-control-allow-origin")
     );
+
+    // Over the session cap (the second session fills it): the 503 is readable by the page.
+    let initialize_from_app = || {
+        post(url, initialize(1, json!({})))
+            .header("origin", app)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .send()
+    };
+    let response = initialize_from_app().await.expect("second session");
+    assert_eq!(response.status(), 200);
+    let response = initialize_from_app().await.expect("third session");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["access-control-allow-origin"], app);
+    assert_eq!(response.headers()["retry-after"], "5");
 }
 
 const TOKEN: &str = "exposure-token-0123456789";
