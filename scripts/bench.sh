@@ -77,7 +77,10 @@ load() {
   log "load matrix: [$GATEWAYS] c=[$CONCURRENCY_LIST] p=[$PAYLOAD_LIST] reps=$REPS ${WARMUP}s+${DURATION}s"
   rm -rf "$OUT/load"
   mkdir -p "$OUT/load"
+  # what else the machine ran: the report prints it next to the figures
+  cut -d' ' -f1-3 /proc/loadavg >"$OUT/load/loadavg.start"
   RAW_DIR=$OUT/load bash "$WORK/run-mcpx.sh" matrix
+  cut -d' ' -f1-3 /proc/loadavg >"$OUT/load/loadavg.end"
   RAW_DIR=$OUT/load bash "$WORK/run-mcpx.sh" summary || true
 }
 

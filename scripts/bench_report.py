@@ -243,7 +243,7 @@ def load_runs(raw):
         except (OSError, ValueError):
             pass
         groups[(m["gw"], int(m["c"]), int(m["p"]))].append({
-            "run": load(path) or {}, "probe": load(base + ".probe.json") or {},
+            "rep": int(m["r"]), "run": load(path) or {}, "probe": load(base + ".probe.json") or {},
             "stat0": load(base + ".stat0.json") or {}, "stat": load(base + ".stat.json") or {},
             "samples": samples,
         })
@@ -263,6 +263,9 @@ def metrics(rs):
         "idle_rss": med([r["stat0"].get("rss_kb", 0) / 1024 for r in rs if r["stat0"]]),
         "cold": [r["probe"].get("cold_start_ms") for r in rs if r["probe"].get("cold_start_ms") is not None],
         "n": len(rs),
+        # each repetition runs every gateway once, one after another: a pair from the same
+        # repetition shares the machine's state at the time
+        "by_rep": {r["rep"]: r["run"] for r in rs},
     }
 
 
@@ -429,12 +432,28 @@ def targets(w, fr, M, S, idle, I):
     def get(g, c, p, k):
         return (M.get((g, c, p)) or {}).get(k)
 
+    def spread(g, base, c, p, key, before="", after="×"):
+        """The ratio g/base of `key` in each repetition, as " (per repetition: lo–hi×)": how
+        far the median's verdict stands from the noise."""
+        a = (M.get((g, c, p)) or {}).get("by_rep") or {}
+        b = (M.get((base, c, p)) or {}).get("by_rep") or {}
+        pick = (lambda run: run.get("rps")) if key == "rps" else \
+            (lambda run: (run.get("latency_ms") or {}).get(key))
+        xs = []
+        for rep in sorted(set(a) & set(b)):
+            x, y = pick(a[rep]), pick(b[rep])
+            if x and y:
+                xs.append(x / y)
+        if len(xs) < 2:
+            return ""
+        return f" (per repetition: {before}{num(min(xs))}{after}–{before}{num(max(xs))}{after})"
+
     cells, oks = [], []
     for c, p in sorted({(c, p) for (g, c, p) in M if g == "mcp_expose_native"}):
         r = get("mcp_expose_native", c, p, "rps")
         b = get("native", c, p, "rps")
         if r and b:
-            cells.append(f"c={c} {payload(p)}: {r / b:.2f}×")
+            cells.append(f"c={c} {payload(p)}: {r / b:.2f}×{spread('mcp_expose_native', 'native', c, p, 'rps')}")
             oks.append(r / b >= 0.95)
     ok = all(oks) if oks else None
     ir = instr_ratio(I, "mcp_expose_native", "native")
@@ -449,7 +468,9 @@ def targets(w, fr, M, S, idle, I):
     ws, nat = get("mcp_expose_native_ws", 32, 100, "rps"), get("native", 32, 100, "rps")
     r = ws / nat if ws and nat else None
     rows.append(("WebSocket c=32 100 B ≥ 2× rmcp native streamable HTTP req/s",
-                 f"{num(ws)} vs {num(nat)} req/s = {num(r)}×" if r else "—", r >= 2 if r else None))
+                 f"{num(ws)} vs {num(nat)} req/s = {num(r)}×"
+                 f"{spread('mcp_expose_native_ws', 'native', 32, 100, 'rps')}" if r else "—",
+                 r >= 2 if r else None))
     p50 = get("mcp_expose_native_ws", 1, 100, "p50")
     floor = get("ws_floor", 1, 100, "p50")
     measured = f"{p50 * 1000:.0f} µs" if p50 is not None else "—"
@@ -461,11 +482,15 @@ def targets(w, fr, M, S, idle, I):
     br, sg = get("mcp_expose", 32, 100, "rps"), get("supergateway", 32, 100, "rps")
     r = br / sg if br and sg else None
     rows.append(("bridge over HTTP c=32 100 B ≥ 10× supergateway `--stateful` req/s",
-                 f"{num(br)} vs {num(sg)} req/s = {num(r)}×" if r else "—", r >= 10 if r else None))
+                 f"{num(br)} vs {num(sg)} req/s = {num(r)}×"
+                 f"{spread('mcp_expose', 'supergateway', 32, 100, 'rps')}" if r else "—",
+                 r >= 10 if r else None))
     bp, sp = get("mcp_expose", 32, 100, "p99"), get("supergateway", 32, 100, "p99")
     r = sp / bp if bp and sp else None
     rows.append(("bridge p99 ≤ 1/10 of supergateway's (c=32 100 B)",
-                 f"{num(bp, 3)} vs {num(sp, 3)} ms = 1/{num(r)}" if r else "—", r >= 10 if r else None))
+                 f"{num(bp, 3)} vs {num(sp, 3)} ms = 1/{num(r)}"
+                 f"{spread('supergateway', 'mcp_expose', 32, 100, 'p99', before='1/', after='')}" if r else "—",
+                 r >= 10 if r else None))
     b50 = get("mcp_expose", 1, 100, "p50")
     s50 = (S.get(("rmcp", 1, 100)) or {}).get("p50")
     n50 = get("native", 1, 100, "p50")
@@ -531,10 +556,20 @@ def main():
     w(f"Generated {time.strftime('%Y-%m-%d %H:%M %Z')} by `scripts/bench_report.py` from the output of "
       "`scripts/bench.sh`; do not edit by hand. Every ratio compares figures taken in the same run.")
     w("")
+    def loadavg(name):
+        try:
+            with open(os.path.join(a.load, name)) as f:
+                return " / ".join(f.read().split()[:3])
+        except OSError:
+            return None
+    start, end = loadavg("loadavg.start"), loadavg("loadavg.end")
+    when = (f"{start} when the load runs began, {end} when they ended" if start and end
+            else f"{' / '.join(mach['loadavg'])} when this report was written")
     w("> **Shared machine.** These figures come from a "
       f"{mach['nproc']}-core machine shared with other engineers' builds and tests (load average "
-      f"{' / '.join(mach['loadavg'])} when this report was written), and the load client runs on the "
-      "same cores as the servers. Absolute numbers are floors and noisy; compare ratios within one run.")
+      f"{when}), and the load client runs on the same cores as the servers. Absolute numbers are "
+      "floors and noisy; compare ratios within one run (the targets show each ratio's spread over "
+      "the repetitions, paired by repetition).")
     w("")
     w("## Machine")
     w("")
