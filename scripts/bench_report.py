@@ -159,6 +159,15 @@ def machine():
 
 # ---------------------------------------------------------------- framing
 
+def run_loadavg(load_dir, name):
+    """The load average scripts/bench.sh wrote at the start or end of the load runs."""
+    try:
+        with open(os.path.join(load_dir, name)) as f:
+            return " / ".join(f.read().split()[:3])
+    except OSError:
+        return None
+
+
 def framing(crit, batches):
     """{group: {function: {size: (msgs/s, bytes/s)}}}"""
     out = defaultdict(lambda: defaultdict(dict))
@@ -556,13 +565,7 @@ def main():
     w(f"Generated {time.strftime('%Y-%m-%d %H:%M %Z')} by `scripts/bench_report.py` from the output of "
       "`scripts/bench.sh`; do not edit by hand. Every ratio compares figures taken in the same run.")
     w("")
-    def loadavg(name):
-        try:
-            with open(os.path.join(a.load, name)) as f:
-                return " / ".join(f.read().split()[:3])
-        except OSError:
-            return None
-    start, end = loadavg("loadavg.start"), loadavg("loadavg.end")
+    start, end = (run_loadavg(a.load, name) for name in ("loadavg.start", "loadavg.end"))
     when = (f"{start} when the load runs began, {end} when they ended" if start and end
             else f"{' / '.join(mach['loadavg'])} when this report was written")
     w("> **Shared machine.** These figures come from a "

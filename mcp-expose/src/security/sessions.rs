@@ -87,18 +87,7 @@ impl SessionCap {
             && request.method() == Method::POST
             && !headers.contains_key("mcp-session-id")
     }
-}
 
-/// Held while the request that opens a session runs: by its end the session counts itself.
-pub(crate) struct Reservation(Arc<AtomicUsize>);
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl SessionCap {
     /// Admits a request: `Ok(None)` when it opens no session, `Ok(Some(_))` holding a place
     /// for the one it opens until the request is answered, or a refusal (503) when the
     /// listener already holds `max` sessions.
@@ -115,6 +104,15 @@ impl SessionCap {
         );
         crate::observe::metrics::rejected("sessions");
         Err(Refusal::Full { max: self.max })
+    }
+}
+
+/// Held while the request that opens a session runs: by its end the session counts itself.
+pub(crate) struct Reservation(Arc<AtomicUsize>);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
