@@ -101,8 +101,27 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
             bytes
         }),
         prop::collection::vec(any::<u8>(), 0..64),
+        // Valid JSON that parsers disagree on, where a value can be: the leaf "ping" replaced.
+        (json(), any::<prop::sample::Index>()).prop_map(|(v, pick)| {
+            let edge = *pick.get(EDGES);
+            v.to_string().replace("\"ping\"", edge).into_bytes()
+        }),
     ]
 }
+
+/// JSON grammar that serde_json still refuses (out of range, lone surrogates) or reads lossily.
+const EDGES: &[&str] = &[
+    "1E400",
+    "-1e-400",
+    "18446744073709551616",
+    "-0",
+    "0.1e1",
+    r#""\ud800""#,
+    r#""\udc00\ud800""#,
+    r#""\ud83d\ude00""#,
+    r#""\u0000""#,
+    r#""a\/b""#,
+];
 
 #[test]
 fn fuzz_jsonrpc_decode() {

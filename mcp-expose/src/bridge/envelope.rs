@@ -384,6 +384,11 @@ mod tests {
         );
         assert_eq!(parse(b"{nope").map_err(|e| e.0), Err(-32700));
         assert_eq!(parse(b"[1]").map_err(|e| e.0), Err(-32600));
+        // A number out of f64's range where the envelope reads numbers: a parse error.
+        assert_eq!(
+            parse(br#"{"id":1,"method":"m","params":1E400}"#).map_err(|e| e.0),
+            Err(-32700)
+        );
         let rewritten = with_id(call, "\"s1-7\"").expect("rewritten");
         let value: serde_json::Value = serde_json::from_str(&rewritten).expect("json");
         assert_eq!(value["id"], "s1-7");

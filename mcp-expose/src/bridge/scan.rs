@@ -205,10 +205,18 @@ impl Scan<'_> {
 
     /// `params` or `params._meta`: the progress token read the way the serde path reads it
     /// (`_meta`'s token first, else a direct `progressToken`; the last of duplicates wins).
+    ///
+    /// A number or a string here is serde_json's to read: in these two places (and only there)
+    /// it parses them, and rejects a number out of `f64`'s range (`1E400`) or a lone surrogate
+    /// escape (`"\ud800"`) as a parse error.
     fn token(&mut self, depth: usize) -> Option<Option<(usize, usize)>> {
-        if self.peek()? != b'{' {
-            self.value(depth)?;
-            return Some(None);
+        match self.peek()? {
+            b'{' => {}
+            b'[' | b't' | b'f' | b'n' => {
+                self.value(depth)?;
+                return Some(None);
+            }
+            _ => return None,
         }
         let (mut meta, mut direct) = (None, None);
         self.object(depth + 1, |scan, key, depth| {
@@ -340,9 +348,12 @@ mod tests {
             ),
             request("1", "m", Some("2"))
         );
+        // A number as `_meta` is serde_json's to read (above), which keeps the direct token.
+        let frame = r#"{"id":1,"method":"m","params":{"progressToken":1,"_meta":5}}"#;
+        assert_eq!(scan(frame), None);
         assert_eq!(
-            scan(r#"{"id":1,"method":"m","params":{"progressToken":1,"_meta":5}}"#),
-            request("1", "m", Some("1"))
+            super::super::envelope::parse(frame.as_bytes()),
+            Ok(request("1", "m", Some("1")).expect("a request"))
         );
         assert_eq!(
             scan(r#"{"method":"notifications/x","id":null,"params":[1,{"a":-0.5e+3}]}"#),
@@ -371,6 +382,12 @@ mod tests {
             r#"{"id":1,"id":2,"method":"m"}"#,
             r#"{"id":1,"method":5}"#,
             r#"{"params":{}}"#,
+            // serde_json reads numbers and strings in params and _meta (and rejects these):
+            r#"{"id":"%*","params":15.6491086E3002424}"#,
+            r#"{"id":1,"method":"m","params":{"_meta":-1E400}}"#,
+            r#"{"id":1,"method":"m","params":7}"#,
+            r#"{"id":1,"method":"m","params":"\ud800"}"#,
+            r#"{"id":1,"method":"m","params":{"_meta":"\udc00"}}"#,
             r#"[{"id":1,"method":"m"}]"#,
             // and not JSON at all:
             r#"{"id":1,"method":"m",}"#,
