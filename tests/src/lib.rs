@@ -203,6 +203,8 @@ pub fn http_messages(content_type: &str, body: &str) -> Vec<serde_json::Value> {
     );
     body.lines()
         .filter_map(|line| line.strip_prefix("data: ").or(line.strip_prefix("data:")))
+        // The priming event (an id and empty data) carries no message.
+        .filter(|data| !data.trim().is_empty())
         .map(|data| serde_json::from_str(data).expect("JSON event data"))
         .collect()
 }

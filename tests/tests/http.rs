@@ -1,7 +1,9 @@
 //! Streamable HTTP: rmcp's client against the built `bioseq` binary, and the HTTP surface
 //! (health, JSON error bodies, Host validation, anti-buffering headers, stateless mode).
 
-use mcp_expose_tests::{ServerProcess, assert_gc_ggccat, initialize, sample};
+use mcp_expose_tests::{
+    ServerProcess, assert_gc_ggccat, http_messages, initialize, initialized, request, sample,
+};
 use rmcp::{
     ServiceExt as _, model::CallToolRequestParams, transport::StreamableHttpClientTransport,
 };
@@ -97,6 +99,90 @@ async fn health_errors_and_host_policy() {
     assert_eq!(ok.headers()["x-accel-buffering"], "no");
     assert_eq!(ok.headers()["cache-control"], "no-cache, no-transform");
     assert!(ok.headers().contains_key("mcp-session-id"));
+}
+
+#[tokio::test]
+async fn bad_bodies_get_json_rpc_codes_and_the_session_keeps_working() {
+    let server = ServerProcess::start("bioseq", &["--http", "0"]).await;
+    let url = server.http();
+    let opened = post(url)
+        .body(initialize(1, json!({})))
+        .send()
+        .await
+        .expect("initialize");
+    let session = opened.headers()["mcp-session-id"].clone();
+    let in_session = || post(url).header("mcp-session-id", session.clone());
+    let sent = in_session()
+        .body(initialized())
+        .send()
+        .await
+        .expect("initialized");
+    assert_eq!(sent.status(), 202);
+
+    // Not JSON: 400 with -32700; JSON but no JSON-RPC message: 400 with -32600 (not rmcp's
+    // 415, which would tell a client its content type was wrong). Each body says why.
+    let garbage = [
+        ("{\"broken\": ", -32700, "Parse error"),
+        ("", -32700, "Parse error"),
+        ("[]", -32600, "Invalid Request"),
+        ("42", -32600, "Invalid Request"),
+        (r#"{"jsonrpc":"2.0","id":2}"#, -32600, "Invalid Request"),
+        (
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":5}"#,
+            -32600,
+            "Invalid Request",
+        ),
+    ];
+    for (body, code, words) in garbage {
+        let answer = in_session().body(body).send().await.expect("request");
+        assert_eq!(answer.status(), 400, "{body:?}");
+        assert_eq!(answer.headers()["content-type"], "application/json");
+        let error: Value = answer.json().await.expect("a JSON body");
+        assert_eq!(error["error"]["code"], code, "{body:?}: {error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(words), "{body:?}: {error}");
+    }
+    // An unknown method and bad params are answered in the session, with the request's id.
+    for (id, body, code) in [
+        (4, request(4, "nope", json!({})), -32601),
+        (
+            5,
+            request(
+                5,
+                "tools/call",
+                json!({ "name": "gc_content", "arguments": "x" }),
+            ),
+            -32602,
+        ),
+    ] {
+        let answer = in_session().body(body).send().await.expect("request");
+        assert_eq!(answer.status(), 200);
+        let kind = answer.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        let messages = http_messages(&kind, &answer.text().await.expect("body"));
+        let reply = messages.iter().find(|m| m["id"] == id).expect("the reply");
+        assert_eq!(reply["error"]["code"], code, "{reply}");
+    }
+    // The session still serves.
+    let call = request(
+        6,
+        "tools/call",
+        json!({ "name": "gc_content", "arguments": { "seq": "GGCCAT" } }),
+    );
+    let answer = in_session().body(call).send().await.expect("call");
+    let kind = answer.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let messages = http_messages(&kind, &answer.text().await.expect("body"));
+    let reply = messages.iter().find(|m| m["id"] == 6).expect("the reply");
+    assert_gc_ggccat(
+        reply["result"]["structuredContent"]["result"]
+            .as_f64()
+            .expect("a number"),
+    );
 }
 
 #[tokio::test]

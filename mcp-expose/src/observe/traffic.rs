@@ -28,13 +28,15 @@ impl<S> tower::Layer<S> for CountHttp {
 #[derive(Debug, Clone)]
 pub(crate) struct Counted<S>(S);
 
-impl<S> tower::Service<Request> for Counted<S>
+impl<S, B> tower::Service<Request> for Counted<S>
 where
-    S: tower::Service<Request, Response = Response, Error = Infallible>,
+    S: tower::Service<Request, Response = Response<B>, Error = Infallible>,
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = futures::future::MapOk<S::Future, fn(Response) -> Response>;
+    type Future = futures::future::MapOk<S::Future, fn(Response<B>) -> Response>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.0.poll_ready(cx)
@@ -51,11 +53,15 @@ where
         });
         self.0
             .call(request)
-            .map_ok(count_out as fn(Response) -> Response)
+            .map_ok(count_out::<B> as fn(Response<B>) -> Response)
     }
 }
 
-fn count_out(response: Response) -> Response {
+fn count_out<B>(response: Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     response.map(|body| {
         Body::new(body.map_frame(|frame| {
             if let Some(data) = frame.data_ref() {

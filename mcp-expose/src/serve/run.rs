@@ -310,9 +310,9 @@ pub(super) async fn start(
             if serves_http {
                 let service =
                     http_transport::service(&handler, &http_settings, sessions.child_token());
-                mcp_routes = mcp_routes
-                    .route_service("/mcp", service)
-                    .route_layer(crate::observe::traffic::CountHttp);
+                // Layered before routing: a route's layer costs a boxed clone per request.
+                let service = tower::Layer::layer(&crate::observe::traffic::CountHttp, service);
+                mcp_routes = mcp_routes.route_service("/mcp", service);
             }
             if serves_ws {
                 mcp_routes = mcp_routes
@@ -360,8 +360,9 @@ pub(super) async fn start(
             .route("/health", get(health_route))
             .route("/ready", get(ready_route))
             .fallback(not_found)
-            .layer(middleware::map_response(http_transport::normalize))
             .with_state(state.clone());
+        // Around the router, not each route: one layer, no per-route boxed clone per request.
+        let app = tower::Layer::layer(&http_transport::Normalize, router);
         // Small SSE writes must not wait for delayed ACKs (Nagle): without this a keep-alive
         // client sees ~40 ms per request.
         let listener = listener.tap_io(|tcp| {
@@ -371,7 +372,9 @@ pub(super) async fn start(
         tasks.spawn(async move {
             let served = axum::serve(
                 listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
+                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                    SocketAddr,
+                >(app),
             )
             .with_graceful_shutdown(stop.cancelled_owned())
             .await;

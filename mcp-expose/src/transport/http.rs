@@ -21,7 +21,7 @@ use rmcp::transport::streamable_http_server::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::policy::json_error;
+use super::policy::{json_error, json_rpc_error};
 use crate::handler::Handler;
 
 /// Streamable HTTP settings.
@@ -75,9 +75,81 @@ pub(crate) fn service(handler: &Handler, settings: &HttpSettings, ct: Cancellati
     )))
 }
 
-/// Response middleware (`map_response`: no per-request service clone): anti-buffering headers
-/// on every response, and a JSON-RPC error body on errors that rmcp answers in plain text.
-pub(crate) async fn normalize(mut response: Response) -> Response {
+/// Anti-buffering headers on every response, and a JSON-RPC error body on errors that rmcp
+/// (or axum) answers in plain text: one layer around the whole router. Its future is the
+/// router's own, boxed only for the rare error whose body must be read and rewritten (an axum
+/// `map_response` layer boxes a future and clones the route's service on every request).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Normalize;
+
+impl<S> tower::Layer<S> for Normalize {
+    type Service = Normalized<S>;
+
+    fn layer(&self, inner: S) -> Normalized<S> {
+        Normalized(inner)
+    }
+}
+
+/// A service behind [`Normalize`].
+#[derive(Debug, Clone)]
+pub(crate) struct Normalized<S>(S);
+
+impl<S> tower::Service<axum::extract::Request> for Normalized<S>
+where
+    S: tower::Service<axum::extract::Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = NormalizedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        NormalizedFuture::Inner {
+            inner: self.0.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner future; then, for a plain-text error, the rewrite of its body.
+    #[project = NormalizedProjection]
+    pub(crate) enum NormalizedFuture<F> {
+        Inner { #[pin] inner: F },
+        Rewrite { rewrite: BoxFuture<'static, Response> },
+    }
+}
+
+impl<F> std::future::Future for NormalizedFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                NormalizedProjection::Inner { inner } => {
+                    let Ok(mut response) = std::task::ready!(inner.poll(cx));
+                    if !stamp(&mut response) {
+                        return Poll::Ready(Ok(response));
+                    }
+                    self.set(Self::Rewrite {
+                        rewrite: Box::pin(json_body(response)),
+                    });
+                }
+                NormalizedProjection::Rewrite { rewrite } => {
+                    return rewrite.as_mut().poll(cx).map(Ok);
+                }
+            }
+        }
+    }
+}
+
+/// Adds the anti-buffering headers; true for an error response whose body is not JSON.
+fn stamp(response: &mut Response) -> bool {
     let headers = response.headers_mut();
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     headers.insert(
@@ -90,24 +162,65 @@ pub(crate) async fn normalize(mut response: Response) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
+    (status.is_client_error() || status.is_server_error()) && !is_json
+}
+
+/// An error response rewritten with a JSON-RPC error body carrying its text.
+async fn json_body(response: Response) -> Response {
+    let status = response.status();
     let (parts, body) = response.into_parts();
     let text = match axum::body::to_bytes(body, 64 * 1024).await {
         Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
         Err(_) => String::new(),
     };
-    let message = if text.is_empty() {
-        status.canonical_reason().unwrap_or("error").to_owned()
+    let mut json = if let Some(why) = text.strip_prefix(UNREADABLE) {
+        unreadable(why)
+    } else if text.is_empty() {
+        json_error(status, status.canonical_reason().unwrap_or("error"))
     } else {
-        text
+        json_error(status, &text)
     };
-    let mut json = json_error(status, &message);
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             json.headers_mut().insert(name.clone(), value.clone());
         }
     }
     json
+}
+
+/// How rmcp words a POST body it cannot read as a JSON-RPC message (answered 415).
+const UNREADABLE: &str = "fail to deserialize request body ";
+
+/// rmcp's 415 for a body it cannot read, as JSON-RPC words it: 400 with -32700 for text that is
+/// not JSON, -32600 for JSON that is no JSON-RPC message (a 415 says the media type is wrong,
+/// and it is not: a client reading it would retry with another content type).
+fn unreadable(why: &str) -> Response {
+    // serde_json's syntax errors (its `ErrorCode`s other than `Message`); rmcp's own words
+    // for a readable value of the wrong shape are "unrecognized JSON-RPC message".
+    const SYNTAX: &[&str] = &[
+        "EOF while parsing",
+        "expected ",
+        "invalid escape",
+        "invalid number",
+        "number out of range",
+        "invalid unicode code point",
+        "control character",
+        "key must be a string",
+        "lone leading surrogate",
+        "unexpected end of hex escape",
+        "trailing comma",
+        "trailing characters",
+        "recursion limit exceeded",
+    ];
+    let (code, message) = if SYNTAX.iter().any(|s| why.starts_with(s)) {
+        (-32700, format!("Parse error: {why}"))
+    } else {
+        (
+            -32600,
+            format!(
+                "Invalid Request: not a JSON-RPC 2.0 request, notification or response ({why})"
+            ),
+        )
+    };
+    json_rpc_error(axum::http::StatusCode::BAD_REQUEST, code, &message)
 }

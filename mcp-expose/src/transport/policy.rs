@@ -211,6 +211,11 @@ pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
         StatusCode::NOT_FOUND => -32001,
         _ => -32000,
     };
+    json_rpc_error(status, code, message)
+}
+
+/// An HTTP error whose body is a JSON-RPC error with `code`.
+pub(crate) fn json_rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
     let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
     (
         status,
