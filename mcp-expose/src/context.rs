@@ -1,7 +1,7 @@
 #![allow(deprecated)] // logging and sampling are deprecated by the 2026-07-28 revision; older clients use them
 //! [`Context`]: what a tool can do besides computing its result.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use rmcp::{
     RoleServer,
@@ -50,6 +50,7 @@ struct Inner {
     id: RequestId,
     progress_token: Option<ProgressToken>,
     headers: Option<http::HeaderMap>,
+    caller: Option<Arc<Caller>>,
     session: Arc<Session>,
     shared: std::sync::Weak<crate::handler::Shared>,
 }
@@ -90,11 +91,13 @@ impl Context {
         session: Arc<Session>,
         shared: std::sync::Weak<crate::handler::Shared>,
     ) -> Self {
-        let headers = request
-            .extensions
-            .get::<http::request::Parts>()
+        let parts = request.extensions.get::<http::request::Parts>();
+        let headers = parts
             .map(|parts| without_credentials(parts.headers.clone()))
             .or_else(|| session.headers.clone());
+        let caller = parts
+            .and_then(|parts| parts.extensions.get::<Arc<Caller>>().cloned())
+            .or_else(|| session.caller.clone());
         Self {
             inner: Arc::new(Inner {
                 progress_token: request.meta.get_progress_token(),
@@ -102,6 +105,7 @@ impl Context {
                 ct: request.ct,
                 id: request.id,
                 headers,
+                caller,
                 session,
                 shared,
             }),
@@ -129,6 +133,27 @@ impl Context {
     /// meant for this server is never passed on by a tool. `None` over stdio.
     pub fn headers(&self) -> Option<&http::HeaderMap> {
         self.inner.headers.as_ref()
+    }
+
+    /// Who is calling, as their verified OAuth or Cloudflare Access token says (streamable
+    /// HTTP: this request's token; WebSocket: the upgrade's). `None` over stdio, with static
+    /// bearer tokens (`--auth-token-file`), or without authentication.
+    ///
+    /// ```no_run
+    /// use mcp_expose::{tool, Context, ToolError};
+    ///
+    /// /// Says who you are.
+    /// #[tool]
+    /// async fn whoami(ctx: Context) -> Result<String, ToolError> {
+    ///     let caller = ctx.caller().ok_or("sign in first")?;
+    ///     if !caller.has_scope("notes:read") {
+    ///         return Err("this tool needs the notes:read scope".into());
+    ///     }
+    ///     Ok(caller.subject.clone().unwrap_or_default())
+    /// }
+    /// ```
+    pub fn caller(&self) -> Option<&Caller> {
+        self.inner.caller.as_deref()
     }
 
     /// Sends `notifications/progress` for this request, if the client asked for progress
@@ -220,6 +245,45 @@ impl Context {
         &self.inner.peer
     }
 }
+
+/// The caller a verified access token names: see [`Context::caller`].
+///
+/// Only what the server checked is here: the token itself never reaches a tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Caller {
+    /// Who issued the token (`iss`): an `--oauth-issuer`, or the Cloudflare Access team.
+    pub issuer: String,
+    /// The user or client the token was issued to (`sub`).
+    pub subject: Option<String>,
+    /// The user's email (`email`), which Cloudflare Access tokens carry.
+    pub email: Option<String>,
+    /// The scopes granted (`scope`, or `scp`).
+    pub scopes: Vec<String>,
+    /// When the token expires (`exp`). A WebSocket session opened with it is closed then
+    /// (plus the 30 s allowed for clock skew); streamable HTTP checks each request.
+    pub expires_at: Option<std::time::SystemTime>,
+}
+
+impl Caller {
+    /// True if the token granted `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// When a session opened with this token must end: its expiry plus the clock skew the
+    /// token check allows (from then on the token is refused).
+    pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
+        let expires = self.expires_at? + Duration::from_secs(TOKEN_LEEWAY_SECS);
+        let left = expires
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        Some(tokio::time::Instant::now() + left)
+    }
+}
+
+/// Clock skew allowed on a token's `exp` and `nbf`, in seconds.
+pub(crate) const TOKEN_LEEWAY_SECS: u64 = 30;
 
 /// Severity of a log message sent to the client (RFC 5424 levels, as MCP uses them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -153,6 +153,8 @@ pub(crate) struct Session {
     /// The client, kept once it subscribes, to notify it of updates.
     peer: std::sync::OnceLock<rmcp::service::Peer<RoleServer>>,
     pub(crate) headers: Option<http::HeaderMap>,
+    /// The caller the WebSocket upgrade's token named.
+    pub(crate) caller: Option<Arc<crate::Caller>>,
     _slot: Option<crate::security::sessions::SessionSlot>,
 }
 
@@ -166,6 +168,7 @@ impl Session {
     fn new(
         transport: &'static str,
         headers: Option<http::HeaderMap>,
+        caller: Option<Arc<crate::Caller>>,
         slot: Option<crate::security::sessions::SessionSlot>,
     ) -> Self {
         crate::observe::metrics::session(transport, 1.0);
@@ -176,6 +179,7 @@ impl Session {
             calls: Arc::default(),
             peer: std::sync::OnceLock::new(),
             headers,
+            caller,
             _slot: slot,
         }
     }
@@ -220,7 +224,7 @@ impl Handler {
         });
         Self {
             shared,
-            session: Arc::new(Session::new("none", None, None)),
+            session: Arc::new(Session::new("none", None, None, None)),
         }
     }
 
@@ -229,15 +233,22 @@ impl Handler {
         &self,
         transport: &'static str,
         headers: Option<http::HeaderMap>,
+        caller: Option<Arc<crate::Caller>>,
     ) -> Self {
         Self {
             shared: self.shared.clone(),
             session: Arc::new(Session::new(
                 transport,
                 headers.map(crate::context::without_credentials),
+                caller,
                 Some(self.shared.sessions.open()),
             )),
         }
+    }
+
+    /// The caller this session's token named (WebSocket).
+    pub(crate) fn caller(&self) -> Option<Arc<crate::Caller>> {
+        self.session.caller.clone()
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

@@ -28,7 +28,7 @@ pub mod tunnel;
 #[doc(inline)]
 pub use content::{Audio, Content, Image, Resource};
 #[doc(inline)]
-pub use context::{Context, LogLevel};
+pub use context::{Caller, Context, LogLevel};
 #[doc(inline)]
 pub use error::{Error, ErrorKind, Result, ToolError};
 #[cfg(feature = "macros")]

@@ -20,7 +20,7 @@ mod ws;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
-    Router,
+    Extension, Router,
     body::Bytes,
     extract::ws::WebSocketUpgrade,
     http::HeaderMap,
@@ -175,8 +175,10 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
     }
     if serves_ws {
         let bridge = bridge.clone();
-        let upgrade = move |upgrade: WebSocketUpgrade| {
+        let upgrade = move |caller: Option<Extension<Arc<crate::Caller>>>,
+                            upgrade: WebSocketUpgrade| {
             let bridge = bridge.clone();
+            let caller = caller.map(|Extension(caller)| caller);
             let limit = bridge.max_message.saturating_add(1);
             async move {
                 let tag = format!("ws:{:08x}", rand_tag());
@@ -186,7 +188,7 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
                     .write_buffer_size(4 * 1024)
                     .max_message_size(limit)
                     .max_frame_size(limit)
-                    .on_upgrade(move |socket| ws::serve_socket(socket, bridge, tag))
+                    .on_upgrade(move |socket| ws::serve_socket(socket, bridge, tag, caller))
             }
         };
         router = router

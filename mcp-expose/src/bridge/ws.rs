@@ -7,7 +7,12 @@ use futures::{SinkExt as _, StreamExt as _};
 
 use super::Bridge;
 
-pub(crate) async fn serve_socket(socket: WebSocket, bridge: Arc<Bridge>, tag: String) {
+pub(crate) async fn serve_socket(
+    socket: WebSocket,
+    bridge: Arc<Bridge>,
+    tag: String,
+    caller: Option<Arc<crate::Caller>>,
+) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut out) = tokio::sync::mpsc::channel(1024);
     let session = bridge.open(tag, super::child::Outlet::Channel(tx));
@@ -46,13 +51,18 @@ pub(crate) async fn serve_socket(socket: WebSocket, bridge: Arc<Bridge>, tag: St
         }
         None
     };
-    let too_big = tokio::select! {
+    use crate::transport::ws::{MESSAGE_TOO_BIG, POLICY_VIOLATION, TOKEN_EXPIRED, token_expiry};
+    let closing = tokio::select! {
         () = writer => None,
-        reason = reader => reason,
+        reason = reader => reason.map(|reason| (MESSAGE_TOO_BIG, reason)),
+        () = token_expiry(caller) => {
+            tracing::info!("closing a bridged WebSocket session: its token expired");
+            Some((POLICY_VIOLATION, TOKEN_EXPIRED.to_owned()))
+        }
     };
-    if let Some(reason) = too_big {
+    if let Some((code, reason)) = closing {
         let frame = CloseFrame {
-            code: crate::transport::ws::MESSAGE_TOO_BIG,
+            code,
             reason: reason.into(),
         };
         let _ = sink.send(Message::Close(Some(frame))).await;

@@ -231,7 +231,25 @@ fn presented(request: &Request) -> Option<&str> {
         .find_map(|p| p.trim().strip_prefix("bearer."))
 }
 
-/// Middleware: 401 with `WWW-Authenticate: Bearer` and a JSON body unless a valid token is presented.
+/// An event stream opened with a token that expires ends when the token does (plus the
+/// leeway): the client reconnects with a fresh one, as it would after any dropped stream
+/// (`Last-Event-ID` resumes it). Other responses are whole already.
+#[cfg(feature = "oauth")]
+fn ends_at(response: Response, at: tokio::time::Instant) -> Response {
+    use futures::StreamExt as _;
+    let streaming = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !streaming {
+        return response;
+    }
+    response.map(|body| {
+        let expired = tokio::time::sleep_until(at);
+        axum::body::Body::from_stream(body.into_data_stream().take_until(expired))
+    })
+}
+
 /// Marks a request that presented a valid token (the landing page shows more to it).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Authenticated;
@@ -243,6 +261,7 @@ fn public_page(request: &Request) -> bool {
         && !request.headers().contains_key(header::UPGRADE)
 }
 
+/// Middleware: 401 with `WWW-Authenticate: Bearer` and a JSON body unless a valid token is presented.
 pub(crate) async fn require(
     State(auth): State<Auth>,
     mut request: Request,
@@ -259,10 +278,15 @@ pub(crate) async fn require(
         let verdict = oauth
             .verify(request.headers(), request.extensions(), bearer.as_deref())
             .await;
-        if let Verdict::Valid(claims) = verdict {
+        if let Verdict::Valid(caller) = verdict {
+            let deadline = caller.deadline();
             request.extensions_mut().insert(Authenticated);
-            request.extensions_mut().insert(claims);
-            return next.run(request).await;
+            request.extensions_mut().insert(caller);
+            let response = next.run(request).await;
+            return match deadline {
+                Some(at) => ends_at(response, at),
+                None => response,
+            };
         }
         if public_page(&request) {
             return next.run(request).await;

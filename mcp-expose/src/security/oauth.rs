@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECS: u64 = 30;
+const LEEWAY_SECS: u64 = crate::context::TOKEN_LEEWAY_SECS;
 /// Longer tokens are refused without parsing.
 const MAX_TOKEN: usize = 16 * 1024;
 /// The header Cloudflare Access adds to requests it let through.
@@ -87,15 +87,6 @@ impl OAuthOptions {
     }
 }
 
-/// What a valid token said, kept in the request's extensions.
-#[derive(Debug, Clone)]
-#[allow(dead_code)]
-pub(crate) struct Claims {
-    pub(crate) issuer: String,
-    pub(crate) subject: Option<String>,
-    pub(crate) scopes: Vec<String>,
-}
-
 /// Where a verifier finds its token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -125,7 +116,8 @@ struct Verifier {
 /// The outcome of checking a request's tokens.
 #[derive(Debug)]
 pub(crate) enum Verdict {
-    Valid(Claims),
+    /// Kept in the request's extensions, for [`Context::caller`](crate::Context::caller).
+    Valid(Arc<crate::Caller>),
     Missing,
     Invalid(&'static str),
     InsufficientScope,
@@ -454,6 +446,10 @@ fn quotable(value: &str) -> String {
 struct TokenClaims {
     iss: String,
     sub: Option<String>,
+    /// Required by the validation; kept to close WebSocket sessions in time.
+    /// A NumericDate: seconds, possibly fractional.
+    exp: Option<f64>,
+    email: Option<String>,
     /// OAuth's space-separated `scope`.
     scope: Option<String>,
     /// Some servers (Azure AD, Okta) say `scp`, a list or a string.
@@ -553,11 +549,16 @@ impl Verifier {
         if !self.scopes.iter().all(|s| granted.contains(s.as_str())) {
             return Verdict::InsufficientScope;
         }
-        Verdict::Valid(Claims {
+        Verdict::Valid(Arc::new(crate::Caller {
             issuer: claims.iss,
             subject: claims.sub,
+            email: claims.email,
             scopes,
-        })
+            expires_at: claims
+                .exp
+                .and_then(|exp| Duration::try_from_secs_f64(exp).ok())
+                .and_then(|exp| std::time::UNIX_EPOCH.checked_add(exp)),
+        }))
     }
 }
 

@@ -590,9 +590,11 @@ async fn ws_route(State(state): State<AppState>, request: axum::extract::Request
     match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
         Ok(upgrade) => {
             let headers = parts.headers.clone();
+            let caller = parts.extensions.get::<Arc<crate::Caller>>().cloned();
             ws::upgrade(
                 upgrade,
                 headers,
+                caller,
                 &state.handler,
                 &state.ws,
                 state.sessions.child_token(),

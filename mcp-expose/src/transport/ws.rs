@@ -1,8 +1,9 @@
 //! WebSocket: one JSON-RPC message per text frame (binary frames are read the same way),
 //! subprotocol `mcp` echoed when offered, pings to keep proxies from idling the socket out,
-//! and close code 1009 for an oversized message.
+//! close code 1009 for an oversized message, and 1008 when the token the socket was opened
+//! with expires.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
@@ -22,6 +23,19 @@ const QUEUE: usize = 256;
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Close code for a message larger than the limit (RFC 6455 §7.4.1).
 pub(crate) const MESSAGE_TOO_BIG: u16 = 1009;
+/// Close code for a socket whose token expired (RFC 6455 §7.4.1: policy violation).
+pub(crate) const POLICY_VIOLATION: u16 = 1008;
+/// The close reason then.
+pub(crate) const TOKEN_EXPIRED: &str = "token expired: reconnect with a fresh token";
+
+/// Completes when the token `caller` came with expires (with the clock-skew allowance that
+/// the token check gives); never without a caller or an expiry.
+pub(crate) async fn token_expiry(caller: Option<Arc<crate::Caller>>) {
+    match caller.and_then(|caller| caller.deadline()) {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// WebSocket settings.
 #[derive(Debug, Clone)]
@@ -34,11 +48,12 @@ pub(crate) struct WsSettings {
 pub(crate) fn upgrade(
     upgrade: WebSocketUpgrade,
     headers: HeaderMap,
+    caller: Option<Arc<crate::Caller>>,
     handler: &Handler,
     settings: &WsSettings,
     ct: CancellationToken,
 ) -> Response {
-    let handler = handler.session("ws", Some(owned(&headers)));
+    let handler = handler.session("ws", Some(owned(&headers)), caller);
     let settings = settings.clone();
     // Let a slightly larger message through tungstenite so that we can answer it with a
     // clean 1009 and our own reason instead of a protocol error.
@@ -89,6 +104,8 @@ async fn serve_socket(
     let ct = ct.child_token();
     let gone = ct.clone();
     let (replies, max_message) = (outbound_tx.clone(), settings.max_message);
+    let caller = handler.caller();
+    let closing = outbound_tx.clone();
     let transport = Framed::new("ws", inbound_rx, outbound_tx);
     // The writer drains what the session queued, and ends once every sender is gone.
     tokio::join!(
@@ -96,7 +113,14 @@ async fn serve_socket(
             tokio::select! {
                 () = run_session(handler, transport, ct) => {}
                 () = async move {
-                    read_frames(stream, inbound_tx, replies, max_message).await;
+                    tokio::select! {
+                        () = read_frames(stream, inbound_tx, replies, max_message) => {}
+                        () = token_expiry(caller) => {
+                            tracing::info!("closing a WebSocket session: its token expired");
+                            let close = Outbound::Close(POLICY_VIOLATION, TOKEN_EXPIRED.into());
+                            let _ = closing.send(close).await;
+                        }
+                    }
                     gone.cancel();
                     // The session ends through the cancellation; the reader is dropped with it.
                     std::future::pending::<()>().await;
