@@ -260,8 +260,8 @@ pub struct Caller {
     pub email: Option<String>,
     /// The scopes granted (`scope`, or `scp`).
     pub scopes: Vec<String>,
-    /// When the token expires (`exp`). A WebSocket session opened with it is closed then
-    /// (plus the 30 s allowed for clock skew); streamable HTTP checks each request.
+    /// When the token expires (`exp`). A WebSocket session or an HTTP event stream opened with
+    /// it ends then (plus the 30 s allowed for clock skew); other requests are checked each.
     pub expires_at: Option<std::time::SystemTime>,
 }
 

@@ -1,4 +1,5 @@
-//! The bridge over WebSocket: one child session per socket, frames forwarded as they are.
+//! The bridge over WebSocket: one child session per socket, frames forwarded as they are;
+//! closed with 1009 for an oversized message and 1008 when the upgrade's token expires.
 
 use std::sync::Arc;
 
@@ -6,6 +7,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt as _, StreamExt as _};
 
 use super::Bridge;
+use crate::transport::ws::{MESSAGE_TOO_BIG, POLICY_VIOLATION, TOKEN_EXPIRED, token_expiry};
 
 pub(crate) async fn serve_socket(
     socket: WebSocket,
@@ -51,7 +53,6 @@ pub(crate) async fn serve_socket(
         }
         None
     };
-    use crate::transport::ws::{MESSAGE_TOO_BIG, POLICY_VIOLATION, TOKEN_EXPIRED, token_expiry};
     let closing = tokio::select! {
         () = writer => None,
         reason = reader => reason.map(|reason| (MESSAGE_TOO_BIG, reason)),
