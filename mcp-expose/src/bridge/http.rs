@@ -11,6 +11,7 @@ use std::{
 
 use axum::{
     body::Bytes,
+    extract::{FromRequest as _, Request},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{
         IntoResponse, Response,
@@ -171,7 +172,19 @@ fn session_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(crate) async fn post(bridge: Arc<Bridge>, headers: HeaderMap, body: Bytes) -> Response {
+/// The `Mcp-Session-Id` a request names.
+fn session_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+}
+
+pub(crate) async fn post(bridge: Arc<Bridge>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    // The body limit (axum's `DefaultBodyLimit`) and its 413 as the `Bytes` extractor has them.
+    let body = match Bytes::from_request(Request::from_parts(parts, body), &()).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
     let message = match envelope::parse(&body) {
         Ok(message) => message,
         Err((code, text)) => {
@@ -184,12 +197,8 @@ pub(crate) async fn post(bridge: Arc<Bridge>, headers: HeaderMap, body: Bytes) -
                 .into_response();
         }
     };
-    let header_id = headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let (session, new_id) = match (header_id, &message) {
-        (Some(id), _) => match bridge.http.get(&id) {
+    let (session, new_id) = match (session_header(&headers), &message) {
+        (Some(id), _) => match bridge.http.get(id) {
             Some(session) => (session, None),
             None => {
                 return json_error(StatusCode::NOT_FOUND, "Session not found: initialize again");
@@ -251,12 +260,8 @@ pub(crate) async fn post(bridge: Arc<Bridge>, headers: HeaderMap, body: Bytes) -
     response
 }
 
-pub(crate) async fn get(bridge: Arc<Bridge>, headers: HeaderMap) -> Response {
-    let Some(session) = headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|id| bridge.http.get(id))
-    else {
+pub(crate) async fn get(bridge: Arc<Bridge>, request: Request) -> Response {
+    let Some(session) = session_header(request.headers()).and_then(|id| bridge.http.get(id)) else {
         return json_error(StatusCode::NOT_FOUND, "Session not found: initialize again");
     };
     let (tx, rx) = mpsc::channel(BACKLOG);
@@ -270,11 +275,9 @@ pub(crate) async fn get(bridge: Arc<Bridge>, headers: HeaderMap) -> Response {
     sse(None, rx)
 }
 
-pub(crate) async fn delete(bridge: Arc<Bridge>, headers: HeaderMap) -> Response {
-    let removed = headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|id| lock(&bridge.http.map).remove(id));
+pub(crate) async fn delete(bridge: Arc<Bridge>, request: Request) -> Response {
+    let removed =
+        session_header(request.headers()).and_then(|id| lock(&bridge.http.map).remove(id));
     match removed {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => json_error(StatusCode::NOT_FOUND, "Session not found"),

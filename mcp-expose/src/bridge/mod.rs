@@ -21,9 +21,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
     Extension, Router,
-    body::Bytes,
-    extract::ws::WebSocketUpgrade,
-    http::HeaderMap,
+    extract::{Request, ws::WebSocketUpgrade},
     routing::{any, post},
 };
 
@@ -168,9 +166,10 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
         let (b1, b2, b3) = (bridge.clone(), bridge.clone(), bridge.clone());
         router = router.route(
             "/mcp",
-            post(move |headers: HeaderMap, body: Bytes| http::post(b1, headers, body))
-                .get(move |headers: HeaderMap| http::get(b2, headers))
-                .delete(move |headers: HeaderMap| http::delete(b3, headers)),
+            // The request whole, not `HeaderMap` (whose extractor clones the map per request).
+            post(move |request: Request| http::post(b1, request))
+                .get(move |request: Request| http::get(b2, request))
+                .delete(move |request: Request| http::delete(b3, request)),
         );
     }
     if serves_ws {
