@@ -594,6 +594,29 @@ async fn closed_within(socket: &mut mcp_expose_tests::Socket, limit: Duration) -
     }
 }
 
+/// A WebSocket session opened with the header `name: value` (carrying a token), past its
+/// initialize handshake.
+async fn ws_session(url: &str, name: &'static str, value: String) -> mcp_expose_tests::Socket {
+    let mut upgrade = url.into_client_request().expect("request");
+    upgrade
+        .headers_mut()
+        .insert(name, value.parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(upgrade)
+        .await
+        .expect("upgrade while the token is valid");
+    send(&mut socket, initialize(0, json!({}))).await;
+    assert!(next_json(&mut socket).await["result"]["serverInfo"].is_object());
+    send(&mut socket, initialized()).await;
+    socket
+}
+
+/// The socket is closed with 1008 `token expired` within 15 s.
+async fn assert_closed_for_expiry(socket: &mut mcp_expose_tests::Socket) {
+    let (code, reason) = closed_within(socket, Duration::from_secs(15)).await;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("token expired"), "{reason}");
+}
+
 #[tokio::test]
 async fn tools_see_the_verified_caller_and_sockets_close_when_the_token_expires() {
     let rsa = TestKey::new("rsa-1", Algorithm::RS256, RSA_1);
@@ -653,26 +676,13 @@ async fn tools_see_the_verified_caller_and_sockets_close_when_the_token_expires(
     let mut short = claims(&idp.url, &http, SCOPE);
     short["sub"] = json!("user-2");
     short["exp"] = json!(now() - 27);
-    let mut upgrade = ws.as_str().into_client_request().expect("request");
-    upgrade.headers_mut().insert(
-        "sec-websocket-protocol",
-        format!("mcp, bearer.{}", rsa.sign(&short))
-            .parse()
-            .expect("header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(upgrade)
-        .await
-        .expect("upgrade while the token is valid");
-    send(&mut socket, initialize(0, json!({}))).await;
-    assert!(next_json(&mut socket).await["result"]["serverInfo"].is_object());
-    send(&mut socket, initialized()).await;
+    let bearer_protocol = format!("mcp, bearer.{}", rsa.sign(&short));
+    let mut socket = ws_session(&ws, "sec-websocket-protocol", bearer_protocol).await;
     send(&mut socket, call).await;
     let seen = who(&next_json(&mut socket).await);
     assert_eq!(seen["subject"], "user-2", "{seen}");
     assert_eq!(seen["authorization"], false);
-    let (code, reason) = closed_within(&mut socket, Duration::from_secs(15)).await;
-    assert_eq!(code, 1008, "{reason}");
-    assert!(reason.contains("token expired"), "{reason}");
+    assert_closed_for_expiry(&mut socket).await;
 
     // An event stream opened with such a token ends when the token does (the client
     // reconnects with a fresh one); without this it would stay open with keep-alives.
@@ -732,26 +742,13 @@ async fn bridged_websocket_sessions_close_when_the_token_expires() {
     .await;
     let mut short = claims(&idp.url, server.http(), SCOPE);
     short["exp"] = json!(now() - 27);
-    let mut upgrade = server.ws().into_client_request().expect("request");
-    upgrade.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", rsa.sign(&short))
-            .parse()
-            .expect("header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(upgrade)
-        .await
-        .expect("upgrade while the token is valid");
-    send(&mut socket, initialize(0, json!({}))).await;
-    assert!(next_json(&mut socket).await["result"]["serverInfo"].is_object());
-    send(&mut socket, initialized()).await;
+    let authorization = format!("Bearer {}", rsa.sign(&short));
+    let mut socket = ws_session(server.ws(), "authorization", authorization).await;
     send(&mut socket, request_gc(1)).await;
     assert_gc_ggccat(
         next_json(&mut socket).await["result"]["structuredContent"]["result"]
             .as_f64()
             .expect("a result"),
     );
-    let (code, reason) = closed_within(&mut socket, Duration::from_secs(15)).await;
-    assert_eq!(code, 1008, "{reason}");
-    assert!(reason.contains("token expired"), "{reason}");
+    assert_closed_for_expiry(&mut socket).await;
 }
