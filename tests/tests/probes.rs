@@ -205,3 +205,172 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
         "the burst is allowed: {statuses:?}"
     );
 }
+
+/// `initialize` with `token`, as a proxy in front reports client `from` (`Cf-Connecting-IP`).
+async fn initialize_from(url: &str, token: Option<&str>, from: &str) -> reqwest::Response {
+    post(url, token, initialize(1, json!({})))
+        .header("cf-connecting-ip", from)
+        .header("x-forwarded-for", from)
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn guessing_tokens_locks_out_the_guesser_and_no_one_else() {
+    let server = server(&["--max-auth-failures", "3", "--trusted-proxy", "127.0.0.1"]).await;
+    let url = server.http();
+    let (guesser, other) = ("203.0.113.7", "198.51.100.2");
+    for guess in ["a", "b", "c"] {
+        let response = initialize_from(url, Some(guess), guesser).await;
+        assert_eq!(response.status(), 401, "guess {guess}");
+    }
+    // Locked out, even with the right token: a guesser must not learn which guess was right.
+    let response = initialize_from(url, Some(TOKEN), guesser).await;
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!(
+        (1..=20).contains(&retry),
+        "3 a minute: 20 s each, got {retry}"
+    );
+    let body = json_body(response).await;
+    assert_eq!(body["error"]["code"], -32000);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("failed token checks")),
+        "{body}"
+    );
+    // A WebSocket upgrade from the guesser is refused the same way.
+    let mut upgrade = server.ws().into_client_request().expect("request");
+    let headers = upgrade.headers_mut();
+    headers.insert(
+        "authorization",
+        format!("Bearer {TOKEN}").parse().expect("value"),
+    );
+    headers.insert("cf-connecting-ip", guesser.parse().expect("value"));
+    match connect_async(upgrade).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+        }
+        other => panic!("expected 429, got {:?}", other.map(|_| ())),
+    }
+
+    // Everyone else is served: another client of the proxy, and the proxy's own address.
+    let response = initialize_from(url, Some(TOKEN), other).await;
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .expect("session id")
+        .to_owned();
+    let post_in_session = |body: String| {
+        post(url, Some(TOKEN), body)
+            .header("mcp-session-id", &session)
+            .header("cf-connecting-ip", other)
+            .send()
+    };
+    assert_eq!(
+        post_in_session(initialized()).await.expect("sent").status(),
+        202
+    );
+    let call = post_in_session(request(
+        2,
+        "tools/call",
+        json!({ "name": "gc_content", "arguments": { "seq": "GGCCAT" } }),
+    ))
+    .await
+    .expect("sent");
+    assert_eq!(call.status(), 200);
+    let content_type = call.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .to_owned();
+    let answer = mcp_expose_tests::http_messages(&content_type, &call.text().await.expect("body"));
+    assert_gc_ggccat(
+        answer[0]["result"]["structuredContent"]["result"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+    );
+    let own = post(url, Some(TOKEN), initialize(1, json!({})))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(own.status(), 200);
+    // Asking without a token (a client finding out how to sign in) is no guess.
+    for _ in 0..5 {
+        let response = initialize_from(url, None, "192.0.2.1").await;
+        assert_eq!(response.status(), 401);
+    }
+    assert_eq!(
+        initialize_from(url, Some(TOKEN), "192.0.2.1")
+            .await
+            .status(),
+        200
+    );
+    let metrics = reqwest::Client::new()
+        .get(url.replace("/mcp", "/metrics"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        mcp_expose_tests::sample(
+            &metrics,
+            "mcp_rejected_total",
+            &["reason=\"auth_failures\""]
+        ) >= 2.0,
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_ignored_from_untrusted_peers() {
+    // No --trusted-proxy: the headers are the client's own words, so every guess counts against
+    // the one address the requests come from, whatever they claim.
+    let server = server(&["--max-auth-failures", "2"]).await;
+    let url = server.http();
+    for (guess, from) in [("a", "203.0.113.1"), ("b", "203.0.113.2")] {
+        assert_eq!(initialize_from(url, Some(guess), from).await.status(), 401);
+    }
+    let response = initialize_from(url, Some(TOKEN), "203.0.113.3").await;
+    assert_eq!(response.status(), 429);
+}
+
+#[tokio::test]
+async fn rate_limits_count_per_client_behind_a_trusted_proxy() {
+    // No token on loopback: the limit keys on the client address the proxy reports.
+    let server = ServerProcess::start(
+        "bioseq",
+        &[
+            "--http",
+            "0",
+            "--rate-limit",
+            "3",
+            "--trusted-proxy",
+            "127.0.0.1",
+        ],
+    )
+    .await;
+    let url = server.http();
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(
+            initialize_from(url, None, "203.0.113.9")
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(
+        initialize_from(url, None, "198.51.100.4").await.status(),
+        200
+    );
+}

@@ -125,6 +125,41 @@ async fn quick_tunnel_url_is_printed_once_ready_and_its_host_is_served() {
 }
 
 #[tokio::test]
+async fn behind_the_tunnel_failed_tokens_count_per_client() {
+    // Every tunnelled request arrives from cloudflared on loopback; the client is the one
+    // Cloudflare's edge names in `Cf-Connecting-IP`.
+    let mut server = start(
+        &["--http", "0", "--tunnel", "--max-auth-failures", "2"],
+        &[],
+    )
+    .await;
+    let banner = server
+        .line_containing("streamable HTTP: https://", Duration::from_secs(20))
+        .await
+        .expect("banner");
+    let host = banner_host(&banner);
+    let token = token(&server);
+    let from = |client: &'static str, token: String| {
+        reqwest::Client::new()
+            .post(server.http())
+            .header("authorization", format!("Bearer {token}"))
+            .header("host", &host)
+            .header("cf-connecting-ip", client)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(initialize(1, json!({})))
+            .send()
+    };
+    let status = |r: reqwest::Result<reqwest::Response>| r.expect("request").status().as_u16();
+    for guess in ["a", "b"] {
+        assert_eq!(status(from("203.0.113.7", guess.into()).await), 401);
+    }
+    assert_eq!(status(from("203.0.113.7", token.clone()).await), 429);
+    assert_eq!(status(from("198.51.100.2", token.clone()).await), 200);
+    assert_eq!(initialize_status(&server, &host).await, 200);
+}
+
+#[tokio::test]
 async fn no_auth_opts_out_with_a_warning() {
     let mut server = start(&["--http", "0", "--tunnel", "--no-auth"], &[]).await;
     let banner = server

@@ -38,16 +38,27 @@ pub struct AuthOptions {
     #[arg(long)]
     pub no_auth: bool,
 
+    /// Failed token checks allowed per client address and minute; past them the address gets
+    /// 429 for every request until it is back under (0: no limit) [default: 30]. Behind a proxy,
+    /// see --trusted-proxy: otherwise its address is every client's.
+    #[arg(long, value_name = "N")]
+    pub max_auth_failures: Option<u32>,
+
     /// OAuth 2.1 and Cloudflare Access.
     #[cfg(feature = "oauth")]
     #[command(flatten)]
     pub oauth: super::oauth::OAuthOptions,
 }
 
+/// Failed token checks per client address and minute, unless configured.
+pub(crate) const DEFAULT_MAX_AUTH_FAILURES: u32 = 30;
+
 /// The accepted tokens, kept as SHA-256 digests and compared in constant time.
 #[derive(Clone)]
 pub(crate) struct Auth {
     tokens: Arc<[[u8; 32]]>,
+    /// Failed checks per client address.
+    strikes: Option<Arc<super::rate::Strikes>>,
     /// A token generated at start, to print in client configs.
     pub(crate) generated: Option<String>,
     #[cfg(feature = "oauth")]
@@ -123,9 +134,16 @@ impl Auth {
         let configured = !tokens.is_empty() || oauth.is_some();
         #[cfg(not(feature = "oauth"))]
         let configured = !tokens.is_empty();
+        let strikes = super::rate::Strikes::new(
+            options
+                .max_auth_failures
+                .unwrap_or(DEFAULT_MAX_AUTH_FAILURES),
+        )
+        .map(Arc::new);
         if configured {
             return Ok(Some(Self {
                 tokens: tokens.iter().map(|t| digest(t)).collect(),
+                strikes,
                 generated: None,
                 #[cfg(feature = "oauth")]
                 oauth,
@@ -137,6 +155,7 @@ impl Auth {
         let token = generate_token()?;
         Ok(Some(Self {
             tokens: Arc::new([digest(&token)]),
+            strikes,
             generated: Some(token),
             #[cfg(feature = "oauth")]
             oauth: None,
@@ -267,6 +286,24 @@ pub(crate) async fn require(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let client = super::rate::client_addr(&request);
+    if let (Some(strikes), Some(client)) = (&auth.strikes, client)
+        && let Some(wait) = strikes.locked(client)
+    {
+        tracing::debug!(%client, retry_after = ?wait, "refused an address with too many failed token checks");
+        crate::observe::metrics::rejected("auth_failures");
+        return super::rate::too_many(
+            "Too Many Requests: too many failed token checks from this address; retry later",
+            wait,
+        );
+    }
+    // A wrong token counts against its address; no token (a client discovering how to sign
+    // in) does not.
+    let strike = |auth: &Auth| {
+        if let (Some(strikes), Some(client)) = (&auth.strikes, client) {
+            strikes.strike(client);
+        }
+    };
     let bearer = presented(&request).map(str::to_owned);
     if bearer.as_deref().is_some_and(|token| auth.accepts(token)) {
         request.extensions_mut().insert(Authenticated);
@@ -288,19 +325,29 @@ pub(crate) async fn require(
                 None => response,
             };
         }
+        // A bearer matching no static token and unread by OAuth (only Cloudflare Access is
+        // configured) was a wrong token too.
+        if matches!(verdict, Verdict::Invalid(_))
+            || (matches!(verdict, Verdict::Missing) && bearer.is_some())
+        {
+            strike(&auth);
+        }
         if public_page(&request) {
             return next.run(request).await;
         }
-        tracing::debug!(path = %request.uri().path(), ?verdict, "rejected a request without a valid token");
+        tracing::debug!(path = %request.uri().path(), ?client, ?verdict, "rejected a request without a valid token");
         crate::observe::metrics::rejected("auth");
         return oauth.refusal(&verdict, request.headers(), request.extensions());
+    }
+    if bearer.is_some() {
+        strike(&auth);
     }
     let challenge = match bearer {
         _ if public_page(&request) => return next.run(request).await,
         Some(_) => r#"Bearer realm="mcp", error="invalid_token""#,
         None => r#"Bearer realm="mcp""#,
     };
-    tracing::debug!(path = %request.uri().path(), "rejected a request without a valid token");
+    tracing::debug!(path = %request.uri().path(), ?client, "rejected a request without a valid token");
     crate::observe::metrics::rejected("auth");
     let mut response = json_error(
         StatusCode::UNAUTHORIZED,

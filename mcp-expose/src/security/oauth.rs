@@ -623,7 +623,7 @@ mod tests {
         // A name the client made up (even an allowed one), or another local port, is not it.
         assert_eq!(resource("other.example:8000"), "http://127.0.0.1:8000/mcp");
         assert_eq!(resource("localhost:9000"), "http://127.0.0.1:8000/mcp");
-        policy.set_tunnel_host(Some("abc.trycloudflare.com".into()));
+        policy.set_tunnel_host(Some("abc.trycloudflare.com".into()), true);
         assert_eq!(
             resource("other.example"),
             "https://abc.trycloudflare.com/mcp"

@@ -1,6 +1,13 @@
-//! Rate limiting per bearer token, or per client address without one (GCRA, `governor`).
+//! Rate limiting per bearer token, or per client address without one (GCRA, `governor`), and
+//! the limit on failed token checks per client address.
 
-use std::{net::SocketAddr, num::NonZeroU32, sync::Arc};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{ConnectInfo, Request, State},
@@ -10,7 +17,7 @@ use axum::{
 };
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::transport::policy::json_error;
+use crate::transport::policy::{ClientAddr, json_error};
 
 /// A limiter allowing `per_second` requests per client, with bursts of as many.
 #[derive(Clone)]
@@ -66,12 +73,7 @@ pub(crate) async fn limit(
                 base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, digest)
             )
         })
-        .or_else(|| {
-            request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| format!("ip:{}", addr.ip()))
-        })
+        .or_else(|| client_addr(&request).map(|addr| format!("ip:{}", bucket(addr))))
         .unwrap_or_default();
     match limit.0.check_key(&key) {
         Ok(()) => next.run(request).await,
@@ -79,17 +81,136 @@ pub(crate) async fn limit(
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
             ));
-            let seconds = wait.as_secs() + 1;
-            tracing::debug!(retry_after = seconds, "rate limited a client");
+            tracing::debug!(retry_after = ?wait, "rate limited a client");
             crate::observe::metrics::rejected("rate");
-            let mut response = json_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too Many Requests: rate limit exceeded",
-            );
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
+            too_many("Too Many Requests: rate limit exceeded", wait)
         }
+    }
+}
+
+/// 429 with a JSON body and `Retry-After` in whole seconds (rounded up, at least 1).
+pub(crate) fn too_many(message: &str, wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0 || wait.is_zero());
+    let mut response = json_error(StatusCode::TOO_MANY_REQUESTS, message);
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The client's address: as the host policy resolved it (a trusted proxy's report), else the
+/// peer's.
+pub(crate) fn client_addr(request: &Request) -> Option<IpAddr> {
+    let extensions = request.extensions();
+    extensions.get::<ClientAddr>().map(|c| c.0).or_else(|| {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())
+    })
+}
+
+/// What limits count per: an IPv4 address, or an IPv6 client's /64 (one host usually holds a
+/// whole /64, and would otherwise have 2^64 fresh addresses to rotate through).
+fn bucket(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
+/// Failed token checks allowed per client address and minute ([`AuthOptions::max_auth_failures`](super::AuthOptions::max_auth_failures)).
+/// An address past them gets 429 for every request, with a valid token or not (a guesser must
+/// not learn which guess was right), until it is back under: a steady `limit` guesses a minute
+/// at most. A GCRA of its own: `governor` cannot look at a key without spending from it.
+#[derive(Debug)]
+pub(crate) struct Strikes {
+    /// 60 s / the limit: what each failure adds to an address's debt.
+    cost: Duration,
+    /// Per address bucket: when its failures will have been paid off.
+    paid_at: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+/// Debt beyond which an address is locked out.
+const WINDOW: Duration = Duration::from_secs(60);
+/// Addresses tracked before the paid-off ones are swept out; and at most (an attacker holding
+/// more addresses than this is not tracked for the new ones, rather than growing the map).
+const SWEEP_AT: usize = 4096;
+const MAX_TRACKED: usize = 65_536;
+
+impl Strikes {
+    /// `None` for a limit of 0 (no limit).
+    pub(crate) fn new(per_minute: u32) -> Option<Self> {
+        (per_minute > 0).then(|| Self {
+            cost: WINDOW / per_minute,
+            paid_at: Mutex::default(),
+        })
+    }
+
+    /// How long `addr` must wait before its next token check, if it is locked out.
+    pub(crate) fn locked(&self, addr: IpAddr) -> Option<Duration> {
+        let paid_at = *self.map().get(&bucket(addr))?;
+        self.wait(paid_at, Instant::now())
+    }
+
+    /// Counts a failed token check from `addr`.
+    pub(crate) fn strike(&self, addr: IpAddr) {
+        let now = Instant::now();
+        let mut map = self.map();
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, paid_at| *paid_at > now);
+        }
+        if map.len() >= MAX_TRACKED && !map.contains_key(&bucket(addr)) {
+            tracing::warn!(
+                tracked = map.len(),
+                "failed token checks from too many addresses to track them all"
+            );
+            return;
+        }
+        let paid_at = map.entry(bucket(addr)).or_insert(now);
+        *paid_at = (*paid_at).max(now) + self.cost;
+    }
+
+    /// Locked while one more failure would take the debt past the window.
+    fn wait(&self, paid_at: Instant, now: Instant) -> Option<Duration> {
+        let debt = paid_at.saturating_duration_since(now) + self.cost;
+        debt.checked_sub(WINDOW).filter(|wait| !wait.is_zero())
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Instant>> {
+        self.paid_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strikes_lock_an_address_out_after_the_limit_and_let_it_back_in() {
+        let strikes = Strikes::new(3).expect("a limit");
+        let guesser: IpAddr = "203.0.113.7".parse().expect("ip");
+        let other: IpAddr = "198.51.100.2".parse().expect("ip");
+        for _ in 0..2 {
+            strikes.strike(guesser);
+            assert_eq!(strikes.locked(guesser), None);
+        }
+        strikes.strike(guesser);
+        let wait = strikes.locked(guesser).expect("locked after 3 failures");
+        assert!(wait > Duration::from_secs(19) && wait <= Duration::from_secs(20));
+        assert_eq!(strikes.locked(other), None);
+        // Paid off a third of the window later: one more guess, no more.
+        let later = Instant::now() + Duration::from_secs(20);
+        let paid_at = strikes.map()[&guesser];
+        assert_eq!(strikes.wait(paid_at, later), None);
+        assert!(strikes.wait(paid_at + strikes.cost, later).is_some());
+        // One IPv6 host's /64 is one client.
+        let v6: IpAddr = "2001:db8:1:2::7".parse().expect("ip");
+        let neighbour: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        for _ in 0..3 {
+            strikes.strike(v6);
+        }
+        assert!(strikes.locked(neighbour).is_some());
+        assert_eq!(strikes.locked("2001:db8:1:3::7".parse().expect("ip")), None);
+        assert!(Strikes::new(0).is_none());
     }
 }

@@ -547,7 +547,7 @@ fn follow_tunnel(
                 TunnelState::Ready => {
                     let key = (current.hostname.clone(), current.restarts);
                     if announced.as_ref() != Some(&key) {
-                        policy.set_tunnel_host(current.hostname.clone());
+                        policy.set_tunnel_host(current.hostname.clone(), true);
                         super::announce(&crate::tunnel::banner(
                             &name, &current, &kind, serves_ws, &access,
                         ));
@@ -573,7 +573,7 @@ fn follow_tunnel(
                     return;
                 }
                 TunnelState::Stopped => {
-                    policy.set_tunnel_host(None);
+                    policy.set_tunnel_host(None, false);
                     return;
                 }
                 _ => {}

@@ -1,9 +1,12 @@
-//! Host and Origin validation (DNS-rebinding protection) for the MCP endpoints, the
-//! `X-Forwarded-Host` of trusted proxies, and JSON bodies for HTTP errors.
+//! Host and Origin validation (DNS-rebinding protection) for the MCP endpoints, what trusted
+//! proxies report (`X-Forwarded-Host`, the client's address), and JSON bodies for HTTP errors.
 
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use axum::{
@@ -23,16 +26,24 @@ pub(crate) struct HostPolicy {
     hosts: Arc<[String]>,
     origins: Arc<[String]>,
     any_host: bool,
-    /// Peers whose `X-Forwarded-Host` / `X-Forwarded-Proto` are believed.
+    /// Peers whose `X-Forwarded-Host` / `X-Forwarded-Proto` / client address are believed.
     trusted_proxies: Arc<[ipnet::IpNet]>,
     /// The tunnel's public hostname, which changes when a quick tunnel restarts.
     tunnel_host: Arc<RwLock<Option<String>>>,
+    /// A tunnel is up: loopback peers are (or may be) cloudflared, whose `Cf-Connecting-IP` names
+    /// the client.
+    tunneled: Arc<AtomicBool>,
 }
 
 /// Where a client reached the server, as a trusted proxy says: `https://mcp.example.com`.
 /// Put in the request's extensions by [`screen`].
 #[derive(Debug, Clone)]
 pub(crate) struct PublicOrigin(pub(crate) String);
+
+/// The address a request comes from: the peer's, or the client's as a trusted proxy reports it.
+/// Put in the request's extensions by [`screen`]; rate limits and failed-token limits key on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientAddr(pub(crate) IpAddr);
 
 impl HostPolicy {
     /// `extra_hosts` adds to the loopback names (`*` allows any host); `origins` are full
@@ -60,6 +71,7 @@ impl HostPolicy {
             any_host,
             trusted_proxies: Arc::from([]),
             tunnel_host: Arc::default(),
+            tunneled: Arc::default(),
         }
     }
 
@@ -71,19 +83,33 @@ impl HostPolicy {
 
     fn trusts(&self, peer: Option<IpAddr>) -> bool {
         let Some(peer) = peer else { return false };
-        // An IPv4 peer on a dual-stack socket shows up as ::ffff:a.b.c.d.
-        let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
-            v4 => v4,
-        };
+        let peer = canonical(peer);
         self.trusted_proxies.iter().any(|net| net.contains(&peer))
     }
 
-    /// Accepts `host` (and no longer the previous tunnel hostname).
+    /// Where a request comes from. From a trusted proxy: the client it names in
+    /// `Cf-Connecting-IP`, else the last `X-Forwarded-For` entry (the one the proxy added). From
+    /// a loopback peer while a tunnel is up: the `Cf-Connecting-IP` cloudflared passes on from
+    /// Cloudflare's edge (which sets it itself, whatever the client sent). Otherwise the peer.
+    pub(crate) fn client(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        let peer = peer.map(canonical);
+        let reported = if self.trusts(peer) {
+            header_addr(headers, "cf-connecting-ip")
+                .or_else(|| last_value(headers, "x-forwarded-for").and_then(parse_addr))
+        } else if peer.is_some_and(|p| p.is_loopback()) && self.tunneled.load(Ordering::Relaxed) {
+            header_addr(headers, "cf-connecting-ip")
+        } else {
+            None
+        };
+        reported.or(peer)
+    }
+
+    /// Accepts `host` (and no longer the previous tunnel hostname); `None` when the tunnel stops.
     #[cfg_attr(not(feature = "tunnel"), allow(dead_code))]
-    pub(crate) fn set_tunnel_host(&self, host: Option<String>) {
+    pub(crate) fn set_tunnel_host(&self, host: Option<String>, up: bool) {
         *self.tunnel_host.write().unwrap_or_else(|e| e.into_inner()) =
             host.map(|h| h.to_ascii_lowercase());
+        self.tunneled.store(up, Ordering::Relaxed);
     }
 
     /// The tunnel's public hostname, while a tunnel is up.
@@ -169,6 +195,28 @@ fn last_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     (!last.is_empty()).then_some(last)
 }
 
+/// An IPv4 peer on a dual-stack socket shows up as ::ffff:a.b.c.d: the IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// A header holding one address (the last, if repeated).
+fn header_addr(headers: &HeaderMap, name: &str) -> Option<IpAddr> {
+    let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
+    parse_addr(value.trim())
+}
+
+/// `1.2.3.4`, `2001:db8::1`, `1.2.3.4:5678`, `[2001:db8::1]:5678`.
+fn parse_addr(text: &str) -> Option<IpAddr> {
+    text.parse::<IpAddr>()
+        .or_else(|_| text.parse::<SocketAddr>().map(|a| a.ip()))
+        .ok()
+        .map(canonical)
+}
+
 /// `host:port`, `[v6]:port`, `host` -> host.
 fn strip_port(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
@@ -182,8 +230,8 @@ fn strip_port(authority: &str) -> &str {
     }
 }
 
-/// Refuses a foreign Host or Origin (403 with a JSON body); otherwise the public origin a trusted
-/// proxy names goes into the request's extensions.
+/// Refuses a foreign Host or Origin (403 with a JSON body); otherwise the client's address and
+/// the public origin a trusted proxy names go into the request's extensions.
 pub(crate) fn screen(policy: &HostPolicy, request: &mut Request) -> Result<(), Refusal> {
     let peer = request
         .extensions()
@@ -191,11 +239,15 @@ pub(crate) fn screen(policy: &HostPolicy, request: &mut Request) -> Result<(), R
         .map(|info| info.0.ip());
     let authority = request.uri().authority().map(|a| a.as_str());
     match policy.check(request.headers(), authority, peer) {
-        Ok(Some(origin)) => {
-            request.extensions_mut().insert(origin);
+        Ok(origin) => {
+            if let Some(client) = policy.client(request.headers(), peer) {
+                request.extensions_mut().insert(ClientAddr(client));
+            }
+            if let Some(origin) = origin {
+                request.extensions_mut().insert(origin);
+            }
             Ok(())
         }
-        Ok(None) => Ok(()),
         Err(message) => {
             tracing::warn!(%message, "rejected request");
             crate::observe::metrics::rejected("host");
@@ -276,6 +328,43 @@ mod tests {
             .expect("allowed")
             .expect("origin");
         assert_eq!(origin.0, "http://mcp.example.com");
+    }
+
+    #[test]
+    fn client_addresses_only_from_trusted_proxies_and_the_tunnel() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let p =
+            HostPolicy::new(&[], &[]).with_trusted_proxies(&["10.0.0.0/8".parse().expect("net")]);
+        let mut h = headers("127.0.0.1", None);
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("192.0.2.66, 198.51.100.2:4321"),
+        );
+        // A trusted proxy's last X-Forwarded-For entry, port and all; Cf-Connecting-IP first.
+        assert_eq!(p.client(&h, Some(ip("10.1.2.3"))), Some(ip("198.51.100.2")));
+        h.insert("cf-connecting-ip", HeaderValue::from_static("2001:db8::7"));
+        assert_eq!(
+            p.client(&h, Some(ip("::ffff:10.1.2.3"))),
+            Some(ip("2001:db8::7"))
+        );
+        // Anyone else is who they are; loopback too while no tunnel runs.
+        assert_eq!(p.client(&h, Some(ip("192.0.2.9"))), Some(ip("192.0.2.9")));
+        assert_eq!(p.client(&h, Some(ip("127.0.0.1"))), Some(ip("127.0.0.1")));
+        // While a tunnel is up, cloudflared (on loopback) passes the edge's Cf-Connecting-IP on,
+        // and only that header: X-Forwarded-For is the client's to write.
+        p.set_tunnel_host(Some("abc.trycloudflare.com".into()), true);
+        assert_eq!(p.client(&h, Some(ip("127.0.0.1"))), Some(ip("2001:db8::7")));
+        h.remove("cf-connecting-ip");
+        assert_eq!(p.client(&h, Some(ip("127.0.0.1"))), Some(ip("127.0.0.1")));
+        h.insert(
+            "cf-connecting-ip",
+            HeaderValue::from_static("not an address"),
+        );
+        assert_eq!(p.client(&h, Some(ip("::1"))), Some(ip("::1")));
+        assert_eq!(p.client(&h, Some(ip("192.0.2.9"))), Some(ip("192.0.2.9")));
+        p.set_tunnel_host(None, false);
+        h.insert("cf-connecting-ip", HeaderValue::from_static("203.0.113.5"));
+        assert_eq!(p.client(&h, Some(ip("127.0.0.1"))), Some(ip("127.0.0.1")));
     }
 
     fn headers(host: &str, origin: Option<&str>) -> HeaderMap {
