@@ -17,7 +17,7 @@ use axum::{
 };
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::transport::policy::{ClientAddr, json_error};
+use crate::transport::policy::{ClientAddr, canonical, json_error};
 
 /// A limiter allowing `per_second` requests per client, with bursts of as many.
 #[derive(Clone)]
@@ -105,7 +105,7 @@ pub(crate) fn client_addr(request: &Request) -> Option<IpAddr> {
     extensions.get::<ClientAddr>().map(|c| c.0).or_else(|| {
         extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
+            .map(|ConnectInfo(addr)| canonical(addr.ip()))
     })
 }
 

@@ -40,8 +40,8 @@ pub(crate) struct HostPolicy {
 #[derive(Debug, Clone)]
 pub(crate) struct PublicOrigin(pub(crate) String);
 
-/// The address a request comes from: the peer's, or the client's as a trusted proxy reports it.
-/// Put in the request's extensions by [`screen`]; rate limits and failed-token limits key on it.
+/// The client a trusted proxy (or the tunnel) says a request comes from, when not the peer: put
+/// in the request's extensions by [`screen`]; rate limits and failed-token limits key on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ClientAddr(pub(crate) IpAddr);
 
@@ -196,7 +196,7 @@ fn last_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 /// An IPv4 peer on a dual-stack socket shows up as ::ffff:a.b.c.d: the IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -240,7 +240,10 @@ pub(crate) fn screen(policy: &HostPolicy, request: &mut Request) -> Result<(), R
     let authority = request.uri().authority().map(|a| a.as_str());
     match policy.check(request.headers(), authority, peer) {
         Ok(origin) => {
-            if let Some(client) = policy.client(request.headers(), peer) {
+            // Kept only when a proxy named someone else: the peer is in the extensions already.
+            if let Some(client) = policy.client(request.headers(), peer)
+                && Some(client) != peer
+            {
                 request.extensions_mut().insert(ClientAddr(client));
             }
             if let Some(origin) = origin {
