@@ -752,3 +752,68 @@ async fn bridged_websocket_sessions_close_when_the_token_expires() {
     );
     assert_closed_for_expiry(&mut socket).await;
 }
+
+#[tokio::test]
+async fn each_gateway_server_is_a_resource_of_its_own() {
+    let rsa = TestKey::new("rsa-1", Algorithm::RS256, RSA_1);
+    let idp = Idp::start(&[&rsa]).await;
+    let jwks = format!("{}/jwks", idp.url);
+    let bioseq = serde_json::to_string(&mcp_expose_tests::bin("bioseq").display().to_string())
+        .expect("a TOML string");
+    let dir = std::env::temp_dir().join(format!("mcp-expose-oauth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!("[servers.a]\ncommand = [{bioseq}]\n\n[servers.b]\ncommand = [{bioseq}]\n"),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let server = ServerProcess::start(
+        "mcp-expose",
+        &[
+            "gateway",
+            &config,
+            "--http",
+            "0",
+            "--oauth-issuer",
+            &idp.url,
+            "--oauth-jwks-url",
+            &jwks,
+        ],
+    )
+    .await;
+    let base = server.http().trim_end_matches("/mcp").to_owned();
+    let (a, b) = (format!("{base}/a/mcp"), format!("{base}/b/mcp"));
+    // The challenge names a's own metadata, and that names a's URL: what RFC 9728 clients
+    // (the MCP SDKs among them) check against the URL they asked.
+    let denied = post(&a, initialize(1, json!({})))
+        .send()
+        .await
+        .expect("request");
+    let challenge = assert_refused(denied, 401, "resource_metadata=").await;
+    let metadata = format!("{base}/.well-known/oauth-protected-resource/a/mcp");
+    assert!(
+        challenge.contains(&format!(r#"resource_metadata="{metadata}""#)),
+        "{challenge}"
+    );
+    let document: Value = reqwest::get(&metadata)
+        .await
+        .expect("metadata")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(document["resource"], a.as_str());
+    assert_eq!(document["authorization_servers"], json!([idp.url]));
+
+    let token_a = rsa.sign(&claims(&idp.url, &a, SCOPE));
+    call_gc(&a, &[("authorization", format!("Bearer {token_a}"))]).await;
+    // A token issued for one server of the gateway is no token for another.
+    let refused = bearer(&b, &token_a, initialize(1, json!({})))
+        .send()
+        .await
+        .expect("request");
+    assert_refused(refused, 401, "invalid_token").await;
+    let token_b = rsa.sign(&claims(&idp.url, &b, SCOPE));
+    call_gc(&b, &[("authorization", format!("Bearer {token_b}"))]).await;
+}

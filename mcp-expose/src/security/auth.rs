@@ -162,13 +162,14 @@ impl Auth {
         }))
     }
 
-    /// Once the listeners are bound: tells OAuth the port of `/mcp`, and refuses a setup where
-    /// a token's audience would have to be guessed from the request (`direct` means: loopback
-    /// bind, no trusted proxy).
+    /// Once the listeners are bound: tells OAuth the port of `/mcp` and a gateway's path
+    /// prefixes (each a resource of its own), and refuses a setup where a token's audience would
+    /// have to be guessed from the request (`direct` means: loopback bind, no trusted proxy).
     #[cfg_attr(not(feature = "oauth"), allow(unused_variables))]
     pub(crate) fn bind_resource(
         &self,
         http_port: Option<u16>,
+        prefixes: Vec<String>,
         tunneled: bool,
         direct: bool,
     ) -> Result<()> {
@@ -177,6 +178,7 @@ impl Auth {
             if let Some(port) = http_port {
                 oauth.set_local_port(port);
             }
+            oauth.set_prefixes(prefixes);
             if oauth.needs_resource() && !tunneled && !direct {
                 return Err(Error::new(
                     ErrorKind::Config,
@@ -313,7 +315,7 @@ pub(crate) async fn require(
     if let Some(oauth) = &auth.oauth {
         use super::oauth::Verdict;
         let verdict = oauth
-            .verify(request.headers(), request.extensions(), bearer.as_deref())
+            .verify(request.headers(), request.uri().path(), bearer.as_deref())
             .await;
         if let Verdict::Valid(caller) = verdict {
             let deadline = caller.deadline();
@@ -337,7 +339,7 @@ pub(crate) async fn require(
         }
         tracing::debug!(path = %request.uri().path(), ?client, ?verdict, "rejected a request without a valid token");
         crate::observe::metrics::rejected("auth");
-        return oauth.refusal(&verdict, request.headers(), request.extensions());
+        return oauth.refusal(&verdict, request.headers(), request.uri().path());
     }
     if bearer.is_some() {
         strike(&auth);

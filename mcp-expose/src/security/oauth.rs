@@ -12,7 +12,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use axum::{
     Json, Router,
     extract::State,
-    http::{Extensions, HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -135,7 +135,12 @@ pub(crate) struct OAuth {
     policy: HostPolicy,
     /// The port of the listener serving `/mcp`: part of the loopback resource URL.
     local_port: std::sync::OnceLock<u16>,
+    /// A gateway's path prefixes (`/github`): each serves its own resource, `.../github/mcp`.
+    prefixes: std::sync::OnceLock<Vec<String>>,
 }
+
+/// Where RFC 9728 metadata lives; a resource's path follows it.
+const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
 impl OAuth {
     /// `None` when neither OAuth nor Cloudflare Access is configured. Starts fetching keys.
@@ -235,6 +240,7 @@ impl OAuth {
             resource: options.oauth_resource.clone(),
             policy: policy.clone(),
             local_port: std::sync::OnceLock::new(),
+            prefixes: std::sync::OnceLock::new(),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let prefetch = oauth.clone();
@@ -249,11 +255,46 @@ impl OAuth {
         Ok(Some(oauth))
     }
 
-    /// The resource URL for a request; always one this server owns, never a name the client
-    /// made up (a token's audience must not be the client's choice): `--oauth-resource`; else
-    /// this listener's loopback URL when the client named it so (`localhost`, `127.0.0.1`,
+    /// The resource URL for a request to `path`; always one this server owns, never a name the
+    /// client made up (a token's audience must not be the client's choice): `--oauth-resource`;
+    /// else this listener's loopback URL when the client named it so (`localhost`, `127.0.0.1`,
     /// `[::1]` with the bound port); else the tunnel's public URL; else `127.0.0.1` and the port.
-    fn resource(&self, headers: &HeaderMap, _: &Extensions) -> String {
+    /// Under a gateway's prefix, the prefix goes before `/mcp` (`https://h/github/mcp`; with
+    /// `--oauth-resource https://h/api/mcp`, `https://h/api/github/mcp`): a token for one of its
+    /// servers is no token for another.
+    fn resource(&self, headers: &HeaderMap, path: &str) -> String {
+        let prefix = self.prefix_of(path);
+        let root = self.root_resource(headers);
+        if prefix.is_empty() {
+            return root;
+        }
+        match reqwest::Url::parse(&root) {
+            Ok(mut url) => {
+                let base = url.path().trim_end_matches('/');
+                let base = base.strip_suffix("/mcp").unwrap_or(base);
+                url.set_path(&format!("{base}{prefix}/mcp"));
+                url.to_string()
+            }
+            Err(_) => root,
+        }
+    }
+
+    /// The gateway prefix `path` is under (`""` for none).
+    fn prefix_of<'a>(&'a self, path: &str) -> &'a str {
+        self.prefixes
+            .get()
+            .into_iter()
+            .flatten()
+            .filter(|p| {
+                path.strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .max_by_key(|p| p.len())
+            .map_or("", String::as_str)
+    }
+
+    /// The resource outside any gateway prefix.
+    fn root_resource(&self, headers: &HeaderMap) -> String {
         if let Some(resource) = &self.resource {
             return resource.clone();
         }
@@ -283,6 +324,23 @@ impl OAuth {
         let _ = self.local_port.set(port);
     }
 
+    /// A gateway's path prefixes (`/github`), before the routes are built.
+    pub(crate) fn set_prefixes(&self, prefixes: Vec<String>) {
+        let _ = self.prefixes.set(prefixes);
+    }
+
+    /// The path of the root resource's metadata's resource part: `--oauth-resource`'s path
+    /// without its `/mcp` (`/api` for `https://h/api/mcp`), else empty.
+    fn base_path(&self) -> String {
+        let path = self
+            .resource
+            .as_deref()
+            .and_then(|r| reqwest::Url::parse(r).ok())
+            .map(|url| url.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        path.strip_suffix("/mcp").unwrap_or(&path).to_owned()
+    }
+
     /// Whether a token's audience needs a resource URL the server cannot know by itself:
     /// `--oauth-issuer` without `--oauth-resource` or `--oauth-audience` behind a proxy or on
     /// a public address.
@@ -295,11 +353,11 @@ impl OAuth {
     }
 
     /// RFC 9728 §3.1: the well-known segment goes between the host and the resource's path.
-    fn metadata_url(&self, headers: &HeaderMap, extensions: &Extensions) -> String {
-        let resource = self.resource(headers, extensions);
+    fn metadata_url(&self, headers: &HeaderMap, path: &str) -> String {
+        let resource = self.resource(headers, path);
         match reqwest::Url::parse(&resource) {
             Ok(url) => format!(
-                "{}/.well-known/oauth-protected-resource{}",
+                "{}{WELL_KNOWN}{}",
                 url.origin().ascii_serialization(),
                 url.path().trim_end_matches('/')
             ),
@@ -311,7 +369,7 @@ impl OAuth {
     pub(crate) async fn verify(
         &self,
         headers: &HeaderMap,
-        extensions: &Extensions,
+        path: &str,
         bearer: Option<&str>,
     ) -> Verdict {
         let mut verdict = Verdict::Missing;
@@ -324,7 +382,7 @@ impl OAuth {
                 continue;
             };
             let outcome = verifier
-                .verify(token, || self.resource(headers, extensions))
+                .verify(token, || self.resource(headers, path))
                 .await;
             // Report the most telling failure: a scope problem, then an outage, then a bad token.
             verdict = match (outcome, verdict) {
@@ -341,12 +399,7 @@ impl OAuth {
     }
 
     /// The error response for a request without a valid token.
-    pub(crate) fn refusal(
-        &self,
-        verdict: &Verdict,
-        headers: &HeaderMap,
-        extensions: &Extensions,
-    ) -> Response {
+    pub(crate) fn refusal(&self, verdict: &Verdict, headers: &HeaderMap, path: &str) -> Response {
         let mut params = vec![r#"realm="mcp""#.to_owned()];
         let (status, message) = match verdict {
             Verdict::InsufficientScope => {
@@ -385,7 +438,7 @@ impl OAuth {
         if !self.issuers.is_empty() {
             params.push(format!(
                 r#"resource_metadata="{}""#,
-                quotable(&self.metadata_url(headers, extensions))
+                quotable(&self.metadata_url(headers, path))
             ));
         }
         let challenge = format!("Bearer {}", params.join(", "));
@@ -397,34 +450,44 @@ impl OAuth {
         response
     }
 
-    /// `GET /.well-known/oauth-protected-resource[/mcp]`, when OAuth issuers are configured.
+    /// `GET /.well-known/oauth-protected-resource[/mcp]`, and the path form RFC 9728 gives for
+    /// each resource (`.../api/mcp` for `https://h/api/mcp`, `.../github/mcp` for a gateway's
+    /// `/github`), when OAuth issuers are configured.
     pub(crate) fn routes<S: Clone + Send + Sync + 'static>(self: &Arc<Self>) -> Option<Router<S>> {
         (!self.issuers.is_empty()).then(|| {
-            let mut router = Router::new()
-                .route("/.well-known/oauth-protected-resource", get(metadata))
-                .route("/.well-known/oauth-protected-resource/mcp", get(metadata));
-            // The path form RFC 9728 gives for an explicit resource such as https://h/api/mcp.
-            let path = self
-                .resource
-                .as_deref()
-                .and_then(|r| reqwest::Url::parse(r).ok())
-                .map(|url| url.path().trim_end_matches('/').to_owned())
-                .filter(|path| !path.is_empty() && path != "/mcp");
-            if let Some(path) = path {
-                router = router.route(
-                    &format!("/.well-known/oauth-protected-resource{path}"),
-                    get(metadata),
-                );
-            }
-            router.with_state(self.clone())
+            let base = self.base_path();
+            let mut paths = vec![WELL_KNOWN.to_owned(), format!("{WELL_KNOWN}/mcp")];
+            paths.extend(
+                std::iter::once("")
+                    .chain(
+                        self.prefixes
+                            .get()
+                            .into_iter()
+                            .flatten()
+                            .map(String::as_str),
+                    )
+                    .map(|prefix| format!("{WELL_KNOWN}{base}{prefix}/mcp")),
+            );
+            paths.sort();
+            paths.dedup();
+            paths
+                .iter()
+                .fold(Router::new(), |router, path| {
+                    router.route(path, get(metadata))
+                })
+                .with_state(self.clone())
         })
     }
 }
 
-/// RFC 9728 protected resource metadata.
+/// RFC 9728 protected resource metadata; for a gateway's server, the resource under its prefix.
 async fn metadata(State(oauth): State<Arc<OAuth>>, request: axum::extract::Request) -> Response {
+    let path = request.uri().path();
+    let rest = path.strip_prefix(WELL_KNOWN).unwrap_or(path);
+    let base = oauth.base_path();
+    let rest = rest.strip_prefix(base.as_str()).unwrap_or(rest);
     let mut document = serde_json::json!({
-        "resource": oauth.resource(request.headers(), request.extensions()),
+        "resource": oauth.resource(request.headers(), rest),
         "authorization_servers": oauth.issuers,
         "bearer_methods_supported": ["header"],
     });
@@ -607,17 +670,16 @@ mod tests {
             .expect("configured");
         assert!(oauth.needs_resource());
         oauth.set_local_port(8000);
-        let extensions = Extensions::new();
         let with_host = |host: &'static str| {
             let mut headers = HeaderMap::new();
             headers.insert(header::HOST, HeaderValue::from_static(host));
             headers
         };
-        let resource = |host| oauth.resource(&with_host(host), &extensions);
+        let resource = |host| oauth.resource(&with_host(host), "/mcp");
         assert_eq!(resource("127.0.0.1:8000"), "http://127.0.0.1:8000/mcp");
         assert_eq!(resource("localhost:8000"), "http://localhost:8000/mcp");
         assert_eq!(
-            oauth.metadata_url(&with_host("localhost:8000"), &extensions),
+            oauth.metadata_url(&with_host("localhost:8000"), "/mcp"),
             "http://localhost:8000/.well-known/oauth-protected-resource/mcp"
         );
         // A name the client made up (even an allowed one), or another local port, is not it.
@@ -642,8 +704,23 @@ mod tests {
             .expect("configured");
         assert!(!oauth.needs_resource());
         assert_eq!(
-            oauth.metadata_url(&with_host("127.0.0.1:8000"), &extensions),
+            oauth.metadata_url(&with_host("127.0.0.1:8000"), "/mcp"),
             "https://mcp.example.com/.well-known/oauth-protected-resource/api/mcp"
+        );
+        // A gateway's servers: each prefix is a resource of its own.
+        oauth.set_prefixes(vec!["/github".into(), "/db".into()]);
+        let headers = with_host("127.0.0.1:8000");
+        assert_eq!(
+            oauth.resource(&headers, "/github/ws"),
+            "https://mcp.example.com/api/github/mcp"
+        );
+        assert_eq!(
+            oauth.metadata_url(&headers, "/db/mcp"),
+            "https://mcp.example.com/.well-known/oauth-protected-resource/api/db/mcp"
+        );
+        assert_eq!(
+            oauth.resource(&headers, "/githubx/mcp"),
+            "https://mcp.example.com/api/mcp"
         );
     }
 

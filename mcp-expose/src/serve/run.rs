@@ -248,8 +248,17 @@ pub(super) async fn start(
     }
     let http_addr = bound.iter().find(|b| b.2).map(|b| b.1);
     if let Some(auth) = &auth {
+        #[cfg(feature = "bridge")]
+        let prefixes = bridges
+            .iter()
+            .map(|(prefix, _)| prefix.clone())
+            .filter(|prefix| !prefix.is_empty())
+            .collect();
+        #[cfg(not(feature = "bridge"))]
+        let prefixes = Vec::new();
         auth.bind_resource(
             http_addr.map(|a| a.port()),
+            prefixes,
             tunnel.is_some(),
             options.bind.is_loopback() && options.trusted_proxies.is_empty(),
         )?;
