@@ -805,6 +805,26 @@ async fn each_gateway_server_is_a_resource_of_its_own() {
         .expect("JSON");
     assert_eq!(document["resource"], a.as_str());
     assert_eq!(document["authorization_servers"], json!([idp.url]));
+    // The Python MCP SDK's own discovery and resource check accept both servers.
+    for url in [&a, &b] {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/oauth_discovery.py");
+        let output = tokio::process::Command::new("python3")
+            .arg(script)
+            .arg(url)
+            .output()
+            .await
+            .expect("python3 runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let found: Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+        assert_eq!(found["status"], 401);
+        assert_eq!(found["resource"], url.as_str());
+        assert_eq!(found["allowed"], true, "{found}");
+    }
 
     let token_a = rsa.sign(&claims(&idp.url, &a, SCOPE));
     call_gc(&a, &[("authorization", format!("Bearer {token_a}"))]).await;
