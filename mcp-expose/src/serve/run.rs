@@ -564,6 +564,8 @@ fn follow_tunnel(
                     }
                 }
                 TunnelState::Failed => {
+                    // Gone for good: its hostname is no longer ours, loopback peers not it.
+                    policy.set_tunnel_host(None, false);
                     let message = current
                         .last_error
                         .unwrap_or_else(|| "tunnel failed".to_owned());
