@@ -51,6 +51,7 @@ struct Inner {
     progress_token: Option<ProgressToken>,
     headers: Option<http::HeaderMap>,
     caller: Option<Arc<Caller>>,
+    client: Option<std::net::IpAddr>,
     session: Arc<Session>,
     shared: std::sync::Weak<crate::handler::Shared>,
 }
@@ -98,6 +99,9 @@ impl Context {
         let caller = parts
             .and_then(|parts| parts.extensions.get::<Arc<Caller>>().cloned())
             .or_else(|| session.caller.clone());
+        let client = parts
+            .and_then(|parts| crate::transport::policy::client_of(&parts.extensions))
+            .or(session.client);
         Self {
             inner: Arc::new(Inner {
                 progress_token: request.meta.get_progress_token(),
@@ -106,6 +110,7 @@ impl Context {
                 id: request.id,
                 headers,
                 caller,
+                client,
                 session,
                 shared,
             }),
@@ -154,6 +159,14 @@ impl Context {
     /// ```
     pub fn caller(&self) -> Option<&Caller> {
         self.inner.caller.as_deref()
+    }
+
+    /// The client's address (streamable HTTP: this request's; WebSocket: the upgrade's): the
+    /// peer's, or behind a `--trusted-proxy` the client it names (`Cf-Connecting-IP`, else the
+    /// last `X-Forwarded-For` entry), behind `--tunnel` the one Cloudflare's edge names. For
+    /// audit logs and per-client policy; `None` over stdio.
+    pub fn client_addr(&self) -> Option<std::net::IpAddr> {
+        self.inner.client
     }
 
     /// Sends `notifications/progress` for this request, if the client asked for progress

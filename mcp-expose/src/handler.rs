@@ -155,6 +155,8 @@ pub(crate) struct Session {
     pub(crate) headers: Option<http::HeaderMap>,
     /// The caller the WebSocket upgrade's token named.
     pub(crate) caller: Option<Arc<crate::Caller>>,
+    /// The WebSocket client's address.
+    pub(crate) client: Option<std::net::IpAddr>,
     _slot: Option<crate::security::sessions::SessionSlot>,
 }
 
@@ -169,6 +171,7 @@ impl Session {
         transport: &'static str,
         headers: Option<http::HeaderMap>,
         caller: Option<Arc<crate::Caller>>,
+        client: Option<std::net::IpAddr>,
         slot: Option<crate::security::sessions::SessionSlot>,
     ) -> Self {
         crate::observe::metrics::session(transport, 1.0);
@@ -180,6 +183,7 @@ impl Session {
             peer: std::sync::OnceLock::new(),
             headers,
             caller,
+            client,
             _slot: slot,
         }
     }
@@ -224,16 +228,18 @@ impl Handler {
         });
         Self {
             shared,
-            session: Arc::new(Session::new("none", None, None, None)),
+            session: Arc::new(Session::new("none", None, None, None, None)),
         }
     }
 
-    /// A handler for a new session (its own log level and subscriptions).
+    /// A handler for a new session (its own log level and subscriptions); a WebSocket's comes
+    /// with its upgrade's headers, caller and client address.
     pub(crate) fn session(
         &self,
         transport: &'static str,
         headers: Option<http::HeaderMap>,
         caller: Option<Arc<crate::Caller>>,
+        client: Option<std::net::IpAddr>,
     ) -> Self {
         Self {
             shared: self.shared.clone(),
@@ -241,6 +247,7 @@ impl Handler {
                 transport,
                 headers.map(crate::context::without_credentials),
                 caller,
+                client,
                 Some(self.shared.sessions.open()),
             )),
         }

@@ -51,6 +51,13 @@ fn echo_header(ctx: Context) -> String {
         .to_owned()
 }
 
+/// Says where the call comes from.
+#[tool]
+fn where_from(ctx: Context) -> String {
+    ctx.client_addr()
+        .map_or_else(|| "<none>".to_owned(), |addr| addr.to_string())
+}
+
 /// Always panics.
 #[tool]
 fn explode() -> String {
@@ -394,6 +401,82 @@ async fn cancellation_and_disconnect_stop_the_tool() {
     assert!(
         dropped_reaches(before + 2).await,
         "a client that disconnects mid-call cancels its tool"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn tools_see_the_client_address_a_trusted_proxy_names() {
+    let mut options = mcp_expose::serve::Options::default();
+    options.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    let running = Server::new("context-tests", "1.2.3")
+        .options(options)
+        .http(0)
+        .ws(0)
+        .start()
+        .await
+        .expect("start");
+    let ws = |from: Option<&str>| {
+        let mut request = format!("ws://{}/ws", running.ws_addr().expect("ws"))
+            .into_client_request()
+            .expect("request");
+        if let Some(from) = from {
+            request
+                .headers_mut()
+                .insert("cf-connecting-ip", from.parse().expect("header"));
+        }
+        async move {
+            let mut socket = connect_async(request).await.expect("handshake").0;
+            send(&mut socket, initialize(0, json!({}))).await;
+            next_json(&mut socket).await;
+            send(&mut socket, initialized()).await;
+            send(&mut socket, call(1, "where_from", json!({}))).await;
+            next_json(&mut socket).await["result"]["content"][0]["text"].clone()
+        }
+    };
+    // WebSocket: the upgrade's client, for the whole session.
+    assert_eq!(ws(None).await, "127.0.0.1");
+    assert_eq!(ws(Some("2001:db8::7")).await, "2001:db8::7");
+    // Streamable HTTP: this request's client.
+    let http = format!("http://{}/mcp", running.http_addr().expect("http"));
+    let post = |body: String, from: &str, session: Option<&str>| {
+        let mut request = reqwest::Client::new()
+            .post(&http)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("x-forwarded-for", format!("192.0.2.1, {from}"))
+            .body(body);
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send()
+    };
+    let init = post(initialize(1, json!({})), "198.51.100.2", None)
+        .await
+        .expect("initialize");
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .expect("session id")
+        .to_owned();
+    post(initialized(), "198.51.100.2", Some(&session))
+        .await
+        .expect("initialized");
+    let answer = post(
+        call(2, "where_from", json!({})),
+        "203.0.113.9",
+        Some(&session),
+    )
+    .await
+    .expect("tools/call");
+    let content_type = answer.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .to_owned();
+    let messages =
+        mcp_expose_tests::http_messages(&content_type, &answer.text().await.expect("body"));
+    assert_eq!(
+        messages[0]["result"]["content"][0]["text"], "203.0.113.9",
+        "{messages:?}"
     );
     running.shutdown().await;
 }

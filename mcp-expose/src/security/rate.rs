@@ -3,21 +3,21 @@
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, SocketAddr},
+    net::IpAddr,
     num::NonZeroU32,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{Request, State},
     http::{HeaderValue, StatusCode, header},
     middleware::Next,
     response::Response,
 };
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::transport::policy::{ClientAddr, canonical, json_error};
+use crate::transport::policy::{client_of, json_error};
 
 /// A limiter allowing `per_second` requests per client, with bursts of as many.
 #[derive(Clone)]
@@ -101,12 +101,7 @@ pub(crate) fn too_many(message: &str, wait: Duration) -> Response {
 /// The client's address: as the host policy resolved it (a trusted proxy's report), else the
 /// peer's.
 pub(crate) fn client_addr(request: &Request) -> Option<IpAddr> {
-    let extensions = request.extensions();
-    extensions.get::<ClientAddr>().map(|c| c.0).or_else(|| {
-        extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| canonical(addr.ip()))
-    })
+    client_of(request.extensions())
 }
 
 /// What limits count per: an IPv4 address, or an IPv6 client's /64 (one host usually holds a

@@ -599,18 +599,13 @@ async fn ws_route(State(state): State<AppState>, request: axum::extract::Request
     use axum::extract::FromRequestParts as _;
     let (mut parts, body) = request.into_parts();
     match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-        Ok(upgrade) => {
-            let headers = parts.headers.clone();
-            let caller = parts.extensions.get::<Arc<crate::Caller>>().cloned();
-            ws::upgrade(
-                upgrade,
-                headers,
-                caller,
-                &state.handler,
-                &state.ws,
-                state.sessions.child_token(),
-            )
-        }
+        Ok(upgrade) => ws::upgrade(
+            upgrade,
+            &parts,
+            &state.handler,
+            &state.ws,
+            state.sessions.child_token(),
+        ),
         // A browser, not a WebSocket client: show the landing page.
         Err(_) => {
             info_route(

@@ -69,7 +69,7 @@ pub(crate) fn service(handler: &Handler, settings: &HttpSettings, ct: Cancellati
         .with_cancellation_token(ct);
     let handler = handler.clone();
     Shared(Arc::new(StreamableHttpService::new(
-        move || Ok(handler.session("http", None, None)),
+        move || Ok(handler.session("http", None, None, None)),
         Arc::new(LocalSessionManager::default()),
         config,
     )))

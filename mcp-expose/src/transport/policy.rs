@@ -45,6 +45,16 @@ pub(crate) struct PublicOrigin(pub(crate) String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ClientAddr(pub(crate) IpAddr);
 
+/// The client's address from a request's extensions: as the host policy resolved it (a trusted
+/// proxy's report), else the peer's.
+pub(crate) fn client_of(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions.get::<ClientAddr>().map(|c| c.0).or_else(|| {
+        extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|info| canonical(info.0.ip()))
+    })
+}
+
 impl HostPolicy {
     /// `extra_hosts` adds to the loopback names (`*` allows any host); `origins` are full
     /// origins (`https://app.example.com`) allowed besides those whose host is allowed (`*`:

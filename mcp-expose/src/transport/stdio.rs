@@ -37,7 +37,7 @@ pub(crate) async fn serve<R, W>(
     let writer = tokio::spawn(write_lines(output, outbound_rx));
     let transport = Framed::new("stdio", inbound_rx, outbound_tx);
     match handler
-        .session("stdio", None, None)
+        .session("stdio", None, None, None)
         .serve_with_ct(transport, ct)
         .await
     {

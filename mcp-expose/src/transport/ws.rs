@@ -44,16 +44,21 @@ pub(crate) struct WsSettings {
     pub(crate) ping_interval: Duration,
 }
 
-/// Accepts an upgrade and serves one MCP session on the socket.
+/// Accepts an upgrade and serves one MCP session on the socket; the session keeps the upgrade
+/// request's headers, caller and client address for its tools.
 pub(crate) fn upgrade(
     upgrade: WebSocketUpgrade,
-    headers: HeaderMap,
-    caller: Option<Arc<crate::Caller>>,
+    request: &http::request::Parts,
     handler: &Handler,
     settings: &WsSettings,
     ct: CancellationToken,
 ) -> Response {
-    let handler = handler.session("ws", Some(owned(&headers)), caller);
+    let handler = handler.session(
+        "ws",
+        Some(owned(&request.headers)),
+        request.extensions.get::<Arc<crate::Caller>>().cloned(),
+        super::policy::client_of(&request.extensions),
+    );
     let settings = settings.clone();
     // Let a slightly larger message through tungstenite so that we can answer it with a
     // clean 1009 and our own reason instead of a protocol error.
