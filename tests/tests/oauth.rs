@@ -837,3 +837,43 @@ async fn each_gateway_server_is_a_resource_of_its_own() {
     let token_b = rsa.sign(&claims(&idp.url, &b, SCOPE));
     call_gc(&b, &[("authorization", format!("Bearer {token_b}"))]).await;
 }
+
+#[tokio::test]
+async fn forged_tokens_count_against_their_address_and_expired_ones_do_not() {
+    let rsa = TestKey::new("rsa-1", Algorithm::RS256, RSA_1);
+    let other = TestKey::new("rsa-2", Algorithm::RS256, RSA_2);
+    let idp = Idp::start(&[&rsa]).await;
+    let jwks = format!("{}/jwks", idp.url);
+    let server = bioseq(&[
+        "--oauth-issuer",
+        &idp.url,
+        "--oauth-jwks-url",
+        &jwks,
+        "--max-auth-failures",
+        "2",
+    ])
+    .await;
+    let url = server.http();
+    let status = |token: String| async move {
+        bearer(url, &token, initialize(1, json!({})))
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    };
+    // The issuer's own tokens, refused for their claims: a client about to refresh, no guess.
+    let mut expired = claims(&idp.url, url, SCOPE);
+    expired["exp"] = json!(now() - 3600);
+    let mut elsewhere = claims(&idp.url, url, SCOPE);
+    elsewhere["aud"] = json!("https://elsewhere.example/mcp");
+    for token in [&expired, &expired, &elsewhere, &elsewhere] {
+        assert_eq!(status(rsa.sign(token)).await, 401);
+    }
+    assert_eq!(status(rsa.sign(&claims(&idp.url, url, SCOPE))).await, 200);
+    // Forged ones count: past two, the address is locked out, a valid token included.
+    let good = claims(&idp.url, url, SCOPE);
+    assert_eq!(status(other.sign_as("rsa-1", &good)).await, 401);
+    assert_eq!(status("not.a.jwt".to_owned()).await, 401);
+    assert_eq!(status(rsa.sign(&good)).await, 429);
+}

@@ -327,11 +327,15 @@ pub(crate) async fn require(
                 None => response,
             };
         }
-        // A bearer matching no static token and unread by OAuth (only Cloudflare Access is
-        // configured) was a wrong token too.
-        if matches!(verdict, Verdict::Invalid(_))
-            || (matches!(verdict, Verdict::Missing) && bearer.is_some())
-        {
+        // A forged or garbled token counts; a genuine one refused for its claims (expired: its
+        // client is about to refresh it) does not. A bearer matching no static token and unread
+        // by OAuth (only Cloudflare Access is configured) was a wrong token too.
+        let wrong = match &verdict {
+            Verdict::Invalid(why) => !super::oauth::genuine(why),
+            Verdict::Missing => bearer.is_some(),
+            _ => false,
+        };
+        if wrong {
             strike(&auth);
         }
         if public_page(&request) {

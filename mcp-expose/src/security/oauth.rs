@@ -329,8 +329,8 @@ impl OAuth {
         let _ = self.prefixes.set(prefixes);
     }
 
-    /// The path of the root resource's metadata's resource part: `--oauth-resource`'s path
-    /// without its `/mcp` (`/api` for `https://h/api/mcp`), else empty.
+    /// Where a gateway's prefixes go in a resource's path: `--oauth-resource`'s path without
+    /// its `/mcp` (`/api` for `https://h/api/mcp`, `/v1` for `https://h/v1`), else empty.
     fn base_path(&self) -> String {
         let path = self
             .resource
@@ -455,28 +455,40 @@ impl OAuth {
     /// `/github`), when OAuth issuers are configured.
     pub(crate) fn routes<S: Clone + Send + Sync + 'static>(self: &Arc<Self>) -> Option<Router<S>> {
         (!self.issuers.is_empty()).then(|| {
-            let base = self.base_path();
-            let mut paths = vec![WELL_KNOWN.to_owned(), format!("{WELL_KNOWN}/mcp")];
-            paths.extend(
-                std::iter::once("")
-                    .chain(
-                        self.prefixes
-                            .get()
-                            .into_iter()
-                            .flatten()
-                            .map(String::as_str),
-                    )
-                    .map(|prefix| format!("{WELL_KNOWN}{base}{prefix}/mcp")),
-            );
-            paths.sort();
-            paths.dedup();
-            paths
+            self.metadata_paths()
                 .iter()
                 .fold(Router::new(), |router, path| {
                     router.route(path, get(metadata))
                 })
                 .with_state(self.clone())
         })
+    }
+
+    /// Where the metadata is served: the bare and `/mcp` forms, the root resource's path form,
+    /// and each gateway prefix's.
+    fn metadata_paths(&self) -> Vec<String> {
+        let root = self
+            .resource
+            .as_deref()
+            .and_then(|r| reqwest::Url::parse(r).ok())
+            .map(|url| url.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        let base = self.base_path();
+        let mut paths = vec![
+            WELL_KNOWN.to_owned(),
+            format!("{WELL_KNOWN}/mcp"),
+            format!("{WELL_KNOWN}{root}"),
+        ];
+        paths.extend(
+            self.prefixes
+                .get()
+                .into_iter()
+                .flatten()
+                .map(|prefix| format!("{WELL_KNOWN}{base}{prefix}/mcp")),
+        );
+        paths.sort();
+        paths.dedup();
+        paths
     }
 }
 
@@ -625,6 +637,19 @@ impl Verifier {
     }
 }
 
+/// Whether a token refused for `why` was still the issuer's own: these are found only once its
+/// signature checked out (an expired token, one for another server), so it is no guess.
+pub(crate) fn genuine(why: &str) -> bool {
+    matches!(
+        why,
+        "token expired"
+            | "token not yet valid"
+            | "wrong audience"
+            | "wrong issuer"
+            | "a required claim is missing"
+    )
+}
+
 fn describe(kind: &JwtError) -> &'static str {
     match kind {
         JwtError::ExpiredSignature => "token expired",
@@ -641,6 +666,26 @@ fn describe(kind: &JwtError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_forged_or_garbled_tokens_are_guesses() {
+        for kind in [
+            JwtError::ExpiredSignature,
+            JwtError::ImmatureSignature,
+            JwtError::InvalidAudience,
+            JwtError::InvalidIssuer,
+            JwtError::MissingRequiredClaim("exp".into()),
+        ] {
+            assert!(genuine(describe(&kind)), "{kind:?}");
+        }
+        for kind in [
+            JwtError::InvalidSignature,
+            JwtError::InvalidAlgorithm,
+            JwtError::InvalidToken,
+        ] {
+            assert!(!genuine(describe(&kind)), "{kind:?}");
+        }
+    }
 
     fn claims(json: serde_json::Value) -> TokenClaims {
         serde_json::from_value(json).expect("claims")
@@ -722,6 +767,29 @@ mod tests {
             oauth.resource(&headers, "/githubx/mcp"),
             "https://mcp.example.com/api/mcp"
         );
+        // Every challenge points at metadata that is served, whatever the resource's path.
+        for resource in [
+            "https://mcp.example.com/api/mcp",
+            "https://mcp.example.com/v1",
+        ] {
+            let oauth = OAuth::resolve(
+                &OAuthOptions {
+                    oauth_resource: Some(resource.into()),
+                    ..explicit.clone()
+                },
+                &policy,
+            )
+            .ok()
+            .flatten()
+            .expect("configured");
+            oauth.set_prefixes(vec!["/github".into()]);
+            let served = oauth.metadata_paths();
+            for path in ["/mcp", "/github/mcp", "/github/ws"] {
+                let url = oauth.metadata_url(&headers, path);
+                let path = url.trim_start_matches("https://mcp.example.com");
+                assert!(served.iter().any(|p| p == path), "{path} not in {served:?}");
+            }
+        }
     }
 
     #[test]
