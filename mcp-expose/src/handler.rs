@@ -434,13 +434,23 @@ impl ServerHandler for Handler {
         let name = request.name.to_string();
         let transport = self.session.transport;
         crate::observe::metrics::request(transport, "tools/call");
+        // Who called, for the debug event: looked up only when it is logged.
+        let client = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| {
+                context
+                    .extensions
+                    .get::<http::request::Parts>()
+                    .and_then(|parts| crate::transport::policy::client_of(&parts.extensions))
+                    .or(self.session.client)
+            })
+            .flatten();
         let (response, outcome) = self.run_tool(request, context).await;
         let seconds = started.elapsed().as_secs_f64();
         crate::observe::metrics::tool_call(&name, transport, outcome, seconds);
         if outcome == "refused" {
             crate::observe::metrics::rejected("limit");
         }
-        tracing::debug!(tool = %name, transport, outcome, duration_ms = seconds * 1000.0, "tool call");
+        tracing::debug!(tool = %name, transport, client = client.map(tracing::field::display), outcome, duration_ms = seconds * 1000.0, "tool call");
         response
     }
 

@@ -388,7 +388,7 @@ async fn sessionless_2026_07_28_requests_and_older_revisions_on_one_endpoint() {
 }
 
 #[tokio::test]
-async fn json_logs_are_one_object_per_line_through_shutdown() {
+async fn json_logs_are_one_object_per_line_through_shutdown_and_name_each_calls_client() {
     let mut server = ServerProcess::start(
         "bioseq",
         &[
@@ -407,6 +407,26 @@ async fn json_logs_are_one_object_per_line_through_shutdown() {
         .await
         .expect("initialize");
     assert_eq!(ok.status(), 200);
+    let session = ok.headers()["mcp-session-id"]
+        .to_str()
+        .expect("session id")
+        .to_owned();
+    let in_session = |body: String| {
+        post(server.http())
+            .header("mcp-session-id", &session)
+            .body(body)
+            .send()
+    };
+    in_session(initialized()).await.expect("initialized");
+    let call = in_session(request(
+        2,
+        "tools/call",
+        json!({ "name": "gc_content", "arguments": { "seq": "GGCCAT" } }),
+    ))
+    .await
+    .expect("tools/call");
+    assert_eq!(call.status(), 200);
+    let _ = call.text().await;
     let pid = server.child.id().expect("pid");
     mcp_expose_tests::kill("-TERM", pid);
     server
@@ -423,6 +443,18 @@ async fn json_logs_are_one_object_per_line_through_shutdown() {
             "{line}"
         );
     }
+    // One debug event per tool call, naming the client.
+    let call = server
+        .log
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|value| value["fields"]["message"] == "tool call")
+        .unwrap_or_else(|| panic!("no tool call event: {:?}", server.log));
+    let fields = &call["fields"];
+    assert_eq!(fields["tool"], "gc_content", "{call}");
+    assert_eq!(fields["transport"], "http", "{call}");
+    assert_eq!(fields["client"], "127.0.0.1", "{call}");
+    assert!(fields["duration_ms"].is_number(), "{call}");
 }
 
 /// The value of a Prometheus sample whose line starts with `prefix` (name and labels).
