@@ -121,14 +121,26 @@ fn bucket(addr: IpAddr) -> IpAddr {
 pub(crate) struct Strikes {
     /// 60 s / the limit: what each failure adds to an address's debt.
     cost: Duration,
+    book: Mutex<Book>,
+}
+
+#[derive(Debug)]
+struct Book {
     /// Per address bucket: when its failures will have been paid off.
-    paid_at: Mutex<HashMap<IpAddr, Instant>>,
+    paid_at: HashMap<IpAddr, Instant>,
+    /// The size at which paid-off entries are next swept out: twice what a sweep left (at most
+    /// the cap), so sweeping costs O(1) per failure however many addresses fail at once.
+    sweep_at: usize,
+    /// When the last sweep ran: a full book is swept at most once a second.
+    swept: Instant,
+    /// Whether running out of room was logged (once, not once per failure).
+    full_logged: bool,
 }
 
 /// Debt beyond which an address is locked out.
 const WINDOW: Duration = Duration::from_secs(60);
-/// Addresses tracked before the paid-off ones are swept out; and at most (an attacker holding
-/// more addresses than this is not tracked for the new ones, rather than growing the map).
+/// Addresses tracked before the first sweep; and at most (an attacker holding more addresses
+/// than this is not tracked for the new ones, rather than growing the map).
 const SWEEP_AT: usize = 4096;
 const MAX_TRACKED: usize = 65_536;
 
@@ -137,31 +149,44 @@ impl Strikes {
     pub(crate) fn new(per_minute: u32) -> Option<Self> {
         (per_minute > 0).then(|| Self {
             cost: WINDOW / per_minute,
-            paid_at: Mutex::default(),
+            book: Mutex::new(Book {
+                paid_at: HashMap::new(),
+                sweep_at: SWEEP_AT,
+                swept: Instant::now(),
+                full_logged: false,
+            }),
         })
     }
 
     /// How long `addr` must wait before its next token check, if it is locked out.
     pub(crate) fn locked(&self, addr: IpAddr) -> Option<Duration> {
-        let paid_at = *self.map().get(&bucket(addr))?;
+        let paid_at = *self.book().paid_at.get(&bucket(addr))?;
         self.wait(paid_at, Instant::now())
     }
 
     /// Counts a failed token check from `addr`.
     pub(crate) fn strike(&self, addr: IpAddr) {
         let now = Instant::now();
-        let mut map = self.map();
-        if map.len() >= SWEEP_AT {
-            map.retain(|_, paid_at| *paid_at > now);
+        let mut book = self.book();
+        let full = book.paid_at.len() >= MAX_TRACKED;
+        if book.paid_at.len() >= book.sweep_at
+            && (!full || now.duration_since(book.swept) >= Duration::from_secs(1))
+        {
+            book.paid_at.retain(|_, paid_at| *paid_at > now);
+            book.swept = now;
+            book.sweep_at = (book.paid_at.len() * 2).clamp(SWEEP_AT, MAX_TRACKED);
         }
-        if map.len() >= MAX_TRACKED && !map.contains_key(&bucket(addr)) {
-            tracing::warn!(
-                tracked = map.len(),
-                "failed token checks from too many addresses to track them all"
-            );
+        let key = bucket(addr);
+        if book.paid_at.len() >= MAX_TRACKED && !book.paid_at.contains_key(&key) {
+            if !std::mem::replace(&mut book.full_logged, true) {
+                tracing::warn!(
+                    tracked = MAX_TRACKED,
+                    "failed token checks from more addresses than are tracked: new ones go uncounted"
+                );
+            }
             return;
         }
-        let paid_at = map.entry(bucket(addr)).or_insert(now);
+        let paid_at = book.paid_at.entry(key).or_insert(now);
         *paid_at = (*paid_at).max(now) + self.cost;
     }
 
@@ -171,8 +196,8 @@ impl Strikes {
         debt.checked_sub(WINDOW).filter(|wait| !wait.is_zero())
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Instant>> {
-        self.paid_at.lock().unwrap_or_else(|e| e.into_inner())
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -195,7 +220,7 @@ mod tests {
         assert_eq!(strikes.locked(other), None);
         // Paid off a third of the window later: one more guess, no more.
         let later = Instant::now() + Duration::from_secs(20);
-        let paid_at = strikes.map()[&guesser];
+        let paid_at = strikes.book().paid_at[&guesser];
         assert_eq!(strikes.wait(paid_at, later), None);
         assert!(strikes.wait(paid_at + strikes.cost, later).is_some());
         // One IPv6 host's /64 is one client.
@@ -207,5 +232,30 @@ mod tests {
         assert!(strikes.locked(neighbour).is_some());
         assert_eq!(strikes.locked("2001:db8:1:3::7".parse().expect("ip")), None);
         assert!(Strikes::new(0).is_none());
+    }
+
+    #[test]
+    fn strikes_stay_bounded_under_many_addresses() {
+        let strikes = Strikes::new(30).expect("a limit");
+        for n in 0..(MAX_TRACKED as u32 + 1000) {
+            strikes.strike(IpAddr::V4((0x0a00_0000 + n).into()));
+        }
+        let late = IpAddr::V4(0xc000_0201.into());
+        {
+            let mut book = strikes.book();
+            assert_eq!(book.paid_at.len(), MAX_TRACKED);
+            assert!(book.full_logged);
+            assert!(!book.paid_at.contains_key(&late));
+            // Once the debts are paid off (and a second has passed), room is made again.
+            let past = Instant::now() - Duration::from_secs(2);
+            book.paid_at
+                .values_mut()
+                .for_each(|paid_at| *paid_at = past);
+            book.swept = past;
+        }
+        strikes.strike(late);
+        let book = strikes.book();
+        assert_eq!(book.paid_at.len(), 1);
+        assert!(book.paid_at.contains_key(&late));
     }
 }
