@@ -564,7 +564,7 @@ fn follow_tunnel(
                     }
                 }
                 TunnelState::Failed => {
-                    // Gone for good: its hostname is no longer ours, loopback peers not it.
+                    // Gone for good: its hostname is no longer ours, nor is cloudflared on loopback.
                     policy.set_tunnel_host(None, false);
                     let message = current
                         .last_error
