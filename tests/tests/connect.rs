@@ -354,3 +354,37 @@ fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("address").port()
 }
+
+#[tokio::test]
+async fn waits_out_a_servers_rate_limit() {
+    // Two requests a second: the handshake and eight calls in a row outrun it, so the server
+    // answers some with 429 and Retry-After, which the connector waits out (the server did not
+    // take those requests, so sending them again runs nothing twice).
+    let server =
+        ServerProcess::start("bioseq", &["--http", "0", "--ws", "0", "--rate-limit", "2"]).await;
+    let mut connector = Connector::start(&[server.http()], &[]).await;
+    assert!(connector.handshake().await.get("result").is_some());
+    for id in 2..10 {
+        assert_gc_result(&connector.gc_content(id, READ_TIMEOUT).await);
+    }
+    assert!(
+        connector.stderr().contains("asks to retry later"),
+        "the limit was never hit: {}",
+        connector.stderr()
+    );
+    assert!(connector.finish().await.success());
+
+    // Over WebSocket the upgrade is what is limited: a burst of connectors, each waits its turn.
+    let mut connectors = Vec::new();
+    for _ in 0..4 {
+        connectors.push(Connector::start(&[server.ws()], &[]).await);
+    }
+    for connector in &mut connectors {
+        let init = connector.handshake().await;
+        assert!(init.get("result").is_some(), "{init}");
+        assert_gc_result(&connector.gc_content(2, READ_TIMEOUT).await);
+    }
+    for connector in connectors {
+        assert!(connector.finish().await.success());
+    }
+}

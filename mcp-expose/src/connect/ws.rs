@@ -164,7 +164,7 @@ impl Connection {
 
     /// Opens a socket and, when the client had initialized, replays its handshake on it.
     /// `Err` carries the reason and whether retrying cannot help soon (a 4xx answer to the
-    /// upgrade, a TLS error): then queued requests are answered at once.
+    /// upgrade other than 429, a TLS error): then queued requests are answered at once.
     async fn connect(&mut self) -> Result<Socket, (String, bool)> {
         let mut request = self
             .url
@@ -190,9 +190,10 @@ impl Connection {
                     .unwrap_or_default();
                 let detail: String = body.trim().chars().take(300).collect();
                 let status = response.status();
+                // 429 (too many requests, or too many failed tokens): later may work.
                 return Err((
                     format!("HTTP {status} on the WebSocket upgrade: {detail}"),
-                    status.is_client_error(),
+                    status.is_client_error() && status != http::StatusCode::TOO_MANY_REQUESTS,
                 ));
             }
             Err(e) => return Err((describe(&e), !is_transient(&e))),

@@ -198,7 +198,9 @@ impl Inner {
     }
 
     /// POSTs `body` (with the current session when `with_session`), retrying while the server
-    /// is unreachable. Returns the response and the session it was sent under.
+    /// is unreachable, or refuses it for now (429 or 503 with `Retry-After`: it did not take the
+    /// message, so sending it again runs nothing twice). Returns the response and the session it
+    /// was sent under.
     async fn post(
         &self,
         body: &str,
@@ -222,7 +224,22 @@ impl Inner {
                 .send()
                 .await;
             match sent {
-                Ok(response) => return Ok((response, session)),
+                Ok(response) => {
+                    let wait = retry_after(&response)
+                        .map(|wait| wait.max(backoff.next_delay()))
+                        .filter(|wait| Instant::now() + *wait <= deadline);
+                    let Some(wait) = wait else {
+                        return Ok((response, session));
+                    };
+                    let status = response.status();
+                    if attempts == 0 {
+                        tracing::warn!(%status, ?wait, "the server asks to retry later; waiting");
+                    } else {
+                        tracing::debug!(%status, ?wait, attempts, "the server asks to retry later");
+                    }
+                    attempts += 1;
+                    tokio::time::sleep(wait).await;
+                }
                 // Nothing reached the server, so sending again cannot run anything twice.
                 Err(e) if e.is_connect() && (e.is_timeout() || is_transient(&e)) => {
                     let delay = backoff.next_delay();
@@ -470,6 +487,25 @@ impl Inner {
         let reason = format!("HTTP {status} from {}: {}", self.url, error_detail(body));
         self.fail(message, &reason).await;
     }
+}
+
+/// How long a 429 or 503 asks to wait (`Retry-After` in seconds; an HTTP date is not honoured).
+fn retry_after(response: &Response) -> Option<Duration> {
+    if !matches!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        return None;
+    }
+    let seconds: u64 = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
 }
 
 fn header(response: &Response, name: &str) -> Option<String> {
