@@ -209,6 +209,23 @@ pub fn http_messages(content_type: &str, body: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The `Mcp-Session-Id` a response to `initialize` opened.
+pub fn session_id(response: &reqwest::Response) -> String {
+    response.headers()["mcp-session-id"]
+        .to_str()
+        .expect("a session id")
+        .to_owned()
+}
+
+/// The JSON-RPC messages of a streamable HTTP response, whichever its content type.
+pub async fn response_messages(response: reqwest::Response) -> Vec<serde_json::Value> {
+    let content_type = response.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap_or("")
+        .to_owned();
+    http_messages(&content_type, &response.text().await.expect("a body"))
+}
+
 /// Asserts `value` is 4/6 to four decimals (the GC content of GGCCAT).
 pub fn assert_gc_ggccat(value: f64) {
     assert!(

@@ -454,10 +454,7 @@ async fn tools_see_the_client_address_a_trusted_proxy_names() {
     let init = post(initialize(1, json!({})), "198.51.100.2", None)
         .await
         .expect("initialize");
-    let session = init.headers()["mcp-session-id"]
-        .to_str()
-        .expect("session id")
-        .to_owned();
+    let session = mcp_expose_tests::session_id(&init);
     post(initialized(), "198.51.100.2", Some(&session))
         .await
         .expect("initialized");
@@ -468,12 +465,7 @@ async fn tools_see_the_client_address_a_trusted_proxy_names() {
     )
     .await
     .expect("tools/call");
-    let content_type = answer.headers()["content-type"]
-        .to_str()
-        .unwrap_or("")
-        .to_owned();
-    let messages =
-        mcp_expose_tests::http_messages(&content_type, &answer.text().await.expect("body"));
+    let messages = mcp_expose_tests::response_messages(answer).await;
     assert_eq!(
         messages[0]["result"]["content"][0]["text"], "203.0.113.9",
         "{messages:?}"

@@ -407,10 +407,7 @@ async fn json_logs_are_one_object_per_line_through_shutdown_and_name_each_calls_
         .await
         .expect("initialize");
     assert_eq!(ok.status(), 200);
-    let session = ok.headers()["mcp-session-id"]
-        .to_str()
-        .expect("session id")
-        .to_owned();
+    let session = mcp_expose_tests::session_id(&ok);
     let in_session = |body: String| {
         post(server.http())
             .header("mcp-session-id", &session)

@@ -263,10 +263,7 @@ async fn guessing_tokens_locks_out_the_guesser_and_no_one_else() {
     // Everyone else is served: another client of the proxy, and the proxy's own address.
     let response = initialize_from(url, Some(TOKEN), other).await;
     assert_eq!(response.status(), 200);
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .expect("session id")
-        .to_owned();
+    let session = mcp_expose_tests::session_id(&response);
     let post_in_session = |body: String| {
         post(url, Some(TOKEN), body)
             .header("mcp-session-id", &session)
@@ -285,11 +282,7 @@ async fn guessing_tokens_locks_out_the_guesser_and_no_one_else() {
     .await
     .expect("sent");
     assert_eq!(call.status(), 200);
-    let content_type = call.headers()["content-type"]
-        .to_str()
-        .unwrap_or("")
-        .to_owned();
-    let answer = mcp_expose_tests::http_messages(&content_type, &call.text().await.expect("body"));
+    let answer = mcp_expose_tests::response_messages(call).await;
     assert_gc_ggccat(
         answer[0]["result"]["structuredContent"]["result"]
             .as_f64()

@@ -288,7 +288,7 @@ pub(crate) async fn require(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let client = super::rate::client_addr(&request);
+    let client = crate::transport::policy::client_of(request.extensions());
     if let (Some(strikes), Some(client)) = (&auth.strikes, client)
         && let Some(wait) = strikes.locked(client)
     {

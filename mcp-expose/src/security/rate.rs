@@ -73,7 +73,7 @@ pub(crate) async fn limit(
                 base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, digest)
             )
         })
-        .or_else(|| client_addr(&request).map(|addr| format!("ip:{}", bucket(addr))))
+        .or_else(|| client_of(request.extensions()).map(|addr| format!("ip:{}", bucket(addr))))
         .unwrap_or_default();
     match limit.0.check_key(&key) {
         Ok(()) => next.run(request).await,
@@ -96,12 +96,6 @@ pub(crate) fn too_many(message: &str, wait: Duration) -> Response {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
-}
-
-/// The client's address: as the host policy resolved it (a trusted proxy's report), else the
-/// peer's.
-pub(crate) fn client_addr(request: &Request) -> Option<IpAddr> {
-    client_of(request.extensions())
 }
 
 /// What limits count per: an IPv4 address, or an IPv6 client's /64 (one host usually holds a
