@@ -36,12 +36,37 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// The error type of mcp-expose: a [`kind`](Error::kind), a message, and the underlying cause.
-#[derive(Debug)]
+/// The error type of mcp-expose: a [`kind`](Error::kind), a message, the underlying cause,
+/// and what to do about it.
+///
+/// Both `Display` and `Debug` print one plain sentence (the message, its cause, and what to
+/// do), so that `main` returning [`Result`] shows a person a readable line rather than a
+/// struct; `{:#?}` shows the fields.
+///
+/// ```no_run
+/// #[tokio::main]
+/// async fn main() -> mcp_expose::Result<()> {
+///     // Port taken:  Error: cannot listen on 127.0.0.1:8000: Address already in use (os
+///     // error 98); another program is using this port: stop it, or choose another port
+///     mcp_expose::Server::new("demo", "1.0").http(8000).serve_with_signals().await
+/// }
+/// ```
+///
+/// Branch on [`kind`](Error::kind):
+///
+/// ```
+/// # async fn demo() {
+/// let first = mcp_expose::Server::new("a", "1").http(0).start().await.unwrap();
+/// let port = first.http_addr().unwrap().port();
+/// let second = mcp_expose::Server::new("b", "1").http(port).start().await;
+/// assert_eq!(second.unwrap_err().kind(), mcp_expose::ErrorKind::Bind);
+/// # }
+/// ```
 pub struct Error {
     kind: ErrorKind,
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    hint: Option<String>,
 }
 
 impl Error {
@@ -51,6 +76,7 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            hint: None,
         }
     }
 
@@ -63,6 +89,34 @@ impl Error {
             kind,
             message: message.into(),
             source: Some(Box::new(source)),
+            hint: None,
+        }
+    }
+
+    /// Adds what the person reading the error should do about it.
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// A listener that could not be bound, with what to do for the common causes.
+    pub(crate) fn bind(what: impl fmt::Display, source: std::io::Error) -> Self {
+        let hint = match source.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                Some("another program is using this port: stop it, or choose another port")
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                Some("ports below 1024 need privileges: choose a port of 1024 or more")
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                Some("this machine has no such address: check --bind")
+            }
+            _ => None,
+        };
+        let error = Self::with_source(ErrorKind::Bind, format!("cannot listen on {what}"), source);
+        match hint {
+            Some(hint) => error.hint(hint),
+            None => error,
         }
     }
 
@@ -74,11 +128,31 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)?;
+        f.write_str(&self.message)?;
         if let Some(source) = &self.source {
             write!(f, ": {source}")?;
         }
+        if let Some(hint) = &self.hint {
+            write!(f, "; {hint}")?;
+        }
         Ok(())
+    }
+}
+
+/// The sentence a person reads (`main` returning `Err` prints `Error: {:?}`); `{:#?}` shows
+/// the fields.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            f.debug_struct("Error")
+                .field("kind", &self.kind)
+                .field("message", &self.message)
+                .field("source", &self.source)
+                .field("hint", &self.hint)
+                .finish()
+        } else {
+            fmt::Display::fmt(self, f)
+        }
     }
 }
 

@@ -222,6 +222,7 @@ fn token_file() -> String {
 #[tokio::test]
 async fn forwarded_host_is_believed_only_from_trusted_proxies() {
     let public = "mcp.example.com";
+    let tokens = token_file();
     let trusting = ServerProcess::start(
         "bioseq",
         &[
@@ -231,6 +232,8 @@ async fn forwarded_host_is_believed_only_from_trusted_proxies() {
             public,
             "--trusted-proxy",
             "127.0.0.1/32",
+            "--auth-token-file",
+            &tokens,
         ],
     )
     .await;
@@ -243,6 +246,8 @@ async fn forwarded_host_is_believed_only_from_trusted_proxies() {
             public,
             "--trusted-proxy",
             "10.0.0.0/8",
+            "--auth-token-file",
+            &tokens,
         ],
     )
     .await;
@@ -251,6 +256,7 @@ async fn forwarded_host_is_believed_only_from_trusted_proxies() {
             .header("host", "backend.internal:8000")
             .header("x-forwarded-host", public)
             .header("x-forwarded-proto", "https")
+            .header("authorization", format!("Bearer {TOKEN}"))
     };
 
     // From a trusted proxy (this test, on 127.0.0.1) the forwarded host is the one checked.
@@ -262,6 +268,7 @@ async fn forwarded_host_is_believed_only_from_trusted_proxies() {
         .get(format!("{base}/.well-known/mcp"))
         .header("host", "backend.internal:8000")
         .header("x-forwarded-host", public)
+        .header("authorization", format!("Bearer {TOKEN}"))
         .send()
         .await
         .expect("info")
@@ -277,8 +284,47 @@ async fn forwarded_host_is_believed_only_from_trusted_proxies() {
     // A trusted proxy cannot forward a host that is not allowed.
     let response = post(trusting.http(), initialize(1, json!({})))
         .header("x-forwarded-host", "evil.example.com")
+        .header("authorization", format!("Bearer {TOKEN}"))
         .send()
         .await
         .expect("request");
     assert_eq!(response.status(), 403);
+}
+
+/// Whatever forwards a public name to a loopback server (cloudflared run by someone else, a
+/// reverse proxy) makes every request look local: naming a public host must require a token.
+#[tokio::test]
+async fn a_server_named_publicly_requires_a_token_even_on_loopback() {
+    for flags in [
+        &["--public-hostname", "mcp.example.com"][..],
+        &["--allowed-host", "mcp.example.com"][..],
+        &["--trusted-proxy", "127.0.0.1", "--allowed-host", "mcp.example.com"][..],
+    ] {
+        let mut args = vec!["--http", "0"];
+        args.extend_from_slice(flags);
+        let mut server = ServerProcess::start("bioseq", &args).await;
+        let line = server
+            .line_containing("generated access token", std::time::Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("{flags:?}: no token generated; log:\n{}", server.log.join("\n")));
+        let token = line.rsplit(' ').next().expect("the token").to_owned();
+        assert!(server.logged("so it requires a token"), "{flags:?}");
+        // As cloudflared forwards it: the public Host, from loopback.
+        let as_forwarded = |token: Option<&str>| {
+            let request = post(server.http(), initialize(1, json!({})))
+                .header("host", "mcp.example.com");
+            match token {
+                Some(token) => request.header("authorization", format!("Bearer {token}")),
+                None => request,
+            }
+        };
+        let response = as_forwarded(None).send().await.expect("request");
+        assert_eq!(response.status(), 401, "{flags:?}: no token must not pass");
+        let response = as_forwarded(Some(&token)).send().await.expect("request");
+        assert_eq!(response.status(), 200, "{flags:?}: the public host is allowed");
+    }
+    // Local names alone keep a loopback server open, as before.
+    let server = ServerProcess::start("bioseq", &["--http", "0", "--allowed-host", "localhost:8000"]).await;
+    let response = post(server.http(), initialize(1, json!({}))).send().await.expect("request");
+    assert_eq!(response.status(), 200);
 }

@@ -338,7 +338,8 @@ async fn forwarded_addresses_are_ignored_from_untrusted_peers() {
 
 #[tokio::test]
 async fn rate_limits_count_per_client_behind_a_trusted_proxy() {
-    // No token on loopback: the limit keys on the client address the proxy reports.
+    // No token (--no-auth, since a proxy in front counts as exposed): the limit keys on the
+    // client address the proxy reports.
     let server = ServerProcess::start(
         "bioseq",
         &[
@@ -348,6 +349,7 @@ async fn rate_limits_count_per_client_behind_a_trusted_proxy() {
             "3",
             "--trusted-proxy",
             "127.0.0.1",
+            "--no-auth",
         ],
     )
     .await;

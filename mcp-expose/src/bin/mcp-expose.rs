@@ -10,9 +10,8 @@ use clap::{Parser, Subcommand};
     about = "Expose MCP servers over HTTP, WebSocket and tunnels; connect stdio clients to remote servers"
 )]
 struct Cli {
-    /// Worker threads. A bridge forwards messages while its children do the work: one thread
-    /// answers soonest (a message never changes threads on its way) and forwards tens of
-    /// thousands of messages a second; raise it for many busy sessions.
+    /// Worker threads. One answers soonest (a message never changes threads on its way) and
+    /// forwards tens of thousands of messages a second; raise it for many busy sessions.
     #[arg(
         long,
         global = true,
@@ -34,10 +33,25 @@ enum Command {
     Gateway(Box<mcp_expose::bridge::GatewayOptions>),
     /// Connect a stdio client (Claude Desktop, ...) to a remote server over streamable HTTP or WebSocket.
     Connect(mcp_expose::connect::ConnectOptions),
+    /// Print a shell completion script: `mcp-expose completions bash > /etc/bash_completion.d/mcp-expose`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory as _;
+        use std::io::Write as _;
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "mcp-expose", &mut script);
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        let _ = std::io::stdout().lock().write_all(&script);
+        return std::process::ExitCode::SUCCESS;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(usize::from(cli.threads))
         .enable_all()
@@ -54,12 +68,13 @@ fn main() -> std::process::ExitCode {
             Command::Connect(options) => mcp_expose::connect::run(options).await,
             Command::Bridge(options) => mcp_expose::bridge::run(*options).await,
             Command::Gateway(options) => mcp_expose::bridge::run_gateway(*options).await,
+            Command::Completions { .. } => Ok(()),
         }
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mcp-expose: {e}");
+            eprintln!("mcp-expose: error: {e}");
             std::process::ExitCode::FAILURE
         }
     }

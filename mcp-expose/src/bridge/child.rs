@@ -33,6 +33,46 @@ pub struct ChildSpec {
     pub cwd: Option<PathBuf>,
 }
 
+impl ChildSpec {
+    /// Checks, before serving, that the program can be started: it exists (in `PATH` when it is
+    /// a bare name; the child's own `PATH` when `env` sets one) and is executable, and the
+    /// working directory exists. A bridge that starts anyway would claim health and fail every
+    /// session.
+    pub(crate) fn check(&self) -> crate::Result<()> {
+        use crate::error::{Error, ErrorKind};
+        let cwd = match &self.cwd {
+            Some(dir) if !dir.is_dir() => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("the child's working directory {} does not exist", dir.display()),
+                )
+                .hint("fix --cwd"));
+            }
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().unwrap_or_default(),
+        };
+        let path = self
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| std::ffi::OsString::from(v))
+            .or_else(|| std::env::var_os("PATH"));
+        which::which_in(&self.program, path, cwd).map(drop).map_err(|_| {
+            let what = if self.program.contains('/') {
+                "does not exist or is not an executable file"
+            } else {
+                "is not found in PATH"
+            };
+            Error::new(
+                ErrorKind::Config,
+                format!("cannot start the bridged command: `{}` {what}", self.program),
+            )
+            .hint("check the command after `--` (a full path always works)")
+        })
+    }
+}
+
 /// Counters the health endpoint reports.
 #[derive(Debug, Default)]
 pub(crate) struct BridgeHealth {

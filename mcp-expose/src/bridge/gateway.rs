@@ -25,6 +25,11 @@ use crate::{
 
 /// `gateway` options.
 #[derive(Debug, Clone, clap::Args)]
+#[command(
+    mut_arg("stdio", |a| a.hide(true)),
+    mut_arg("http", |a| a.help("Serve streamable HTTP on this port, at /NAME/mcp for each server (0 picks a free port) [default: 8000]")),
+    mut_arg("ws", |a| a.help("Serve WebSocket on this port, at /NAME/ws for each server (the same port as --http shares one listener) [default: 8000]")),
+)]
 #[non_exhaustive]
 pub struct GatewayOptions {
     /// The configuration file (TOML, `[servers.NAME]` tables).
@@ -48,13 +53,31 @@ struct Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServerConfig {
-    command: Vec<String>,
+    command: Command,
     #[serde(default)]
     env: BTreeMap<String, String>,
     cwd: Option<PathBuf>,
     #[serde(default)]
     child: Child,
     max_message_size: Option<usize>,
+}
+
+/// `command = ["npx", "-y", "pkg"]`, or one string split as a POSIX shell would
+/// (`command = "npx -y pkg"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Command {
+    Words(Vec<String>),
+    Line(String),
+}
+
+impl Command {
+    fn words(self) -> Option<Vec<String>> {
+        match self {
+            Command::Words(words) => Some(words),
+            Command::Line(line) => shlex::split(&line),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
@@ -82,7 +105,7 @@ fn load(path: &std::path::Path) -> Result<Config> {
             format!("{}: no [servers.NAME] table", path.display()),
         ));
     }
-    for (name, server) in &config.servers {
+    for name in config.servers.keys() {
         if name.is_empty()
             || !name
                 .bytes()
@@ -96,15 +119,6 @@ fn load(path: &std::path::Path) -> Result<Config> {
                 ),
             ));
         }
-        if server.command.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "{}: [servers.{name}] has an empty `command`",
-                    path.display()
-                ),
-            ));
-        }
     }
     Ok(config)
 }
@@ -114,30 +128,49 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
     let config = load(&options.config)?;
     let mut serve = options.serve;
     #[cfg(feature = "tunnel")]
-    if serve.tunnel.print_cloudflared_config {
-        let text = cloudflared_config(&config, &serve, options.by_subdomain)?;
-        use std::io::Write as _;
-        let mut stdout = std::io::stdout().lock();
-        return stdout
-            .write_all(text.as_bytes())
-            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write to stdout", e));
+    if let Some(printed) = crate::tunnel::print_requested(
+        &serve,
+        &crate::tunnel::Deployment {
+            name: "mcp-expose-gateway",
+            prefixes: config.servers.keys().map(|name| format!("/{name}")).collect(),
+            by_subdomain: options.by_subdomain,
+        },
+    ) {
+        return printed;
     }
     if serve.http.is_none() && serve.ws.is_none() {
         serve.http = Some(8000);
         serve.ws = Some(8000);
     }
-    serve.stdio = false;
+    if serve.stdio {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "the gateway serves its stdio servers over the network; --stdio does not apply",
+        ));
+    }
     let mut bridges = Vec::new();
     let mut per_session = 0;
     for (name, server) in config.servers {
-        let mut command = server.command.into_iter();
+        let words = server.command.words().filter(|w| !w.is_empty()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{}: [servers.{name}] needs a `command`, e.g. command = [\"npx\", \"-y\", \"@modelcontextprotocol/server-github\"] (a string with unbalanced quotes does not split)",
+                    options.config.display()
+                ),
+            )
+        })?;
+        let mut command = words.into_iter();
         let program = command.next().unwrap_or_default();
-        let spec = Arc::new(ChildSpec {
+        let spec = ChildSpec {
             program,
             args: command.collect(),
             env: server.env.into_iter().collect(),
             cwd: server.cwd,
-        });
+        };
+        spec.check()
+            .map_err(|e| e.hint(format!("fix `command` of [servers.{name}] in {}", options.config.display())))?;
+        let spec = Arc::new(spec);
         let model = if server.child == Child::Shared {
             ChildModel::Shared
         } else {
@@ -149,7 +182,6 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
             per_session += 1;
         }
         let bridge = Bridge::new(spec, health, model, max_message);
-        tracing::info!("server `{name}` at /{name}/mcp and /{name}/ws");
         bridges.push((format!("/{name}"), Arc::new(bridge)));
     }
     if per_session > 0 {
@@ -166,45 +198,6 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
         .options(serve)
         .serve_bridges(bridges)
         .await
-}
-
-/// Ingress rules for every server: by path on one hostname, or by subdomain.
-#[cfg(feature = "tunnel")]
-fn cloudflared_config(config: &Config, serve: &Options, by_subdomain: bool) -> Result<String> {
-    let Some(hostname) = serve.tunnel.public_hostname.as_deref() else {
-        return Err(Error::new(
-            ErrorKind::Config,
-            "--print-cloudflared-config needs --public-hostname HOST",
-        ));
-    };
-    let port = serve.http.or(serve.ws).filter(|p| *p != 0).unwrap_or(8000);
-    let host = if serve.bind.is_unspecified() {
-        "127.0.0.1".to_owned()
-    } else {
-        serve.bind.to_string()
-    };
-    let id = serve.tunnel.tunnel_id.as_deref().unwrap_or("<TUNNEL-UUID>");
-    let credentials = serve
-        .tunnel
-        .credentials_file
-        .as_ref()
-        .map(|f| f.display().to_string())
-        .unwrap_or_else(|| format!("/etc/cloudflared/{id}.json"));
-    let mut yaml = format!(
-        "# cloudflared configuration for the gateway; run: cloudflared tunnel --config config.yml run\n\
-         tunnel: {id}\ncredentials-file: {credentials}\ningress:\n"
-    );
-    for name in config.servers.keys() {
-        if by_subdomain {
-            // The origin serves each server under its prefix: a subdomain maps to that prefix
-            // through the path the client uses, so clients connect to https://NAME.HOST/NAME/mcp.
-            yaml.push_str(&format!("  - hostname: {name}.{hostname}\n    path: ^/{name}/\n    service: http://{host}:{port}\n"));
-        } else {
-            yaml.push_str(&format!("  - hostname: {hostname}\n    path: ^/{name}/(mcp|ws)$\n    service: http://{host}:{port}\n"));
-        }
-    }
-    yaml.push_str("  - service: http_status:404\n");
-    Ok(yaml)
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ use crate::{
 
 /// `bridge` options.
 #[derive(Debug, Clone, clap::Args)]
+#[command(mut_arg("stdio", |a| a.hide(true)))]
 #[non_exhaustive]
 pub struct BridgeOptions {
     /// Serving options (--http, --ws, --bind, --tunnel, auth, ...).
@@ -54,6 +55,11 @@ pub struct BridgeOptions {
     /// The child's working directory.
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
+
+    /// The server's name in client configs, `/health` and the landing page [default: the
+    /// program's file name].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 
     /// End HTTP sessions (and their children) idle this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
@@ -177,24 +183,30 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
         let upgrade = move |caller: Option<Extension<Arc<crate::Caller>>>,
                             upgrade: WebSocketUpgrade| {
             let bridge = bridge.clone();
-            let caller = caller.map(|Extension(caller)| caller);
-            let limit = bridge.max_message.saturating_add(1);
-            async move {
-                let tag = format!("ws:{:08x}", rand_tag());
-                upgrade
-                    .protocols(["mcp"])
-                    .read_buffer_size(4 * 1024)
-                    .write_buffer_size(4 * 1024)
-                    .max_message_size(limit)
-                    .max_frame_size(limit)
-                    .on_upgrade(move |socket| ws::serve_socket(socket, bridge, tag, caller))
-            }
+            async move { accept_ws(bridge, upgrade, caller.map(|Extension(c)| c)) }
         };
-        router = router
-            .route("/ws", any(upgrade.clone()))
-            .route("/", any(upgrade));
+        // `/` is the listener's: the landing page for a browser, this upgrade for a client.
+        router = router.route("/ws", any(upgrade));
     }
     router
+}
+
+/// Accepts a WebSocket session with the bridge's child (at `/ws`, and at `/` of a single
+/// bridge's listener).
+pub(crate) fn accept_ws(
+    bridge: Arc<Bridge>,
+    upgrade: WebSocketUpgrade,
+    caller: Option<Arc<crate::Caller>>,
+) -> axum::response::Response {
+    let tag = format!("ws:{:08x}", rand_tag());
+    let limit = bridge.max_message.saturating_add(1);
+    upgrade
+        .protocols(["mcp"])
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| ws::serve_socket(socket, bridge, tag, caller))
 }
 
 fn rand_tag() -> u32 {
@@ -233,7 +245,13 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
             ));
         }
     }
-    serve.stdio = false;
+    if serve.stdio {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "the bridge serves a stdio server over the network; --stdio does not apply",
+        )
+        .hint("run the stdio server itself for a local client"));
+    }
     if options.child_model == ChildModel::PerSession {
         serve.max_sessions.get_or_insert(PER_SESSION_MAX_SESSIONS);
     }
@@ -247,13 +265,24 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
         env: options.env,
         cwd: options.cwd,
     };
-    let name = format!(
-        "bridge: {}",
-        std::iter::once(spec.program.as_str())
-            .chain(spec.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    spec.check()?;
+    let name = options.name.unwrap_or_else(|| {
+        std::path::Path::new(&spec.program)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| spec.program.clone())
+    });
+    #[cfg(feature = "tunnel")]
+    if let Some(printed) = crate::tunnel::print_requested(
+        &serve,
+        &crate::tunnel::Deployment {
+            name: &name,
+            prefixes: vec![String::new()],
+            by_subdomain: false,
+        },
+    ) {
+        return printed;
+    }
     let bridge = Arc::new(Bridge::new(
         Arc::new(spec),
         Arc::default(),

@@ -4,57 +4,90 @@
 
 use serde_json::{Value, json};
 
+use super::clients::{Place, configs};
+
 /// What the page shows.
 #[derive(Debug)]
 pub(crate) struct Landing {
     pub(crate) name: String,
     pub(crate) version: String,
     pub(crate) description: Option<String>,
-    /// Streamable HTTP and WebSocket URLs (public ones first when tunneled).
+    /// The servers behind this listener: one, or a gateway's several.
+    pub(crate) servers: Vec<Listed>,
+    pub(crate) auth_required: bool,
+}
+
+/// One server on the page: where to connect (public URLs first) and its tools.
+#[derive(Debug)]
+pub(crate) struct Listed {
+    pub(crate) name: String,
     pub(crate) http_urls: Vec<String>,
     pub(crate) ws_urls: Vec<String>,
-    pub(crate) auth_required: bool,
-    /// The tools, when the visitor may see them.
-    pub(crate) tools: Option<Vec<rmcp::model::Tool>>,
+    pub(crate) tools: Tools,
+}
+
+/// What the page can say of a server's tools.
+#[derive(Debug)]
+pub(crate) enum Tools {
+    /// These (the visitor may see them).
+    Listed(Vec<rmcp::model::Tool>),
+    /// A token is needed to see them.
+    Hidden,
+    /// A bridged server: its tools are its own, listed over MCP.
+    Bridged,
 }
 
 impl Landing {
     fn configs(&self) -> Value {
-        let http = self.http_urls.first();
-        let ws = self.ws_urls.first();
-        let mut args = vec![json!("connect"), json!(http.or(ws))];
-        let mut entry = json!({ "command": "mcp-expose" });
-        if self.auth_required {
-            args.extend([
-                json!("--header-env"),
-                json!("Authorization=MCP_EXPOSE_AUTH"),
-            ]);
-            entry["env"] = json!({ "MCP_EXPOSE_AUTH": "Bearer <your token>" });
-        }
-        entry["args"] = Value::Array(args);
-        json!({
-            "claude_desktop": { "mcpServers": { self.name.clone(): entry } },
-            "websocket": ws.map(|uri| json!({ "transport": "websocket", "uri": uri })),
-            "streamable_http": http.map(|url| json!({ "type": "http", "url": url })),
-        })
+        let places: Vec<Place> = self
+            .servers
+            .iter()
+            .map(|s| Place {
+                name: s.name.clone(),
+                http: s.http_urls.first().cloned(),
+                ws: s.ws_urls.first().cloned(),
+            })
+            .collect();
+        configs(&places, self.auth_required.then_some("<your token>"))
     }
 
     /// The JSON twin.
     pub(crate) fn json(&self) -> Value {
-        let tools = self.tools.as_ref().map(|tools| {
-            tools
+        let tools = |listed: &Listed| match &listed.tools {
+            Tools::Listed(tools) => Value::Array(
+                tools
+                    .iter()
+                    .map(|t| json!({ "name": t.name, "description": t.description, "inputSchema": t.input_schema }))
+                    .collect(),
+            ),
+            Tools::Hidden | Tools::Bridged => Value::Null,
+        };
+        let servers: Vec<Value> = self
+            .servers
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.name,
+                    "endpoints": { "streamable_http": s.http_urls, "websocket": s.ws_urls },
+                    "tools": tools(s),
+                })
+            })
+            .collect();
+        let all = |urls: fn(&Listed) -> &Vec<String>| {
+            self.servers
                 .iter()
-                .map(|t| json!({ "name": t.name, "description": t.description, "inputSchema": t.input_schema }))
+                .flat_map(|s| urls(s).iter().cloned())
                 .collect::<Vec<_>>()
-        });
+        };
         json!({
             "name": self.name,
             "version": self.version,
             "description": self.description,
-            "endpoints": { "streamable_http": self.http_urls, "websocket": self.ws_urls },
+            "endpoints": { "streamable_http": all(|s| &s.http_urls), "websocket": all(|s| &s.ws_urls) },
             "authentication": if self.auth_required { "bearer" } else { "none" },
             "client_configs": self.configs(),
-            "tools": tools,
+            "tools": match self.servers.as_slice() { [one] => tools(one), _ => Value::Null },
+            "servers": servers,
         })
     }
 
@@ -82,26 +115,54 @@ impl Landing {
         if let Some(description) = &self.description {
             page.push_str(&format!("<p>{}</p>", escape(description)));
         }
-        page.push_str("<h2>Connect</h2><ul>");
-        for url in &self.http_urls {
-            page.push_str(&format!(
-                "<li>Streamable HTTP: <code>{}</code></li>",
-                escape(url)
-            ));
+        let several = self.servers.len() > 1;
+        if several {
+            page.push_str(&format!("<h2>Servers ({})</h2>", self.servers.len()));
         }
-        for url in &self.ws_urls {
-            page.push_str(&format!("<li>WebSocket: <code>{}</code></li>", escape(url)));
+        for server in &self.servers {
+            if several {
+                page.push_str(&format!(
+                    "<h2 class=\"server\"><code>{}</code></h2>",
+                    escape(&server.name)
+                ));
+            } else {
+                page.push_str("<h2>Connect</h2>");
+            }
+            page.push_str("<ul>");
+            for url in &server.http_urls {
+                page.push_str(&format!(
+                    "<li>Streamable HTTP: <code>{}</code></li>",
+                    escape(url)
+                ));
+            }
+            for url in &server.ws_urls {
+                page.push_str(&format!("<li>WebSocket: <code>{}</code></li>", escape(url)));
+            }
+            page.push_str("</ul>");
+            tools_html(&mut page, &server.tools, several);
         }
-        page.push_str("</ul>");
         if self.auth_required {
             page.push_str("<p>This server requires a bearer token: send <code>Authorization: Bearer &lt;token&gt;</code>.</p>");
         }
         let configs = self.configs();
-        page.push_str("<h3>Claude Desktop (<code>claude_desktop_config.json</code>)</h3>");
-        page.push_str(&format!(
-            "<pre id=\"claude-config\">{}</pre>",
-            escape(&pretty(&configs["claude_desktop"]))
-        ));
+        for (key, id, label) in [
+            ("claude_desktop", "claude-config", "Claude Desktop (<code>claude_desktop_config.json</code>)"),
+            ("claude_code", "claude-code-config", "Claude Code (<code>.mcp.json</code>)"),
+            ("cursor", "cursor-config", "Cursor (<code>~/.cursor/mcp.json</code>)"),
+            ("vscode", "vscode-config", "VS Code (<code>.vscode/mcp.json</code>)"),
+        ] {
+            let empty = configs[key]
+                .as_object()
+                .and_then(|o| o.values().next())
+                .and_then(Value::as_object)
+                .is_none_or(serde_json::Map::is_empty);
+            if !empty {
+                page.push_str(&format!(
+                    "<h3>{label}</h3><pre id=\"{id}\">{}</pre>",
+                    escape(&pretty(&configs[key]))
+                ));
+            }
+        }
         if !configs["websocket"].is_null() {
             page.push_str("<h3>WebSocket clients</h3>");
             page.push_str(&format!(
@@ -109,22 +170,29 @@ impl Landing {
                 escape(&pretty(&configs["websocket"]))
             ));
         }
-        match &self.tools {
-            Some(tools) => {
-                page.push_str(&format!("<h2>Tools ({})</h2>", tools.len()));
-                for tool in tools {
-                    page.push_str(&format!(
-                        "<div class=\"tool\"><strong><code>{}</code></strong><br>{}<details><summary>input schema</summary><pre>{}</pre></details></div>",
-                        escape(&tool.name),
-                        escape(tool.description.as_deref().unwrap_or("")),
-                        escape(&pretty(&Value::Object((*tool.input_schema).clone())))
-                    ));
-                }
-            }
-            None => page.push_str("<p class=\"muted\">Present a token to see the tools.</p>"),
-        }
         page.push_str("<p class=\"muted\">Served by mcp-expose. Machine-readable: <code>/.well-known/mcp</code></p></body></html>");
         page
+    }
+}
+
+fn tools_html(page: &mut String, tools: &Tools, several: bool) {
+    let heading = if several { "h3" } else { "h2" };
+    match tools {
+        Tools::Listed(tools) => {
+            page.push_str(&format!("<{heading}>Tools ({})</{heading}>", tools.len()));
+            for tool in tools {
+                page.push_str(&format!(
+                    "<div class=\"tool\"><strong><code>{}</code></strong><br>{}<details><summary>input schema</summary><pre>{}</pre></details></div>",
+                    escape(&tool.name),
+                    escape(tool.description.as_deref().unwrap_or("")),
+                    escape(&pretty(&Value::Object((*tool.input_schema).clone())))
+                ));
+            }
+        }
+        Tools::Hidden => page.push_str("<p class=\"muted\">Present a token to see the tools.</p>"),
+        Tools::Bridged => page.push_str(
+            "<p class=\"muted\">A bridged stdio server: MCP clients list its tools once connected.</p>",
+        ),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub(crate) mod gate;
 mod options;
+mod routes;
 mod run;
 
 use std::net::IpAddr;
@@ -197,27 +198,31 @@ impl Server {
     /// (or, with stdio alone, until stdin ends), then shuts down gracefully.
     pub async fn serve(self) -> Result<()> {
         use clap::{CommandFactory as _, FromArgMatches as _};
+        let about = self.identity.description.clone().unwrap_or_else(|| {
+            format!(
+                "{}: an MCP server. Serves over stdio by default (for a local client such as \
+                 Claude Desktop); --http PORT and --ws PORT serve streamable HTTP at /mcp and \
+                 WebSocket at /ws.",
+                self.identity.name
+            )
+        });
         let command = options::Cli::command()
             .name(self.identity.name.clone())
-            .version(self.identity.version.clone());
+            .version(self.identity.version.clone())
+            .about(about);
         let matches = command.get_matches();
         let cli = options::Cli::from_arg_matches(&matches)
             .map_err(|e| Error::with_source(ErrorKind::Config, "invalid command line", e))?;
         #[cfg(feature = "tunnel")]
-        if cli.options.tunnel.print_cloudflared_config || cli.options.tunnel.print_systemd_unit {
-            let text = if cli.options.tunnel.print_systemd_unit {
-                let args: Vec<String> = std::env::args().skip(1).collect();
-                crate::tunnel::systemd_unit(&self.identity.name, &args)
-            } else {
-                crate::tunnel::cloudflared_config(&cli.options)?
-            };
-            // Not serving: stdout is the user's, for redirecting into a file.
-            use std::io::Write as _;
-            let mut stdout = std::io::stdout().lock();
-            return stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush())
-                .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write to stdout", e));
+        if let Some(printed) = crate::tunnel::print_requested(
+            &cli.options,
+            &crate::tunnel::Deployment {
+                name: &self.identity.name,
+                prefixes: vec![String::new()],
+                by_subdomain: false,
+            },
+        ) {
+            return printed;
         }
         self.options(cli.options).serve_with_signals().await
     }

@@ -185,7 +185,8 @@ fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("expected an address or network like 10.0.0.0/8, got `{text}`"))
 }
 
-/// The command line: the options plus `--help` and `--version` in the server's own name.
+// The command line of `serve()`: the options plus `--help` and `--version`, in the server's
+// own name (set when parsing, with its description as the help's first line).
 #[derive(Debug, clap::Parser)]
 pub(crate) struct Cli {
     #[command(flatten)]

@@ -3,27 +3,27 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    Json, Router,
-    extract::{State, ws::WebSocketUpgrade},
-    http::StatusCode,
-    middleware,
-    response::{IntoResponse, Response},
+    Router, middleware,
     routing::{any, get},
     serve::ListenerExt as _,
 };
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::{Options, gate::Gate};
+use super::{
+    Options,
+    gate::Gate,
+    routes::{health_route, info_route, metrics_route, not_found, ready_route, ws_route},
+};
 use crate::{
     error::{Error, ErrorKind, Result},
     handler::Handler,
     security::auth::{self, Auth},
     transport::{
         http::{self as http_transport, HttpSettings},
-        policy::{self, HostPolicy},
+        policy::HostPolicy,
         stdio,
-        ws::{self, WsSettings},
+        ws::WsSettings,
     },
 };
 
@@ -134,22 +134,41 @@ impl Running {
 
 /// What the routes share; behind an `Arc` because axum clones a handler's state for every
 /// request.
-type AppState = Arc<App>;
+pub(super) type AppState = Arc<App>;
 
-struct App {
-    handler: Handler,
-    auth_required: bool,
+pub(super) struct App {
+    pub(super) handler: Handler,
+    pub(super) auth_required: bool,
     #[cfg(feature = "tunnel")]
-    tunnel: Arc<crate::tunnel::TunnelControl>,
+    pub(super) tunnel: Arc<crate::tunnel::TunnelControl>,
     /// The tunnel, when `--tunnel-required` makes readiness depend on it.
     #[cfg(feature = "tunnel")]
-    required_tunnel: Option<Arc<crate::tunnel::TunnelControl>>,
+    pub(super) required_tunnel: Option<Arc<crate::tunnel::TunnelControl>>,
     /// Bridged children's health, by path prefix ("" for a single bridge).
     #[cfg(feature = "bridge")]
-    bridges: Vec<(String, Arc<crate::bridge::BridgeHealth>)>,
-    ws: WsSettings,
-    sessions: CancellationToken,
-    health: Arc<serde_json::Value>,
+    pub(super) bridges: Vec<(String, Arc<crate::bridge::BridgeHealth>)>,
+    /// A single bridge's, to accept WebSocket sessions at `/`.
+    #[cfg(feature = "bridge")]
+    pub(super) root_bridge: Option<Arc<crate::bridge::Bridge>>,
+    pub(super) ws: WsSettings,
+    pub(super) sessions: CancellationToken,
+    pub(super) health: Arc<serde_json::Value>,
+    /// The servers behind the listeners, for the landing page and the 404.
+    pub(super) servers: Vec<ServedAt>,
+    pub(super) http_addr: Option<SocketAddr>,
+    pub(super) ws_addr: Option<SocketAddr>,
+    /// The hostname a named tunnel or proxy run by someone else serves this server at.
+    pub(super) public_hostname: Option<String>,
+}
+
+/// A server as the listener serves it: its name, and the path prefix of its `/mcp` and `/ws`
+/// (empty for a single server, `/NAME` for each of a gateway's).
+#[derive(Debug, Clone)]
+pub(super) struct ServedAt {
+    pub(super) name: String,
+    pub(super) prefix: String,
+    /// A bridged stdio server, whose tools only it knows.
+    pub(super) bridged: bool,
 }
 
 pub(super) async fn start(
@@ -193,8 +212,22 @@ pub(super) async fn start(
         .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
         .filter(|o| !o.is_empty())
         .collect();
+    #[cfg(feature = "tunnel")]
+    let public_hostname = options
+        .tunnel
+        .public_hostname
+        .as_deref()
+        .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+        .filter(|h| !h.is_empty());
+    #[cfg(not(feature = "tunnel"))]
+    let public_hostname: Option<String> = None;
     let policy = HostPolicy::new(
-        &options.allowed_hosts,
+        &options
+            .allowed_hosts
+            .iter()
+            .chain(&public_hostname)
+            .cloned()
+            .collect::<Vec<_>>(),
         &options
             .allowed_origins
             .iter()
@@ -217,12 +250,12 @@ pub(super) async fn start(
         session_counts,
         !options.stateless,
     );
-    let exposed = tunnel.is_some() || !options.bind.is_loopback();
-    let auth = Auth::resolve(&options.auth, exposed, &policy)?;
+    let exposure = exposure(&options, tunnel.is_some(), public_hostname.as_deref());
+    let auth = Auth::resolve(&options.auth, exposure.is_some(), &policy)?;
     let token = auth.as_ref().and_then(|a| a.generated.clone());
-    if let Some(token) = &token {
+    if let (Some(token), Some(why)) = (&token, &exposure) {
         super::announce(&format!(
-            "mcp-expose: this server is reachable beyond loopback, so it requires a token (--no-auth opts out).\n\
+            "mcp-expose: {why}, so it requires a token (--no-auth opts out).\n\
              mcp-expose: generated access token, send it as `Authorization: Bearer <token>`: {token}"
         ));
     }
@@ -238,9 +271,9 @@ pub(super) async fn start(
     let mut bound = Vec::new();
     for (port, serves_http, serves_ws) in plan {
         let addr = SocketAddr::new(options.bind, port);
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            Error::with_source(ErrorKind::Bind, format!("cannot listen on {addr}"), e)
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::bind(addr, e))?;
         let local = listener
             .local_addr()
             .map_err(|e| Error::with_source(ErrorKind::Bind, "cannot read the bound address", e))?;
@@ -269,16 +302,58 @@ pub(super) async fn start(
     }
 
     let identity = &handler.shared().identity;
-    let health = Arc::new(serde_json::json!({
-        "status": "ok",
-        "name": identity.name,
-        "version": identity.version,
-        "transports": {
-            "http": http_addr.map(|a| format!("http://{a}/mcp")),
-            "ws": ws_addr.map(|a| format!("ws://{a}/ws")),
-            "stdio": options.stdio_selected(),
-        },
-    }));
+    #[cfg(feature = "bridge")]
+    let served: Vec<ServedAt> = bridges
+        .iter()
+        .map(|(prefix, _)| ServedAt {
+            name: match prefix.strip_prefix('/') {
+                Some(name) => name.to_owned(),
+                None => identity.name.clone(),
+            },
+            prefix: prefix.clone(),
+            bridged: true,
+        })
+        .collect();
+    #[cfg(not(feature = "bridge"))]
+    let served: Vec<ServedAt> = Vec::new();
+    let served = if served.is_empty() {
+        vec![ServedAt {
+            name: identity.name.clone(),
+            prefix: String::new(),
+            bridged: false,
+        }]
+    } else {
+        served
+    };
+    let url = |scheme: &str, addr: Option<SocketAddr>, prefix: &str, path: &str| {
+        addr.map(|a| format!("{scheme}://{a}{prefix}{path}"))
+    };
+    let health = Arc::new(match served.as_slice() {
+        [single] if single.prefix.is_empty() => serde_json::json!({
+            "status": "ok",
+            "name": identity.name,
+            "version": identity.version,
+            "transports": {
+                "http": url("http", http_addr, "", "/mcp"),
+                "ws": url("ws", ws_addr, "", "/ws"),
+                "stdio": options.stdio_selected(),
+            },
+        }),
+        // A gateway: no /mcp of its own; each server's URLs under `servers`.
+        several => serde_json::json!({
+            "status": "ok",
+            "name": identity.name,
+            "version": identity.version,
+            "transports": { "stdio": false },
+            "servers": several
+                .iter()
+                .map(|s| (s.name.clone(), serde_json::json!({
+                    "http": url("http", http_addr, &s.prefix, "/mcp"),
+                    "ws": url("ws", ws_addr, &s.prefix, "/ws"),
+                })))
+                .collect::<serde_json::Map<_, _>>(),
+        }),
+    });
     let state: AppState = Arc::new(App {
         handler: handler.clone(),
         auth_required: auth.is_some(),
@@ -291,9 +366,18 @@ pub(super) async fn start(
             .iter()
             .map(|(prefix, b)| (prefix.clone(), b.health.clone()))
             .collect(),
+        #[cfg(feature = "bridge")]
+        root_bridge: match bridges.as_slice() {
+            [(prefix, bridge)] if prefix.is_empty() => Some(bridge.clone()),
+            _ => None,
+        },
         ws: ws_settings,
         sessions: sessions.clone(),
         health,
+        servers: served.clone(),
+        http_addr,
+        ws_addr,
+        public_hostname: public_hostname.clone(),
     });
 
     for (listener, local, serves_http, serves_ws) in bound {
@@ -324,19 +408,29 @@ pub(super) async fn start(
                 mcp_routes = mcp_routes.route_service("/mcp", service);
             }
             if serves_ws {
-                mcp_routes = mcp_routes
-                    .route("/ws", any(ws_route))
-                    .route("/", any(ws_route));
+                mcp_routes = mcp_routes.route("/ws", any(ws_route));
             }
         }
-        if serves_http {
-            tracing::info!("streamable HTTP on http://{local}/mcp");
+        for server in &served {
+            let prefix = &server.prefix;
+            let name = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("server `{}`: ", server.name)
+            };
+            if serves_http {
+                tracing::info!("{name}streamable HTTP on http://{local}{prefix}/mcp");
+            }
+            if serves_ws {
+                tracing::info!("{name}WebSocket on ws://{local}{prefix}/ws");
+            }
         }
-        if serves_ws {
-            tracing::info!("WebSocket on ws://{local}/ws");
+        // A browser gets the landing page; a WebSocket client of a single server, its session.
+        mcp_routes = if serves_ws {
+            mcp_routes.route("/", any(ws_route))
         } else {
-            mcp_routes = mcp_routes.route("/", get(info_route));
-        }
+            mcp_routes.route("/", get(info_route))
+        };
         mcp_routes = mcp_routes.route("/.well-known/mcp", get(info_route));
         // Behind the same host policy and token as the MCP endpoints.
         mcp_routes = mcp_routes.route("/metrics", get(metrics_route));
@@ -394,13 +488,9 @@ pub(super) async fn start(
     }
 
     if let Some(addr) = options.metrics_bind {
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            Error::with_source(
-                ErrorKind::Bind,
-                format!("cannot listen on {addr} for metrics"),
-                e,
-            )
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::bind(format_args!("{addr} for metrics"), e))?;
         tracing::info!(
             "metrics on http://{}/metrics",
             listener
@@ -456,14 +546,18 @@ pub(super) async fn start(
             enabled: auth.is_some(),
             token: token.clone(),
         };
+        let servers: Vec<(String, String)> = served
+            .iter()
+            .map(|s| (s.name.clone(), s.prefix.clone()))
+            .collect();
         let starter = tunnel_starter(
-            &options, &policy, serves_ws, &access, &handler, &finished, &fatal,
+            &options, &policy, serves_ws, &access, &servers, &finished, &fatal,
         );
         control.install(local_url.clone(), tunnel.clone(), starter);
         if let Some(config) = tunnel {
             let handle = crate::tunnel::TunnelHandle::start(config.clone(), local_url);
             follow_tunnel(
-                &handle, &config, &options, &policy, serves_ws, &access, &handler, &finished,
+                &handle, &config, &options, &policy, serves_ws, &access, &servers, &finished,
                 &fatal,
             );
             control.set_handle(Some(handle));
@@ -492,6 +586,39 @@ pub(super) async fn start(
     })
 }
 
+/// Why the server can be reached from beyond this machine, if it can: listening beyond
+/// loopback, a tunnel, or a name the public uses (a public hostname, an allowed host that is
+/// not local, a trusted proxy), since whatever forwards that name to loopback (cloudflared run
+/// by someone else, a reverse proxy) makes every request look local.
+fn exposure(options: &Options, tunneled: bool, public_hostname: Option<&str>) -> Option<String> {
+    let local = |host: &str| {
+        let host = host.trim().to_ascii_lowercase();
+        // `::1`, `[::1]:8000`, `127.0.0.1:8000`, `localhost`
+        let bare = match host.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or_default().to_owned(),
+            None if host.parse::<std::net::IpAddr>().is_ok() => host.clone(),
+            None => host.split(':').next().unwrap_or_default().to_owned(),
+        };
+        bare == "localhost" || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    };
+    if tunneled {
+        Some("this server is reachable through a tunnel".to_owned())
+    } else if !options.bind.is_loopback() {
+        Some(format!(
+            "this server listens on {} (beyond loopback)",
+            options.bind
+        ))
+    } else if let Some(host) = public_hostname {
+        Some(format!("this server is served at {host} (--public-hostname)"))
+    } else if let Some(host) = options.allowed_hosts.iter().find(|h| !local(h)) {
+        Some(format!("this server accepts the host `{host}` (--allowed-host)"))
+    } else if !options.trusted_proxies.is_empty() {
+        Some("this server is behind a proxy (--trusted-proxy)".to_owned())
+    } else {
+        None
+    }
+}
+
 /// Whether clients need a token, and the generated one to put in printed configs.
 #[derive(Debug, Clone)]
 #[cfg_attr(not(feature = "tunnel"), allow(dead_code))]
@@ -508,11 +635,11 @@ fn tunnel_starter(
     policy: &HostPolicy,
     serves_ws: bool,
     access: &Access,
-    handler: &Handler,
+    servers: &[(String, String)],
     finished: &CancellationToken,
     fatal: &Arc<std::sync::Mutex<Option<Error>>>,
 ) -> Box<dyn Fn(TunnelConfig, String) -> Result<crate::tunnel::TunnelHandle> + Send + Sync> {
-    let (options, policy, handler) = (options.clone(), policy.clone(), handler.clone());
+    let (options, policy, servers) = (options.clone(), policy.clone(), servers.to_vec());
     let (finished, fatal, access) = (finished.clone(), fatal.clone(), access.clone());
     Box::new(move |config, local_url| {
         if !access.enabled {
@@ -520,7 +647,7 @@ fn tunnel_starter(
         }
         let handle = crate::tunnel::TunnelHandle::start(config.clone(), local_url);
         follow_tunnel(
-            &handle, &config, &options, &policy, serves_ws, &access, &handler, &finished, &fatal,
+            &handle, &config, &options, &policy, serves_ws, &access, &servers, &finished, &fatal,
         );
         Ok(handle)
     })
@@ -537,7 +664,7 @@ fn follow_tunnel(
     policy: &HostPolicy,
     serves_ws: bool,
     access: &Access,
-    handler: &Handler,
+    servers: &[(String, String)],
     finished: &CancellationToken,
     fatal: &Arc<std::sync::Mutex<Option<Error>>>,
 ) {
@@ -546,7 +673,7 @@ fn follow_tunnel(
     let kind = config.kind.clone();
     let required = options.tunnel.tunnel_required;
     let (policy, finished, fatal) = (policy.clone(), finished.clone(), fatal.clone());
-    let name = handler.shared().identity.name.clone();
+    let servers = servers.to_vec();
     let mut status = handle.watch();
     tokio::spawn(async move {
         let mut announced: Option<(Option<String>, u32)> = None;
@@ -558,7 +685,7 @@ fn follow_tunnel(
                     if announced.as_ref() != Some(&key) {
                         policy.set_tunnel_host(current.hostname.clone(), true);
                         super::announce(&crate::tunnel::banner(
-                            &name, &current, &kind, serves_ws, &access,
+                            &servers, &current, &kind, serves_ws, &access,
                         ));
                         announced = Some(key);
                     }
@@ -594,27 +721,6 @@ fn follow_tunnel(
             }
         }
     });
-}
-async fn ws_route(State(state): State<AppState>, request: axum::extract::Request) -> Response {
-    use axum::extract::FromRequestParts as _;
-    let (mut parts, body) = request.into_parts();
-    match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-        Ok(upgrade) => ws::upgrade(
-            upgrade,
-            &parts,
-            &state.handler,
-            &state.ws,
-            state.sessions.child_token(),
-        ),
-        // A browser, not a WebSocket client: show the landing page.
-        Err(_) => {
-            info_route(
-                State(state),
-                axum::extract::Request::from_parts(parts, body),
-            )
-            .await
-        }
-    }
 }
 
 /// Sessions a listener holds when `--max-sessions` is not given.
@@ -661,98 +767,6 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// `GET /` without an upgrade: what this server is and where to connect.
-async fn info_route(State(state): State<AppState>, request: axum::extract::Request) -> Response {
-    let visible =
-        !state.auth_required || request.extensions().get::<auth::Authenticated>().is_some();
-    let shared = state.handler.shared();
-    let identity = &shared.identity;
-    let transports = &state.health["transports"];
-    #[cfg_attr(not(feature = "tunnel"), allow(unused_mut))]
-    let mut http_urls: Vec<String> = transports["http"]
-        .as_str()
-        .map(str::to_owned)
-        .into_iter()
-        .collect();
-    #[cfg_attr(not(feature = "tunnel"), allow(unused_mut))]
-    let mut ws_urls: Vec<String> = transports["ws"]
-        .as_str()
-        .map(str::to_owned)
-        .into_iter()
-        .collect();
-    #[cfg(feature = "tunnel")]
-    if let Some(status) = state.tunnel.handle().map(|t| t.status()) {
-        if let Some(url) = status.mcp_url() {
-            http_urls.insert(0, url);
-        }
-        if let (Some(url), false) = (status.ws_url(), ws_urls.is_empty()) {
-            ws_urls.insert(0, url);
-        }
-    }
-    // Behind a trusted proxy, the address the visitor used comes first.
-    if let Some(origin) = request.extensions().get::<policy::PublicOrigin>() {
-        if !http_urls.is_empty() {
-            http_urls.insert(0, format!("{}/mcp", origin.0));
-        }
-        if !ws_urls.is_empty() {
-            let ws = origin.0.replacen("http", "ws", 1);
-            ws_urls.insert(0, format!("{ws}/ws"));
-        }
-    }
-    let landing = crate::observe::landing::Landing {
-        name: identity
-            .title
-            .clone()
-            .unwrap_or_else(|| identity.name.clone()),
-        version: identity.version.clone(),
-        description: identity.description.clone(),
-        http_urls,
-        ws_urls,
-        auth_required: state.auth_required,
-        tools: visible.then(|| {
-            shared
-                .registry
-                .tools
-                .iter()
-                .map(|t| t.tool.clone())
-                .collect()
-        }),
-    };
-    let wants_html = request
-        .headers()
-        .get(axum::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"));
-    if wants_html && request.uri().path() == "/" {
-        axum::response::Html(landing.html()).into_response()
-    } else {
-        Json(landing.json()).into_response()
-    }
-}
-
-/// `GET /metrics`: Prometheus text.
-async fn metrics_route(State(state): State<AppState>) -> Response {
-    // What is not counted as it happens is read now: bridged children and the tunnel.
-    #[cfg(feature = "bridge")]
-    for (prefix, health) in &state.bridges {
-        crate::observe::metrics::bridge(prefix, health);
-    }
-    #[cfg(feature = "tunnel")]
-    if let Some(tunnel) = state.tunnel.handle() {
-        let scraped = tokio::time::timeout(Duration::from_secs(2), tunnel.metrics())
-            .await
-            .ok()
-            .flatten();
-        crate::observe::metrics::tunnel(&tunnel.status(), scraped.as_ref());
-    }
-    #[cfg(not(any(feature = "bridge", feature = "tunnel")))]
-    let _ = state;
-    let headers = [(
-        axum::http::header::CONTENT_TYPE,
-        "text/plain; version=0.0.4; charset=utf-8",
-    )];
-    (headers, crate::observe::metrics::render()).into_response()
-}
 
 /// Keeps one timer due within [`HEARTBEAT`] armed while the listeners accept.
 ///
@@ -776,112 +790,3 @@ async fn heartbeat(stop: CancellationToken) {
 /// Shorter than every per-request timer (the shortest: SSE keep-alives, 15 s by default).
 const HEARTBEAT: Duration = Duration::from_secs(5);
 
-/// Readiness: every transport bound (they are, once this answers), not shutting down, bridged
-/// children up, and a required tunnel ready.
-async fn ready_route(State(state): State<AppState>) -> Response {
-    let draining = state
-        .handler
-        .shared()
-        .draining
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let mut components = serde_json::Map::new();
-    // Behind auth these open routes say whether, not where or why (no addresses, URLs or
-    // child failure text for anonymous visitors).
-    let detailed = !state.auth_required;
-    components.insert(
-        "transports".into(),
-        if detailed {
-            serde_json::json!({ "ready": true, "detail": state.health["transports"] })
-        } else {
-            serde_json::json!({ "ready": true })
-        },
-    );
-    components.insert("shutdown".into(), serde_json::json!({ "ready": !draining }));
-    #[cfg(feature = "bridge")]
-    for (prefix, bridge) in &state.bridges {
-        let name = if prefix.is_empty() {
-            "child".to_owned()
-        } else {
-            format!("child{prefix}")
-        };
-        components.insert(name, serde_json::json!({ "ready": bridge.healthy() }));
-    }
-    #[cfg(feature = "tunnel")]
-    if let Some(required) = &state.required_tunnel
-        && let Some(tunnel) = required.handle()
-    {
-        let status = tunnel.status();
-        let ready = status.state == crate::tunnel::TunnelState::Ready;
-        let url = status.url.filter(|_| detailed);
-        components.insert(
-            "tunnel".into(),
-            serde_json::json!({ "ready": ready, "state": status.state, "url": url }),
-        );
-    }
-    let ready = components.values().all(|c| c["ready"] == true);
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(serde_json::json!({ "ready": ready, "components": components })),
-    )
-        .into_response()
-}
-
-async fn health_route(State(state): State<AppState>) -> Response {
-    let mut health = state.health.as_ref().clone();
-    if state.auth_required {
-        // Open to anyone: no addresses or failure text without the token (see /metrics).
-        if let Some(health) = health.as_object_mut() {
-            health.remove("transports");
-        }
-    }
-    #[cfg(feature = "bridge")]
-    if !state.bridges.is_empty() {
-        use std::sync::atomic::Ordering;
-        let detailed = !state.auth_required;
-        let describe = |bridge: &crate::bridge::BridgeHealth| {
-            serde_json::json!({
-                "healthy": bridge.healthy(),
-                "sessions": bridge.sessions.load(Ordering::Relaxed),
-                "down": bridge.down.load(Ordering::Relaxed),
-                "restarts": bridge.restarts.load(Ordering::Relaxed),
-                "failure": bridge
-                    .failure
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone()
-                    .filter(|_| detailed),
-            })
-        };
-        let healthy = state.bridges.iter().all(|(_, b)| b.healthy());
-        match state.bridges.as_slice() {
-            [(prefix, bridge)] if prefix.is_empty() => health["child"] = describe(bridge),
-            bridges => {
-                let servers: serde_json::Map<_, _> = bridges
-                    .iter()
-                    .map(|(p, b)| (p.trim_start_matches('/').to_owned(), describe(b)))
-                    .collect();
-                health["servers"] = servers.into();
-            }
-        }
-        health["status"] = if healthy { "ok" } else { "unavailable" }.into();
-        let status = if healthy {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
-        return (status, Json(health)).into_response();
-    }
-    Json(health).into_response()
-}
-
-async fn not_found() -> Response {
-    policy::json_error(
-        StatusCode::NOT_FOUND,
-        "Not Found: MCP is served at /mcp (HTTP) and /ws (WebSocket)",
-    )
-}

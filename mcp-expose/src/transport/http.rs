@@ -54,7 +54,17 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let service = Arc::clone(&self.0);
-        Box::pin(async move { Ok(service.handle(request).await) })
+        let delete = request.method() == axum::http::Method::DELETE;
+        Box::pin(async move {
+            let mut response = service.handle(request).await;
+            // rmcp ends a session with 202; the MCP SDKs expect 200 or 204 and warn
+            // ("Session termination failed: 202") on every disconnect otherwise. The bridge
+            // answers 204 too.
+            if delete && response.status() == axum::http::StatusCode::ACCEPTED {
+                *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+            }
+            Ok(response)
+        })
     }
 }
 

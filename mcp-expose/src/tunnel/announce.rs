@@ -1,40 +1,47 @@
 //! What a ready tunnel prints: the public URLs and client configs to paste.
 
 use super::{TunnelKind, TunnelStatus};
-use crate::serve::Access;
+use crate::{
+    observe::clients::{Place, configs, describe},
+    serve::Access,
+};
 
 /// Ready-to-paste client configurations for a tunnel: Claude Desktop through `mcp-expose
-/// connect` (the stdio connector), WebSocket, and streamable HTTP. With `token`, each carries
-/// `Authorization: Bearer <token>` (for Claude Desktop through an environment variable, since
-/// desktop clients on Windows split arguments at spaces).
+/// connect` (the stdio connector), Claude Code, Cursor, VS Code, WebSocket, and streamable
+/// HTTP. With `token`, each carries `Authorization: Bearer <token>` (for Claude Desktop through
+/// an environment variable, since desktop clients on Windows split arguments at spaces).
 pub fn client_configs(
     server_name: &str,
     status: &TunnelStatus,
     token: Option<&str>,
 ) -> Option<serde_json::Value> {
-    let mcp = status.mcp_url()?;
-    let Some(token) = token else {
-        return Some(serde_json::json!({
-            "claude_desktop": { "mcpServers": { server_name: { "command": "mcp-expose", "args": ["connect", mcp] } } },
-            "websocket": { "transport": "websocket", "uri": status.ws_url() },
-            "streamable_http": { "type": "http", "url": mcp },
-        }));
-    };
-    let bearer = format!("Bearer {token}");
-    Some(serde_json::json!({
-        "claude_desktop": { "mcpServers": { server_name: {
-            "command": "mcp-expose",
-            "args": ["connect", mcp, "--header-env", "Authorization=MCP_EXPOSE_AUTH"],
-            "env": { "MCP_EXPOSE_AUTH": bearer },
-        } } },
-        "websocket": { "transport": "websocket", "uri": status.ws_url(), "headers": { "Authorization": bearer } },
-        "streamable_http": { "type": "http", "url": mcp, "headers": { "Authorization": bearer } },
-    }))
+    let servers = [(server_name.to_owned(), String::new())];
+    Some(configs(&places(&servers, status, true)?, token))
 }
 
-/// The block printed on stderr when the tunnel becomes ready.
+/// Each server's public URLs (`prefix` is empty for a single server, `/NAME` for a gateway's).
+fn places(servers: &[(String, String)], status: &TunnelStatus, ws: bool) -> Option<Vec<Place>> {
+    let origin = status.url.as_ref()?;
+    let ws_origin = status.hostname.as_ref().map(|h| format!("wss://{h}"));
+    Some(
+        servers
+            .iter()
+            .map(|(name, prefix)| Place {
+                name: name.clone(),
+                http: Some(format!("{origin}{prefix}/mcp")),
+                ws: ws_origin
+                    .as_ref()
+                    .filter(|_| ws)
+                    .map(|o| format!("{o}{prefix}/ws")),
+            })
+            .collect(),
+    )
+}
+
+/// The block printed on stderr when the tunnel becomes ready: each server's URLs and the
+/// client configs.
 pub(crate) fn banner(
-    server_name: &str,
+    servers: &[(String, String)],
     status: &TunnelStatus,
     kind: &TunnelKind,
     serves_ws: bool,
@@ -47,14 +54,11 @@ pub(crate) fn banner(
             .clone()
             .unwrap_or_else(|| "<your token>".to_owned())
     });
-    let (Some(mcp), Some(configs)) = (
-        status.mcp_url(),
-        client_configs(server_name, status, token.as_deref()),
-    ) else {
+    let Some(places) = places(servers, status, serves_ws) else {
         return String::new();
     };
     let mut text = format!(
-        "\nmcp-expose: tunnel ready ({} tunnel{})\n  streamable HTTP: {mcp}\n",
+        "\nmcp-expose: tunnel ready ({} tunnel{})\n",
         status.kind,
         if status.restarts > 0 {
             format!(", restart {}", status.restarts)
@@ -62,19 +66,20 @@ pub(crate) fn banner(
             String::new()
         },
     );
-    if serves_ws && let Some(ws) = status.ws_url() {
-        text.push_str(&format!("  WebSocket:       {ws}\n"));
+    let named = servers.len() > 1 || servers.iter().any(|(_, p)| !p.is_empty());
+    for place in &places {
+        if named {
+            text.push_str(&format!("  {}:\n", place.name));
+        }
+        let indent = if named { "    " } else { "  " };
+        if let Some(url) = &place.http {
+            text.push_str(&format!("{indent}streamable HTTP: {url}\n"));
+        }
+        if let Some(url) = &place.ws {
+            text.push_str(&format!("{indent}WebSocket:       {url}\n"));
+        }
     }
-    text.push_str(&format!(
-        "  Claude Desktop (claude_desktop_config.json):\n    {}\n",
-        configs["claude_desktop"]
-    ));
-    if serves_ws {
-        text.push_str(&format!(
-            "  WebSocket clients:\n    {}\n",
-            configs["websocket"]
-        ));
-    }
+    text.push_str(&describe(&configs(&places, token.as_deref())));
     if !access.enabled {
         text.push_str(
             "  warning: no authentication (--no-auth): anyone with the URL can call the tools\n",

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) use announce::banner;
 pub use announce::client_configs;
 pub use cli::TunnelOptions;
-pub(crate) use deploy::{cloudflared_config, systemd_unit};
+pub(crate) use deploy::{Deployment, print_requested};
 pub use metrics::TunnelMetrics;
 pub(crate) use tools::{TunnelControl, definitions as tool_definitions};
 
