@@ -298,21 +298,41 @@ async fn a_server_named_publicly_requires_a_token_even_on_loopback() {
     for flags in [
         &["--public-hostname", "mcp.example.com"][..],
         &["--allowed-host", "mcp.example.com"][..],
-        &["--trusted-proxy", "127.0.0.1", "--allowed-host", "mcp.example.com"][..],
+        &[
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--allowed-host",
+            "mcp.example.com",
+        ][..],
     ] {
         let mut args = vec!["--http", "0"];
         args.extend_from_slice(flags);
         let mut server = ServerProcess::start("bioseq", &args).await;
-        let line = server
-            .line_containing("generated access token", std::time::Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|| panic!("{flags:?}: no token generated; log:\n{}", server.log.join("\n")));
+        let logged = server
+            .log
+            .iter()
+            .find(|l| l.contains("generated access token"))
+            .cloned();
+        let line = match logged {
+            Some(line) => Some(line),
+            None => {
+                server
+                    .line_containing("generated access token", std::time::Duration::from_secs(5))
+                    .await
+            }
+        }
+        .unwrap_or_else(|| {
+            panic!(
+                "{flags:?}: no token generated; log:\n{}",
+                server.log.join("\n")
+            )
+        });
         let token = line.rsplit(' ').next().expect("the token").to_owned();
         assert!(server.logged("so it requires a token"), "{flags:?}");
         // As cloudflared forwards it: the public Host, from loopback.
         let as_forwarded = |token: Option<&str>| {
-            let request = post(server.http(), initialize(1, json!({})))
-                .header("host", "mcp.example.com");
+            let request =
+                post(server.http(), initialize(1, json!({}))).header("host", "mcp.example.com");
             match token {
                 Some(token) => request.header("authorization", format!("Bearer {token}")),
                 None => request,
@@ -321,10 +341,21 @@ async fn a_server_named_publicly_requires_a_token_even_on_loopback() {
         let response = as_forwarded(None).send().await.expect("request");
         assert_eq!(response.status(), 401, "{flags:?}: no token must not pass");
         let response = as_forwarded(Some(&token)).send().await.expect("request");
-        assert_eq!(response.status(), 200, "{flags:?}: the public host is allowed");
+        assert_eq!(
+            response.status(),
+            200,
+            "{flags:?}: the public host is allowed"
+        );
     }
     // Local names alone keep a loopback server open, as before.
-    let server = ServerProcess::start("bioseq", &["--http", "0", "--allowed-host", "localhost:8000"]).await;
-    let response = post(server.http(), initialize(1, json!({}))).send().await.expect("request");
+    let server = ServerProcess::start(
+        "bioseq",
+        &["--http", "0", "--allowed-host", "localhost:8000"],
+    )
+    .await;
+    let response = post(server.http(), initialize(1, json!({})))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), 200);
 }

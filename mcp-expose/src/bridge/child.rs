@@ -44,7 +44,10 @@ impl ChildSpec {
             Some(dir) if !dir.is_dir() => {
                 return Err(Error::new(
                     ErrorKind::Config,
-                    format!("the child's working directory {} does not exist", dir.display()),
+                    format!(
+                        "the child's working directory {} does not exist",
+                        dir.display()
+                    ),
                 )
                 .hint("fix --cwd"));
             }
@@ -58,18 +61,23 @@ impl ChildSpec {
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| std::ffi::OsString::from(v))
             .or_else(|| std::env::var_os("PATH"));
-        which::which_in(&self.program, path, cwd).map(drop).map_err(|_| {
-            let what = if self.program.contains('/') {
-                "does not exist or is not an executable file"
-            } else {
-                "is not found in PATH"
-            };
-            Error::new(
-                ErrorKind::Config,
-                format!("cannot start the bridged command: `{}` {what}", self.program),
-            )
-            .hint("check the command after `--` (a full path always works)")
-        })
+        which::which_in(&self.program, path, cwd)
+            .map(drop)
+            .map_err(|_| {
+                let what = if self.program.contains('/') {
+                    "does not exist or is not an executable file"
+                } else {
+                    "is not found in PATH"
+                };
+                Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "cannot start the bridged command: `{}` {what}",
+                        self.program
+                    ),
+                )
+                .hint("check the command after `--` (a full path always works)")
+            })
     }
 }
 

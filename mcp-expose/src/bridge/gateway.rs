@@ -132,7 +132,11 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
         &serve,
         &crate::tunnel::Deployment {
             name: "mcp-expose-gateway",
-            prefixes: config.servers.keys().map(|name| format!("/{name}")).collect(),
+            prefixes: config
+                .servers
+                .keys()
+                .map(|name| format!("/{name}"))
+                .collect(),
             by_subdomain: options.by_subdomain,
         },
     ) {
@@ -168,8 +172,12 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
             env: server.env.into_iter().collect(),
             cwd: server.cwd,
         };
-        spec.check()
-            .map_err(|e| e.hint(format!("fix `command` of [servers.{name}] in {}", options.config.display())))?;
+        spec.check().map_err(|e| {
+            e.hint(format!(
+                "fix `command` of [servers.{name}] in {}",
+                options.config.display()
+            ))
+        })?;
         let spec = Arc::new(spec);
         let model = if server.child == Child::Shared {
             ChildModel::Shared

@@ -90,10 +90,14 @@ pub(crate) fn configs(places: &[Place], token: Option<&str>) -> Value {
 }
 
 /// The lines a person pastes, for a terminal: each client's file and its JSON on one line.
+#[cfg_attr(not(feature = "tunnel"), allow(dead_code))]
 pub(crate) fn describe(configs: &Value) -> String {
     let mut text = String::new();
     for (key, label) in [
-        ("claude_desktop", "Claude Desktop (claude_desktop_config.json)"),
+        (
+            "claude_desktop",
+            "Claude Desktop (claude_desktop_config.json)",
+        ),
         ("claude_code", "Claude Code (.mcp.json)"),
         ("cursor", "Cursor (~/.cursor/mcp.json)"),
         ("vscode", "VS Code (.vscode/mcp.json)"),

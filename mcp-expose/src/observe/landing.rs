@@ -53,7 +53,8 @@ impl Landing {
 
     /// The JSON twin.
     pub(crate) fn json(&self) -> Value {
-        let tools = |listed: &Listed| match &listed.tools {
+        let tools = |listed: &Listed| {
+            match &listed.tools {
             Tools::Listed(tools) => Value::Array(
                 tools
                     .iter()
@@ -61,6 +62,7 @@ impl Landing {
                     .collect(),
             ),
             Tools::Hidden | Tools::Bridged => Value::Null,
+        }
         };
         let servers: Vec<Value> = self
             .servers
@@ -146,10 +148,26 @@ impl Landing {
         }
         let configs = self.configs();
         for (key, id, label) in [
-            ("claude_desktop", "claude-config", "Claude Desktop (<code>claude_desktop_config.json</code>)"),
-            ("claude_code", "claude-code-config", "Claude Code (<code>.mcp.json</code>)"),
-            ("cursor", "cursor-config", "Cursor (<code>~/.cursor/mcp.json</code>)"),
-            ("vscode", "vscode-config", "VS Code (<code>.vscode/mcp.json</code>)"),
+            (
+                "claude_desktop",
+                "claude-config",
+                "Claude Desktop (<code>claude_desktop_config.json</code>)",
+            ),
+            (
+                "claude_code",
+                "claude-code-config",
+                "Claude Code (<code>.mcp.json</code>)",
+            ),
+            (
+                "cursor",
+                "cursor-config",
+                "Cursor (<code>~/.cursor/mcp.json</code>)",
+            ),
+            (
+                "vscode",
+                "vscode-config",
+                "VS Code (<code>.vscode/mcp.json</code>)",
+            ),
         ] {
             let empty = configs[key]
                 .as_object()

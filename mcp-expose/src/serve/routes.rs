@@ -1,8 +1,6 @@
 //! The routes beside MCP: the landing page (`GET /`, `/.well-known/mcp`), `/health`,
 //! `/ready`, `/metrics`, and the 404 that says where MCP is.
 
-use std::time::Duration;
-
 use axum::{
     Json,
     extract::{State, ws::WebSocketUpgrade},
@@ -16,7 +14,10 @@ use crate::{
     transport::{policy, ws},
 };
 
-pub(super) async fn ws_route(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+pub(super) async fn ws_route(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Response {
     use axum::extract::FromRequestParts as _;
     let (mut parts, body) = request.into_parts();
     match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
@@ -24,7 +25,10 @@ pub(super) async fn ws_route(State(state): State<AppState>, request: axum::extra
         Ok(upgrade) if state.root_bridge.is_some() || state.servers[0].bridged => {
             match &state.root_bridge {
                 Some(bridge) => {
-                    let caller = parts.extensions.get::<std::sync::Arc<crate::Caller>>().cloned();
+                    let caller = parts
+                        .extensions
+                        .get::<std::sync::Arc<crate::Caller>>()
+                        .cloned();
                     crate::bridge::accept_ws(bridge.clone(), upgrade, caller)
                 }
                 // A gateway has no server at `/`.
@@ -76,7 +80,14 @@ pub(super) async fn info_route(
             tools: if server.bridged {
                 Tools::Bridged
             } else if visible {
-                Tools::Listed(shared.registry.tools.iter().map(|t| t.tool.clone()).collect())
+                Tools::Listed(
+                    shared
+                        .registry
+                        .tools
+                        .iter()
+                        .map(|t| t.tool.clone())
+                        .collect(),
+                )
             } else {
                 Tools::Hidden
             },
@@ -160,7 +171,7 @@ pub(super) async fn metrics_route(State(state): State<AppState>) -> Response {
     }
     #[cfg(feature = "tunnel")]
     if let Some(tunnel) = state.tunnel.handle() {
-        let scraped = tokio::time::timeout(Duration::from_secs(2), tunnel.metrics())
+        let scraped = tokio::time::timeout(std::time::Duration::from_secs(2), tunnel.metrics())
             .await
             .ok()
             .flatten();

@@ -599,7 +599,10 @@ fn exposure(options: &Options, tunneled: bool, public_hostname: Option<&str>) ->
             None if host.parse::<std::net::IpAddr>().is_ok() => host.clone(),
             None => host.split(':').next().unwrap_or_default().to_owned(),
         };
-        bare == "localhost" || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        bare == "localhost"
+            || bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     };
     if tunneled {
         Some("this server is reachable through a tunnel".to_owned())
@@ -609,9 +612,13 @@ fn exposure(options: &Options, tunneled: bool, public_hostname: Option<&str>) ->
             options.bind
         ))
     } else if let Some(host) = public_hostname {
-        Some(format!("this server is served at {host} (--public-hostname)"))
+        Some(format!(
+            "this server is served at {host} (--public-hostname)"
+        ))
     } else if let Some(host) = options.allowed_hosts.iter().find(|h| !local(h)) {
-        Some(format!("this server accepts the host `{host}` (--allowed-host)"))
+        Some(format!(
+            "this server accepts the host `{host}` (--allowed-host)"
+        ))
     } else if !options.trusted_proxies.is_empty() {
         Some("this server is behind a proxy (--trusted-proxy)".to_owned())
     } else {
@@ -767,7 +774,6 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-
 /// Keeps one timer due within [`HEARTBEAT`] armed while the listeners accept.
 ///
 /// tokio's I/O driver, parked with no timer pending, is woken (an eventfd write and a thread
@@ -789,4 +795,3 @@ async fn heartbeat(stop: CancellationToken) {
 
 /// Shorter than every per-request timer (the shortest: SSE keep-alives, 15 s by default).
 const HEARTBEAT: Duration = Duration::from_secs(5);
-

@@ -23,7 +23,10 @@ pub(crate) struct Deployment<'a> {
 pub(crate) fn print_requested(options: &Options, what: &Deployment<'_>) -> Option<Result<()>> {
     let tunnel = &options.tunnel;
     let text = if tunnel.print_systemd_unit {
-        Ok(systemd_unit(what.name, &std::env::args().skip(1).collect::<Vec<_>>()))
+        Ok(systemd_unit(
+            what.name,
+            &std::env::args().skip(1).collect::<Vec<_>>(),
+        ))
     } else if tunnel.print_cloudflared_config {
         cloudflared_config(options, what)
     } else {
@@ -122,7 +125,10 @@ pub(crate) fn cloudflared_config(options: &Options, what: &Deployment<'_>) -> Re
          #   {}\n\
          # It names a public hostname, so it requires a token: it generates one and prints it at\n\
          # start unless given --auth-token-file FILE (or --oauth-issuer).\n",
-        run.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+        run.iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let mut urls = Vec::new();
     let mut rules = String::new();
@@ -232,10 +238,7 @@ fn absolute_args(args: &[String]) -> Vec<String> {
 fn exec_word(arg: &str) -> String {
     let escaped = arg.replace('%', "%%").replace('$', "$$");
     if escaped.is_empty() || escaped == ";" || escaped.contains([' ', '\t', '"', '\'', '\\']) {
-        format!(
-            "\"{}\"",
-            escaped.replace('\\', "\\\\").replace('"', "\\\"")
-        )
+        format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         escaped
     }
@@ -308,7 +311,11 @@ pub(crate) fn systemd_unit(name: &str, args: &[String]) -> String {
          [Install]\n\
          WantedBy=multi-user.target\n",
         name = name.replace('%', "%%"),
-        exec = words.iter().map(|w| exec_word(w)).collect::<Vec<_>>().join(" "),
+        exec = words
+            .iter()
+            .map(|w| exec_word(w))
+            .collect::<Vec<_>>()
+            .join(" "),
     )
 }
 
