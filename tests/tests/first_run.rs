@@ -231,3 +231,37 @@ async fn the_python_sdk_ends_sessions_without_a_warning() {
         );
     }
 }
+
+/// `hello` built as a new user builds it (its own features only, not the workspace's union):
+/// it compiles with the dependencies its Cargo.toml names, and `--tunnel` in a build without
+/// the `tunnel` feature says which feature to enable instead of "unexpected argument".
+#[test]
+fn without_the_tunnel_feature_tunnel_says_which_feature_to_enable() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace");
+    // Apart from the test build's binaries, which have every feature.
+    let target = root.join("target").join("standalone");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "-p", "hello", "--target-dir"])
+        .arg(&target)
+        .current_dir(root)
+        .status()
+        .expect("cargo build");
+    assert!(
+        status.success(),
+        "hello does not build on its own dependencies"
+    );
+    let output = std::process::Command::new(target.join("debug").join("hello"))
+        .arg("--tunnel")
+        .output()
+        .expect("run hello");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_one_sentence(&stderr, "--tunnel needs mcp-expose's `tunnel` feature");
+    assert!(
+        stderr.contains("cargo add mcp-expose --features tunnel"),
+        "{stderr}"
+    );
+}

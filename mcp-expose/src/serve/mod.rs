@@ -213,6 +213,14 @@ impl Server {
         let matches = command.get_matches();
         let cli = options::Cli::from_arg_matches(&matches)
             .map_err(|e| Error::with_source(ErrorKind::Config, "invalid command line", e))?;
+        #[cfg(not(feature = "tunnel"))]
+        if cli.options.tunnel_without_feature {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "--tunnel needs mcp-expose's `tunnel` feature, which this build leaves out",
+            )
+            .hint("enable it (`cargo add mcp-expose --features tunnel`), rebuild, and install cloudflared"));
+        }
         #[cfg(feature = "tunnel")]
         if let Some(printed) = crate::tunnel::print_requested(
             &cli.options,

@@ -137,6 +137,11 @@ pub struct Options {
     #[cfg(feature = "tunnel")]
     #[command(flatten)]
     pub tunnel: crate::tunnel::TunnelOptions,
+
+    /// `--tunnel` in a build without the `tunnel` feature: accepted, to say which feature.
+    #[cfg(not(feature = "tunnel"))]
+    #[arg(long = "tunnel", hide = true)]
+    pub(crate) tunnel_without_feature: bool,
 }
 
 impl Default for Options {
@@ -166,6 +171,8 @@ impl Default for Options {
             auth: crate::security::AuthOptions::default(),
             #[cfg(feature = "tunnel")]
             tunnel: crate::tunnel::TunnelOptions::default(),
+            #[cfg(not(feature = "tunnel"))]
+            tunnel_without_feature: false,
         }
     }
 }
