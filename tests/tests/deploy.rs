@@ -12,13 +12,30 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-/// Runs `program args...` in `cwd`; its stdout, after checking it succeeded.
+/// Runs `program args...` in `cwd`; its stdout, after checking it succeeded within 20 s (a
+/// print flag that is ignored starts a server, which never ends by itself).
 fn printed(program: &std::path::Path, args: &[&str], cwd: &std::path::Path) -> String {
-    let output = Command::new(program)
+    let mut child = Command::new(program)
         .args(args)
         .current_dir(cwd)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{} {args:?} did not exit within 20 s: it serves instead of printing",
+                program.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("output");
     assert!(
         output.status.success(),
         "{} {args:?}: {}",

@@ -153,3 +153,55 @@ async fn thirty_two_concurrent_calls_on_one_socket() {
     }
     assert!(seen.iter().all(|s| *s));
 }
+
+/// The close code a server sends after a frame that breaks the protocol (an unmasked client
+/// frame), read off a raw socket: a client library would refuse to send such a frame.
+async fn close_code_after_an_unmasked_frame(url: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url.trim_start_matches("ws://");
+    let (authority, path) = rest.split_once('/').expect("path");
+    let mut tcp = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect");
+    let head = format!(
+        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("handshake");
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    while !response.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await.expect("handshake response");
+        response.push(byte[0]);
+    }
+    assert!(
+        response.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    tcp.write_all(&[0x81, 0x02, b'h', b'i'])
+        .await
+        .expect("unmasked frame");
+    let mut frames = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut frames)).await;
+    // The first frame the server sent: a close (0x88) whose payload starts with its code.
+    match frames.as_slice() {
+        [0x88, len, code @ ..] if *len >= 2 => Some(u16::from_be_bytes([code[0], code[1]])),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_protocol_violation_closes_with_1002_directly_and_behind_the_bridge() {
+    let direct = ServerProcess::start("bioseq", &["--ws", "0"]).await;
+    let bioseq = mcp_expose_tests::bin("bioseq").display().to_string();
+    let bridged = ServerProcess::start("mcp-expose", &["bridge", "--ws", "0", "--", &bioseq]).await;
+    for server in [&direct, &bridged] {
+        assert_eq!(
+            close_code_after_an_unmasked_frame(server.ws()).await,
+            Some(1002),
+            "{}",
+            server.ws()
+        );
+    }
+}

@@ -7,7 +7,9 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt as _, StreamExt as _};
 
 use super::Bridge;
-use crate::transport::ws::{MESSAGE_TOO_BIG, POLICY_VIOLATION, TOKEN_EXPIRED, token_expiry};
+use crate::transport::ws::{
+    MESSAGE_TOO_BIG, POLICY_VIOLATION, TOKEN_EXPIRED, protocol_close, token_expiry,
+};
 
 pub(crate) async fn serve_socket(
     socket: WebSocket,
@@ -39,12 +41,16 @@ pub(crate) async fn serve_socket(
                 Ok(Message::Text(text)) => Vec::from(text.as_bytes()),
                 Ok(Message::Binary(bytes)) => bytes.to_vec(),
                 Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(Message::Close(_)) => return None,
+                Err(e) => return protocol_close(&e),
             };
             if bytes.len() > max {
-                return Some(format!(
-                    "message of {} bytes exceeds the limit of {max} bytes",
-                    bytes.len()
+                return Some((
+                    MESSAGE_TOO_BIG,
+                    format!(
+                        "message of {} bytes exceeds the limit of {max} bytes",
+                        bytes.len()
+                    ),
                 ));
             }
             if !session.send(bytes).await {
@@ -55,7 +61,7 @@ pub(crate) async fn serve_socket(
     };
     let closing = tokio::select! {
         () = writer => None,
-        reason = reader => reason.map(|reason| (MESSAGE_TOO_BIG, reason)),
+        closing = reader => closing,
         () = token_expiry(caller) => {
             tracing::info!("closing a bridged WebSocket session: its token expired");
             Some((POLICY_VIOLATION, TOKEN_EXPIRED.to_owned()))

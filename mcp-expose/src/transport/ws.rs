@@ -27,6 +27,17 @@ pub(crate) const MESSAGE_TOO_BIG: u16 = 1009;
 pub(crate) const POLICY_VIOLATION: u16 = 1008;
 /// The close reason then.
 pub(crate) const TOKEN_EXPIRED: &str = "token expired: reconnect with a fresh token";
+/// Close code for a frame that breaks the WebSocket protocol (RFC 6455 §7.4.1).
+pub(crate) const PROTOCOL_ERROR: u16 = 1002;
+
+/// How to close a socket whose read failed: 1002 for a protocol violation (an unmasked or
+/// reserved-bit frame, a bad opcode, ...), `None` when the connection itself is gone.
+/// tungstenite's errors reach us through axum's opaque error, so by their words.
+pub(crate) fn protocol_close(error: &axum::Error) -> Option<(u16, String)> {
+    let text = error.to_string();
+    text.strip_prefix("WebSocket protocol error: ")
+        .map(|why| (PROTOCOL_ERROR, format!("protocol error: {why}")))
+}
 
 /// Completes when the token `caller` came with expires (with the clock-skew allowance that
 /// the token check gives); never without a caller or an expiry.
@@ -164,6 +175,9 @@ async fn read_frames(
                 let text = e.to_string();
                 if text.contains("too long") || text.contains("Space limit") {
                     too_big(&outbound, None, max_message).await;
+                } else if let Some((code, reason)) = protocol_close(&e) {
+                    tracing::debug!(%reason, "closing websocket");
+                    let _ = outbound.send(Outbound::Close(code, reason)).await;
                 } else {
                     tracing::debug!(error = %text, "websocket read failed");
                 }
