@@ -11,8 +11,15 @@ use proc_macro::TokenStream;
 /// parameters the input schema (parameter doc comments describe properties), its return type
 /// the result (and the output schema for structured returns).
 ///
+/// An `Option<T>` parameter is optional: not in the schema's `required`, and `null` or absent
+/// in a call is `None`. Its schema is `T`'s, without a `null` union (`"type": "integer"`, not
+/// `["integer", "null"]`), and so are `Option` fields of the structs parameters take: several
+/// model providers reject union types in tool schemas. `nullable_union` lists them as unions
+/// with `null` instead, as schemars writes them.
+///
 /// Options: `name = ".."`, `title = ".."`, `description = ".."`, `read_only`, `destructive`,
-/// `idempotent`, `open_world` (each also `= bool`), `crate = "path::to::mcp_expose"`.
+/// `idempotent`, `open_world`, `nullable_union` (each also `= bool`),
+/// `crate = "path::to::mcp_expose"`.
 #[proc_macro_attribute]
 pub fn tool(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::entry(parse::Kind::Tool, attr.into(), item.into()).into()

@@ -87,7 +87,8 @@ pub mod __private {
     };
     pub use crate::resource::{IntoResourceContents, UriVars, parse_var, read_error};
     pub use crate::tool::{
-        OutputSpec, Probe, ViaContent, ViaStructured, error_result, input_schema, parse_args,
+        OutputSpec, Probe, ViaContent, ViaStructured, error_result, input_schema,
+        input_schema_with_null, parse_args,
     };
     pub use crate::{Context, PromptDef, ResourceDef, ToolDef};
     pub use inventory;
