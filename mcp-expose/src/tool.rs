@@ -173,7 +173,10 @@ fn drop_null(schema: &mut Schema) {
         let Some(Value::Array(branches)) = object.get_mut(key) else {
             continue;
         };
-        let is_null = |b: &Value| *b == serde_json::json!({ "type": "null" });
+        let is_null = |b: &Value| {
+            b.as_object()
+                .is_some_and(|b| b.len() == 1 && b.get("type").is_some_and(|t| t == "null"))
+        };
         if branches.len() < 2 || !branches.iter().any(is_null) {
             continue;
         }
