@@ -131,6 +131,11 @@ fn tool(options: &Options, function: &Function, krate: &Path) -> TokenStream {
     };
     let spec =
         quote_spanned! {out_span=> (&#krate::__private::Probe::<#out>::new()).output_spec() };
+    let input_schema = if options.nullable_union {
+        format_ident!("input_schema_with_null")
+    } else {
+        format_ident!("input_schema")
+    };
     let title = options.title.as_ref().map(|t| quote!(.with_title(#t)));
     let annotations = (!options.hints.is_empty()).then(|| {
         let hints = options
@@ -155,7 +160,7 @@ fn tool(options: &Options, function: &Function, krate: &Path) -> TokenStream {
                 let __schema = __spec.schema();
                 #krate::__private::ToolDef::new(
                     #name,
-                    #krate::__private::input_schema::<__McpArgs>(),
+                    #krate::__private::#input_schema::<__McpArgs>(),
                     move |__ctx: #krate::__private::Context, __args: #krate::__private::JsonObject| {
                         let __spec = ::core::clone::Clone::clone(&__spec);
                         #krate::__private::boxed(async move {

@@ -34,6 +34,8 @@ pub(crate) struct Options {
     pub(crate) krate: Option<Path>,
     pub(crate) complete: Option<Path>,
     pub(crate) hints: Vec<(Ident, bool)>,
+    /// `Option` parameters as `T` or `null` unions in the input schema.
+    pub(crate) nullable_union: bool,
 }
 
 pub(crate) const HINTS: [&str; 4] = ["read_only", "destructive", "idempotent", "open_world"];
@@ -49,6 +51,7 @@ fn allowed(kind: Kind) -> &'static [&'static str] {
             "destructive",
             "idempotent",
             "open_world",
+            "nullable_union",
         ],
         Kind::Resource => &["uri", "name", "title", "description", "mime_type", "crate"],
         Kind::Prompt => &["name", "title", "description", "complete", "crate"],
@@ -84,30 +87,14 @@ pub(crate) fn options(kind: Kind, attr: TokenStream, errors: &mut Vec<syn::Error
             ));
             continue;
         }
+        if key == "nullable_union" {
+            if let Some(value) = flag(&meta, &key, errors) {
+                options.nullable_union = value;
+            }
+            continue;
+        }
         if HINTS.contains(&key.as_str()) {
-            let value = match &meta {
-                Meta::Path(_) => Some(true),
-                Meta::NameValue(nv) => match &nv.value {
-                    Expr::Lit(ExprLit {
-                        lit: Lit::Bool(b), ..
-                    }) => Some(b.value),
-                    other => {
-                        errors.push(syn::Error::new_spanned(
-                            other,
-                            format!("`{key}` takes `true` or `false`"),
-                        ));
-                        None
-                    }
-                },
-                Meta::List(list) => {
-                    errors.push(syn::Error::new_spanned(
-                        list,
-                        format!("write `{key}` or `{key} = true`"),
-                    ));
-                    None
-                }
-            };
-            if let (Some(value), Some(ident)) = (value, path.get_ident()) {
+            if let (Some(value), Some(ident)) = (flag(&meta, &key, errors), path.get_ident()) {
                 options.hints.push((ident.clone(), value));
             }
             continue;
@@ -155,6 +142,32 @@ pub(crate) fn options(kind: Kind, attr: TokenStream, errors: &mut Vec<syn::Error
         }
     }
     options
+}
+
+/// A flag option's value: `key` alone or `key = true|false`.
+fn flag(meta: &Meta, key: &str, errors: &mut Vec<syn::Error>) -> Option<bool> {
+    match meta {
+        Meta::Path(_) => Some(true),
+        Meta::NameValue(nv) => match &nv.value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Bool(b), ..
+            }) => Some(b.value),
+            other => {
+                errors.push(syn::Error::new_spanned(
+                    other,
+                    format!("`{key}` takes `true` or `false`"),
+                ));
+                None
+            }
+        },
+        Meta::List(list) => {
+            errors.push(syn::Error::new_spanned(
+                list,
+                format!("write `{key}` or `{key} = true`"),
+            ));
+            None
+        }
+    }
 }
 
 /// One function parameter.

@@ -1,4 +1,56 @@
-#![doc = include_str!("../README.md")]
+//! Write MCP tools as plain Rust functions; serve them over stdio, streamable HTTP and
+//! WebSocket from one binary.
+//!
+//! ```sh
+//! cargo add mcp-expose
+//! cargo add tokio --features macros,rt-multi-thread
+//! ```
+//!
+//! ```rust,no_run
+//! use mcp_expose::{ToolError, tool};
+//!
+//! /// Fraction of G and C bases in a DNA sequence.
+//! #[tool]
+//! async fn gc_content(seq: String) -> Result<f64, ToolError> {
+//!     let gc = seq.chars().filter(|c| matches!(c, 'G' | 'C')).count();
+//!     Ok(gc as f64 / seq.len().max(1) as f64)
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> mcp_expose::Result<()> {
+//!     mcp_expose::server!().serve().await // stdio; `--http 8000 --ws 8000` for the network
+//! }
+//! ```
+//!
+//! That is a whole server. The doc comment is the tool's description, the parameters its input
+//! schema, the return type its result (and output schema, for structured returns); every
+//! [`#[tool]`](macro@tool), [`#[resource]`](macro@resource) and [`#[prompt]`](macro@prompt) in
+//! the binary is collected at link time, and [`server!`] names the server after your crate.
+//!
+//! - [`#[tool]`](macro@tool): parameters, options, results, and [`Context`] for progress, logs,
+//!   sampling, elicitation, headers and the caller.
+//! - [`Server`]: the builder. [`Server::serve`] reads the command line (`--stdio`, `--http PORT`,
+//!   `--ws PORT`, auth, limits, `--help`); [`Server::start`] serves from code and returns a
+//!   [`Running`] to read addresses from and shut down.
+//! - [`Error`]: what serving can fail with; [`ToolError`] is what tools return.
+//! - [`tunnel`]: a public URL through Cloudflare, cloudflared launched and supervised.
+//! - [`bridge`]: any stdio MCP server (in any language) behind the same transports: the
+//!   `mcp-expose` binary's `bridge` and `gateway` commands.
+//! - [`connect`]: stdio on one side, a remote server on the other, for desktop clients.
+//!
+//! # Features
+//!
+//! | feature | default | what it enables |
+//! |---|---|---|
+//! | `macros` | yes | [`#[tool]`](macro@tool), [`#[resource]`](macro@resource), [`#[prompt]`](macro@prompt) |
+//! | `tunnel` | no | [`tunnel`]: `--tunnel`, cloudflared supervision, tunnel tools, deployment helpers |
+//! | `bridge` | no | [`bridge`]: the bridge and the gateway |
+//! | `connect` | no | [`connect`]: the stdio-to-remote connector |
+//! | `oauth` | no | OAuth 2.1 resource server and Cloudflare Access (JWT validation, RFC 9728 metadata) |
+//! | `cli` | no | the `mcp-expose` binary (`tunnel` + `bridge` + `connect` + `oauth`) |
+//!
+//! The [repository's README](https://github.com/mcp-expose/mcp-expose#readme) has the whole
+//! tour: every command-line option, the transports' behaviour, authentication, and clients.
 #![deny(clippy::print_stdout)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -42,6 +94,11 @@ pub use resource::ResourceDef;
 pub use serve::{Running, Server};
 #[doc(inline)]
 pub use tool::ToolDef;
+
+// The README's Rust blocks compile as doc tests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// MCP protocol types (rmcp's `model`), for results and requests the simple types do not cover.
 pub mod model {
@@ -87,7 +144,8 @@ pub mod __private {
     };
     pub use crate::resource::{IntoResourceContents, UriVars, parse_var, read_error};
     pub use crate::tool::{
-        OutputSpec, Probe, ViaContent, ViaStructured, error_result, input_schema, parse_args,
+        OutputSpec, Probe, ViaContent, ViaStructured, error_result, input_schema,
+        input_schema_with_null, parse_args,
     };
     pub use crate::{Context, PromptDef, ResourceDef, ToolDef};
     pub use inventory;

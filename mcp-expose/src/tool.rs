@@ -15,7 +15,7 @@ use std::{borrow::Cow, fmt, sync::Arc};
 
 use futures::future::BoxFuture;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema, generate::SchemaSettings, transform::RecursiveTransform};
 use serde::Serialize;
 
 use crate::Context;
@@ -106,14 +106,9 @@ impl OutputSpec {
     }
 }
 
-/// Draft 2020-12 schema of `T`, as a JSON object, with schemars' root title removed.
-pub(crate) fn schema_object<T: JsonSchema>(for_serialize: bool) -> JsonObject {
-    let settings = schemars::generate::SchemaSettings::draft2020_12();
-    let settings = if for_serialize {
-        settings.for_serialize()
-    } else {
-        settings.for_deserialize()
-    };
+/// Draft 2020-12 schema of `T` under `settings`, as a JSON object, with schemars' root title
+/// removed.
+fn schema_object<T: JsonSchema>(settings: SchemaSettings) -> JsonObject {
     let schema = settings.into_generator().into_root_schema_for::<T>();
     match serde_json::to_value(schema) {
         Ok(serde_json::Value::Object(mut object)) => {
@@ -125,10 +120,26 @@ pub(crate) fn schema_object<T: JsonSchema>(for_serialize: bool) -> JsonObject {
     }
 }
 
-/// The input schema for an arguments struct: always an object with `properties`.
+/// The input schema for an arguments struct, in the portable form: an `Option<T>` field is not
+/// required and has `T`'s schema, with no `null` union (several model providers reject union
+/// types in tool schemas). Always an object with `properties`.
 #[doc(hidden)]
 pub fn input_schema<T: JsonSchema>() -> Arc<JsonObject> {
-    let mut object = schema_object::<T>(false);
+    let settings = SchemaSettings::draft2020_12()
+        .for_deserialize()
+        .with_transform(RecursiveTransform(drop_null));
+    input_object(schema_object::<T>(settings))
+}
+
+/// [`input_schema`] with an `Option<T>` field's schema left as schemars writes it: `T` or
+/// `null` (`"type": ["integer", "null"]`, or `anyOf` with a `{"type": "null"}` branch).
+#[doc(hidden)]
+pub fn input_schema_with_null<T: JsonSchema>() -> Arc<JsonObject> {
+    let settings = SchemaSettings::draft2020_12().for_deserialize();
+    input_object(schema_object::<T>(settings))
+}
+
+fn input_object(mut object: JsonObject) -> Arc<JsonObject> {
     object.insert("type".into(), "object".into());
     object
         .entry("properties")
@@ -136,8 +147,55 @@ pub fn input_schema<T: JsonSchema>() -> Arc<JsonObject> {
     Arc::new(object)
 }
 
+/// Undoes, on one schema, what schemars adds for an `Option`: `"null"` among several types, a
+/// `null` among several `enum` values, a `{"type": "null"}` branch beside others in `anyOf` or
+/// `oneOf` (a lone remaining branch is merged into the schema when no keyword clashes).
+fn drop_null(schema: &mut Schema) {
+    use serde_json::Value;
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Array(types)) = object.get_mut("type")
+        && types.len() > 1
+    {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            object.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(values)) = object.get_mut("enum")
+        && values.iter().any(|v| !v.is_null())
+    {
+        values.retain(|v| !v.is_null());
+    }
+    for key in ["anyOf", "oneOf"] {
+        let Some(Value::Array(branches)) = object.get_mut(key) else {
+            continue;
+        };
+        let is_null = |b: &Value| {
+            b.as_object()
+                .is_some_and(|b| b.len() == 1 && b.get("type").is_some_and(|t| t == "null"))
+        };
+        if branches.len() < 2 || !branches.iter().any(is_null) {
+            continue;
+        }
+        branches.retain(|b| !is_null(b));
+        let only = match branches.as_slice() {
+            [Value::Object(only)] => only.clone(),
+            _ => continue,
+        };
+        if only.keys().all(|k| !object.contains_key(k)) {
+            object.remove(key);
+            object.extend(only);
+        }
+    }
+}
+
+/// Output schemas keep schemars' `null` unions: a `None` is serialized as `null`, and clients
+/// check `structuredContent` against this schema.
 fn output_spec<T: JsonSchema>() -> OutputSpec {
-    let object = schema_object::<T>(true);
+    let object = schema_object::<T>(SchemaSettings::draft2020_12().for_serialize());
     if object.get("type").and_then(|t| t.as_str()) == Some("object") {
         return OutputSpec {
             schema: Some(Arc::new(object)),
@@ -243,4 +301,50 @@ pub fn parse_args<T: serde::de::DeserializeOwned>(
 ) -> Result<T, CallToolResult> {
     serde_json::from_value(serde_json::Value::Object(args))
         .map_err(|e| error_result(&format_args!("invalid arguments for tool `{tool}`: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use schemars::Schema;
+    use serde_json::json;
+
+    fn dropped(schema: serde_json::Value) -> serde_json::Value {
+        let mut schema = Schema::try_from(schema).expect("a schema");
+        super::drop_null(&mut schema);
+        schema.to_value()
+    }
+
+    #[test]
+    fn drop_null_undoes_what_option_adds() {
+        assert_eq!(
+            dropped(json!({ "type": ["string", "null"], "enum": ["a", "b", null] })),
+            json!({ "type": "string", "enum": ["a", "b"] })
+        );
+        assert_eq!(
+            dropped(json!({ "type": ["string", "integer", "null"] })),
+            json!({ "type": ["string", "integer"] })
+        );
+        assert_eq!(
+            dropped(
+                json!({ "description": "d", "anyOf": [{ "$ref": "#/$defs/W" }, { "type": "null" }] })
+            ),
+            json!({ "description": "d", "$ref": "#/$defs/W" })
+        );
+        // A remaining branch whose keywords clash with the schema's stays a branch.
+        assert_eq!(
+            dropped(
+                json!({ "description": "d", "oneOf": [{ "description": "e", "type": "string" }, { "type": "null" }] })
+            ),
+            json!({ "description": "d", "oneOf": [{ "description": "e", "type": "string" }] })
+        );
+        // `()` alone, and `null` as the only value, are what the type is, not an `Option`.
+        assert_eq!(
+            dropped(json!({ "type": "null" })),
+            json!({ "type": "null" })
+        );
+        assert_eq!(
+            dropped(json!({ "enum": [null] })),
+            json!({ "enum": [null] })
+        );
+    }
 }

@@ -6,6 +6,34 @@
 //! lines with only their envelope parsed. When a child dies, its pending requests are answered
 //! with an error at once and it is restarted with backoff (its `initialize` replayed), until it
 //! crash-loops; `/health` answers 503 meanwhile.
+//!
+//! It is the `mcp-expose` binary's (`cargo install mcp-expose --features cli`):
+//!
+//! ```sh
+//! # one server, a child per remote session (the default)
+//! mcp-expose bridge --http 8000 --ws 8000 -- npx -y @modelcontextprotocol/server-everything
+//! # one child shared by every session, for stateless servers that are slow to start
+//! mcp-expose bridge --child shared --http 8000 -- python3 my_server.py
+//! # several servers under one port: /github/mcp, /github/ws, /db/mcp, ... behind a tunnel
+//! mcp-expose gateway servers.toml --http 8000 --tunnel
+//! ```
+//!
+//! where `servers.toml` names each server's command (also `env`, `cwd`, `child`,
+//! `max_message_size`):
+//!
+//! ```toml
+//! [servers.github]
+//! command = ["npx", "-y", "@modelcontextprotocol/server-github"]
+//!
+//! [servers.db]
+//! command = ["python3", "db_server.py"]
+//! child = "shared"
+//! ```
+//!
+//! `mcp-expose bridge --help` lists the rest: the serving options of [`Server::serve`]
+//! (auth, limits, `--tunnel`) apply unchanged.
+//!
+//! [`Server::serve`]: crate::Server::serve
 
 mod child;
 /// Also reached by the fuzz targets and, through `__bench`, the criterion benches.

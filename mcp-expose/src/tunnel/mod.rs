@@ -4,6 +4,31 @@
 //! Quick tunnels (`--tunnel`) get a random `https://<words>.trycloudflare.com`; named tunnels
 //! (`--tunnel-token-file F` or `TUNNEL_TOKEN`, plus `--public-hostname H`) serve your own
 //! hostname, routed to the listener in the tunnel's settings.
+//!
+//! From the command line, any server that calls [`Server::serve`](crate::Server::serve):
+//! `my-server --http 8000 --tunnel`. From code, with [`Server::tunnel`](crate::Server::tunnel)
+//! and the handle [`Running::tunnel`](crate::Running::tunnel) gives:
+//!
+//! ```rust,no_run
+//! use mcp_expose::{Server, tunnel::TunnelConfig};
+//!
+//! # async fn run() -> mcp_expose::Result<()> {
+//! let running = Server::new("bioseq", "1.0")
+//!     .tunnel(TunnelConfig::quick()) // HTTP and WebSocket on one free local port
+//!     .start()
+//!     .await?;
+//! if let Some(tunnel) = running.tunnel() {
+//!     match tunnel.ready().await {
+//!         Ok(status) => eprintln!("serving at {:?}", status.mcp_url()),
+//!         Err(reason) => eprintln!("no tunnel ({reason}); still serving locally"),
+//!     }
+//! }
+//! running.finished().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Without cloudflared on the `PATH` (or at [`TunnelConfig::cloudflared`]) the server keeps
+//! serving locally and the handle reports why.
 
 mod announce;
 mod cli;

@@ -30,6 +30,18 @@ fn explicit_crate() -> String {
     String::new()
 }
 
+/// Optional parameters listed as unions with `null`.
+#[tool(nullable_union)]
+fn union(min_len: Option<usize>) -> String {
+    format!("{min_len:?}")
+}
+
+/// The default, spelled out.
+#[tool(nullable_union = false)]
+fn portable(min_len: Option<usize>) -> String {
+    format!("{min_len:?}")
+}
+
 /// A tool with no parameters returning content.
 #[tool]
 fn picture() -> Vec<mcp_expose::Content> {
@@ -52,6 +64,6 @@ fn complete(_argument: &str, value: &str) -> Vec<String> {
 }
 
 fn main() {
-    let _ = mcp_expose::tools![gc_content, stats, picture, explicit_crate];
+    let _ = mcp_expose::tools![gc_content, stats, picture, explicit_crate, union, portable];
     let _ = item(1);
 }
