@@ -333,6 +333,16 @@ async fn invalid_tokens_get_401_and_a_missing_scope_403() {
             b64(good.clone())
         )
     };
+    // Correctly signed, but its header marks an extension critical (RFC 7515: reject).
+    let critical = {
+        use base64::Engine as _;
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let header = json!({ "alg": "RS256", "typ": "JWT", "kid": "rsa-1", "crit": ["exp-ext"], "exp-ext": 1 });
+        let signed = format!("{}.{}", b64(header), b64(good.clone()));
+        let signature = jsonwebtoken::crypto::sign(signed.as_bytes(), &rsa.key, Algorithm::RS256)
+            .expect("sign");
+        format!("{signed}.{signature}")
+    };
     let hs256 = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &good,
@@ -366,6 +376,7 @@ async fn invalid_tokens_get_401_and_a_missing_scope_403() {
             "bad signature",
         ),
         ("alg none", unsigned, "invalid_token"),
+        ("crit", critical, "critical header"),
         ("HS256", hs256, "invalid_token"),
         ("garbage", "not.a.jwt".to_owned(), "invalid_token"),
     ];

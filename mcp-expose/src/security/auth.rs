@@ -271,9 +271,41 @@ fn ends_at(response: Response, at: tokio::time::Instant) -> Response {
     })
 }
 
-/// Marks a request that presented a valid token (the landing page shows more to it).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Authenticated;
+/// Marks a request that presented a valid token (the landing page shows more to it), with who
+/// presented it: a key for a static token (a digest, never the token) or an OAuth token's issuer
+/// and subject. Rate limits count per principal, and an HTTP session belongs to the principal
+/// that opened it.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated(pub(crate) Arc<str>);
+
+impl Authenticated {
+    fn token(token: &str) -> Self {
+        let digest = digest(token);
+        Self(
+            format!(
+                "token:{}",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, digest)
+            )
+            .into(),
+        )
+    }
+
+    #[cfg(feature = "oauth")]
+    fn caller(caller: &crate::Caller) -> Self {
+        Self(
+            format!(
+                "oauth:{}\n{}",
+                caller.issuer,
+                caller
+                    .subject
+                    .as_deref()
+                    .or(caller.email.as_deref())
+                    .unwrap_or_default()
+            )
+            .into(),
+        )
+    }
+}
 
 /// A browser's visit to the landing page: shown (in part) without a token.
 fn public_page(request: &Request) -> bool {
@@ -307,8 +339,9 @@ pub(crate) async fn require(
         }
     };
     let bearer = presented(&request).map(str::to_owned);
-    if bearer.as_deref().is_some_and(|token| auth.accepts(token)) {
-        request.extensions_mut().insert(Authenticated);
+    if let Some(token) = bearer.as_deref().filter(|token| auth.accepts(token)) {
+        let principal = Authenticated::token(token);
+        request.extensions_mut().insert(principal);
         return next.run(request).await;
     }
     #[cfg(feature = "oauth")]
@@ -319,7 +352,9 @@ pub(crate) async fn require(
             .await;
         if let Verdict::Valid(caller) = verdict {
             let deadline = caller.deadline();
-            request.extensions_mut().insert(Authenticated);
+            request
+                .extensions_mut()
+                .insert(Authenticated::caller(&caller));
             request.extensions_mut().insert(caller);
             let response = next.run(request).await;
             return match deadline {

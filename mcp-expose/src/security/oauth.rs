@@ -555,6 +555,21 @@ impl TokenClaims {
     }
 }
 
+/// Whether the token's JOSE header carries `crit`.
+fn has_crit(token: &str) -> bool {
+    use base64::Engine as _;
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()
+        .and_then(|bytes| {
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).ok()
+        })
+        .is_some_and(|header| header.contains_key("crit"))
+}
+
 impl Verifier {
     async fn verify(&self, token: &str, resource: impl FnOnce() -> String) -> Verdict {
         if token.len() > MAX_TOKEN {
@@ -566,6 +581,13 @@ impl Verifier {
         };
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return Verdict::Invalid("unsupported algorithm");
+        }
+        // RFC 7515 §4.1.11: a `crit` header names extensions the recipient must understand or
+        // reject the token; we understand none (jsonwebtoken ignores the field).
+        if has_crit(token) {
+            return Verdict::Invalid(
+                "token has a critical header extension (crit) we do not support",
+            );
         }
         let keys = match &self.keys {
             Keys::Shared(keys) => keys,

@@ -60,19 +60,12 @@ pub(crate) async fn limit(
     request: Request,
     next: Next,
 ) -> Response {
-    // The token identifies a client better than its address (many clients share a proxy's).
+    // Who the verified token says (many clients share a proxy's address), else the address. Never
+    // the raw header: anyone can send a fresh one per request.
     let key = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        // A digest: the limiter's map does not keep tokens in memory.
-        .map(|v| {
-            let digest = super::auth::digest(v);
-            format!(
-                "token:{}",
-                base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, digest)
-            )
-        })
+        .extensions()
+        .get::<super::auth::Authenticated>()
+        .map(|principal| principal.0.to_string())
         .or_else(|| client_of(request.extensions()).map(|addr| format!("ip:{}", bucket(addr))))
         .unwrap_or_default();
     match limit.0.check_key(&key) {

@@ -140,3 +140,99 @@ mod tests {
         assert_eq!(count.get(), 0);
     }
 }
+
+/// Which verified caller opened each HTTP session: a session is used, and ended, only with the
+/// token (or OAuth subject) it was opened with; anyone else is told it does not exist (404),
+/// so another caller can neither use nor end it, nor learn that it is there.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Owners(Arc<std::sync::Mutex<Owned>>);
+
+#[derive(Debug, Default)]
+struct Owned {
+    by_session: std::collections::HashMap<String, (Arc<str>, std::time::Instant)>,
+    /// The map's size after the last sweep: the next sweep comes at twice it.
+    swept_at: usize,
+}
+
+/// Sessions left unused this long are forgotten when the map is swept (rmcp and the bridge end
+/// idle sessions sooner; a session forgotten while alive is claimed by its next caller).
+const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+impl Owners {
+    /// Whether `principal` may use `session`; a session not seen before is theirs.
+    fn admits(&self, session: &str, principal: &Arc<str>) -> bool {
+        let mut owned = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match owned.by_session.get_mut(session) {
+            Some((owner, seen)) if owner == principal => {
+                *seen = std::time::Instant::now();
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
+    }
+
+    fn record(&self, session: &str, principal: Arc<str>) {
+        let mut owned = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        owned
+            .by_session
+            .insert(session.to_owned(), (principal, std::time::Instant::now()));
+        if owned.by_session.len() >= owned.swept_at.max(1024) * 2 {
+            owned
+                .by_session
+                .retain(|_, (_, seen)| seen.elapsed() < FORGET_AFTER);
+            owned.swept_at = owned.by_session.len();
+        }
+    }
+
+    fn forget(&self, session: &str) {
+        let mut owned = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        owned.by_session.remove(session);
+    }
+}
+
+/// Middleware (inside the token check): refuses a session to a caller other than its opener.
+pub(crate) async fn owned(
+    axum::extract::State(owners): axum::extract::State<Owners>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(principal) = request
+        .extensions()
+        .get::<crate::security::auth::Authenticated>()
+        .map(|a| a.0.clone())
+    else {
+        return next.run(request).await;
+    };
+    let session = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(session) = &session
+        && !owners.admits(session, &principal)
+    {
+        tracing::debug!("refused a session to a caller other than the one that opened it");
+        return crate::transport::policy::json_error(
+            axum::http::StatusCode::NOT_FOUND,
+            "Not Found: session not found",
+        );
+    }
+    let delete = request.method() == Method::DELETE;
+    let response = next.run(request).await;
+    match (&session, response.headers().get("mcp-session-id")) {
+        (None, Some(opened)) => {
+            if let Ok(opened) = opened.to_str() {
+                owners.record(opened, principal);
+            }
+        }
+        (Some(session), _)
+            if (delete && response.status().is_success())
+                || response.status() == axum::http::StatusCode::NOT_FOUND =>
+        {
+            owners.forget(session);
+        }
+        _ => {}
+    }
+    response
+}

@@ -70,6 +70,8 @@ impl Gate {
 pub(crate) enum Refusal {
     /// A foreign `Host` or `Origin`: 403.
     Host(String),
+    /// A `Host` that is no host (twice, missing, malformed): 400.
+    Malformed(String),
     /// Shutdown began: 503, `Retry-After: 1`.
     ShuttingDown,
     /// The listener holds its maximum of sessions: 503, `Retry-After: 5`.
@@ -80,6 +82,9 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let (message, retry_after) = match self {
             Self::Host(message) => return policy::json_error(StatusCode::FORBIDDEN, &message),
+            Self::Malformed(message) => {
+                return policy::json_error(StatusCode::BAD_REQUEST, &message);
+            }
             Self::ShuttingDown => ("Service Unavailable: shutting down".to_owned(), "1"),
             Self::Full { max } => (
                 format!(

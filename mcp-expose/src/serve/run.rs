@@ -380,6 +380,8 @@ pub(super) async fn start(
         public_hostname: public_hostname.clone(),
     });
 
+    // Which caller opened each HTTP session (with auth).
+    let owners = crate::security::sessions::Owners::default();
     for (listener, local, serves_http, serves_ws) in bound {
         let mut mcp_routes = Router::new();
         #[cfg(feature = "bridge")]
@@ -441,6 +443,11 @@ pub(super) async fn start(
             ));
         }
         if let Some(auth) = &auth {
+            // Inside the token check: a session is its opener's.
+            mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
+                owners.clone(),
+                crate::security::sessions::owned,
+            ));
             mcp_routes =
                 mcp_routes.layer(middleware::from_fn_with_state(auth.clone(), auth::require));
             // RFC 9728 metadata: merged after the token check, so open to all.

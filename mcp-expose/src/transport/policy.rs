@@ -163,29 +163,45 @@ impl HostPolicy {
         headers: &HeaderMap,
         authority: Option<&str>,
         peer: Option<IpAddr>,
-    ) -> Result<Option<PublicOrigin>, String> {
+    ) -> Result<Option<PublicOrigin>, Denied> {
         let forwarded = self
             .trusts(peer)
             .then(|| last_value(headers, "x-forwarded-host"))
             .flatten();
+        // Two Host headers are two answers to one question (RFC 9112 §3.2: 400).
+        if headers.get_all(header::HOST).iter().nth(1).is_some() {
+            return Err(Denied::Malformed(
+                "Bad Request: more than one Host header".to_owned(),
+            ));
+        }
         let host = forwarded
             .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
             .or(authority);
         match host {
+            Some(host) if !valid_authority(host) => {
+                return Err(Denied::Malformed(format!(
+                    "Bad Request: Host `{}` is not a host[:port]",
+                    host.escape_default()
+                )));
+            }
             Some(host) if self.host_allowed(host) => {}
             Some(host) => {
-                return Err(format!(
+                return Err(Denied::Foreign(format!(
                     "Forbidden: Host `{host}` is not allowed (see --allowed-host)"
+                )));
+            }
+            None => {
+                return Err(Denied::Malformed(
+                    "Bad Request: missing Host header".to_owned(),
                 ));
             }
-            None => return Err("Forbidden: missing Host header".to_owned()),
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
             if !self.origin_allowed(origin) {
-                return Err(format!(
+                return Err(Denied::Foreign(format!(
                     "Forbidden: Origin `{origin}` is not allowed (see --allowed-origin)"
-                ));
+                )));
             }
         }
         Ok(forwarded.map(|host| {
@@ -228,6 +244,40 @@ fn parse_addr(text: &str) -> Option<IpAddr> {
 }
 
 /// `host:port`, `[v6]:port`, `host` -> host.
+/// Why the policy refused a request.
+#[derive(Debug)]
+pub(crate) enum Denied {
+    /// A Host that is no host (duplicated, missing, or not `host[:port]`): 400.
+    Malformed(String),
+    /// A foreign Host or Origin: 403.
+    Foreign(String),
+}
+
+/// `host[:port]` with a DNS name or IPv4 address (letters, digits, `-`, `.`, `_`) or a
+/// bracketed IPv6 address, and a port of digits: what a Host header may hold.
+fn valid_authority(authority: &str) -> bool {
+    let port_ok = |port: &str| {
+        !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+    };
+    if let Some(rest) = authority.strip_prefix('[') {
+        let Some((ip, after)) = rest.split_once(']') else {
+            return false;
+        };
+        return ip.parse::<std::net::Ipv6Addr>().is_ok()
+            && (after.is_empty() || after.strip_prefix(':').is_some_and(port_ok));
+    }
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        && port.is_none_or(port_ok)
+}
+
 fn strip_port(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
@@ -261,10 +311,18 @@ pub(crate) fn screen(policy: &HostPolicy, request: &mut Request) -> Result<(), R
             }
             Ok(())
         }
-        Err(message) => {
-            tracing::warn!(%message, "rejected request");
+        Err(denied) => {
             crate::observe::metrics::rejected("host");
-            Err(Refusal::Host(message))
+            Err(match denied {
+                Denied::Malformed(message) => {
+                    tracing::debug!(%message, "rejected request");
+                    Refusal::Malformed(message)
+                }
+                Denied::Foreign(message) => {
+                    tracing::warn!(%message, "rejected request");
+                    Refusal::Host(message)
+                }
+            })
         }
     }
 }
@@ -298,9 +356,43 @@ mod tests {
     use super::*;
 
     impl HostPolicy {
-        fn check_plain(&self, headers: &HeaderMap) -> Result<(), String> {
+        fn check_plain(&self, headers: &HeaderMap) -> Result<(), Denied> {
             self.check(headers, None, None).map(drop)
         }
+    }
+
+    #[test]
+    fn hosts_that_are_no_host_are_malformed() {
+        for good in [
+            "localhost",
+            "127.0.0.1:8000",
+            "[::1]",
+            "[::1]:80",
+            "a-b.example.com",
+        ] {
+            assert!(valid_authority(good), "{good}");
+        }
+        for bad in [
+            "[::1]evil",
+            "[::1",
+            "a b",
+            "host:",
+            "host:80x",
+            "a@b",
+            "[nope]",
+            "",
+            "h:123456",
+        ] {
+            assert!(!valid_authority(bad), "{bad}");
+        }
+        let p = HostPolicy::new(&[], &[]);
+        let mut h = HeaderMap::new();
+        h.append(header::HOST, "localhost".parse().expect("value"));
+        h.append(header::HOST, "evil.example.com".parse().expect("value"));
+        assert!(matches!(p.check_plain(&h), Err(Denied::Malformed(_))));
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "[::1]evil".parse().expect("value"));
+        assert!(matches!(p.check_plain(&h), Err(Denied::Malformed(_))));
     }
 
     #[test]

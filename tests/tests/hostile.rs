@@ -1,0 +1,169 @@
+//! A hostile client against the real `bioseq` binary: rate limits that a made-up header cannot
+//! dodge, sessions that only their opener can use, and Host headers that are no host.
+
+use mcp_expose_tests::{ServerProcess, initialize, initialized, request, session_id};
+use serde_json::json;
+
+const TOKEN_A: &str = "hostile-token-a-0123456789";
+const TOKEN_B: &str = "hostile-token-b-9876543210";
+
+fn token_file() -> String {
+    let dir = std::env::temp_dir().join(format!("mcp-expose-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("tokens");
+    std::fs::write(&file, format!("{TOKEN_A}\n{TOKEN_B}\n")).expect("tokens");
+    file.display().to_string()
+}
+
+fn post(url: &str, authorization: Option<&str>, body: String) -> reqwest::RequestBuilder {
+    let request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body);
+    match authorization {
+        Some(value) => request.header("authorization", value),
+        None => request,
+    }
+}
+
+/// How many of `n` initialize requests got through (200), each with the header `header(i)`.
+async fn admitted(url: &str, n: usize, header: impl Fn(usize) -> String) -> usize {
+    let mut ok = 0;
+    for i in 0..n {
+        let response = post(url, Some(&header(i)), initialize(1, json!({})))
+            .send()
+            .await
+            .expect("request");
+        ok += usize::from(response.status() == 200);
+    }
+    ok
+}
+
+#[tokio::test]
+async fn a_made_up_header_per_request_does_not_dodge_the_rate_limit() {
+    // No auth: a fresh Authorization header each time must not make a fresh client.
+    let open = ServerProcess::start("bioseq", &["--http", "0", "--rate-limit", "3"]).await;
+    let through = admitted(open.http(), 40, |i| format!("Bearer made-up-{i}")).await;
+    assert!(
+        through <= 10,
+        "{through} of 40 got through a limit of 3 a second"
+    );
+
+    // With auth: the same token spelled `bearer`, `BEARER`, ... is the same caller.
+    let tokens = token_file();
+    let guarded = ServerProcess::start(
+        "bioseq",
+        &[
+            "--http",
+            "0",
+            "--rate-limit",
+            "3",
+            "--auth-token-file",
+            &tokens,
+        ],
+    )
+    .await;
+    let spellings = ["Bearer", "bearer", "BEARER", "bEaReR", "BeArEr"];
+    let through = admitted(guarded.http(), 40, |i| {
+        format!("{} {TOKEN_A}", spellings[i % spellings.len()])
+    })
+    .await;
+    assert!(
+        through <= 10,
+        "{through} of 40 got through a limit of 3 a second"
+    );
+}
+
+#[tokio::test]
+async fn a_session_belongs_to_the_token_that_opened_it() {
+    let tokens = token_file();
+    let server =
+        ServerProcess::start("bioseq", &["--http", "0", "--auth-token-file", &tokens]).await;
+    let url = server.http();
+    let (a, b) = (format!("Bearer {TOKEN_A}"), format!("Bearer {TOKEN_B}"));
+    let opened = post(url, Some(&a), initialize(1, json!({})))
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(opened.status(), 200);
+    let session = session_id(&opened);
+    let _ = opened.text().await;
+    let with =
+        |token: &str, body: String| post(url, Some(token), body).header("mcp-session-id", &session);
+    assert_eq!(
+        with(&a, initialized())
+            .send()
+            .await
+            .expect("initialized")
+            .status(),
+        202
+    );
+
+    // Another valid token can neither use the session nor end it.
+    let used = with(&b, request(2, "tools/list", json!({})))
+        .send()
+        .await
+        .expect("tools/list");
+    assert_eq!(used.status(), 404, "token B used token A's session");
+    let ended = reqwest::Client::new()
+        .delete(url)
+        .header("authorization", &b)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(ended.status(), 404, "token B ended token A's session");
+
+    // Its opener still can.
+    let listed = with(&a, request(3, "tools/list", json!({})))
+        .send()
+        .await
+        .expect("tools/list");
+    assert_eq!(listed.status(), 200);
+    assert!(listed.text().await.expect("body").contains("gc_content"));
+}
+
+/// The status line of a raw HTTP/1.1 request (a client library would not send these heads).
+async fn raw_status(addr: &str, head: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut buf))
+        .await
+        .expect("an answer within 10 s")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn hosts_that_are_no_host_get_400() {
+    let server = ServerProcess::start("bioseq", &["--http", "0"]).await;
+    let addr = server
+        .http()
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let body = initialize(1, json!({}));
+    let head = |hosts: &str| {
+        format!(
+            "POST /mcp HTTP/1.1\r\n{hosts}Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let twice = raw_status(
+        &addr,
+        &head("Host: localhost\r\nHost: evil.example.com\r\n"),
+    )
+    .await;
+    assert!(twice.contains(" 400 "), "two Host headers: {twice}");
+    let glued = raw_status(&addr, &head("Host: [::1]evil\r\n")).await;
+    assert!(glued.contains(" 400 "), "Host: [::1]evil: {glued}");
+    let fine = raw_status(&addr, &head("Host: localhost\r\n")).await;
+    assert!(fine.contains(" 200 "), "{fine}");
+}
