@@ -1,4 +1,4 @@
-//! `--tunnel` against a faithful cloudflared test double (`src/bin/cloudflared.rs`, following
+//! `--tunnel` against a faithful cloudflared test double (`src/bin/cloudflared/`, following
 //! shared/facts/cloudflared.md): discovery, readiness, restarts, failures and clean stops, with
 //! the real `bioseq` binary and real processes.
 
