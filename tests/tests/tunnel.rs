@@ -4,43 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_expose_tests::{ServerProcess, alive, gone_within, initialize, kill, sample};
+use mcp_expose_tests::{
+    ServerProcess, alive, gone_within, initialize, kill, sample,
+    tunnel::{banner_host, pid_from, start, temp_file, token},
+};
 use serde_json::{Value, json};
-
-/// PATH with the test double first, so `cloudflared` resolves to it.
-fn path_with_double() -> String {
-    let double = std::path::Path::new(env!("CARGO_BIN_EXE_cloudflared"));
-    let dir = double.parent().expect("bin dir").display().to_string();
-    format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
-}
-
-fn temp_file(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("mcp-expose-tunnel-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
-}
-
-async fn start(args: &[&str], env: &[(&str, String)]) -> ServerProcess {
-    let mut all = vec![("PATH", path_with_double())];
-    all.extend(env.iter().cloned());
-    ServerProcess::start_with_env("bioseq", args, &all).await
-}
-
-/// The hostname in a banner line `streamable HTTP: https://HOST/mcp`.
-fn banner_host(line: &str) -> String {
-    let start = line.find("https://").expect("https URL") + "https://".len();
-    line[start..].trim_end_matches("/mcp").trim().to_owned()
-}
-
-/// The token the server generated (printed once on stderr).
-fn token(server: &ServerProcess) -> String {
-    let line = server
-        .log
-        .iter()
-        .find(|l| l.contains("generated access token"))
-        .expect("a generated token is printed");
-    line.rsplit(": ").next().expect("token").trim().to_owned()
-}
 
 async fn initialize_status(server: &ServerProcess, host: &str) -> u16 {
     initialize_with(server, host, Some(&token(server))).await
@@ -61,20 +29,6 @@ async fn initialize_with(server: &ServerProcess, host: &str, token: Option<&str>
         .expect("request")
         .status()
         .as_u16()
-}
-
-fn pid_from(file: &std::path::Path) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(pid) = std::fs::read_to_string(file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "the double wrote no pid file");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! The command line: the flags of `cloudflared [tunnel] [run]` a supervisor may pass.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -35,7 +35,7 @@ impl Cli {
 }
 
 pub(crate) const VALUE_FLAGS: &str = "url metrics config protocol loglevel output grace-period logfile \
-    edge-ip-version token token-file autoupdate-freq";
+    edge-ip-version token token-file autoupdate-freq edge quick-service";
 
 /// Parses like Go's flag package (`-f v`, `--f v`, `--f=v`); exits for version, help and usage.
 pub(crate) fn parse_cli(args: &[String]) -> Cli {
@@ -71,6 +71,54 @@ pub(crate) fn parse_cli(args: &[String]) -> Cli {
         _ => {}
     }
     cli
+}
+
+/// Fills the flags not given on the command line from the config file: `--config F`, or else
+/// the first `config.yml`/`config.yaml` in the default directories under $HOME, as the real one
+/// does (it silently picks up a user's `protocol:` or `loglevel:` there). Only top-level
+/// `key: value` lines are read; `{}` holds none.
+pub(crate) fn apply_config_file(cli: &mut Cli) {
+    let path = cli.get("config").map(PathBuf::from).or_else(|| {
+        let home = PathBuf::from(std::env::var_os("HOME")?);
+        let dirs = [".cloudflared", ".cloudflare-warp", "cloudflare-warp"];
+        dirs.iter()
+            .flat_map(|d| ["config.yml", "config.yaml"].map(|f| home.join(d).join(f)))
+            .find(|p| p.is_file())
+    });
+    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
+        return;
+    };
+    for line in text.lines() {
+        if line.starts_with([' ', '\t', '#', '-']) {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim().trim_matches('"'));
+        let known = VALUE_FLAGS.split_whitespace().any(|f| f == key);
+        if known && key != "config" && !value.is_empty() {
+            cli.values
+                .entry(key.to_owned())
+                .or_insert_with(|| value.to_owned());
+        }
+    }
+}
+
+/// `Settings: map[...]`: the flags in effect (from argv and the config file), as Go prints a map.
+pub(crate) fn settings_line(cli: &Cli) -> String {
+    let mut values = cli.values.clone();
+    if cli.no_autoupdate {
+        values.insert("no-autoupdate".into(), "true".into());
+    }
+    let pairs: Vec<String> = values
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "token" => format!("{k}:*****"),
+            _ => format!("{k}:{v}"),
+        })
+        .collect();
+    format!("Settings: map[{}]", pairs.join(" "))
 }
 
 pub(crate) fn version_line() -> String {

@@ -12,8 +12,9 @@ use tokio::{
 };
 
 use crate::{
-    log::{ERR, INF, env_ms, uuid_v4},
+    log::{ERR, INF, ascii_box, env_ms, fail, uuid_v4},
     metrics::Shared,
+    quick::resolver,
 };
 
 pub(crate) const QUIC_TIMEOUT: &str =
@@ -60,20 +61,24 @@ pub(crate) async fn origin_check(service: &str) -> Result<u16, String> {
     code.ok_or_else(|| format!("malformed response {head:?}"))
 }
 
-/// Edge connections: register (or, in never-ready mode, retry forever), then the origin check.
-pub(crate) async fn connect(st: Arc<Shared>, mode: String, protocol: &'static str, conns: usize) {
+/// Edge connections: register (or, with the edge unreachable, re-dial forever), then the
+/// origin check. `edge` is `--edge`/`TUNNEL_EDGE`: the double has no edge there to reach.
+pub(crate) async fn connect(
+    st: Arc<Shared>,
+    mode: String,
+    protocol: &'static str,
+    conns: usize,
+    edge: Option<String>,
+) {
     st.ha.store(conns as u32, SeqCst);
+    if edge.is_some() || mode == "edge-unreachable" {
+        redial(edge, protocol).await;
+    }
     sleep(env_ms("FAKE_CLOUDFLARED_READY_DELAY_MS", 300)).await;
     if mode == "never-ready" {
         // As with the edge unreachable: dials time out, backoff 2,4,..,64 s, /ready stays 503.
         let ip = EDGES[0].0;
-        let (msg, error) = match protocol {
-            "quic" => ("Failed to dial a quic connection", QUIC_TIMEOUT.to_string()),
-            _ => (
-                "Unable to establish connection with Cloudflare edge",
-                format!("DialContext error: dial tcp {ip}:7844: i/o timeout"),
-            ),
-        };
+        let (msg, error) = dial_failure(protocol, ip);
         for backoff in [2, 4, 8, 16, 32].into_iter().chain(std::iter::repeat(64)) {
             log!(ERR, msg, "connIndex" => 0, "error" => error, "event" => 0, "ip" => ip);
             log!(INF, "Retrying connection in up to {backoff}s", "connIndex" => 0, "event" => 0,
@@ -108,4 +113,85 @@ pub(crate) async fn connect(st: Arc<Shared>, mode: String, protocol: &'static st
             log!(ERR, "origin check failed", "error" => e, "url" => url);
         }
     }
+}
+
+fn dial_failure(protocol: &str, ip: &str) -> (&'static str, String) {
+    match protocol {
+        "quic" => ("Failed to dial a quic connection", QUIC_TIMEOUT.to_owned()),
+        _ => (
+            "Unable to establish connection with Cloudflare edge",
+            format!("DialContext error: dial tcp {ip}:443: i/o timeout"),
+        ),
+    }
+}
+
+/// The host of `--edge host:port`, or the first edge's address.
+pub(crate) fn edge_host(edge: Option<&str>) -> String {
+    let Some(edge) = edge else {
+        return EDGES[0].0.to_owned();
+    };
+    let host = edge.rsplit_once(':').map_or(edge, |(h, _)| h);
+    host.trim_matches(['[', ']']).to_owned()
+}
+
+/// As seen with the edge unreachable: each dial times out after about 5 s
+/// (`FAKE_CLOUDFLARED_REDIAL_MS`) and is tried again at once, without `Retrying connection`
+/// lines; nothing registers.
+async fn redial(edge: Option<String>, protocol: &str) -> ! {
+    let ip = edge_host(edge.as_deref());
+    let (msg, error) = dial_failure(protocol, &ip);
+    loop {
+        sleep(env_ms("FAKE_CLOUDFLARED_REDIAL_MS", 5000)).await;
+        log!(ERR, msg, "connIndex" => 0, "error" => error, "event" => 0, "ip" => ip);
+    }
+}
+
+/// Edge discovery without DNS: the 8-line block, then the bare final error, exit 1 (about 0.6 s
+/// after start).
+pub(crate) async fn dns_failure() -> ! {
+    sleep(Duration::from_millis(550)).await;
+    let srv = "_v2-origintunneld._tcp.argotunnel.com";
+    let resolver = resolver();
+    let udp = resolver.trim_end_matches(":53");
+    let error =
+        format!("lookup {srv} on {resolver}: dial udp {udp}:53: connect: network is unreachable");
+    log!(ERR, "Error looking up Cloudflare edge IPs: the DNS query failed", "error" => error);
+    for line in DNS_HELP {
+        log!(ERR, line);
+    }
+    fail(
+        &format!("Could not lookup srv records on {srv}: {error}"),
+        1,
+    )
+}
+
+const DNS_HELP: [&str; 7] = [
+    "Please try the following things to diagnose this issue:",
+    "  1. ensure that argotunnel.com is returning \"origintunneld\" service records.",
+    "     Run your system's equivalent of: dig srv _origintunneld._tcp.argotunnel.com",
+    "  2. ensure that your DNS resolver is not returning compressed SRV records.",
+    "     See GitHub issue https://github.com/golang/go/issues/27546",
+    "     For example, you could use Cloudflare's 1.1.1.1 as your resolver:",
+    "     https://developers.cloudflare.com/1.1.1.1/setting-up-1.1.1.1/",
+];
+
+/// The connectivity pre-check some time after start (`FAKE_CLOUDFLARED_PRECHECK_MS`, default
+/// 10 s): a second ASCII box, which a supervisor must not take for the URL banner.
+pub(crate) async fn precheck(edge: Option<String>) {
+    sleep(env_ms("FAKE_CLOUDFLARED_PRECHECK_MS", 10_000)).await;
+    let target = format!("{}:7844", edge_host(edge.as_deref()));
+    let error = "no recent network activity";
+    log!(ERR, "precheck", "component" => "udp", "error" => error, "result" => "FAIL",
+        "target" => target);
+    log!(INF, "precheck", "component" => "tcp", "result" => "PASS", "target" => target);
+    let udp = format!("UDP Connectivity {target}  FAIL  {error}");
+    let tcp = format!("TCP Connectivity {target}  PASS");
+    ascii_box(&[
+        "Connectivity pre-check",
+        "---",
+        &udp,
+        &tcp,
+        "---",
+        "ERROR: Allow outbound QUIC traffic on port 7844 or use HTTP2.",
+    ]);
 }

@@ -15,6 +15,7 @@ use serde_json::Value;
 pub(crate) const LEVELS: [&str; 5] = ["DBG", "INF", "WRN", "ERR", "FTL"];
 pub(crate) const LEVEL_NAMES: [&str; 5] = ["debug", "info", "warn", "error", "fatal"];
 pub(crate) const INF: usize = 1;
+pub(crate) const WRN: usize = 2;
 pub(crate) const ERR: usize = 3;
 
 /// (json output, minimum level), set once from the flags.
@@ -45,7 +46,9 @@ pub(crate) fn emit(level: usize, msg: &str, fields: &[(&str, Value)]) {
         serde_json::to_string(&map).unwrap_or_default()
     } else {
         let mut line = format!("{} {} {msg}", now_rfc3339(), LEVELS[level]);
-        for (k, v) in map {
+        // zerolog's console writer sorts the fields but moves `error` to the front.
+        let error = map.remove_entry("error");
+        for (k, v) in error.into_iter().chain(map) {
             let v = match v {
                 // zerolog quotes strings holding spaces, quotes or control characters.
                 Value::String(s) if s.chars().any(|c| c <= ' ' || c == '"' || c == '\\') => {
@@ -111,4 +114,18 @@ pub(crate) fn uuid_v4() -> String {
 pub(crate) fn env_ms(name: &str, default: u64) -> Duration {
     let ms = std::env::var(name).ok().and_then(|v| v.parse().ok());
     Duration::from_millis(ms.unwrap_or(default))
+}
+
+/// cloudflared's AsciiBox: a border, one padded line per text, a border (`---` for an inner rule).
+pub(crate) fn ascii_box(texts: &[&str]) {
+    let width = texts.iter().map(|t| t.len()).max().unwrap_or(0);
+    let border = format!("+{}+", "-".repeat(width + 4));
+    log!(INF, border);
+    for text in texts {
+        match *text {
+            "---" => log!(INF, border),
+            text => log!(INF, "|  {text:<width$}  |"),
+        }
+    }
+    log!(INF, border);
 }

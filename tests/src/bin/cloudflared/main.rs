@@ -1,8 +1,12 @@
 //! A test double of `cloudflared` (see /work/shared/facts/cloudflared.md) for the supervisor's
 //! integration tests: same CLI, log formats, metrics endpoints, signals and exit codes as the real
-//! binary, but no edge and no proxying. `FAKE_CLOUDFLARED_MODE` picks a behaviour: normal, offline,
-//! rate-limited, api-hang, never-ready, crash, ignore-sigterm, bad-token. Other knobs (env):
-//! `FAKE_CLOUDFLARED_{READY_DELAY_MS,HANG_MS,CRASH_MS,SHUTDOWN_MS,PIDFILE}`.
+//! binary, but no edge and no proxying. `FAKE_CLOUDFLARED_MODE` picks a behaviour: normal, offline
+//! (no network: the quick-tunnel API call fails; a named tunnel finds no edge in DNS), no-dns
+//! (the same), edge-unreachable (DNS and API work, the edge does not: re-dials forever; also
+//! whenever `--edge`/`TUNNEL_EDGE` is given), rate-limited, api-hang, never-ready, crash,
+//! ignore-sigterm, bad-token. Other knobs (env): `FAKE_CLOUDFLARED_{READY_DELAY_MS,HANG_MS,
+//! CRASH_MS,SHUTDOWN_MS,REDIAL_MS,PRECHECK_MS,PIDFILE}`. Without `--config` it reads
+//! `$HOME/.cloudflared/config.yml` as the real one does.
 
 #[macro_use]
 mod log;
@@ -10,12 +14,12 @@ mod cli;
 mod edge;
 mod metrics;
 mod quick;
+mod startup;
 
 use std::{
-    collections::BTreeMap,
     io::IsTerminal as _,
     process::exit,
-    sync::{Arc, Mutex, atomic::Ordering::SeqCst},
+    sync::{Arc, atomic::Ordering::SeqCst},
     time::Duration,
 };
 
@@ -26,16 +30,16 @@ use tokio::{
 };
 
 use crate::{
-    cli::{PROTOCOLS, parse_cli, tunnel_id},
-    edge::{EDGES, connect},
+    cli::{PROTOCOLS, apply_config_file, parse_cli, tunnel_id},
+    edge::{EDGES, connect, dns_failure, precheck},
     log::{ERR, INF, LEVEL_NAMES, LOG, env_ms, fail, uuid_v4},
     metrics::{Shared, bind_metrics, metrics_handler},
     quick::request_quick_tunnel,
 };
 
-const MODES: &str =
-    "normal offline rate-limited api-hang never-ready crash ignore-sigterm bad-token";
-const BAD_TOKEN: &str = "Provided Tunnel token is not valid.";
+const MODES: &str = "normal offline no-dns edge-unreachable rate-limited api-hang never-ready \
+    crash ignore-sigterm bad-token";
+const BAD_TOKEN: &str = "Provided Tunnel token is not valid.\nSee 'cloudflared tunnel run --help'.";
 const NO_TUNNEL: &str = "\"cloudflared tunnel run\" requires the ID or name of the tunnel to run as the last command line argument or in the configuration file.";
 
 /// What the process does once up, until it crashes, autoupdates, or a signal arrives.
@@ -74,7 +78,8 @@ async fn main() {
         let pid = std::process::id().to_string();
         std::fs::write(&path, pid).expect("write FAKE_CLOUDFLARED_PIDFILE");
     }
-    let cli = parse_cli(&std::env::args().skip(1).collect::<Vec<_>>());
+    let mut cli = parse_cli(&std::env::args().skip(1).collect::<Vec<_>>());
+    apply_config_file(&mut cli);
     let output = cli
         .get("output")
         .or(std::env::var("TUNNEL_LOG_OUTPUT").ok());
@@ -90,6 +95,8 @@ async fn main() {
     if mode == "bad-token" {
         fail(BAD_TOKEN, 255);
     }
+    let edge = cli.get("edge").or(std::env::var("TUNNEL_EDGE").ok());
+    let offline = ["offline", "no-dns", "edge-unreachable"].contains(&mode.as_str());
 
     let (hostname, service, conns) = if cli.run {
         let token = cli.get("token").or(std::env::var("TUNNEL_TOKEN").ok());
@@ -99,7 +106,7 @@ async fn main() {
         log!(INF, "Starting tunnel", "tunnelID" => id);
         (String::new(), String::new(), 4)
     } else {
-        let hostname = request_quick_tunnel(&mode).await;
+        let hostname = request_quick_tunnel(&mode, cli.get("quick-service")).await;
         let url = cli
             .get("url")
             .unwrap_or_else(|| "http://localhost:8080".into());
@@ -111,6 +118,8 @@ async fn main() {
     }
     // `auto` means quic, with no fallback to http2 for quick tunnels; an explicit http2 is used.
     let protocol = if protocol == "http2" { "http2" } else { "quic" };
+    let connector_id = uuid_v4();
+    startup::chatter(&cli, &connector_id, offline);
 
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
@@ -118,17 +127,21 @@ async fn main() {
     let port = listener.local_addr().map_or(0, |a| a.port());
     log!(INF, "Starting metrics server on 127.0.0.1:{port}/metrics");
     let shared = Arc::new(Shared {
-        connector_id: uuid_v4(),
+        connector_id,
         hostname,
         service,
-        codes: Mutex::new(BTreeMap::from([(200, 0)])),
         ..Shared::default()
     });
     let app = Router::new()
         .fallback(metrics_handler)
         .with_state(shared.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let conn = tokio::spawn(connect(shared.clone(), mode.clone(), protocol, conns));
+    // Without --edge a named tunnel looks its edge up in DNS first.
+    if cli.run && edge.is_none() && ["offline", "no-dns"].contains(&mode.as_str()) {
+        dns_failure().await;
+    }
+    tokio::spawn(precheck(edge.clone()));
+    let conn = tokio::spawn(connect(shared.clone(), mode.clone(), protocol, conns, edge));
 
     let name = tokio::select! {
         () = lifetime(conn, &mode, cli.no_autoupdate) => unreachable!("lifetime exits the process"),

@@ -61,7 +61,7 @@ pub(crate) async fn metrics_handler(State(st): State<Arc<Shared>>, uri: Uri) -> 
         _ => (404, "404 page not found\n".to_string()),
     };
     let ctype = match uri.path() {
-        "/metrics" => "text/plain; version=0.0.4; charset=utf-8",
+        "/metrics" => "text/plain; version=0.0.4; charset=utf-8; escaping=underscores",
         _ => "text/plain; charset=utf-8",
     };
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -75,7 +75,13 @@ pub(crate) fn prometheus(st: &Shared, ready: u32) -> String {
         .map(|(c, n)| format!("cloudflared_tunnel_response_by_code{{status_code=\"{c}\"}} {n}\n"))
         .collect();
     let name = "cloudflared_tunnel_server_locations";
-    let locations: String = (EDGES.iter().take(ready as usize).enumerate())
+    // Like response_by_code, absent until a request went through.
+    let served = if st.requests.load(SeqCst) > 0 {
+        ready
+    } else {
+        0
+    };
+    let locations: String = (EDGES.iter().take(served as usize).enumerate())
         .map(|(i, (_, l))| format!("{name}{{connection_id=\"{i}\",edge_location=\"{l}\"}} 1\n"))
         .collect();
     let hosts = match st.hostname.as_str() {
