@@ -77,15 +77,14 @@ impl Supervisor {
             };
             args.extend(["--protocol".to_owned(), protocol.to_owned()]);
         }
+        // Our own (empty) config file, so that ~/.cloudflared/config.yml is never read: its
+        // ingress rules would silently override --url, its `protocol:` or `loglevel:` ours.
+        args.extend([
+            "--config".to_owned(),
+            self.config_file.display().to_string(),
+        ]);
         match &self.config.kind {
-            // An empty config file keeps ~/.cloudflared/config.yml's ingress rules from
-            // silently overriding --url.
-            TunnelKind::Quick => args.extend([
-                "--config".to_owned(),
-                self.config_file.display().to_string(),
-                "--url".to_owned(),
-                self.local_url.clone(),
-            ]),
+            TunnelKind::Quick => args.extend(["--url".to_owned(), self.local_url.clone()]),
             TunnelKind::Named { .. } => args.push("run".to_owned()),
         }
         args
