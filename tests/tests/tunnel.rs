@@ -33,7 +33,9 @@ async fn initialize_with(server: &ServerProcess, host: &str, token: Option<&str>
 
 #[tokio::test]
 async fn quick_tunnel_url_is_printed_once_ready_and_its_host_is_served() {
-    let mut server = start(&["--http", "0", "--tunnel"], &[]).await;
+    // cloudflared's own lines (its registration among them) are logged at debug.
+    let debug = ["--log-level", "info,rmcp=warn,cloudflared=debug"];
+    let mut server = start(&[&["--http", "0", "--tunnel"][..], &debug].concat(), &[]).await;
     let registered = server
         .line_containing("Registered tunnel connection", Duration::from_secs(20))
         .await;
@@ -303,6 +305,13 @@ async fn missing_cloudflared_is_a_clear_error_while_the_local_server_serves() {
         "{line}"
     );
     assert_eq!(initialize_status(&server, "localhost").await, 200);
+    let said = |s: &ServerProcess| s.log.iter().filter(|l| l.contains("not found")).count();
+    assert_eq!(
+        said(&server),
+        1,
+        "said once; log:\n{}",
+        server.log.join("\n")
+    );
 
     let mut required = start(
         &[
@@ -321,12 +330,16 @@ async fn missing_cloudflared_is_a_clear_error_while_the_local_server_serves() {
         .expect("exits")
         .expect("wait");
     assert!(!status.success(), "--tunnel-required makes it fatal");
-    assert!(
-        required
-            .line_containing("required", Duration::from_secs(2))
-            .await
-            .is_some()
-            || required.logged("required")
+    // Everything it wrote, up to the end of its stderr.
+    let _ = required
+        .line_containing("\u{0}", Duration::from_secs(5))
+        .await;
+    assert!(required.logged("required"), "{}", required.log.join("\n"));
+    assert_eq!(
+        said(&required),
+        1,
+        "said once; log:\n{}",
+        required.log.join("\n")
     );
 }
 
