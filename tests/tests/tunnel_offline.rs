@@ -4,10 +4,18 @@
 //! start-up chatter, the bad token's second line, and metrics before any traffic. The server's
 //! stderr at its default log level must say in one plain line what is wrong.
 
-use std::time::Duration;
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use mcp_expose_tests::{
-    ServerProcess, sample,
+    ServerProcess, bin, sample,
     tunnel::{banner_host, start, temp_file, token, token_file},
 };
 
@@ -310,5 +318,89 @@ async fn metrics_before_any_traffic_are_read() {
     assert_eq!(
         sample(&text, "mcp_tunnel_state", &[r#"state="ready""#]),
         1.0
+    );
+}
+
+/// A quick-tunnel API on loopback answering every `POST /tunnel` with `status` and `body`;
+/// returns its base URL and a count of the requests it got.
+async fn quick_tunnel_api(status: u16, body: &'static str) -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = axum::Router::new().route(
+        "/tunnel",
+        axum::routing::post(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let status = axum::http::StatusCode::from_u16(status).expect("status");
+            async move { (status, body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, calls)
+}
+
+/// The double, always given `--quick-service URL` (the supervisor never passes it): a script
+/// to hand to `--cloudflared`.
+fn double_with_quick_service(name: &str, url: &str) -> PathBuf {
+    let double = bin("cloudflared").display().to_string();
+    let script = temp_file(name);
+    let text = format!(
+        "#!/bin/sh\nif [ \"$1\" = tunnel ]; then shift; exec '{double}' tunnel --quick-service '{url}' \"$@\"; fi\nexec '{double}' \"$@\"\n"
+    );
+    std::fs::write(&script, text).expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    script
+}
+
+async fn quick_via(script: &std::path::Path) -> ServerProcess {
+    let script = script.display().to_string();
+    start(&["--http", "0", "--tunnel", "--cloudflared", &script], &[]).await
+}
+
+#[tokio::test]
+async fn the_quick_tunnel_api_given_by_quick_service_names_the_url() {
+    let body = r#"{"success":true,"result":{"id":"3c1f9d2e-6a4b-4c8d-9e0f-1a2b3c4d5e6f","name":"qt-local","hostname":"local-api-words.trycloudflare.com","account_tag":"0123","secret":"c2VjcmV0"},"errors":[],"messages":[]}"#;
+    let (url, calls) = quick_tunnel_api(200, body).await;
+    let mut server = quick_via(&double_with_quick_service("qs-ok.sh", &url)).await;
+    let banner = server
+        .line_containing("streamable HTTP: https://", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("ready; log:\n{}", server.log.join("\n")));
+    assert_eq!(banner_host(&banner), "local-api-words.trycloudflare.com");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one API call per start");
+}
+
+#[tokio::test]
+async fn a_refused_or_rate_limited_quick_tunnel_api_is_said_plainly() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let mut refused = quick_via(&double_with_quick_service("qs-refused.sh", &url)).await;
+    let line = refused
+        .line_containing("cannot reach Cloudflare", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("summary; log:\n{}", refused.log.join("\n")));
+    assert!(
+        line.contains("connect: connection refused; retrying in "),
+        "{line}"
+    );
+    assert_no_chatter(&refused);
+
+    let (url, calls) = quick_tunnel_api(429, "error code: 1015").await;
+    let mut limited = quick_via(&double_with_quick_service("qs-429.sh", &url)).await;
+    let line = limited
+        .line_containing("restarting in", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("restart; log:\n{}", limited.log.join("\n")));
+    assert!(line.contains("rate limited"), "{line}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(
+        !limited.logged("Error unmarshaling"),
+        "cloudflared's ERR line stays at debug"
     );
 }

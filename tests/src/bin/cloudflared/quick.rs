@@ -77,8 +77,8 @@ async fn call_service(post: &str) -> String {
         .header("user-agent", format!("cloudflared/{VERSION}"))
         .send()
         .await;
-    let body = match response {
-        Ok(r) => r.text().await.unwrap_or_default(),
+    let (status, body) = match response {
+        Ok(r) => (r.status(), r.text().await.unwrap_or_default()),
         Err(e) => {
             // Go's wording for a refused dial; the others as reqwest says them.
             let authority = post.split("://").nth(1).and_then(|r| r.split('/').next());
@@ -92,8 +92,20 @@ async fn call_service(post: &str) -> String {
             )
         }
     };
-    let value: serde_json::Value = serde_json::from_str(&body)
-        .unwrap_or_else(|e| fail(&format!("failed to unmarshal quick Tunnel: {e}"), 1));
+    // A rate-limited API answers 429 with `error code: 1015`, which is not JSON.
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| {
+        // Go's decoder's wording.
+        let e = match body.trim_start().chars().next() {
+            Some(c) => format!("invalid character '{c}' looking for beginning of value"),
+            None => "EOF".to_owned(),
+        };
+        let reason = status.canonical_reason().unwrap_or("");
+        let status = format!("{} {reason}", status.as_u16());
+        let body = body.trim();
+        log!(ERR, "Error unmarshaling QuickTunnel response: {body}", "error" => e,
+            "status_code" => status.trim());
+        fail(&format!("failed to unmarshal quick Tunnel: {e}"), 1)
+    });
     match value["result"]["hostname"].as_str() {
         Some(h) if value["success"] == true && !h.is_empty() => h.to_owned(),
         _ => fail(&format!("failed to unmarshal quick Tunnel: {body}"), 1),
