@@ -319,6 +319,8 @@ async fn metrics_before_any_traffic_are_read() {
         sample(&text, "mcp_tunnel_state", &[r#"state="ready""#]),
         1.0
     );
+    // A healthy start's chatter (ICMP warnings, Settings, ...) stays at debug too.
+    assert_no_chatter(&server);
 }
 
 /// A quick-tunnel API on loopback answering every `POST /tunnel` with `status` and `body`;
