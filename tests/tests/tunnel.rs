@@ -1,46 +1,14 @@
-//! `--tunnel` against a faithful cloudflared test double (`src/bin/cloudflared.rs`, following
+//! `--tunnel` against a faithful cloudflared test double (`src/bin/cloudflared/`, following
 //! shared/facts/cloudflared.md): discovery, readiness, restarts, failures and clean stops, with
 //! the real `bioseq` binary and real processes.
 
 use std::time::{Duration, Instant};
 
-use mcp_expose_tests::{ServerProcess, alive, gone_within, initialize, kill, sample};
+use mcp_expose_tests::{
+    ServerProcess, alive, gone_within, initialize, kill, sample,
+    tunnel::{banner_host, pid_from, start, temp_file, token},
+};
 use serde_json::{Value, json};
-
-/// PATH with the test double first, so `cloudflared` resolves to it.
-fn path_with_double() -> String {
-    let double = std::path::Path::new(env!("CARGO_BIN_EXE_cloudflared"));
-    let dir = double.parent().expect("bin dir").display().to_string();
-    format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
-}
-
-fn temp_file(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("mcp-expose-tunnel-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
-}
-
-async fn start(args: &[&str], env: &[(&str, String)]) -> ServerProcess {
-    let mut all = vec![("PATH", path_with_double())];
-    all.extend(env.iter().cloned());
-    ServerProcess::start_with_env("bioseq", args, &all).await
-}
-
-/// The hostname in a banner line `streamable HTTP: https://HOST/mcp`.
-fn banner_host(line: &str) -> String {
-    let start = line.find("https://").expect("https URL") + "https://".len();
-    line[start..].trim_end_matches("/mcp").trim().to_owned()
-}
-
-/// The token the server generated (printed once on stderr).
-fn token(server: &ServerProcess) -> String {
-    let line = server
-        .log
-        .iter()
-        .find(|l| l.contains("generated access token"))
-        .expect("a generated token is printed");
-    line.rsplit(": ").next().expect("token").trim().to_owned()
-}
 
 async fn initialize_status(server: &ServerProcess, host: &str) -> u16 {
     initialize_with(server, host, Some(&token(server))).await
@@ -63,23 +31,11 @@ async fn initialize_with(server: &ServerProcess, host: &str, token: Option<&str>
         .as_u16()
 }
 
-fn pid_from(file: &std::path::Path) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(pid) = std::fs::read_to_string(file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "the double wrote no pid file");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test]
 async fn quick_tunnel_url_is_printed_once_ready_and_its_host_is_served() {
-    let mut server = start(&["--http", "0", "--tunnel"], &[]).await;
+    // cloudflared's own lines (its registration among them) are logged at debug.
+    let debug = ["--log-level", "info,rmcp=warn,cloudflared=debug"];
+    let mut server = start(&[&["--http", "0", "--tunnel"][..], &debug].concat(), &[]).await;
     let registered = server
         .line_containing("Registered tunnel connection", Duration::from_secs(20))
         .await;
@@ -349,6 +305,13 @@ async fn missing_cloudflared_is_a_clear_error_while_the_local_server_serves() {
         "{line}"
     );
     assert_eq!(initialize_status(&server, "localhost").await, 200);
+    let said = |s: &ServerProcess| s.log.iter().filter(|l| l.contains("not found")).count();
+    assert_eq!(
+        said(&server),
+        1,
+        "said once; log:\n{}",
+        server.log.join("\n")
+    );
 
     let mut required = start(
         &[
@@ -367,12 +330,16 @@ async fn missing_cloudflared_is_a_clear_error_while_the_local_server_serves() {
         .expect("exits")
         .expect("wait");
     assert!(!status.success(), "--tunnel-required makes it fatal");
-    assert!(
-        required
-            .line_containing("required", Duration::from_secs(2))
-            .await
-            .is_some()
-            || required.logged("required")
+    // Everything it wrote, up to the end of its stderr.
+    let _ = required
+        .line_containing("\u{0}", Duration::from_secs(5))
+        .await;
+    assert!(required.logged("required"), "{}", required.log.join("\n"));
+    assert_eq!(
+        said(&required),
+        1,
+        "said once; log:\n{}",
+        required.log.join("\n")
     );
 }
 

@@ -711,9 +711,9 @@ fn follow_tunnel(
                         .last_error
                         .unwrap_or_else(|| "tunnel failed".to_owned());
                     if required {
-                        super::announce(&format!(
-                            "mcp-expose: the tunnel is required and cannot run: {message}"
-                        ));
+                        // Not announced: the server ends with this error, which its caller
+                        // reports (announcing it too printed it twice).
+                        let message = format!("the tunnel is required and cannot run: {message}");
                         *fatal.lock().unwrap_or_else(|e| e.into_inner()) =
                             Some(Error::new(ErrorKind::Tunnel, message));
                         finished.cancel();

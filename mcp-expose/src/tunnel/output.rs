@@ -18,6 +18,11 @@ pub(crate) enum Event {
     RateLimited,
     /// cloudflared rejected its arguments or token: restarting cannot help.
     ConfigError(String),
+    /// cloudflared is exiting because it could not reach Cloudflare (the quick-tunnel API or the
+    /// edge's DNS records): the reason, as cloudflared's final error gives it.
+    Unreachable(String),
+    /// A dial to the edge failed; cloudflared keeps running and dials again.
+    EdgeUnreachable(String),
 }
 
 // Anchored on the whole banner line: the offline error line also contains a trycloudflare URL
@@ -28,6 +33,19 @@ static BANNER_URL: LazyLock<Regex> = LazyLock::new(|| {
 });
 static JSON_BANNER_URL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\|\s+https://([a-z0-9-]+\.trycloudflare\.com)\s+\|$").expect("valid regex")
+});
+// `Post "https://api.trycloudflare.com/tunnel": <reason>`: the reason is what the user needs.
+static QUICK_REQUEST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^failed to request quick Tunnel: (?:Post "[^"]*": )?(.+)$"#).expect("valid regex")
+});
+static NO_SRV: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^Could not lookup srv records on \S+: (.+)$").expect("valid regex")
+});
+// The `error` field of a failed dial: zerolog writes it first (other writers may not), quoted
+// when it holds spaces.
+static DIAL_ERROR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?:Failed to dial a quic connection|Unable to establish connection with Cloudflare edge)\s(?:.*?\s)??error=(?:"((?:[^"\\]|\\.)*)"|(\S+))"#)
+        .expect("valid regex")
 });
 static METRICS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"Starting metrics server on 127\.0\.0\.1:(\d+)/metrics").expect("valid regex")
@@ -59,6 +77,30 @@ pub(crate) fn parse(line: &str) -> Option<Event> {
     if let Some(captures) = METRICS.captures(line) {
         return captures[1].parse().ok().map(Event::MetricsPort);
     }
+    if let Some(captures) = QUICK_REQUEST
+        .captures(line)
+        .or_else(|| NO_SRV.captures(line))
+    {
+        return Some(Event::Unreachable(captures[1].to_owned()));
+    }
+    let dial = json_message
+        .as_deref()
+        .filter(|m| m.starts_with("Failed to dial") || m.starts_with("Unable to establish"));
+    if let Some(message) = dial {
+        let error = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(str::to_owned));
+        return Some(Event::EdgeUnreachable(
+            error.unwrap_or_else(|| message.to_owned()),
+        ));
+    }
+    if let Some(captures) = DIAL_ERROR.captures(line) {
+        let error = captures
+            .get(1)
+            .or(captures.get(2))
+            .map_or("", |m| m.as_str());
+        return Some(Event::EdgeUnreachable(error.replace("\\\"", "\"")));
+    }
     if line.contains("Registered tunnel connection") {
         return Some(Event::Registered);
     }
@@ -83,26 +125,6 @@ pub(crate) fn parse(line: &str) -> Option<Event> {
     None
 }
 
-/// The `tracing` level of a line (`INF`, `WRN`, `ERR`, `FTL`, `DBG` or the JSON `level`).
-pub(crate) fn level(line: &str) -> tracing::Level {
-    let upper = |s: &str| {
-        if s.contains(" ERR ")
-            || s.contains(" FTL ")
-            || s.contains("\"level\":\"error\"")
-            || s.contains("\"level\":\"fatal\"")
-        {
-            tracing::Level::ERROR
-        } else if s.contains(" WRN ") || s.contains("\"level\":\"warn\"") {
-            tracing::Level::WARN
-        } else if s.contains(" DBG ") || s.contains("\"level\":\"debug\"") {
-            tracing::Level::DEBUG
-        } else {
-            tracing::Level::INFO
-        }
-    };
-    upper(line)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,7 +139,7 @@ mod tests {
             ))
         );
         let offline = r#"failed to request quick Tunnel: Post "https://api.trycloudflare.com/tunnel": dial tcp: lookup api.trycloudflare.com on 127.0.0.53:53: connect: network is unreachable"#;
-        assert_eq!(parse(offline), None);
+        assert!(!matches!(parse(offline), Some(Event::Hostname(_))));
         let json = r#"{"level":"info","message":"|  https://a-b-c.trycloudflare.com  |","time":"2026-11-21T11:28:26Z"}"#;
         assert_eq!(
             parse(json),
@@ -137,7 +159,39 @@ mod tests {
             parse("Incorrect Usage. flag provided but not defined: -X"),
             Some(Event::ConfigError(_))
         ));
-        assert_eq!(level(rate), tracing::Level::ERROR);
-        assert_eq!(level("2026-11-21T11:28:26Z WRN x"), tracing::Level::WARN);
+    }
+
+    #[test]
+    fn reasons_to_summarise() {
+        let offline = r#"failed to request quick Tunnel: Post "https://api.trycloudflare.com/tunnel": dial tcp: lookup api.trycloudflare.com on 10.0.0.53:53: connect: network is unreachable"#;
+        assert_eq!(
+            parse(offline),
+            Some(Event::Unreachable(
+                "dial tcp: lookup api.trycloudflare.com on 10.0.0.53:53: connect: network is unreachable".into()
+            ))
+        );
+        let srv = "Could not lookup srv records on _v2-origintunneld._tcp.argotunnel.com: lookup x on 1.2.3.4:53: no such host";
+        assert_eq!(
+            parse(srv),
+            Some(Event::Unreachable(
+                "lookup x on 1.2.3.4:53: no such host".into()
+            ))
+        );
+        // `error=` first, as the real binary writes it, or after other fields.
+        for line in [
+            r#"2026-11-21T11:28:26Z ERR Failed to dial a quic connection error="failed to dial to edge with quic: timeout: no recent network activity" connIndex=0 event=0 ip=127.0.0.1"#,
+            r#"2026-11-21T11:28:26Z ERR Failed to dial a quic connection connIndex=0 error="failed to dial to edge with quic: timeout: no recent network activity" event=0"#,
+            r#"{"connIndex":0,"error":"failed to dial to edge with quic: timeout: no recent network activity","level":"error","message":"Failed to dial a quic connection"}"#,
+        ] {
+            assert_eq!(
+                parse(line),
+                Some(Event::EdgeUnreachable(
+                    "failed to dial to edge with quic: timeout: no recent network activity".into()
+                )),
+                "{line}"
+            );
+        }
+        // The bad token's second line is not a reason of its own.
+        assert_eq!(parse("See 'cloudflared tunnel run --help'."), None);
     }
 }

@@ -48,16 +48,10 @@ async fn drain(
     loop {
         match lines.next_line().await {
             Ok(Some(line)) => {
-                match output::level(&line) {
-                    tracing::Level::ERROR => {
-                        tracing::error!(target: "cloudflared", stream, "{line}")
-                    }
-                    tracing::Level::WARN => tracing::warn!(target: "cloudflared", stream, "{line}"),
-                    tracing::Level::DEBUG => {
-                        tracing::debug!(target: "cloudflared", stream, "{line}")
-                    }
-                    _ => tracing::info!(target: "cloudflared", stream, "{line}"),
-                }
+                // cloudflared's own levels overstate an offline start (ERR and WRN lines for
+                // features, ICMP, DNS): its lines stay at debug, and the supervisor says in
+                // one line what is wrong.
+                tracing::debug!(target: "cloudflared", stream, "{line}");
                 if let Some(event) = output::parse(&line) {
                     let _ = events.send(event);
                 }

@@ -29,8 +29,31 @@ enum Outcome {
     Retry {
         reason: String,
         rate_limited: bool,
+        /// cloudflared could not reach Cloudflare at all (offline, no DNS): why.
+        unreachable: Option<String>,
         ready_for: Option<Duration>,
     },
+}
+
+/// What one run's log said about how it is going.
+#[derive(Default)]
+struct Seen {
+    rate_limited: bool,
+    config_error: Option<String>,
+    unreachable: Option<String>,
+    edge_unreachable: bool,
+}
+
+impl Seen {
+    /// Records an event about failure; the others are the caller's.
+    fn note(&mut self, event: &Event) {
+        match event {
+            Event::RateLimited => self.rate_limited = true,
+            Event::ConfigError(message) => self.config_error = Some(message.clone()),
+            Event::Unreachable(reason) => self.unreachable = Some(reason.clone()),
+            _ => {}
+        }
+    }
 }
 
 pub(crate) struct Supervisor {
@@ -77,15 +100,14 @@ impl Supervisor {
             };
             args.extend(["--protocol".to_owned(), protocol.to_owned()]);
         }
+        // Our own (empty) config file, so that ~/.cloudflared/config.yml is never read: its
+        // ingress rules would silently override --url, its `protocol:` or `loglevel:` ours.
+        args.extend([
+            "--config".to_owned(),
+            self.config_file.display().to_string(),
+        ]);
         match &self.config.kind {
-            // An empty config file keeps ~/.cloudflared/config.yml's ingress rules from
-            // silently overriding --url.
-            TunnelKind::Quick => args.extend([
-                "--config".to_owned(),
-                self.config_file.display().to_string(),
-                "--url".to_owned(),
-                self.local_url.clone(),
-            ]),
+            TunnelKind::Quick => args.extend(["--url".to_owned(), self.local_url.clone()]),
             TunnelKind::Named { .. } => args.push("run".to_owned()),
         }
         args
@@ -109,7 +131,8 @@ impl Supervisor {
             let (delay, reason) = match outcome {
                 Outcome::Stopped => break,
                 Outcome::Fatal(message) => {
-                    tracing::error!(target: "mcp_expose::tunnel", "tunnel failed: {message}");
+                    // Whoever follows the status says it to the user (serve announces it once).
+                    tracing::debug!(target: "mcp_expose::tunnel", "tunnel failed: {message}");
                     self.update(|s| {
                         s.state = TunnelState::Failed;
                         s.last_error = Some(message);
@@ -120,6 +143,7 @@ impl Supervisor {
                 Outcome::Retry {
                     reason,
                     rate_limited,
+                    unreachable,
                     ready_for,
                 } => {
                     if ready_for.is_some_and(|d| d >= self.config.stable_after) {
@@ -135,10 +159,19 @@ impl Supervisor {
                         jitter(step.min(self.config.backoff_max))
                     };
                     failures = failures.saturating_add(1);
-                    (delay, reason)
+                    match unreachable {
+                        Some(why) => {
+                            let reason = format!("cannot reach Cloudflare: {why}");
+                            tracing::warn!(target: "mcp_expose::tunnel", "{reason}; retrying in {:.1} s", delay.as_secs_f64());
+                            (delay, reason)
+                        }
+                        None => {
+                            tracing::warn!(target: "mcp_expose::tunnel", "cloudflared {reason}; restarting in {:.1} s", delay.as_secs_f64());
+                            (delay, reason)
+                        }
+                    }
                 }
             };
-            tracing::warn!(target: "mcp_expose::tunnel", "cloudflared {reason}; restarting in {:.1} s", delay.as_secs_f64());
             self.update(|s| {
                 s.state = TunnelState::Restarting;
                 s.last_error = Some(reason);
@@ -222,8 +255,7 @@ impl Supervisor {
         let mut banner_host: Option<String> = None;
         let mut metrics_port: Option<u16> = None;
         let mut ready_at: Option<Instant> = None;
-        let mut rate_limited = false;
-        let mut config_error: Option<String> = None;
+        let mut seen = Seen::default();
         let mut poll = tokio::time::interval(Duration::from_millis(100));
         loop {
             tokio::select! {
@@ -234,25 +266,25 @@ impl Supervisor {
                         self.update(|s| s.metrics_port = Some(port));
                     }
                     Some(Event::Registered) => poll.reset_immediately(),
-                    Some(Event::RateLimited) => rate_limited = true,
-                    Some(Event::ConfigError(message)) => config_error = Some(message),
+                    // Said once per run: cloudflared re-dials every few seconds for ever.
+                    Some(Event::EdgeUnreachable(why)) => if !seen.edge_unreachable {
+                        seen.edge_unreachable = true;
+                        tracing::warn!(target: "mcp_expose::tunnel", "cloudflared is running but cannot reach Cloudflare's edge: {why} (it keeps trying; if UDP is blocked, try --tunnel-protocol http2)");
+                    },
+                    Some(event) => seen.note(&event),
                     // Both pipes closed: the exit is next.
                     None => {
                         let status = child.wait().await;
-                        return self.exited(status, rate_limited, config_error, ready_at, started);
+                        return self.exited(status, seen, ready_at, started);
                     }
                 },
                 status = child.wait() => {
                     // Let the drain tasks deliver the last lines (the reason for the exit).
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     while let Ok(event) = events.try_recv() {
-                        match event {
-                            Event::RateLimited => rate_limited = true,
-                            Event::ConfigError(message) => config_error = Some(message),
-                            _ => {}
-                        }
+                        seen.note(&event);
                     }
-                    return self.exited(status, rate_limited, config_error, ready_at, started);
+                    return self.exited(status, seen, ready_at, started);
                 }
                 () = self.stop.cancelled() => {
                     crate::process::stop(child, self.config.stop_grace).await;
@@ -275,7 +307,7 @@ impl Supervisor {
                 }
                 () = tokio::time::sleep_until(deadline), if ready_at.is_none() => {
                     let message = format!("was not ready within {:?} (is the edge reachable? try --tunnel-protocol http2)", self.config.ready_timeout);
-                    return Outcome::Retry { reason: message, rate_limited: false, ready_for: None };
+                    return Outcome::Retry { reason: message, rate_limited: false, unreachable: None, ready_for: None };
                 }
             }
         }
@@ -306,8 +338,7 @@ impl Supervisor {
     fn exited(
         &self,
         status: std::io::Result<std::process::ExitStatus>,
-        rate_limited: bool,
-        config_error: Option<String>,
+        seen: Seen,
         ready_at: Option<Instant>,
         started: Instant,
     ) -> Outcome {
@@ -315,7 +346,7 @@ impl Supervisor {
             .as_ref()
             .ok()
             .and_then(std::process::ExitStatus::code);
-        if let Some(message) = config_error {
+        if let Some(message) = seen.config_error {
             return Outcome::Fatal(message);
         }
         if code == Some(255) {
@@ -328,7 +359,7 @@ impl Supervisor {
             (Ok(status), None) => format!("was killed ({status})"),
             (Err(e), _) => format!("could not be waited for ({e})"),
         };
-        let reason = if rate_limited {
+        let reason = if seen.rate_limited {
             format!("{how}: quick-tunnel creation is rate limited (429/1015)")
         } else {
             how
@@ -336,7 +367,8 @@ impl Supervisor {
         tracing::debug!(target: "mcp_expose::tunnel", ran_for = ?started.elapsed(), "cloudflared ended");
         Outcome::Retry {
             reason,
-            rate_limited,
+            rate_limited: seen.rate_limited,
+            unreachable: seen.unreachable,
             ready_for: ready_at.map(|t| t.elapsed()),
         }
     }
