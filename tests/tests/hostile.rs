@@ -167,3 +167,153 @@ async fn hosts_that_are_no_host_get_400() {
     let fine = raw_status(&addr, &head("Host: localhost\r\n")).await;
     assert!(fine.contains(" 200 "), "{fine}");
 }
+
+/// A TCP connection to `addr` from the loopback address `from` (127.0.0.1 and ::1 speak for
+/// many clients and are not counted per address; 127.0.0.2 and up are one client each).
+async fn connect_from(from: &str, addr: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{from}:0").parse().expect("from"))
+        .expect("bind the source address");
+    socket
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("connect")
+}
+
+/// Whether the server closes `tcp` (EOF or reset) within `limit`, reading what it sends.
+async fn closed_within(tcp: &mut tokio::net::TcpStream, limit: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 512];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn silent_and_trickling_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt as _;
+    let bioseq = mcp_expose_tests::bin("bioseq").display().to_string();
+    let direct =
+        ServerProcess::start("bioseq", &["--http", "0", "--header-read-timeout", "2"]).await;
+    let bridged = ServerProcess::start(
+        "mcp-expose",
+        &[
+            "bridge",
+            "--http",
+            "0",
+            "--header-read-timeout",
+            "2",
+            "--",
+            &bioseq,
+        ],
+    )
+    .await;
+    for server in [&direct, &bridged] {
+        let addr = server
+            .http()
+            .trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+            .to_owned();
+        let mut silent = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let mut trickling = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let trickle = async {
+            // One byte of a request head every 500 ms: never a whole head.
+            for byte in b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
+                .iter()
+                .cycle()
+                .take(40)
+            {
+                if trickling.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        };
+        let limit = std::time::Duration::from_secs(8);
+        let (silent_closed, ()) = tokio::join!(closed_within(&mut silent, limit), trickle);
+        assert!(
+            silent_closed,
+            "{}: a silent connection stayed open",
+            server.http()
+        );
+        assert!(
+            closed_within(&mut trickling, std::time::Duration::from_secs(1)).await,
+            "{}: a trickling connection stayed open",
+            server.http()
+        );
+        // An honest client is served meanwhile and after.
+        let response = post(server.http(), None, initialize(1, json!({})))
+            .send()
+            .await
+            .expect("initialize");
+        assert_eq!(response.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn connections_are_capped_per_client_and_in_all_and_freed_on_close() {
+    let server = ServerProcess::start(
+        "bioseq",
+        &[
+            "--http",
+            "0",
+            "--max-connections",
+            "12",
+            "--max-connections-per-client",
+            "4",
+        ],
+    )
+    .await;
+    let addr = server
+        .http()
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    // One client address: four connections, then a refusal read at once.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect_from("127.0.0.2", &addr).await);
+    }
+    let mut fifth = connect_from("127.0.0.2", &addr).await;
+    assert!(
+        closed_within(&mut fifth, std::time::Duration::from_secs(5)).await,
+        "a fifth connection from one address was held"
+    );
+    // Others are served; then the cap in all: 12 connections, the 13th refused.
+    for from in ["127.0.0.3", "127.0.0.4"] {
+        for _ in 0..4 {
+            held.push(connect_from(from, &addr).await);
+        }
+    }
+    let mut over = connect_from("127.0.0.5", &addr).await;
+    assert!(
+        closed_within(&mut over, std::time::Duration::from_secs(5)).await,
+        "a 13th connection was held"
+    );
+    // Closing frees the slots: an honest client is served again.
+    held.clear();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let response = post(server.http(), None, initialize(1, json!({})))
+            .send()
+            .await;
+        if response.as_ref().is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not served after the others closed: {response:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

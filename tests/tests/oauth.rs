@@ -696,7 +696,9 @@ async fn tools_see_the_verified_caller_and_sockets_close_when_the_token_expires(
     assert_closed_for_expiry(&mut socket).await;
 
     // An event stream opened with such a token ends when the token does (the client
-    // reconnects with a fresh one); without this it would stay open with keep-alives.
+    // reconnects with a fresh one); without this it would stay open with keep-alives. The
+    // session is user-1's: a token of theirs, not user-2's, may reopen its stream.
+    short["sub"] = json!("user-1");
     short["exp"] = json!(now() - 27);
     let mut stream = reqwest::Client::new()
         .get(&http)
@@ -794,7 +796,8 @@ async fn each_gateway_server_is_a_resource_of_its_own() {
         ],
     )
     .await;
-    let base = server.http().trim_end_matches("/mcp").to_owned();
+    // The first server's URL is logged first.
+    let base = server.http().trim_end_matches("/a/mcp").to_owned();
     let (a, b) = (format!("{base}/a/mcp"), format!("{base}/b/mcp"));
     // The challenge names a's own metadata, and that names a's URL: what RFC 9728 clients
     // (the MCP SDKs among them) check against the URL they asked.

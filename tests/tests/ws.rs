@@ -154,13 +154,16 @@ async fn thirty_two_concurrent_calls_on_one_socket() {
     assert!(seen.iter().all(|s| *s));
 }
 
-/// The close code a server sends after a frame that breaks the protocol (an unmasked client
-/// frame), read off a raw socket: a client library would refuse to send such a frame.
-async fn close_code_after_an_unmasked_frame(url: &str) -> Option<u16> {
+/// A raw WebSocket connection to `url` (handshake done), for frames a client library would not
+/// send, with a small receive buffer so that what the server sends backs up quickly.
+async fn raw_socket(url: &str) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let rest = url.trim_start_matches("ws://");
     let (authority, path) = rest.split_once('/').expect("path");
-    let mut tcp = tokio::net::TcpStream::connect(authority)
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut tcp = socket
+        .connect(authority.parse().expect("addr"))
         .await
         .expect("connect");
     let head = format!(
@@ -179,6 +182,14 @@ async fn close_code_after_an_unmasked_frame(url: &str) -> Option<u16> {
         "{}",
         String::from_utf8_lossy(&response)
     );
+    tcp
+}
+
+/// The close code a server sends after a frame that breaks the protocol (an unmasked client
+/// frame).
+async fn close_code_after_an_unmasked_frame(url: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = raw_socket(url).await;
     tcp.write_all(&[0x81, 0x02, b'h', b'i'])
         .await
         .expect("unmasked frame");
@@ -188,6 +199,72 @@ async fn close_code_after_an_unmasked_frame(url: &str) -> Option<u16> {
     match frames.as_slice() {
         [0x88, len, code @ ..] if *len >= 2 => Some(u16::from_be_bytes([code[0], code[1]])),
         _ => None,
+    }
+}
+
+/// The resident memory of `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_ping_flood_from_a_client_that_never_reads_keeps_memory_bounded() {
+    use tokio::io::AsyncWriteExt as _;
+    let bioseq = mcp_expose_tests::bin("bioseq").display().to_string();
+    let args = ["--ws", "0", "--max-message-size", "65536"];
+    let direct = ServerProcess::start("bioseq", &args).await;
+    let bridged = ServerProcess::start(
+        "mcp-expose",
+        &[&["bridge"][..], &args, &["--", &bioseq]].concat(),
+    )
+    .await;
+    for server in [&direct, &bridged] {
+        let pid = server.child.id().expect("pid");
+        let before = rss_kib(pid);
+        let mut tcp = raw_socket(server.ws()).await;
+        // Masked pings with the largest control payload (125 bytes): each asks for a pong of
+        // as many bytes, which the server must hold or drop while we never read.
+        let mut ping = vec![0x89, 0x80 | 125, 1, 2, 3, 4];
+        ping.extend((0..125u8).map(|i| i ^ [1, 2, 3, 4][usize::from(i % 4)]));
+        let batch: Vec<u8> = ping
+            .iter()
+            .copied()
+            .cycle()
+            .take(ping.len() * 1000)
+            .collect();
+        for _ in 0..300 {
+            // 300,000 pings in all: ~38 MB of pongs asked for.
+            match tokio::time::timeout(Duration::from_secs(5), tcp.write_all(&batch)).await {
+                Ok(Ok(())) => {}
+                // Closed on us: fine, that bounds it too.
+                Ok(Err(_)) => break,
+                Err(_) => panic!(
+                    "{}: the server stopped reading but kept the socket",
+                    server.ws()
+                ),
+            }
+        }
+        // Let the server read what the kernel holds for it.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let grown = rss_kib(pid).saturating_sub(before);
+        // Before the write buffer was bounded: ~122 bytes kept per ping (35 MiB here).
+        assert!(
+            grown < 8 * 1024,
+            "{}: RSS grew {grown} KiB over 300,000 pings",
+            server.ws()
+        );
+        // The server serves others.
+        let (mut socket, _) = connect_async(server.ws()).await.expect("another client");
+        send(&mut socket, initialize(1, json!({}))).await;
+        assert!(next_json(&mut socket).await["result"].is_object());
     }
 }
 

@@ -234,6 +234,7 @@ pub(crate) fn accept_ws(
         .write_buffer_size(4 * 1024)
         .max_message_size(limit)
         .max_frame_size(limit)
+        .max_write_buffer_size(crate::transport::ws::write_buffer_limit(bridge.max_message))
         .on_upgrade(move |socket| ws::serve_socket(socket, bridge, tag, caller))
 }
 

@@ -107,6 +107,21 @@ pub struct Options {
     #[arg(long, value_name = "N", env = "MCP_EXPOSE_MAX_SESSIONS")]
     pub max_sessions: Option<usize>,
 
+    /// Seconds a connection may take to send a whole request head; also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub header_read_timeout: u64,
+
+    /// Connections (WebSockets included) held at once; more are answered 503 and closed
+    /// [default: the file-descriptor limit, raised to its maximum, less room for the rest].
+    #[arg(long, value_name = "N", env = "MCP_EXPOSE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Connections held at once from one client address (not counting 127.0.0.1, ::1 and
+    /// --trusted-proxy peers, which speak for many clients); more are answered 429 (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_connections_per_client: usize,
+
     /// Requests per second allowed per client (per bearer token, or per address without one);
     /// more get 429 with Retry-After (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -163,6 +178,9 @@ impl Default for Options {
             max_inflight_per_session: 64,
             max_inflight: 1024,
             max_sessions: None,
+            header_read_timeout: 30,
+            max_connections: None,
+            max_connections_per_client: 256,
             rate_limit: 0,
             shutdown_grace: 10,
             log_level: "info,rmcp=warn".to_owned(),

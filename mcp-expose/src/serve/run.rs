@@ -5,7 +5,6 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use axum::{
     Router, middleware,
     routing::{any, get},
-    serve::ListenerExt as _,
 };
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -33,6 +32,18 @@ pub(crate) type TunnelConfig = crate::tunnel::TunnelConfig;
 pub(crate) type TunnelConfig = std::convert::Infallible;
 
 /// A started server: its bound addresses, and the way to stop it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> mcp_expose::Result<()> {
+/// let running = mcp_expose::Server::new("demo", "1.0").http(0).ws(0).start().await?;
+/// let addr = running.http_addr().expect("serves HTTP");
+/// let health = format!("http://{addr}/health"); // http://127.0.0.1:PORT/health
+/// # let _ = health;
+/// running.shutdown().await; // drain calls, stop accepting, close sessions
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Running {
     http: Option<SocketAddr>,
@@ -382,6 +393,13 @@ pub(super) async fn start(
 
     // Which caller opened each HTTP session (with auth).
     let owners = crate::security::sessions::Owners::default();
+    let budget = super::accept::connection_budget();
+    let connection_limits = super::accept::Limits::new(
+        Duration::from_secs(options.header_read_timeout.max(1)),
+        options.max_connections.unwrap_or(budget).min(budget),
+        options.max_connections_per_client,
+        &options.trusted_proxies,
+    );
     for (listener, local, serves_http, serves_ws) in bound {
         let mut mcp_routes = Router::new();
         #[cfg(feature = "bridge")]
@@ -473,25 +491,12 @@ pub(super) async fn start(
             .with_state(state.clone());
         // Around the router, not each route: one layer, no per-route boxed clone per request.
         let app = tower::Layer::layer(&http_transport::Normalize, router);
-        // Small SSE writes must not wait for delayed ACKs (Nagle): without this a keep-alive
-        // client sees ~40 ms per request.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let stop = stop_accepting.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(
-                listener,
-                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                    SocketAddr,
-                >(app),
-            )
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "listener failed");
-            }
-        });
+        tasks.spawn(super::accept::serve(
+            listener,
+            app,
+            connection_limits.clone(),
+            stop_accepting.clone(),
+        ));
     }
 
     if let Some(addr) = options.metrics_bind {

@@ -48,6 +48,13 @@ pub(crate) async fn token_expiry(caller: Option<Arc<crate::Caller>>) {
     }
 }
 
+/// What tungstenite may hold unsent for one socket: one message of the largest size and some
+/// room. A client that does not read (our answers, or the pongs to its own pings) fills it, and
+/// the socket is closed instead of growing without bound.
+pub(crate) fn write_buffer_limit(max_message: usize) -> usize {
+    max_message.saturating_add(256 * 1024)
+}
+
 /// WebSocket settings.
 #[derive(Debug, Clone)]
 pub(crate) struct WsSettings {
@@ -83,6 +90,7 @@ pub(crate) fn upgrade(
         .write_buffer_size(4 * 1024)
         .max_message_size(wire_limit)
         .max_frame_size(wire_limit)
+        .max_write_buffer_size(write_buffer_limit(settings.max_message))
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
             serve_socket(sink, stream, handler, settings, ct)
@@ -124,10 +132,15 @@ async fn serve_socket(
     let closing = outbound_tx.clone();
     let transport = Framed::new("ws", inbound_rx, outbound_tx);
     // The writer drains what the session queued, and ends once every sender is gone.
+    // The writer gone (the client stopped reading, or the socket broke), the session ends too:
+    // nothing it produces can be delivered, and its queues and buffers are freed.
+    let written = CancellationToken::new();
+    let writer_gone = written.clone();
     tokio::join!(
         async move {
             tokio::select! {
                 () = run_session(handler, transport, ct) => {}
+                () = writer_gone.cancelled() => {}
                 () = async move {
                     tokio::select! {
                         () = read_frames(stream, inbound_tx, replies, max_message) => {}
@@ -143,7 +156,10 @@ async fn serve_socket(
                 } => {}
             }
         },
-        write_frames(sink, outbound_rx, settings.ping_interval)
+        async move {
+            write_frames(sink, outbound_rx, settings.ping_interval).await;
+            written.cancel();
+        }
     );
 }
 
