@@ -5,12 +5,14 @@ pub(crate) mod gate;
 mod options;
 mod routes;
 mod run;
+#[cfg(feature = "tunnel")]
+mod tunneling;
 
 use std::net::IpAddr;
 
 pub use options::{LogFormat, Options};
 #[cfg(feature = "tunnel")]
-pub(crate) use run::Access;
+pub(crate) use tunneling::Access;
 
 pub use run::Running;
 
