@@ -116,31 +116,6 @@ impl Drop for Reservation {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_count_until_dropped() {
-        let count = Arc::new(SessionCount::default());
-        let cap = SessionCap::new(3, vec![count.clone(), Arc::default()], true);
-        let a = count.open();
-        let b = count.open();
-        assert_eq!(cap.open(), 2);
-        // One place left: a second concurrent opener is refused while the first is pending.
-        let reserved = cap.reserve().expect("a place");
-        assert!(cap.reserve().is_none());
-        drop(reserved);
-        drop(a);
-        assert_eq!(cap.open(), 1);
-        let _c = cap.reserve().expect("a place");
-        let _d = cap.reserve().expect("another");
-        assert!(cap.reserve().is_none());
-        drop(b);
-        assert_eq!(count.get(), 0);
-    }
-}
-
 /// Which verified caller opened each HTTP session: a session is used, and ended, only with the
 /// token (or OAuth subject) it was opened with; anyone else is told it does not exist (404),
 /// so another caller can neither use nor end it, nor learn that it is there.
@@ -235,4 +210,29 @@ pub(crate) async fn owned(
         _ => {}
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_count_until_dropped() {
+        let count = Arc::new(SessionCount::default());
+        let cap = SessionCap::new(3, vec![count.clone(), Arc::default()], true);
+        let a = count.open();
+        let b = count.open();
+        assert_eq!(cap.open(), 2);
+        // One place left: a second concurrent opener is refused while the first is pending.
+        let reserved = cap.reserve().expect("a place");
+        assert!(cap.reserve().is_none());
+        drop(reserved);
+        drop(a);
+        assert_eq!(cap.open(), 1);
+        let _c = cap.reserve().expect("a place");
+        let _d = cap.reserve().expect("another");
+        assert!(cap.reserve().is_none());
+        drop(b);
+        assert_eq!(count.get(), 0);
+    }
 }
