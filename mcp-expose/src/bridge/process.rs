@@ -1,6 +1,7 @@
 //! Launching a child MCP server: stdin written by its owner (at once when the pipe has room,
 //! the rest while it waits for output), stdout split into lines by its owner (memchr, one
-//! reused buffer), stderr logged with the session's tag, exit reported after the last line.
+//! reused buffer), stderr logged with the session's tag, exit reported after the last line;
+//! the child's whole process group dies with it.
 
 use std::{
     io::IoSlice,
@@ -71,8 +72,9 @@ pub(crate) fn launch(spec: &ChildSpec, tag: &str) -> std::io::Result<Process> {
     if let Some(cwd) = &spec.cwd {
         command.current_dir(cwd);
     }
-    crate::process::contain(&mut command);
+    let mut group = crate::process::contain_group(&mut command)?;
     let mut child = command.spawn()?;
+    group.spawned();
     let pid = child.id();
     let stdin = child.stdin.take();
     let stdout = child
@@ -91,6 +93,8 @@ pub(crate) fn launch(spec: &ChildSpec, tag: &str) -> std::io::Result<Process> {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (exit_tx, exit_rx) = oneshot::channel();
     tokio::spawn(async move {
+        // Dropped when this task ends, once the child is gone: what it left in its group goes.
+        let _group = group;
         let status = tokio::select! {
             status = child.wait() => status,
             // Stop requested, or the owner (which holds the sender) is gone.
