@@ -1,11 +1,13 @@
-//! `mcp-expose bridge`, per-session children that misbehave (issue 15): a child's background
-//! processes die with it or with the bridge. The child is `tests/python/hostile_child.py`,
-//! driven by reqwest on loopback.
+//! `mcp-expose bridge`, per-session children that misbehave (issue 15, items 6, 9 and 13):
+//! what they print is bounded and only JSON-RPC is passed on, one session's crash loop leaves
+//! the bridge healthy, and a child's background processes die with it or with the bridge. The child is
+//! `tests/python/hostile_child.py`, driven by reqwest and tokio-tungstenite on loopback.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mcp_expose_tests::{
-    ServerProcess, alive, gone_within, initialize, initialized, kill, request, response_messages,
+    ServerProcess, alive, gone_within, initialize, initialized, kill, next_json, request,
+    response_messages, send,
 };
 use serde_json::{Value, json};
 
@@ -80,6 +82,148 @@ impl Http {
         );
         messages.remove(0)
     }
+}
+
+/// The bridge process's peak resident memory (`VmHWM`), in bytes.
+fn peak_rss(server: &ServerProcess) -> u64 {
+    let pid = server.child.id().expect("bridge pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM");
+    kib * 1024
+}
+
+#[tokio::test]
+async fn an_oversized_stdout_line_fails_its_call_and_the_next_call_is_served() {
+    let script = hostile();
+    let server = bridge(&["--max-message-size", "1048576"], &["python3", &script]).await;
+    let http = Http::open(server.http(), None).await;
+    let before = peak_rss(&server);
+    let answer = http.call(2, json!({ "stdout_bytes": 64 << 20 })).await;
+    assert_eq!(answer["id"], 2);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("larger than the limit of 1048576 bytes")),
+        "a 64 MiB answer over a 1 MiB limit is an error: {}",
+        answer.to_string().chars().take(300).collect::<String>()
+    );
+    let grown = peak_rss(&server).saturating_sub(before);
+    assert!(
+        grown < 24 << 20,
+        "the bridge's peak RSS grew by {} MiB reading a 64 MiB line",
+        grown >> 20
+    );
+    // Resynchronised at the newline: the next answer is read as usual.
+    let answer = http.call(3, json!({})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "ok", "{answer}");
+}
+
+#[tokio::test]
+async fn child_stderr_lines_are_capped_and_rate_limited() {
+    let script = hostile();
+    let mut server = bridge(&[], &["python3", &script]).await;
+    let http = Http::open(server.http(), None).await;
+    let before = peak_rss(&server);
+    // 20,000 lines at once, then 16 MiB with no newline.
+    let arguments = json!({ "stderr_lines": 20_000, "stderr_unterminated": 16 << 20 });
+    let answer = http.call(2, arguments).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "ok", "{answer}");
+    let report = server
+        .line_containing("dropped", Duration::from_secs(10))
+        .await;
+    // Let the rest of the flood reach the log, if it would.
+    server
+        .line_containing("not in any log line", Duration::from_secs(3))
+        .await;
+    let logged = server
+        .log
+        .iter()
+        .filter(|l| l.contains("child stderr line"))
+        .count();
+    assert!(
+        logged < 2_000,
+        "{logged} of 20,000 stderr lines were logged"
+    );
+    assert!(report.is_some(), "no `dropped N lines` report in the log");
+    let grown = peak_rss(&server).saturating_sub(before);
+    assert!(
+        grown < 8 << 20,
+        "the bridge's peak RSS grew by {} MiB reading a 16 MiB stderr line",
+        grown >> 20
+    );
+}
+
+#[tokio::test]
+async fn stdout_lines_that_are_not_json_rpc_are_never_passed_on() {
+    let script = hostile();
+    let server = bridge(&[], &["python3", &script]).await;
+    // Over HTTP: the answer comes alone (a banner would have made it an event stream).
+    let http = Http::open(server.http(), None).await;
+    let answer = http.call(2, json!({ "stdout_noise": 3 })).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "ok", "{answer}");
+    // Over WebSocket: the next frame is the answer.
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws())
+        .await
+        .expect("handshake");
+    send(&mut socket, initialize(1, json!({}))).await;
+    assert_eq!(next_json(&mut socket).await["id"], 1);
+    send(&mut socket, initialized()).await;
+    let call = request(
+        2,
+        "tools/call",
+        json!({ "name": "x", "arguments": { "stdout_noise": 3 } }),
+    );
+    send(&mut socket, call).await;
+    let answer = next_json(&mut socket).await;
+    assert_eq!(answer["id"], 2, "{answer}");
+}
+
+async fn status(url: &str) -> u16 {
+    reqwest::get(url).await.expect("GET").status().as_u16()
+}
+
+#[tokio::test]
+async fn one_sessions_crash_loop_leaves_health_and_ready_ok() {
+    let script = hostile();
+    let server = bridge(&[], &["python3", &script]).await;
+    let health = server.http().replace("/mcp", "/health");
+    let ready = server.http().replace("/mcp", "/ready");
+    let crasher = Http::open(server.http(), None).await;
+    // Five exits within a minute: this session's child is given up on.
+    for id in 2..7 {
+        let answer = crasher.call(id, json!({ "crash": true })).await;
+        assert!(answer["error"].is_object(), "{answer}");
+    }
+    let answer = crasher.call(7, json!({})).await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not restarting")),
+        "{answer}"
+    );
+    // The bridge still serves everyone else, and says so, for good.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        assert_eq!(
+            status(&health).await,
+            200,
+            "/health after one session's crash loop"
+        );
+        assert_eq!(
+            status(&ready).await,
+            200,
+            "/ready after one session's crash loop"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let other = Http::open(server.http(), None).await;
+    let answer = other.call(2, json!({})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "ok", "{answer}");
+    assert_eq!(status(&health).await, 200);
 }
 
 /// A bridge of `sh -c 'sleep 120 & ...; exec CHILD'`, one session opened; the bridge, the

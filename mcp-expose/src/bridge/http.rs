@@ -88,13 +88,14 @@ impl Sessions {
         Some(session)
     }
 
-    /// Ends sessions idle longer than `idle` with no stream open (their children stop).
+    /// Ends sessions idle longer than `idle` with no stream open (their children stop). A
+    /// stream whose client left (its receiver dropped) does not count as open.
     pub(crate) fn reap(&self, idle: Duration) {
         lock(&self.map).retain(|id, session| {
             let routes = lock(&session.routes);
             let keep = lock(&session.last_seen).elapsed() < idle
-                || !routes.posts.is_empty()
-                || routes.get.is_some();
+                || routes.posts.iter().any(|(_, tx)| !tx.is_closed())
+                || routes.get.as_ref().is_some_and(|tx| !tx.is_closed());
             if !keep {
                 tracing::info!(session = %id, "ended an idle session");
             }
