@@ -1,6 +1,7 @@
-//! `mcp-expose bridge`, per-session children that misbehave (issue 15, items 6, 9 and 13):
+//! `mcp-expose bridge`, per-session children that misbehave (issue 15, items 6, 9, 10 and 13):
 //! what they print is bounded and only JSON-RPC is passed on, one session's crash loop leaves
-//! the bridge healthy, and a child's background processes die with it or with the bridge. The child is
+//! the bridge healthy, the public pages never show the child's command line, and a child's
+//! background processes die with it or with the bridge. The child is
 //! `tests/python/hostile_child.py`, driven by reqwest and tokio-tungstenite on loopback.
 
 use std::time::{Duration, Instant};
@@ -224,6 +225,56 @@ async fn one_sessions_crash_loop_leaves_health_and_ready_ok() {
     let answer = other.call(2, json!({})).await;
     assert_eq!(answer["result"]["content"][0]["text"], "ok", "{answer}");
     assert_eq!(status(&health).await, 200);
+}
+
+#[tokio::test]
+async fn public_pages_never_show_the_childs_arguments() {
+    const SECRET: &str = "SECRET-API-KEY-123";
+    let script = hostile();
+    let dir = std::env::temp_dir().join(format!("mcp-expose-argv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "a-token-for-the-test\n").expect("token file");
+    let tokens = tokens.display().to_string();
+    let argument = format!("--api-key={SECRET}");
+    for token in [None, Some("a-token-for-the-test")] {
+        let options: &[&str] = match token {
+            Some(_) => &["--auth-token-file", &tokens],
+            None => &[],
+        };
+        let server = bridge(options, &["python3", &script, &argument]).await;
+        // A running child, and one that failed, are on the pages too.
+        let http = Http::open(server.http(), token).await;
+        http.call(2, json!({ "crash": true })).await;
+        let base = server.http().trim_end_matches("/mcp").to_owned();
+        let client = reqwest::Client::new();
+        for (path, accept) in [
+            ("/health", "application/json"),
+            ("/ready", "application/json"),
+            ("/", "text/html"),
+            ("/", "application/json"),
+            ("/.well-known/mcp", "application/json"),
+        ] {
+            let body = client
+                .get(format!("{base}{path}"))
+                .header("accept", accept)
+                .send()
+                .await
+                .expect("GET")
+                .text()
+                .await
+                .expect("body");
+            assert!(
+                !body.contains(SECRET),
+                "anonymous GET {path} ({accept}) of a bridge {} shows the child's argument: {body}",
+                if token.is_some() {
+                    "with a token"
+                } else {
+                    "without a token"
+                }
+            );
+        }
+    }
 }
 
 /// A bridge of `sh -c 'sleep 120 & ...; exec CHILD'`, one session opened; the bridge, the
