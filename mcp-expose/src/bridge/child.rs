@@ -414,10 +414,8 @@ impl Actor {
             return self.reply(line).await;
         }
         // The client's own id, as it wrote it: its streams and its client match it as text.
-        match envelope::with_id(line.as_bytes(), &pending.raw) {
-            Some(line) => self.reply(line).await,
-            None => self.reply(line).await,
-        }
+        let line = envelope::with_id(line.as_bytes(), &pending.raw).unwrap_or(line);
+        self.reply(line).await;
     }
 
     /// The pending request an answer with id `key` is for: the same value, else the same
