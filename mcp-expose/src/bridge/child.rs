@@ -1,9 +1,12 @@
 //! The per-session model: one supervised child behind one client session. Requests are
-//! forwarded as raw lines; a dead child's pending requests are answered at once, and the child
-//! is restarted with backoff (its `initialize` replayed) until it crash-loops.
+//! forwarded as raw lines; answers are matched to them by the id's value (a child may
+//! re-serialise it) and carry the client's id back as the client wrote it; a call not answered
+//! in time, or whose answer was too long, is answered with an error. A dead child's pending
+//! requests are answered at once, and the child is restarted with backoff (its `initialize`
+//! replayed) until it crash-loops, which ends this session's child only.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     path::PathBuf,
     sync::{
         Arc, Mutex,
@@ -16,7 +19,8 @@ use tokio::sync::mpsc;
 
 use super::{
     envelope::{self, Message},
-    process::{Output, Process, launch, next_output},
+    id::IdKey,
+    process::{Next, Process, launch, next},
 };
 
 /// How to start the child server.
@@ -31,6 +35,9 @@ pub struct ChildSpec {
     pub env: Vec<(String, String)>,
     /// Its working directory.
     pub cwd: Option<PathBuf>,
+    /// The longest line read from its stdout (0: no limit); set by the bridge from
+    /// `--max-message-size`.
+    pub(crate) max_message: usize,
 }
 
 impl ChildSpec {
@@ -81,20 +88,35 @@ impl ChildSpec {
     }
 }
 
-/// Counters the health endpoint reports.
+/// Counters the health endpoint reports: whether the bridge can serve new sessions. One
+/// session's crash-looping child fails that session, not the bridge; a shared child that
+/// crash-loops, or a program that cannot be started, fails the bridge.
 #[derive(Debug, Default)]
 pub(crate) struct BridgeHealth {
     pub(crate) sessions: AtomicUsize,
     /// Children that are dead and not yet restarted.
     pub(crate) down: AtomicUsize,
+    /// Of those, per-session children: they do not keep the bridge from serving new sessions.
+    pub(crate) sessions_down: AtomicUsize,
     pub(crate) restarts: AtomicU64,
+    /// Why no new session can be served: the last child start failed, or the shared child
+    /// crash-loops.
     pub(crate) failure: Mutex<Option<String>>,
 }
 
 impl BridgeHealth {
     pub(crate) fn healthy(&self) -> bool {
-        self.down.load(Ordering::Relaxed) == 0
+        // `sessions_down` rises before `down` and falls after it.
+        let down = self.down.load(Ordering::Acquire);
+        down <= self.sessions_down.load(Ordering::Acquire)
             && self.failure.lock().map(|f| f.is_none()).unwrap_or(false)
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn set_failure(&self, failure: Option<String>) {
@@ -136,18 +158,38 @@ impl Crashes {
 
 /// Marks a child down in the health counters while it lives.
 #[derive(Debug)]
-pub(crate) struct Down(Arc<BridgeHealth>);
+pub(crate) struct Down {
+    health: Arc<BridgeHealth>,
+    session: bool,
+}
 
 impl Down {
+    /// The shared child is down: no session is served meanwhile.
     pub(crate) fn new(health: &Arc<BridgeHealth>) -> Self {
-        health.down.fetch_add(1, Ordering::Relaxed);
-        Self(health.clone())
+        health.down.fetch_add(1, Ordering::AcqRel);
+        Self {
+            health: health.clone(),
+            session: false,
+        }
+    }
+
+    /// One session's child is down: counted, but other sessions are served.
+    fn session(health: &Arc<BridgeHealth>) -> Self {
+        health.sessions_down.fetch_add(1, Ordering::AcqRel);
+        health.down.fetch_add(1, Ordering::AcqRel);
+        Self {
+            health: health.clone(),
+            session: true,
+        }
     }
 }
 
 impl Drop for Down {
     fn drop(&mut self) {
-        self.0.down.fetch_sub(1, Ordering::Relaxed);
+        self.health.down.fetch_sub(1, Ordering::AcqRel);
+        if self.session {
+            self.health.sessions_down.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -174,6 +216,14 @@ enum Event {
     Restart,
 }
 
+/// A request the child has not answered yet.
+#[derive(Debug)]
+struct Pending {
+    /// The id as the client wrote it, raw JSON.
+    raw: String,
+    deadline: Instant,
+}
+
 /// A client session's link to its own child. Dropping every clone stops the child.
 #[derive(Debug, Clone)]
 pub(crate) struct ChildSession {
@@ -193,6 +243,7 @@ impl ChildSession {
         tag: String,
         health: Arc<BridgeHealth>,
         out: Outlet,
+        timeout: Duration,
     ) -> Self {
         let (events_tx, events_rx) = mpsc::channel(256);
         health.sessions.fetch_add(1, Ordering::Relaxed);
@@ -202,9 +253,10 @@ impl ChildSession {
             health,
             events: events_tx.downgrade(),
             out,
-            started: false,
+            spawned: false,
             child: None,
-            pending: HashSet::new(),
+            timeout,
+            pending: HashMap::new(),
             init: None,
             initialized: None,
             replay: None,
@@ -212,6 +264,9 @@ impl ChildSession {
             crashes: Crashes::default(),
             failed: None,
             down: None,
+            starting: None,
+            started: false,
+            set_failure: None,
         };
         tokio::spawn(actor.run(events_rx));
         Self { events: events_tx }
@@ -229,22 +284,32 @@ struct Actor {
     health: Arc<BridgeHealth>,
     events: mpsc::WeakSender<Event>,
     out: Outlet,
-    started: bool,
+    spawned: bool,
     child: Option<Process>,
-    pending: HashSet<String>,
+    /// How long a request may wait for its answer.
+    timeout: Duration,
+    pending: HashMap<IdKey, Pending>,
     init: Option<Vec<u8>>,
     initialized: Option<Vec<u8>>,
     /// The id of a replayed `initialize` whose answer the client must not see.
-    replay: Option<String>,
+    replay: Option<IdKey>,
     queue: VecDeque<Vec<u8>>,
     crashes: Crashes,
     failed: Option<String>,
     down: Option<Down>,
+    /// The id of the `initialize` (the client's, or a replay) the current child has not
+    /// answered yet: its start is not known to have succeeded.
+    starting: Option<IdKey>,
+    /// A child of this session answered its `initialize` once.
+    started: bool,
+    /// The bridge-wide failure this session reported, while it stands.
+    set_failure: Option<String>,
 }
 
 impl Actor {
     async fn run(mut self, mut events: mpsc::Receiver<Event>) {
         loop {
+            let deadline = self.pending.values().map(|p| p.deadline).min();
             tokio::select! {
                 event = events.recv() => match event {
                     Some(Event::FromClient(frame)) => self.on_client(frame).await,
@@ -252,10 +317,12 @@ impl Actor {
                     // Every sender is gone: the client left.
                     None => break,
                 },
-                output = next_output(&mut self.child) => match output {
-                    Output::Line(line) => self.on_child(line).await,
-                    Output::Exited(why) => self.exited(why).await,
+                output = next(&mut self.child) => match output {
+                    Next::Line(line) => self.on_child(line).await,
+                    Next::TooLong => self.too_long().await,
+                    Next::Exited(why) => self.exited(why).await,
                 },
+                () = sleep_until(deadline) => self.expire().await,
             }
         }
         // Dropping the process stops it.
@@ -280,9 +347,14 @@ impl Actor {
                 }
                 if method == "initialize" {
                     self.init = Some(frame.clone());
+                    self.starting = Some(IdKey::of(id));
                 }
-                self.pending.insert((*id).to_owned());
-                Some((*id).to_owned())
+                let pending = Pending {
+                    raw: (*id).to_owned(),
+                    deadline: Instant::now() + self.timeout,
+                };
+                self.pending.insert(IdKey::of(id), pending);
+                Some(IdKey::of(id))
             }
             Message::Notification { method, .. } if method == "notifications/initialized" => {
                 self.initialized = Some(frame.clone());
@@ -290,8 +362,8 @@ impl Actor {
             }
             _ => None,
         };
-        if !self.started {
-            self.started = true;
+        if !self.spawned {
+            self.spawned = true;
             self.spawn().await;
         }
         match &mut self.child {
@@ -302,10 +374,9 @@ impl Actor {
                 self.queue.push_back(frame)
             }
             _ => {
-                if let Some(id) = request {
-                    self.pending.remove(&id);
+                if let Some(pending) = request.and_then(|id| self.pending.remove(&id)) {
                     self.reply(envelope::error(
-                        &id,
+                        &pending.raw,
                         -32000,
                         "the MCP server is not running",
                     ))
@@ -316,19 +387,107 @@ impl Actor {
     }
 
     async fn on_child(&mut self, line: String) {
-        if let Ok(Message::Response { id }) = envelope::parse(line.as_bytes()) {
-            if self.replay.as_deref() == Some(id) {
-                // The restarted child is initialized: resume the session where it was.
-                self.replay = None;
-                if let (Some(process), Some(initialized)) = (&mut self.child, &self.initialized) {
-                    process.send(initialized);
-                }
-                self.flush_queue().await;
-                return;
-            }
-            self.pending.remove(id);
+        let id = match envelope::parse(line.as_bytes()) {
+            Ok(Message::Response { id }) => id,
+            // The envelope reads `"id": null` as no id: an answer to a request it could not read.
+            Err(_) => "null",
+            Ok(_) => return self.reply(line).await,
+        };
+        let key = IdKey::of(id);
+        if self.starting.as_ref() == Some(&key) {
+            self.start_succeeded();
         }
+        if self.replay.as_ref() == Some(&key) {
+            // The restarted child is initialized: resume the session where it was.
+            self.replay = None;
+            if let (Some(process), Some(initialized)) = (&mut self.child, &self.initialized) {
+                process.send(initialized);
+            }
+            self.flush_queue().await;
+            return;
+        }
+        let Some(pending) = self.answered(&key) else {
+            tracing::debug!(session = %self.tag, "dropped an answer to no pending request ({id})");
+            return;
+        };
+        if pending.raw == id {
+            return self.reply(line).await;
+        }
+        // The client's own id, as it wrote it: its streams and its client match it as text.
+        let line = envelope::with_id(line.as_bytes(), &pending.raw).unwrap_or(line);
         self.reply(line).await;
+    }
+
+    /// The pending request an answer with id `key` is for: the same value, else the same
+    /// number as a float (a child that keeps numbers as floats), else the one request in
+    /// flight when the id is `null` (a child that could not read the id).
+    fn answered(&mut self, key: &IdKey) -> Option<Pending> {
+        if let Some(pending) = self.pending.remove(key) {
+            return Some(pending);
+        }
+        let matched = match key.float() {
+            Some(float) => self
+                .pending
+                .keys()
+                .find(|k| k.float() == Some(float))
+                .cloned(),
+            None if *key == IdKey::Other("null".to_owned()) && self.pending.len() == 1 => {
+                self.pending.keys().next().cloned()
+            }
+            None => None,
+        };
+        self.pending.remove(&matched?)
+    }
+
+    /// A child answered its `initialize`: children can be started, whatever failed before.
+    fn start_succeeded(&mut self) {
+        self.starting = None;
+        self.started = true;
+        self.set_failure = None;
+        self.health.set_failure(None);
+    }
+
+    /// Children cannot be started (as far as this session knows): no new session can be
+    /// served until one is.
+    fn start_failed(&mut self, failure: String) {
+        self.health.set_failure(Some(failure.clone()));
+        self.set_failure = Some(failure);
+    }
+
+    /// Answers every request past its deadline with an error.
+    async fn expire(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<IdKey> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let text = format!(
+            "the MCP server did not answer within {} s",
+            self.timeout.as_secs()
+        );
+        for key in expired {
+            if let Some(pending) = self.pending.remove(&key) {
+                tracing::warn!(session = %self.tag, id = %pending.raw, "{text}");
+                self.reply(envelope::error(&pending.raw, -32001, &text))
+                    .await;
+            }
+        }
+    }
+
+    /// The child wrote a line over the message size limit (skipped up to its newline): the
+    /// calls in flight cannot get their answer, and learn why at once.
+    async fn too_long(&mut self) {
+        let max = self.child.as_ref().map_or(usize::MAX, |p| p.max_line);
+        let text = format!(
+            "the MCP server sent a message larger than the limit of {max} bytes (--max-message-size)"
+        );
+        tracing::warn!(session = %self.tag, "{text}");
+        for (_, pending) in std::mem::take(&mut self.pending) {
+            self.reply(envelope::error(&pending.raw, -32000, &text))
+                .await;
+        }
     }
 
     async fn flush_queue(&mut self) {
@@ -344,9 +503,13 @@ impl Actor {
         self.child = None;
         self.replay = None;
         tracing::warn!(session = %self.tag, "MCP server {why}");
+        if self.starting.take().is_some() {
+            self.start_failed(format!("the MCP server {why} before answering initialize"));
+        }
         let text = format!("the MCP server {why} before answering; it is being restarted");
-        for id in std::mem::take(&mut self.pending) {
-            self.reply(envelope::error(&id, -32000, &text)).await;
+        for (_, pending) in std::mem::take(&mut self.pending) {
+            self.reply(envelope::error(&pending.raw, -32000, &text))
+                .await;
         }
         let Some(delay) = self.crashes.record() else {
             let failure = format!(
@@ -355,7 +518,7 @@ impl Actor {
             );
             return self.fail(failure).await;
         };
-        self.down = Some(Down::new(&self.health));
+        self.down = Some(Down::session(&self.health));
         let events = self.events.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -365,19 +528,22 @@ impl Actor {
         });
     }
 
+    /// This session's child is given up on; the bridge serves other sessions on.
     async fn fail(&mut self, failure: String) {
         tracing::error!(session = %self.tag, "MCP server unavailable: {failure}");
-        self.health.set_failure(Some(failure.clone()));
         self.down = None;
-        let text = format!("the MCP server is unavailable: {failure}");
-        for frame in std::mem::take(&mut self.queue) {
-            if let Ok(Message::Request { id, .. }) = envelope::parse(&frame) {
-                self.pending.remove(id);
-                self.reply(envelope::error(id, -32000, &text)).await;
-            }
+        if !self.started {
+            // It never got through `initialize`: neither would a new session's child.
+            self.start_failed(failure.clone());
+        } else if self.set_failure.is_some() && self.set_failure == self.health.failure() {
+            // This session's own crash loop (it started fine before) counts for it alone.
+            self.health.set_failure(None);
         }
-        for id in std::mem::take(&mut self.pending) {
-            self.reply(envelope::error(&id, -32000, &text)).await;
+        self.queue.clear();
+        let text = format!("the MCP server is unavailable: {failure}");
+        for (_, pending) in std::mem::take(&mut self.pending) {
+            self.reply(envelope::error(&pending.raw, -32000, &text))
+                .await;
         }
         self.failed = Some(failure);
     }
@@ -387,9 +553,10 @@ impl Actor {
         let process = match launch(&self.spec, &self.tag) {
             Ok(launched) => launched,
             Err(e) => {
-                return self
-                    .fail(format!("cannot start `{}`: {e}", self.spec.program))
-                    .await;
+                let failure = format!("cannot start `{}`: {e}", self.spec.program);
+                self.fail(failure.clone()).await;
+                // Nor would a new session's child start.
+                return self.start_failed(failure);
             }
         };
         self.down = None;
@@ -406,11 +573,20 @@ impl Actor {
             if let (Some(frame), Some(process)) =
                 (envelope::with_id(init, &replay), &mut self.child)
             {
-                self.replay = Some(replay);
+                self.replay = Some(IdKey::of(&replay));
+                self.starting = self.replay.clone();
                 process.send(frame.as_bytes());
                 return;
             }
         }
         self.flush_queue().await;
+    }
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
     }
 }

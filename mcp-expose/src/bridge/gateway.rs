@@ -171,6 +171,7 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
             args: command.collect(),
             env: server.env.into_iter().collect(),
             cwd: server.cwd,
+            max_message: 0,
         };
         spec.check().map_err(|e| {
             e.hint(format!(

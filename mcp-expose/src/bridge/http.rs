@@ -11,7 +11,7 @@ use std::{
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest as _, Request},
+    extract::Request,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{
         IntoResponse, Response,
@@ -88,13 +88,14 @@ impl Sessions {
         Some(session)
     }
 
-    /// Ends sessions idle longer than `idle` with no stream open (their children stop).
+    /// Ends sessions idle longer than `idle` with no stream open (their children stop). A
+    /// stream whose client left (its receiver dropped) does not count as open.
     pub(crate) fn reap(&self, idle: Duration) {
         lock(&self.map).retain(|id, session| {
             let routes = lock(&session.routes);
             let keep = lock(&session.last_seen).elapsed() < idle
-                || !routes.posts.is_empty()
-                || routes.get.is_some();
+                || routes.posts.iter().any(|(_, tx)| !tx.is_closed())
+                || routes.get.as_ref().is_some_and(|tx| !tx.is_closed());
             if !keep {
                 tracing::info!(session = %id, "ended an idle session");
             }
@@ -178,12 +179,11 @@ fn session_header(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub(crate) async fn post(bridge: Arc<Bridge>, request: Request) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let headers = std::mem::take(&mut parts.headers);
-    // The body limit (axum's `DefaultBodyLimit`) and its 413 as the `Bytes` extractor has them.
-    let body = match Bytes::from_request(Request::from_parts(parts, body), &()).await {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let body = match read_body(body, bridge.max_message).await {
         Ok(body) => body,
-        Err(rejection) => return rejection.into_response(),
+        Err(response) => return response,
     };
     let message = match envelope::parse(&body) {
         Ok(message) => message,
@@ -258,6 +258,23 @@ pub(crate) async fn post(bridge: Arc<Bridge>, request: Request) -> Response {
         response.headers_mut().insert(SESSION_HEADER, value);
     }
     response
+}
+
+/// The whole body, at most `max` bytes (`--max-message-size`, not axum's default): a larger
+/// one is refused with 413 as soon as it is known to be larger.
+async fn read_body(body: axum::body::Body, max: usize) -> Result<Bytes, Response> {
+    use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("Payload Too Large: the body exceeds the limit of {max} bytes"),
+        )),
+        Err(e) => Err(json_error(
+            StatusCode::BAD_REQUEST,
+            &format!("Bad Request: cannot read the body ({e})"),
+        )),
+    }
 }
 
 pub(crate) async fn get(bridge: Arc<Bridge>, request: Request) -> Response {

@@ -5,7 +5,9 @@
 //! between users and no response reaches anyone but its caller. Messages are forwarded as raw
 //! lines with only their envelope parsed. When a child dies, its pending requests are answered
 //! with an error at once and it is restarted with backoff (its `initialize` replayed), until it
-//! crash-loops; `/health` answers 503 meanwhile.
+//! crash-loops, which ends that session's child only; `/health` answers 503 while no new child
+//! can be started (or a shared one crash-loops). Each child runs in its own process group,
+//! which dies with it or with the bridge, however the bridge ends.
 //!
 //! It is the `mcp-expose` binary's (`cargo install mcp-expose --features cli`):
 //!
@@ -40,6 +42,7 @@ mod child;
 pub(crate) mod envelope;
 mod gateway;
 mod http;
+mod id;
 mod process;
 pub(crate) mod scan;
 mod shared;
@@ -93,10 +96,18 @@ pub struct BridgeOptions {
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub idle_timeout: u64,
 
+    /// Answer a request (`initialize` included) with an error when the child has not answered
+    /// it within this many seconds (per-session children).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    pub request_timeout: u64,
+
     /// The stdio MCP server to run, after `--`: `mcp-expose bridge --http 8000 -- CMD ARGS...`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
+
+/// How long a per-session child may take to answer a request, unless `--request-timeout` says.
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Sessions a per-session bridge holds when `--max-sessions` is not given: each is a process.
 pub(crate) const PER_SESSION_MAX_SESSIONS: usize = 256;
@@ -147,6 +158,8 @@ pub(crate) struct Bridge {
     pub(crate) health: Arc<BridgeHealth>,
     pub(crate) http: http::Sessions,
     pub(crate) max_message: usize,
+    /// How long a per-session child may take to answer a request.
+    pub(crate) request_timeout: Duration,
     /// Open sessions, for the session cap.
     pub(crate) sessions: Arc<crate::security::sessions::SessionCount>,
     shared: Option<shared::SharedChild>,
@@ -159,6 +172,9 @@ impl Bridge {
         model: ChildModel,
         max_message: usize,
     ) -> Self {
+        let mut spec = Arc::unwrap_or_clone(spec);
+        spec.max_message = max_message;
+        let spec = Arc::new(spec);
         let shared = (model == ChildModel::Shared)
             .then(|| shared::SharedChild::start(spec.clone(), health.clone()));
         Self {
@@ -166,6 +182,7 @@ impl Bridge {
             health,
             http: http::Sessions::default(),
             max_message,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             sessions: Arc::default(),
             shared,
         }
@@ -180,6 +197,7 @@ impl Bridge {
                 tag,
                 self.health.clone(),
                 out,
+                self.request_timeout,
             )),
         };
         Link {
@@ -293,6 +311,7 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
         args: command.collect(),
         env: options.env,
         cwd: options.cwd,
+        max_message: 0,
     };
     spec.check()?;
     let name = options.name.unwrap_or_else(|| {
@@ -312,12 +331,14 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
     ) {
         return printed;
     }
-    let bridge = Arc::new(Bridge::new(
+    let mut bridge = Bridge::new(
         Arc::new(spec),
         Arc::default(),
         options.child_model,
         serve.max_message_size,
-    ));
+    );
+    bridge.request_timeout = Duration::from_secs(options.request_timeout.max(1));
+    let bridge = Arc::new(bridge);
     spawn_reaper(&bridge, Duration::from_secs(options.idle_timeout.max(1)));
     crate::Server::new(name, env!("CARGO_PKG_VERSION"))
         .without_collected()
