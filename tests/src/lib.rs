@@ -305,3 +305,60 @@ pub fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// The resident memory of `pid`, in KiB (0 when it cannot be read).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// A raw WebSocket connection to `url` (`ws://HOST:PORT/PATH`, handshake done), for frames a
+/// client library would not send; a small receive buffer makes what the server sends back up
+/// quickly when the test does not read.
+pub async fn raw_websocket(url: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url.trim_start_matches("ws://");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut tcp = socket
+        .connect(authority.parse().expect("addr"))
+        .await
+        .expect("connect");
+    let head = format!(
+        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("handshake");
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    while !response.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await.expect("handshake response");
+        response.push(byte[0]);
+    }
+    assert!(
+        response.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    tcp
+}
+
+/// `count` masked client pings with the largest control payload (125 bytes), back to back:
+/// each asks the server for a pong as large.
+pub fn ping_frames(count: usize) -> Vec<u8> {
+    let mask = [1u8, 2, 3, 4];
+    let mut ping = vec![0x89, 0x80 | 125];
+    ping.extend(mask);
+    ping.extend((0..125u8).map(|i| i ^ mask[usize::from(i % 4)]));
+    ping.iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * count)
+        .collect()
+}

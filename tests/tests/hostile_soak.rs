@@ -7,24 +7,13 @@
 use std::time::Duration;
 
 use futures::{SinkExt as _, StreamExt as _};
-use mcp_expose_tests::{ServerProcess, bin, initialize, initialized, request};
+use mcp_expose_tests::{ServerProcess, bin, initialize, initialized, request, rss_kib};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
 const HONEST: usize = 32;
 const CALLS: usize = 20;
-
-/// The resident memory of `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
 
 /// A sequence of `n` bases with exactly `gc` G/C, so every answer can be checked.
 fn seq(n: usize, gc: usize) -> String {
@@ -97,24 +86,8 @@ async fn slow_reader(url: String, stop: tokio_util::sync::CancellationToken) {
 
 /// Raw pings (125-byte payloads) that ask for pongs the client never reads.
 async fn ping_flood(addr: String, stop: tokio_util::sync::CancellationToken) {
-    let Ok(mut tcp) = tokio::net::TcpStream::connect(&addr).await else {
-        return;
-    };
-    let head = format!(
-        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    if tcp.write_all(head.as_bytes()).await.is_err() {
-        return;
-    }
-    let mut ping = vec![0x89, 0x80 | 125, 1, 2, 3, 4];
-    ping.extend((0..125u8).map(|i| i ^ [1, 2, 3, 4][usize::from(i % 4)]));
-    let batch: Vec<u8> = ping
-        .iter()
-        .copied()
-        .cycle()
-        .take(ping.len() * 1000)
-        .collect();
+    let mut tcp = mcp_expose_tests::raw_websocket(&format!("ws://{addr}/ws")).await;
+    let batch = mcp_expose_tests::ping_frames(1000);
     for _ in 0..200 {
         tokio::select! {
             sent = tcp.write_all(&batch) => if sent.is_err() { return },

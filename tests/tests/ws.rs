@@ -154,42 +154,11 @@ async fn thirty_two_concurrent_calls_on_one_socket() {
     assert!(seen.iter().all(|s| *s));
 }
 
-/// A raw WebSocket connection to `url` (handshake done), for frames a client library would not
-/// send, with a small receive buffer so that what the server sends backs up quickly.
-async fn raw_socket(url: &str) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let rest = url.trim_start_matches("ws://");
-    let (authority, path) = rest.split_once('/').expect("path");
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let mut tcp = socket
-        .connect(authority.parse().expect("addr"))
-        .await
-        .expect("connect");
-    let head = format!(
-        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    tcp.write_all(head.as_bytes()).await.expect("handshake");
-    let mut response = Vec::new();
-    let mut byte = [0u8; 1];
-    while !response.ends_with(b"\r\n\r\n") {
-        tcp.read_exact(&mut byte).await.expect("handshake response");
-        response.push(byte[0]);
-    }
-    assert!(
-        response.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&response)
-    );
-    tcp
-}
-
 /// The close code a server sends after a frame that breaks the protocol (an unmasked client
 /// frame).
 async fn close_code_after_an_unmasked_frame(url: &str) -> Option<u16> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut tcp = raw_socket(url).await;
+    let mut tcp = mcp_expose_tests::raw_websocket(url).await;
     tcp.write_all(&[0x81, 0x02, b'h', b'i'])
         .await
         .expect("unmasked frame");
@@ -200,19 +169,6 @@ async fn close_code_after_an_unmasked_frame(url: &str) -> Option<u16> {
         [0x88, len, code @ ..] if *len >= 2 => Some(u16::from_be_bytes([code[0], code[1]])),
         _ => None,
     }
-}
-
-/// The resident memory of `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -228,8 +184,8 @@ async fn a_ping_flood_from_a_client_that_never_reads_keeps_memory_bounded() {
     .await;
     for server in [&direct, &bridged] {
         let pid = server.child.id().expect("pid");
-        let before = rss_kib(pid);
-        let mut tcp = raw_socket(server.ws()).await;
+        let before = mcp_expose_tests::rss_kib(pid);
+        let mut tcp = mcp_expose_tests::raw_websocket(server.ws()).await;
         // Masked pings with the largest control payload (125 bytes): each asks for a pong of
         // as many bytes, which the server must hold or drop while we never read.
         let mut ping = vec![0x89, 0x80 | 125, 1, 2, 3, 4];
@@ -254,7 +210,7 @@ async fn a_ping_flood_from_a_client_that_never_reads_keeps_memory_bounded() {
         }
         // Let the server read what the kernel holds for it.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let grown = rss_kib(pid).saturating_sub(before);
+        let grown = mcp_expose_tests::rss_kib(pid).saturating_sub(before);
         // Before the write buffer was bounded: ~122 bytes kept per ping (35 MiB here).
         assert!(
             grown < 8 * 1024,
