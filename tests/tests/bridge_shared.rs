@@ -90,11 +90,11 @@ async fn http_call(server: &ServerProcess, session: &str, body: String) -> Value
     messages.last().cloned().expect("an answer")
 }
 
-/// The next frame with an id (a notification before it is skipped).
-async fn answer(socket: &mut Socket) -> Value {
+/// The next response (a notification before it is skipped).
+async fn answer_of(socket: &mut Socket) -> Value {
     loop {
         let frame = next(socket).await;
-        if !frame["id"].is_null() {
+        if frame.get("method").is_none() {
             return frame;
         }
     }
@@ -137,7 +137,7 @@ async fn smuggled_lines_never_answer_another_sessions_call() {
     send(&mut attacker, frame.clone()).await;
     let accepted = post(&server, frame, Some(&attacker_http)).await;
     assert_eq!(accepted.status(), 202);
-    let answer = answer(&mut victim).await;
+    let answer = answer_of(&mut victim).await;
     assert_eq!(answer["id"], 1, "{answer}");
     assert_eq!(
         text(&answer),
@@ -158,6 +158,11 @@ async fn smuggled_lines_never_answer_another_sessions_call() {
     if let Some(frame) = frame_within(&mut attacker, Duration::from_millis(500)).await {
         assert!(!frame.to_string().contains("PWNED"), "{frame}");
     }
+    // A raw newline inside a string is no JSON: refused, not mended and forwarded.
+    let broken = call(3, "echo", json!({ "text": "a\nb" })).replace("\\n", "\n");
+    send(&mut attacker, broken).await;
+    let refused = answer_of(&mut attacker).await;
+    assert_eq!(refused["error"]["code"], -32700, "{refused}");
 }
 
 /// Item 2: a child's log line during A's call goes to A, not to B (WebSocket) nor to C (an

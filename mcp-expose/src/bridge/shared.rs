@@ -307,8 +307,14 @@ impl Actor {
         if !self.sessions.contains_key(&session) {
             return;
         }
-        // Never more than one line: a frame with raw newlines must not become several messages.
-        let frame = envelope::one_line(frame);
+        // Never more than one line: a frame with raw newlines between its tokens must not become
+        // several messages (newlines anywhere else make it no JSON, refused below).
+        let frame =
+            if memchr::memchr2(b'\n', b'\r', &frame).is_some() && envelope::parse(&frame).is_ok() {
+                envelope::one_line(frame)
+            } else {
+                frame
+            };
         let message = match envelope::parse(&frame) {
             Ok(message) => message,
             Err((code, text)) => {
@@ -447,8 +453,8 @@ impl Actor {
     }
 
     async fn on_child(&mut self, line: String) {
-        // A raw carriage return would split an event-stream line.
-        let text = if line.contains('\r') {
+        // A raw carriage return (between tokens) would split an event-stream line.
+        let text = if line.contains('\r') && envelope::parse(line.as_bytes()).is_ok() {
             line.replace('\r', " ")
         } else {
             line
