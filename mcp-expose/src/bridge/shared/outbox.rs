@@ -121,3 +121,32 @@ async fn drain(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bounded_in_bytes_and_in_order() {
+        let (socket, mut written) = mpsc::channel(2);
+        let outbox = Outbox::new(Outlet::Channel(socket), || {});
+        let mib = "x".repeat(1024 * 1024);
+        assert!(outbox.push("a".into()) && outbox.push("b".into()));
+        // The socket's channel is full: the rest waits in the queue, one message always taken.
+        let big = format!("c{}", mib.repeat(5));
+        assert!(outbox.push(big.clone()));
+        assert!(!outbox.push("d".into()), "past the bound");
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(written.recv().await.expect("a message"));
+        }
+        assert_eq!(seen, ["a".to_owned(), "b".to_owned(), big]);
+        // Drained: taken again, straight through.
+        tokio::task::yield_now().await;
+        for line in ["e", "f"] {
+            assert!(outbox.push(format!("{line}{mib}")));
+        }
+        assert!(written.recv().await.is_some_and(|l| l.starts_with('e')));
+        assert!(written.recv().await.is_some_and(|l| l.starts_with('f')));
+    }
+}
