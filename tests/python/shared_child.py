@@ -2,10 +2,12 @@
 
 Tools: echo, slow (sleeps), whisper (logs its text, then sleeps), ask_later (sleeps, then
 asks the client's model), ask_if_able (asks only when the client declared sampling), flood (many long progress
-notifications).
+notifications), touch (tells subscribers a resource changed); resources/subscribe accepted.
 """
 
 import asyncio
+
+from pydantic import AnyUrl
 
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.types import ClientCapabilities, SamplingCapability, SamplingMessage, TextContent
@@ -62,6 +64,23 @@ async def flood(count: int, size: int, ctx: Context) -> str:
     for i in range(count):
         await ctx.report_progress(i + 1, count, message)
     return "flooded"
+
+
+@mcp._mcp_server.subscribe_resource()
+async def subscribe(uri: AnyUrl) -> None:
+    pass
+
+
+@mcp._mcp_server.unsubscribe_resource()
+async def unsubscribe(uri: AnyUrl) -> None:
+    pass
+
+
+@mcp.tool()
+async def touch(uri: str, ctx: Context) -> str:
+    """Notify that the resource `uri` changed."""
+    await ctx.session.send_resource_updated(AnyUrl(uri))
+    return "touched"
 
 
 if __name__ == "__main__":

@@ -203,6 +203,33 @@ async fn a_log_during_one_sessions_call_reaches_no_other_session() {
     );
 }
 
+/// Item 2: `resources/updated` goes to the sessions subscribed to that resource, not to
+/// whoever happens to be connected (nor to the session whose call caused it).
+#[tokio::test]
+async fn a_resource_update_reaches_only_its_subscribers() {
+    let server = shared_bridge("shared_child.py").await;
+    let mut subscriber = ws(&server, json!({})).await;
+    let mut other = ws(&server, json!({})).await;
+    let subscribe = request(1, "resources/subscribe", json!({ "uri": "py://a" }));
+    send(&mut subscriber, subscribe).await;
+    let agreed = next(&mut subscriber).await;
+    assert!(agreed["result"].is_object(), "{agreed}");
+    send(&mut other, call(1, "touch", json!({ "uri": "py://a" }))).await;
+    let own = next(&mut other).await;
+    assert_eq!(text(&own), "touched", "the other session got {own}");
+    let update = frame_within(&mut subscriber, Duration::from_secs(5))
+        .await
+        .expect("the subscriber's update");
+    assert_eq!(
+        update["method"], "notifications/resources/updated",
+        "{update}"
+    );
+    assert_eq!(
+        frame_within(&mut other, Duration::from_millis(500)).await,
+        None
+    );
+}
+
 fn sampling_answer(request: &Value, text: &str) -> String {
     json!({ "jsonrpc": "2.0", "id": request["id"], "result": {
         "role": "assistant", "content": { "type": "text", "text": text }, "model": "test" } })

@@ -148,6 +148,8 @@ struct Forwarded {
     id: String,
     key: String,
     token: Option<String>,
+    /// A `resources/subscribe`'s URI (by value): the session subscribes once the child agrees.
+    subscribes: Option<String>,
 }
 
 /// What a session declared it can do, from its `initialize`.
@@ -339,8 +341,17 @@ impl Actor {
                     let id = id.to_owned();
                     return self.initialize(session, id, &text).await;
                 }
-                if method == "resources/subscribe" {
-                    self.subscribe(session, &text);
+                let uri = || {
+                    envelope::member(&text, "params")
+                        .and_then(|p| envelope::member(p, "uri"))
+                        .map(|uri| id_key(uri).into_owned())
+                };
+                let subscribes = (method == "resources/subscribe").then(uri).flatten();
+                if method == "resources/unsubscribe"
+                    && let Some(uri) = uri()
+                    && let Some(subscribers) = self.subscribed.get_mut(&uri)
+                {
+                    subscribers.retain(|s| *s != session);
                 }
                 let child_id = self.ids.next("");
                 let mut forwarded = envelope::with_id(text.as_bytes(), &child_id);
@@ -362,6 +373,7 @@ impl Actor {
                     id: id.to_owned(),
                     key: id_key(id).into_owned(),
                     token,
+                    subscribes,
                 };
                 self.requests.insert(child_id, request);
                 self.send_child(forwarded.into_bytes()).await;
@@ -411,16 +423,6 @@ impl Actor {
                 if let Some(rewritten) = rewritten {
                     self.send_child(rewritten.into_bytes()).await;
                 }
-            }
-        }
-    }
-
-    fn subscribe(&mut self, session: u64, request: &str) {
-        let uri = envelope::member(request, "params").and_then(|p| envelope::member(p, "uri"));
-        if let Some(uri) = uri {
-            let subscribers = self.subscribed.entry(id_key(uri).into_owned()).or_default();
-            if !subscribers.contains(&session) {
-                subscribers.push(session);
             }
         }
     }
@@ -524,6 +526,14 @@ impl Actor {
         } else if let Some(request) = self.requests.remove(key) {
             if let Some(token) = &request.token {
                 self.tokens.remove(token);
+            }
+            if let Some(uri) = request.subscribes
+                && envelope::member(text, "result").is_some()
+            {
+                let subscribers = self.subscribed.entry(uri).or_default();
+                if !subscribers.contains(&request.session) {
+                    subscribers.push(request.session);
+                }
             }
             if let Some(reply) = envelope::with_id(text.as_bytes(), &request.id) {
                 self.send_to(request.session, reply);
