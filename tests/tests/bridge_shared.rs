@@ -350,6 +350,7 @@ async fn answers_with_respelled_ids_reach_their_callers() {
 #[tokio::test]
 async fn a_client_that_stops_reading_stalls_no_other_session() {
     use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
     let server = shared_bridge("shared_child.py").await;
     let address = server
         .ws()
@@ -400,17 +401,24 @@ async fn a_client_that_stops_reading_stalls_no_other_session() {
         assert_eq!(text(&answer), "http");
         tokio::time::sleep(Duration::from_millis(250).saturating_sub(started.elapsed())).await;
     }
-    // The slow client was dropped: reading now, its stream ends before all its messages.
+    // The slow client was dropped: reading now, its stream ends (1008) before all its messages.
     let mut received = 0;
     let ended = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(Ok(frame)) = slow.next().await {
-            if frame.is_text() {
-                received += 1;
+            match frame {
+                Message::Text(_) => received += 1,
+                Message::Close(close) => return close.map(|c| u16::from(c.code)),
+                _ => {}
             }
         }
+        None
     })
     .await;
-    assert!(ended.is_ok(), "the slow client's stream did not end");
+    assert_eq!(
+        ended,
+        Ok(Some(1008)),
+        "the slow client's stream did not end with 1008"
+    );
     assert!(
         received < FLOOD,
         "the slow client got all {received} messages: it was never dropped"
