@@ -1,6 +1,7 @@
 //! Property-based fuzzing (proptest: cargo-fuzz needs a nightly toolchain, which this project's
 //! machines do not have) of everything that reads untrusted bytes: stdio line framing, JSON-RPC
-//! decoding (stdio and WebSocket frames), and the bridge's envelope parsing and id rewriting.
+//! decoding (stdio and WebSocket frames), and the bridge's envelope parsing and id rewriting,
+//! with frames that hold raw newlines between tokens and ids spelled every legal way.
 //!
 //! Each target runs for `MCP_EXPOSE_FUZZ_SECS` seconds (default 1); `.ci/run` gives each a
 //! fixed budget.
@@ -106,7 +107,119 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
             let edge = *pick.get(EDGES);
             v.to_string().replace("\"ping\"", edge).into_bytes()
         }),
+        // Raw newlines between tokens, strings and integers spelled every legal way.
+        (json(), choices()).prop_map(|(v, choices)| spell(&v, &choices).into_bytes()),
     ]
+}
+
+fn choices() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), 0..96)
+}
+
+/// `value` as JSON text, spelled as `choices` (cycled) pick: whitespace between tokens
+/// (raw line feeds and carriage returns included), each string character as itself, a
+/// `\uXXXX` escape (either case, surrogate pairs beyond the BMP) or a short escape (`\/`),
+/// each integer as `1`, `1.0`, `1e0`, `10e-1`, `1E+00` (`-0` for zero).
+fn spell(value: &serde_json::Value, choices: &[u8]) -> String {
+    let mut at = 0;
+    let mut pick = || {
+        at += 1;
+        choices.get(at % choices.len().max(1)).copied().unwrap_or(0)
+    };
+    let mut out = String::new();
+    spell_into(value, &mut pick, &mut out);
+    out
+}
+
+fn spell_into(value: &serde_json::Value, pick: &mut impl FnMut() -> u8, out: &mut String) {
+    use serde_json::Value;
+    let gap = |pick: &mut dyn FnMut() -> u8, out: &mut String| {
+        out.push_str(match pick() % 8 {
+            0..=3 => "",
+            4 => " ",
+            5 => "\n",
+            6 => "\r\n",
+            _ => " \t\n\r ",
+        });
+    };
+    gap(pick, out);
+    match value {
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                spell_into(item, pick, out);
+            }
+            gap(pick, out);
+            out.push(']');
+        }
+        Value::Object(members) => {
+            out.push('{');
+            for (i, (key, item)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                gap(pick, out);
+                spell_string(key, pick, out);
+                gap(pick, out);
+                out.push(':');
+                spell_into(item, pick, out);
+            }
+            gap(pick, out);
+            out.push('}');
+        }
+        Value::String(text) => spell_string(text, pick, out),
+        Value::Number(n) if n.is_i64() || n.is_u64() => {
+            let n = n.to_string();
+            out.push_str(&match pick() % 6 {
+                0 => n,
+                1 => format!("{n}.0"),
+                2 => format!("{n}e0"),
+                3 if n == "0" => "-0".to_owned(),
+                3 => format!("{n}0e-1"),
+                4 => format!("{n}E+00"),
+                _ => format!("{n}.000"),
+            });
+        }
+        other => out.push_str(&other.to_string()),
+    }
+    gap(pick, out);
+}
+
+fn spell_string(text: &str, pick: &mut impl FnMut() -> u8, out: &mut String) {
+    out.push('"');
+    for c in text.chars() {
+        let short = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '/' => Some("\\/"),
+            '\u{8}' => Some("\\b"),
+            '\u{c}' => Some("\\f"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
+            _ => None,
+        };
+        let choice = pick() % 4;
+        match (choice, short) {
+            (3, Some(short)) => out.push_str(short),
+            (1 | 2, _) => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    match choice {
+                        1 => out.push_str(&format!("\\u{unit:04x}")),
+                        _ => out.push_str(&format!("\\u{unit:04X}")),
+                    }
+                }
+            }
+            _ if c == '"' || c == '\\' => out.push_str(short.unwrap_or_default()),
+            _ if c < ' ' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// JSON grammar that serde_json still refuses (out of range, lone surrogates) or reads lossily.
@@ -273,6 +386,67 @@ fn fuzz_bridge_envelope_and_id_rewriting() {
             assert_eq!(rewritten["params"]["_meta"]["progressToken"], id);
         }
     });
+}
+
+/// The shared child's path for a request spelled with raw newlines and an id spelled any legal
+/// way: it reaches the child as one line under the bridge's id with nothing else changed, and
+/// the child's answer, its id re-spelled, goes back matched by value and under the client's id
+/// exactly as the client spelled it.
+#[cfg(feature = "bridge")]
+#[test]
+fn fuzz_bridge_shared_one_line_and_ids_by_value() {
+    use crate::bridge::envelope::{Message, id_key, one_line, parse, with_id};
+    use serde_json::{Value, json};
+    const EXACT: i64 = 1 << 53;
+    let id = prop_oneof![
+        "[a-z/_\\\\\"\\u{0}-\\u{7f}é€😀]{0,12}".prop_map(Value::from),
+        (-EXACT..=EXACT).prop_map(Value::from),
+    ];
+    let method = prop_oneof![Just("tools/call".to_owned()), "[a-z/\\n\"]{1,12}"];
+    let input = (id, method, json(), choices(), choices());
+    fuzz(
+        "bridge_shared_path",
+        input,
+        |(id, method, params, c1, c2)| {
+            let request = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+            let spelled = spell(&request, &c1);
+            let frame = one_line(spelled.clone().into_bytes());
+            assert!(
+                !frame.contains(&b'\n') && !frame.contains(&b'\r'),
+                "{spelled:?}"
+            );
+            let value = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).expect("JSON");
+            let sent = value(&frame);
+            assert_eq!(sent, value(spelled.as_bytes()), "{spelled:?}");
+            let Ok(Message::Request { id: raw_id, .. }) = parse(&frame) else {
+                panic!("not read as a request: {spelled:?}");
+            };
+            assert_eq!(id_key(raw_id), id_key(&id.to_string()), "{spelled:?}");
+            let ours = "\"mx-0123456789abcdef-7\"";
+            let forwarded = with_id(&frame, ours).expect("rewritten");
+            assert!(!forwarded.contains(['\n', '\r']), "{forwarded:?}");
+            let mut expected = sent.clone();
+            expected["id"] = json!("mx-0123456789abcdef-7");
+            assert_eq!(value(forwarded.as_bytes()), expected);
+            // The child answers on one line, spelling our id its own way.
+            let answer =
+                json!({ "jsonrpc": "2.0", "id": "mx-0123456789abcdef-7", "result": params });
+            let line = one_line(spell(&answer, &c2).into_bytes());
+            let Ok(Message::Response { id: answered }) = parse(&line) else {
+                panic!(
+                    "not read as a response: {:?}",
+                    String::from_utf8_lossy(&line)
+                );
+            };
+            assert_eq!(id_key(answered), id_key(ours));
+            let reply = with_id(&line, raw_id).expect("rewritten back");
+            assert_eq!(
+                parse(reply.as_bytes()),
+                Ok(Message::Response { id: raw_id })
+            );
+            assert_eq!(value(reply.as_bytes())["result"], value(&line)["result"]);
+        },
+    );
 }
 
 /// `message` holds the id, method and progress token of `object`, as serde_json reads them.

@@ -1,25 +1,42 @@
-//! The shared model: one child for every session. Request ids and progress tokens are
-//! rewritten per session and mapped back, so each session sees only its own answers;
-//! requests from the child (sampling, elicitation, roots) go to the session whose call is in
-//! flight; `list_changed` and other notifications without an owner go to everyone; the
-//! child's `initialize` result is cached and replayed to later sessions.
+//! The shared model: one child for every session, which must not let one session reach into
+//! another. Each client frame reaches the child as exactly one line, every request under an id
+//! of the bridge's own (random per process, never the client's), and only an answer to an id the
+//! bridge issued and still awaits goes back, by value, to the session that asked. What the child
+//! sends unasked goes only where it can be attributed: progress by its token, `resources/updated`
+//! to the sessions subscribed, `list_changed` to everyone, a log line or a request (sampling,
+//! elicitation, roots) to the one session with calls in flight and, for a request, the
+//! capability it needs; a request that cannot be attributed is refused, anything else dropped.
+//! The child's `initialize` result is cached and replayed to later sessions. Each session's
+//! messages go through a queue bounded in bytes ([`outbox`]), so no session can stall the rest.
+
+mod outbox;
+mod supervise;
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, atomic::Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use tokio::sync::mpsc;
 
 use super::{
     ChildSpec,
-    child::{BridgeHealth, Crashes, Down, MAX_QUEUED, Outlet},
-    envelope::{self, Message},
-    process::{Output, Process, launch, next_output},
+    child::{BridgeHealth, Crashes, Down, Outlet},
+    envelope::{self, Message, id_key},
+    process::{Output, Process, next_output},
 };
+use outbox::Outbox;
+
+/// The client capabilities the shared child is initialized with: whichever session a request
+/// of these kinds belongs to, the bridge either forwards it there (when that session declared
+/// the capability) or refuses it, so the child can rely on an answer.
+const CAPABILITIES: &str = r#"{"sampling":{},"elicitation":{},"roots":{}}"#;
 
 enum Event {
-    Attach(u64, Outlet),
+    Attach(u64, Outlet, Arc<AtomicBool>),
     Detach(u64),
     FromClient(u64, Vec<u8>),
     Restart,
@@ -29,7 +46,7 @@ enum Event {
 #[derive(Debug, Clone)]
 pub(crate) struct SharedChild {
     events: mpsc::UnboundedSender<Event>,
-    next: Arc<std::sync::atomic::AtomicU64>,
+    next: Arc<AtomicU64>,
 }
 
 /// One session's attachment to the shared child; dropping it detaches the session.
@@ -37,6 +54,8 @@ pub(crate) struct SharedChild {
 pub(crate) struct SharedLink {
     session: u64,
     events: mpsc::UnboundedSender<Event>,
+    /// Set once the bridge dropped the session (it fell behind): its socket should close.
+    dropped: Arc<AtomicBool>,
 }
 
 impl Drop for SharedLink {
@@ -46,10 +65,13 @@ impl Drop for SharedLink {
 }
 
 impl SharedLink {
+    /// Forwards one client frame; `false` once the session is over.
     pub(crate) async fn send(&self, frame: Vec<u8>) -> bool {
-        self.events
-            .send(Event::FromClient(self.session, frame))
-            .is_ok()
+        !self.dropped.load(Ordering::Acquire)
+            && self
+                .events
+                .send(Event::FromClient(self.session, frame))
+                .is_ok()
     }
 }
 
@@ -66,6 +88,7 @@ impl SharedChild {
             spec,
             health,
             events: Some(tx.downgrade()),
+            ids: Ids::new(),
             ..Actor::default()
         };
         tokio::spawn(actor.run(rx));
@@ -77,19 +100,97 @@ impl SharedChild {
 
     pub(crate) fn attach(&self, out: Outlet) -> SharedLink {
         let session = self.next.fetch_add(1, Ordering::Relaxed);
-        let _ = self.events.send(Event::Attach(session, out));
+        let dropped = Arc::<AtomicBool>::default();
+        let _ = self
+            .events
+            .send(Event::Attach(session, out, dropped.clone()));
         SharedLink {
             session,
             events: self.events.clone(),
+            dropped,
         }
     }
+}
+
+/// The ids the bridge gives the child: a random prefix per process, so no client can name
+/// one, and a counter.
+#[derive(Default)]
+struct Ids {
+    prefix: String,
+    counter: u64,
+}
+
+impl Ids {
+    fn new() -> Self {
+        Self {
+            prefix: format!("{:016x}", random()),
+            counter: 0,
+        }
+    }
+
+    /// A new id (raw JSON, already in its [`id_key`] form).
+    fn next(&mut self, kind: &str) -> String {
+        self.counter += 1;
+        format!("\"mx{kind}-{}-{}\"", self.prefix, self.counter)
+    }
+}
+
+fn random() -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    u64::from_le_bytes(bytes)
 }
 
 /// A request forwarded to the child: whose it is, and its original id.
 struct Forwarded {
     session: u64,
+    /// The client's id, raw, and by value.
     id: String,
+    key: String,
     token: Option<String>,
+    /// A `resources/subscribe`'s URI (by value): the session subscribes once the child agrees.
+    subscribes: Option<String>,
+}
+
+/// What a session declared it can do, from its `initialize`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Capabilities {
+    sampling: bool,
+    elicitation: bool,
+    roots: bool,
+}
+
+impl Capabilities {
+    fn read(initialize: &str) -> Self {
+        let declared = envelope::member(initialize, "params")
+            .and_then(|p| envelope::member(p, "capabilities"));
+        let has = |name| {
+            declared
+                .and_then(|c| envelope::member(c, name))
+                .is_some_and(|v| v.trim() != "null")
+        };
+        Self {
+            sampling: has("sampling"),
+            elicitation: has("elicitation"),
+            roots: has("roots"),
+        }
+    }
+
+    /// The capability a request from the child needs, when this session lacks it.
+    fn lacks(self, method: &str) -> Option<&'static str> {
+        match method {
+            "sampling/createMessage" if !self.sampling => Some("sampling"),
+            "elicitation/create" if !self.elicitation => Some("elicitation"),
+            "roots/list" if !self.roots => Some("roots"),
+            _ => None,
+        }
+    }
+}
+
+struct Member {
+    outbox: Outbox,
+    capabilities: Capabilities,
+    dropped: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -97,17 +198,17 @@ struct Actor {
     spec: Arc<ChildSpec>,
     health: Arc<BridgeHealth>,
     events: Option<mpsc::WeakUnboundedSender<Event>>,
-    sessions: HashMap<u64, Outlet>,
+    sessions: HashMap<u64, Member>,
     child: Option<Process>,
-    counter: u64,
+    ids: Ids,
     /// Child-side request id -> the session's request.
     requests: HashMap<String, Forwarded>,
     /// Child-side progress token -> (session, original token).
     tokens: HashMap<String, (u64, String)>,
     /// Id sent to a session for a child's request -> (session, the child's id).
     from_child: HashMap<String, (u64, String)>,
-    /// The session whose request was forwarded last: the likely cause of a child's request.
-    last_active: Option<u64>,
+    /// Resource URI (by value) -> the sessions subscribed to it.
+    subscribed: HashMap<String, Vec<u64>>,
     init_frame: Option<Vec<u8>>,
     initialized_frame: Option<Vec<u8>>,
     init_result: Option<String>,
@@ -127,18 +228,8 @@ impl Actor {
         loop {
             tokio::select! {
                 event = events.recv() => match event {
-                    Some(Event::Attach(session, tx)) => {
-                        self.sessions.insert(session, tx);
-                        self.health.sessions.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Some(Event::Detach(session)) => {
-                        if self.sessions.remove(&session).is_some() {
-                            self.health.sessions.fetch_sub(1, Ordering::Relaxed);
-                        }
-                        self.requests.retain(|_, r| r.session != session);
-                        self.tokens.retain(|_, (s, _)| *s != session);
-                        self.from_child.retain(|_, (s, _)| *s != session);
-                    }
+                    Some(Event::Attach(session, out, dropped)) => self.attach(session, out, dropped),
+                    Some(Event::Detach(session)) => self.detach(session),
                     Some(Event::FromClient(session, frame)) => self.on_client(session, frame).await,
                     Some(Event::Restart) => self.spawn().await,
                     None => break,
@@ -151,37 +242,85 @@ impl Actor {
         }
     }
 
-    fn next_id(&mut self, prefix: &str) -> String {
-        self.counter += 1;
-        format!("\"mx{prefix}{}\"", self.counter)
-    }
-
-    async fn send_to(&self, session: u64, line: String) {
-        if let Some(out) = self.sessions.get(&session) {
-            out.send(line).await;
-        }
-    }
-
-    async fn send_child(&mut self, frame: Vec<u8>) {
-        if self.child.is_none() && self.down.is_none() && self.failed.is_none() {
-            self.spawn().await;
-        }
-        match &mut self.child {
-            Some(process) if self.replay.is_none() => {
-                process.send(&frame);
+    fn attach(&mut self, session: u64, out: Outlet, dropped: Arc<AtomicBool>) {
+        let events = self.events.clone();
+        let stalled = move || {
+            tracing::warn!("dropped a shared-child session whose client stopped reading");
+            if let Some(events) = events.and_then(|e| e.upgrade()) {
+                let _ = events.send(Event::Detach(session));
             }
-            _ if self.queue.len() < MAX_QUEUED => self.queue.push_back(frame),
-            _ => tracing::warn!("shared child: queue full while restarting; dropped a message"),
+        };
+        let member = Member {
+            outbox: Outbox::new(out, stalled),
+            capabilities: Capabilities::default(),
+            dropped,
+        };
+        self.sessions.insert(session, member);
+        self.health.sessions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Ends a session: its calls are forgotten, the child's requests to it refused.
+    fn detach(&mut self, session: u64) {
+        let Some(member) = self.sessions.remove(&session) else {
+            return;
+        };
+        member.dropped.store(true, Ordering::Release);
+        self.health.sessions.fetch_sub(1, Ordering::Relaxed);
+        self.requests.retain(|_, r| r.session != session);
+        self.tokens.retain(|_, (s, _)| *s != session);
+        self.init_waiting.retain(|(s, _)| *s != session);
+        for subscribers in self.subscribed.values_mut() {
+            subscribers.retain(|s| *s != session);
+        }
+        self.subscribed
+            .retain(|_, subscribers| !subscribers.is_empty());
+        let refused: Vec<String> = self
+            .from_child
+            .extract_if(|_, (s, _)| *s == session)
+            .map(|(_, (_, id))| id)
+            .collect();
+        for id in refused {
+            self.answer_child(envelope::error(&id, -32000, "the client session ended"));
+        }
+    }
+
+    /// Hands `line` to `session`'s queue; a session past its bound is dropped.
+    fn send_to(&mut self, session: u64, line: String) {
+        let Some(member) = self.sessions.get(&session) else {
+            return;
+        };
+        if !member.outbox.push(line) {
+            tracing::warn!(
+                "dropped a shared-child session more than {} bytes behind",
+                outbox::QUEUE_BYTES
+            );
+            self.detach(session);
+        }
+    }
+
+    /// Writes an answer to the running child's own request, at once.
+    fn answer_child(&mut self, line: String) {
+        if let Some(process) = &mut self.child {
+            process.send(line.as_bytes());
         }
     }
 
     async fn on_client(&mut self, session: u64, frame: Vec<u8>) {
+        if !self.sessions.contains_key(&session) {
+            return;
+        }
+        // Never more than one line: a frame with raw newlines between its tokens must not become
+        // several messages (newlines anywhere else make it no JSON, refused below).
+        let frame =
+            if memchr::memchr2(b'\n', b'\r', &frame).is_some() && envelope::parse(&frame).is_ok() {
+                envelope::one_line(frame)
+            } else {
+                frame
+            };
         let message = match envelope::parse(&frame) {
             Ok(message) => message,
             Err((code, text)) => {
-                return self
-                    .send_to(session, envelope::error("null", code, &text))
-                    .await;
+                return self.send_to(session, envelope::error("null", code, &text));
             }
         };
         let text = String::from_utf8_lossy(&frame);
@@ -193,19 +332,32 @@ impl Actor {
             } => {
                 if let Some(failure) = &self.failed {
                     let text = format!("the MCP server is unavailable: {failure}");
-                    return self
-                        .send_to(session, envelope::error(id, -32000, &text))
-                        .await;
+                    return self.send_to(session, envelope::error(id, -32000, &text));
                 }
                 if method == "initialize" {
+                    if let Some(member) = self.sessions.get_mut(&session) {
+                        member.capabilities = Capabilities::read(&text);
+                    }
                     let id = id.to_owned();
-                    return self.initialize(session, id, frame).await;
+                    return self.initialize(session, id, &text).await;
                 }
-                let child_id = self.next_id("");
+                let uri = || {
+                    envelope::member(&text, "params")
+                        .and_then(|p| envelope::member(p, "uri"))
+                        .map(|uri| id_key(uri).into_owned())
+                };
+                let subscribes = (method == "resources/subscribe").then(uri).flatten();
+                if method == "resources/unsubscribe"
+                    && let Some(uri) = uri()
+                    && let Some(subscribers) = self.subscribed.get_mut(&uri)
+                {
+                    subscribers.retain(|s| *s != session);
+                }
+                let child_id = self.ids.next("");
                 let mut forwarded = envelope::with_id(text.as_bytes(), &child_id);
                 let mut token = None;
                 if let Some(original) = progress_token {
-                    let child_token = self.next_id("t");
+                    let child_token = self.ids.next("t");
                     forwarded = forwarded.and_then(|f| {
                         envelope::with_param(&f, "_meta.progressToken", &child_token)
                     });
@@ -214,14 +366,16 @@ impl Actor {
                     token = Some(child_token);
                 }
                 let Some(forwarded) = forwarded else {
-                    return self
-                        .send_to(session, envelope::error(id, -32600, "Invalid Request"))
-                        .await;
+                    return self.send_to(session, envelope::error(id, -32600, "Invalid Request"));
                 };
-                let id = id.to_owned();
-                self.requests
-                    .insert(child_id, Forwarded { session, id, token });
-                self.last_active = Some(session);
+                let request = Forwarded {
+                    session,
+                    id: id.to_owned(),
+                    key: id_key(id).into_owned(),
+                    token,
+                    subscribes,
+                };
+                self.requests.insert(child_id, request);
                 self.send_child(forwarded.into_bytes()).await;
             }
             Message::Notification { method, .. } => match method.as_ref() {
@@ -234,11 +388,12 @@ impl Actor {
                 }
                 "notifications/cancelled" => {
                     let original = envelope::member(&text, "params")
-                        .and_then(|p| envelope::member(p, "requestId"));
+                        .and_then(|p| envelope::member(p, "requestId"))
+                        .map(id_key);
                     let child_id = original.and_then(|original| {
                         self.requests
                             .iter()
-                            .find(|(_, r)| r.session == session && r.id == original)
+                            .find(|(_, r)| r.session == session && r.key == original)
                             .map(|(c, _)| c.clone())
                     });
                     if let Some(rewritten) =
@@ -247,179 +402,187 @@ impl Actor {
                         self.send_child(rewritten.into_bytes()).await;
                     }
                 }
+                // One session's roots are not everyone's: the child was not offered this.
+                "notifications/roots/list_changed" => {}
                 _ => self.send_child(frame).await,
             },
             Message::Response { id } => {
-                // A session answering the child's request (sampling, elicitation, roots).
-                if let Some((_, child_id)) = self.from_child.remove(id)
-                    && let Some(rewritten) = envelope::with_id(&frame, &child_id)
-                {
+                // A session answering the child's request (sampling, elicitation, roots): only
+                // the session it was sent to may.
+                let key = id_key(id);
+                let Some((owner, child_id)) = self.from_child.get(key.as_ref()) else {
+                    return tracing::debug!("dropped a client's answer to no request of its own");
+                };
+                if *owner != session {
+                    return tracing::warn!(
+                        "dropped a client's answer to another session's request"
+                    );
+                }
+                let rewritten = envelope::with_id(&frame, child_id);
+                self.from_child.remove(key.as_ref());
+                if let Some(rewritten) = rewritten {
                     self.send_child(rewritten.into_bytes()).await;
                 }
             }
         }
     }
 
-    async fn initialize(&mut self, session: u64, id: String, frame: Vec<u8>) {
+    async fn initialize(&mut self, session: u64, id: String, frame: &str) {
         if let Some(result) = &self.init_result {
             let reply = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
-            return self.send_to(session, reply).await;
+            return self.send_to(session, reply);
         }
         self.init_waiting.push((session, id));
         if self.init_pending.is_some() {
             return;
         }
-        let child_id = self.next_id("init");
-        if let Some(forwarded) = envelope::with_id(&frame, &child_id) {
-            self.init_frame = Some(frame);
+        let child_id = self.ids.next("init");
+        let frame = envelope::with_param(frame, "capabilities", CAPABILITIES)
+            .unwrap_or_else(|| frame.to_owned());
+        if let Some(forwarded) = envelope::with_id(frame.as_bytes(), &child_id) {
+            self.init_frame = Some(frame.into_bytes());
             self.init_pending = Some(child_id);
             self.send_child(forwarded.into_bytes()).await;
         }
     }
 
-    async fn on_child(&mut self, text: String) {
+    /// The session whose calls are the only ones in flight: the one a message the child sends
+    /// unasked can be attributed to.
+    fn only_caller(&self) -> Option<u64> {
+        let mut callers = self.requests.values().map(|r| r.session);
+        let first = callers.next()?;
+        callers.all(|s| s == first).then_some(first)
+    }
+
+    async fn on_child(&mut self, line: String) {
+        // A raw carriage return (between tokens) would split an event-stream line.
+        let text = if line.contains('\r') && envelope::parse(line.as_bytes()).is_ok() {
+            line.replace('\r', " ")
+        } else {
+            line
+        };
         match envelope::parse(text.as_bytes()) {
-            Ok(Message::Response { id }) => {
-                if self.replay.as_deref() == Some(id) {
-                    self.replay = None;
-                    if let (Some(process), Some(initialized)) =
-                        (&mut self.child, &self.initialized_frame)
-                    {
-                        process.send(initialized);
-                    }
-                    self.flush_queue().await;
-                } else if self.init_pending.as_deref() == Some(id) {
-                    self.init_pending = None;
-                    self.init_result = envelope::member(&text, "result").map(str::to_owned);
-                    for (session, original) in std::mem::take(&mut self.init_waiting) {
-                        if let Some(reply) = envelope::with_id(text.as_bytes(), &original) {
-                            self.send_to(session, reply).await;
-                        }
-                    }
-                } else if let Some(request) = self.requests.remove(id) {
-                    if let Some(token) = &request.token {
-                        self.tokens.remove(token);
-                    }
-                    if let Some(reply) = envelope::with_id(text.as_bytes(), &request.id) {
-                        self.send_to(request.session, reply).await;
-                    }
-                }
-            }
-            Ok(Message::Request { id, .. }) => {
-                let active = self
-                    .last_active
-                    .filter(|s| self.requests.values().any(|r| r.session == *s));
-                let session = active.or_else(|| self.requests.values().next().map(|r| r.session));
-                let Some(session) = session.filter(|s| self.sessions.contains_key(s)) else {
-                    let reply =
-                        envelope::error(id, -32603, "no client session is waiting on this server");
-                    if let Some(process) = &mut self.child {
-                        process.send(reply.as_bytes());
-                    }
-                    return;
-                };
-                let session_id = self.next_id("s");
-                if let Some(forwarded) = envelope::with_id(text.as_bytes(), &session_id) {
-                    self.from_child.insert(session_id, (session, id.to_owned()));
-                    self.send_to(session, forwarded).await;
-                }
+            Ok(Message::Response { id }) => self.on_child_response(&id_key(id), &text).await,
+            Ok(Message::Request { id, method, .. }) => {
+                let (id, method) = (id.to_owned(), method.into_owned());
+                self.on_child_request(&id, &method, &text);
             }
             Ok(Message::Notification {
                 method,
                 progress_token,
             }) => {
-                if method == "notifications/progress"
-                    && let Some((session, original)) =
-                        progress_token.and_then(|t| self.tokens.get(t).cloned())
-                {
-                    if let Some(rewritten) = envelope::with_param(&text, "progressToken", &original)
-                    {
-                        self.send_to(session, rewritten).await;
+                let targets: Vec<u64> = if method == "notifications/progress" {
+                    let token = progress_token.map(id_key);
+                    match token.and_then(|t| self.tokens.get(t.as_ref()).cloned()) {
+                        Some((session, original)) => {
+                            if let Some(rewritten) =
+                                envelope::with_param(&text, "progressToken", &original)
+                            {
+                                self.send_to(session, rewritten);
+                            }
+                            return;
+                        }
+                        None => Vec::new(),
                     }
-                    return;
+                } else if method.ends_with("/list_changed") {
+                    self.sessions.keys().copied().collect()
+                } else if method == "notifications/resources/updated" {
+                    let uri = envelope::member(&text, "params")
+                        .and_then(|p| envelope::member(p, "uri"))
+                        .map(id_key);
+                    uri.and_then(|u| self.subscribed.get(u.as_ref()).cloned())
+                        .unwrap_or_default()
+                } else if method == "notifications/cancelled" {
+                    return self.on_child_cancelled(&text);
+                } else {
+                    self.only_caller().into_iter().collect()
+                };
+                if targets.is_empty() {
+                    tracing::debug!(%method, "dropped a shared child's notification no session owns");
                 }
-                for out in self.sessions.values() {
-                    out.send(text.clone()).await;
+                for session in targets {
+                    self.send_to(session, text.clone());
                 }
             }
             Err(_) => tracing::warn!("shared child wrote something that is not a JSON-RPC message"),
         }
     }
 
-    async fn flush_queue(&mut self) {
-        let Some(process) = &mut self.child else {
-            return;
-        };
-        while let Some(frame) = self.queue.pop_front() {
-            process.send(&frame);
+    async fn on_child_response(&mut self, key: &str, text: &str) {
+        if self.replay.as_deref() == Some(key) {
+            self.replay = None;
+            if let (Some(process), Some(initialized)) = (&mut self.child, &self.initialized_frame) {
+                process.send(initialized);
+            }
+            self.flush_queue().await;
+        } else if self.init_pending.as_deref() == Some(key) {
+            self.init_pending = None;
+            self.init_result = envelope::member(text, "result").map(str::to_owned);
+            for (session, original) in std::mem::take(&mut self.init_waiting) {
+                if let Some(reply) = envelope::with_id(text.as_bytes(), &original) {
+                    self.send_to(session, reply);
+                }
+            }
+        } else if let Some(request) = self.requests.remove(key) {
+            if let Some(token) = &request.token {
+                self.tokens.remove(token);
+            }
+            if let Some(uri) = request.subscribes
+                && envelope::member(text, "result").is_some()
+            {
+                let subscribers = self.subscribed.entry(uri).or_default();
+                if !subscribers.contains(&request.session) {
+                    subscribers.push(request.session);
+                }
+            }
+            if let Some(reply) = envelope::with_id(text.as_bytes(), &request.id) {
+                self.send_to(request.session, reply);
+            }
+        } else {
+            tracing::debug!("dropped a shared child's answer to no request the bridge awaits");
         }
     }
 
-    async fn exited(&mut self, why: String) {
-        self.child = None;
-        self.replay = None;
-        tracing::warn!("shared MCP server {why}");
-        let text = format!("the MCP server {why} before answering; it is being restarted");
-        for (_, request) in std::mem::take(&mut self.requests) {
-            self.send_to(request.session, envelope::error(&request.id, -32000, &text))
-                .await;
+    /// A request from the child goes to the one session it can belong to, if that session
+    /// declared the capability it needs; otherwise the child gets an error at once.
+    fn on_child_request(&mut self, id: &str, method: &str, text: &str) {
+        if method == "ping" {
+            return self.answer_child(format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#));
         }
-        for (session, id) in std::mem::take(&mut self.init_waiting) {
-            self.send_to(session, envelope::error(&id, -32000, &text))
-                .await;
-        }
-        self.init_pending = None;
-        self.tokens.clear();
-        self.from_child.clear();
-        let Some(delay) = self.crashes.record() else {
-            let failure = format!(
-                "it exited {} times within a minute ({why}); not restarting",
-                self.crashes.count()
-            );
-            tracing::error!("shared MCP server unavailable: {failure}");
-            self.health.set_failure(Some(failure.clone()));
-            self.failed = Some(failure);
-            self.queue.clear();
-            return;
+        let Some(session) = self.only_caller() else {
+            let refusal = "the request cannot be attributed to one client session";
+            return self.answer_child(envelope::error(id, -32603, refusal));
         };
-        self.down = Some(Down::new(&self.health));
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if let Some(events) = events.and_then(|e| e.upgrade()) {
-                let _ = events.send(Event::Restart);
-            }
-        });
+        let capabilities = self.sessions.get(&session).map(|m| m.capabilities);
+        if let Some(lacking) = capabilities.unwrap_or_default().lacks(method) {
+            let refusal = format!("the client session did not declare the `{lacking}` capability");
+            return self.answer_child(envelope::error(id, -32601, &refusal));
+        }
+        let session_id = format!("\"mxs-{:016x}{:016x}\"", random(), random());
+        if let Some(forwarded) = envelope::with_id(text.as_bytes(), &session_id) {
+            self.from_child.insert(session_id, (session, id.to_owned()));
+            self.send_to(session, forwarded);
+        }
     }
 
-    async fn spawn(&mut self) {
-        let restart = self.down.is_some();
-        let process = match launch(&self.spec, "shared") {
-            Ok(launched) => launched,
-            Err(e) => {
-                let failure = format!("cannot start `{}`: {e}", self.spec.program);
-                tracing::error!("{failure}");
-                self.health.set_failure(Some(failure.clone()));
-                self.failed = Some(failure);
-                return;
-            }
+    /// The child withdrew one of its requests: only the session that has it hears of it.
+    fn on_child_cancelled(&mut self, text: &str) {
+        let withdrawn = envelope::member(text, "params")
+            .and_then(|p| envelope::member(p, "requestId"))
+            .map(id_key);
+        let Some(withdrawn) = withdrawn else {
+            return;
         };
-        self.down = None;
-        self.child = Some(process);
-        if restart {
-            self.health.restarts.fetch_add(1, Ordering::Relaxed);
-            let replay = self.next_id("replay");
-            if let (Some(frame), Some(process)) = (
-                self.init_frame
-                    .as_ref()
-                    .and_then(|f| envelope::with_id(f, &replay)),
-                &mut self.child,
-            ) {
-                self.replay = Some(replay);
-                process.send(frame.as_bytes());
-                return;
+        let found = self
+            .from_child
+            .iter()
+            .find(|(_, (_, child_id))| id_key(child_id) == withdrawn)
+            .map(|(sent, (session, _))| (sent.clone(), *session));
+        if let Some((sent, session)) = found {
+            self.from_child.remove(&sent);
+            if let Some(rewritten) = envelope::with_param(text, "requestId", &sent) {
+                self.send_to(session, rewritten);
             }
         }
-        self.flush_queue().await;
     }
 }

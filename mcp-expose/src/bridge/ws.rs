@@ -1,5 +1,6 @@
 //! The bridge over WebSocket: one child session per socket, frames forwarded as they are;
-//! closed with 1009 for an oversized message and 1008 when the upgrade's token expires.
+//! closed with 1009 for an oversized message, and 1008 when the upgrade's token expires or the
+//! bridge dropped a session that fell too far behind.
 
 use std::sync::Arc;
 
@@ -10,6 +11,8 @@ use super::Bridge;
 use crate::transport::ws::{
     MESSAGE_TOO_BIG, POLICY_VIOLATION, TOKEN_EXPIRED, protocol_close, token_expiry,
 };
+
+const FELL_BEHIND: &str = "the session fell too far behind its messages";
 
 pub(crate) async fn serve_socket(
     socket: WebSocket,
@@ -26,14 +29,16 @@ pub(crate) async fn serve_socket(
             let mut next = Some(line);
             while let Some(line) = next {
                 if sink.feed(Message::Text(line.into())).await.is_err() {
-                    return;
+                    return false;
                 }
                 next = out.try_recv().ok();
             }
             if sink.flush().await.is_err() {
-                return;
+                return false;
             }
         }
+        // The bridge ended the session (a shared child's session that fell too far behind).
+        true
     };
     let reader = async {
         while let Some(frame) = stream.next().await {
@@ -60,7 +65,7 @@ pub(crate) async fn serve_socket(
         None
     };
     let closing = tokio::select! {
-        () = writer => None,
+        ended = writer => ended.then(|| (POLICY_VIOLATION, FELL_BEHIND.to_owned())),
         closing = reader => closing,
         () = token_expiry(caller) => {
             tracing::info!("closing a bridged WebSocket session: its token expired");
