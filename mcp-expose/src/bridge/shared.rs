@@ -38,7 +38,8 @@ const CAPABILITIES: &str = r#"{"sampling":{},"elicitation":{},"roots":{}}"#;
 enum Event {
     Attach(u64, Outlet, Arc<AtomicBool>),
     Detach(u64),
-    FromClient(u64, Vec<u8>),
+    /// A client frame, holding its share of the session's budget until the child has it.
+    FromClient(u64, Vec<u8>, tokio::sync::OwnedSemaphorePermit),
     Restart,
 }
 
@@ -56,7 +57,11 @@ pub(crate) struct SharedLink {
     events: mpsc::UnboundedSender<Event>,
     /// Set once the bridge dropped the session (it fell behind): its socket should close.
     dropped: Arc<AtomicBool>,
+    /// KiB it may have queued for the child: a fast client waits, the bridge does not grow.
+    budget: Arc<tokio::sync::Semaphore>,
 }
+
+const CLIENT_BUDGET_KIB: u32 = 4 * 1024;
 
 impl Drop for SharedLink {
     fn drop(&mut self) {
@@ -67,10 +72,16 @@ impl Drop for SharedLink {
 impl SharedLink {
     /// Forwards one client frame; `false` once the session is over.
     pub(crate) async fn send(&self, frame: Vec<u8>) -> bool {
+        let kib = u32::try_from(frame.len() / 1024 + 1)
+            .unwrap_or(u32::MAX)
+            .min(CLIENT_BUDGET_KIB);
+        let Ok(permit) = self.budget.clone().acquire_many_owned(kib).await else {
+            return false;
+        };
         !self.dropped.load(Ordering::Acquire)
             && self
                 .events
-                .send(Event::FromClient(self.session, frame))
+                .send(Event::FromClient(self.session, frame, permit))
                 .is_ok()
     }
 }
@@ -108,6 +119,7 @@ impl SharedChild {
             session,
             events: self.events.clone(),
             dropped,
+            budget: Arc::new(tokio::sync::Semaphore::new(CLIENT_BUDGET_KIB as usize)),
         }
     }
 }
@@ -230,7 +242,7 @@ impl Actor {
                 event = events.recv() => match event {
                     Some(Event::Attach(session, out, dropped)) => self.attach(session, out, dropped),
                     Some(Event::Detach(session)) => self.detach(session),
-                    Some(Event::FromClient(session, frame)) => self.on_client(session, frame).await,
+                    Some(Event::FromClient(session, frame, _kib)) => self.on_client(session, frame).await,
                     Some(Event::Restart) => self.spawn().await,
                     None => break,
                 },

@@ -9,8 +9,13 @@ use futures::{SinkExt as _, StreamExt as _};
 
 use super::Bridge;
 use crate::transport::ws::{
-    MESSAGE_TOO_BIG, POLICY_VIOLATION, TOKEN_EXPIRED, protocol_close, token_expiry,
+    MESSAGE_TOO_BIG, POLICY_VIOLATION, SEND_TIMEOUT, TOKEN_EXPIRED, protocol_close, token_expiry,
 };
+
+/// Messages queued for one socket's writer. Few: what a client has not read is bounded in
+/// bytes before this (the shared child's outbox) or backs up into its own child's pipe; a long
+/// queue of large answers would hold them all (1,024 x 256 KiB in the hostile soak).
+const QUEUE: usize = 16;
 
 const FELL_BEHIND: &str = "the session fell too far behind its messages";
 
@@ -21,19 +26,24 @@ pub(crate) async fn serve_socket(
     caller: Option<Arc<crate::Caller>>,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let (tx, mut out) = tokio::sync::mpsc::channel(1024);
+    let (tx, mut out) = tokio::sync::mpsc::channel(QUEUE);
     let session = bridge.open(tag, super::child::Outlet::Channel(tx));
     let max = bridge.max_message;
     let writer = async {
         while let Some(line) = out.recv().await {
             let mut next = Some(line);
+            // A client that stops reading is let go after SEND_TIMEOUT, as on a direct server.
             while let Some(line) = next {
-                if sink.feed(Message::Text(line.into())).await.is_err() {
+                let fed = tokio::time::timeout(SEND_TIMEOUT, sink.feed(Message::Text(line.into())));
+                if !matches!(fed.await, Ok(Ok(()))) {
                     return false;
                 }
                 next = out.try_recv().ok();
             }
-            if sink.flush().await.is_err() {
+            if !matches!(
+                tokio::time::timeout(SEND_TIMEOUT, sink.flush()).await,
+                Ok(Ok(()))
+            ) {
                 return false;
             }
         }

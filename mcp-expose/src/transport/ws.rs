@@ -20,7 +20,7 @@ use crate::handler::Handler;
 
 const QUEUE: usize = 256;
 /// A client that accepts nothing for this long is disconnected, not buffered for.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Close code for a message larger than the limit (RFC 6455 §7.4.1).
 pub(crate) const MESSAGE_TOO_BIG: u16 = 1009;
 /// Close code for a socket whose token expired (RFC 6455 §7.4.1: policy violation).
