@@ -223,3 +223,29 @@ async fn http_bodies_follow_max_message_size() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_shared_childs_call_that_is_never_answered_times_out_with_an_error() {
+    let server = bridge(&["--child", "shared", "--request-timeout", "2"], &[]).await;
+    let mut http = Http::open(&server).await;
+    // Answered with an id nobody asked for: without a timeout the POST stayed open for good.
+    let (_, body) = http
+        .post(
+            raw_call("7", json!({ "reply_id": "\"nobody\"" })),
+            Duration::from_secs(10),
+            "a shared-child call answered with another id",
+        )
+        .await;
+    let answer: Value = serde_json::from_str(&body).expect("a JSON body");
+    assert_eq!(answer["id"], 7, "{answer}");
+    assert_eq!(answer["error"]["code"], -32001, "{answer}");
+    // The session goes on.
+    let (status, _) = http
+        .post(
+            raw_call("8", json!({})),
+            Duration::from_secs(10),
+            "a plain call",
+        )
+        .await;
+    assert_eq!(status, 200);
+}

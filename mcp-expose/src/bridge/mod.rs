@@ -338,6 +338,12 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
         serve.max_message_size,
     );
     bridge.request_timeout = Duration::from_secs(options.request_timeout.max(1));
+    if let Some(shared) = &bridge.shared {
+        shared.timeout_secs.store(
+            options.request_timeout.max(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
     let bridge = Arc::new(bridge);
     spawn_reaper(&bridge, Duration::from_secs(options.idle_timeout.max(1)));
     crate::Server::new(name, env!("CARGO_PKG_VERSION"))

@@ -9,6 +9,7 @@
 //! The child's `initialize` result is cached and replayed to later sessions. Each session's
 //! messages go through a queue bounded in bytes ([`outbox`]), so no session can stall the rest.
 
+mod capabilities;
 mod outbox;
 mod supervise;
 
@@ -28,6 +29,7 @@ use super::{
     envelope::{self, Message, id_key},
     process::{Output, Process, next_output},
 };
+use capabilities::Capabilities;
 use outbox::Outbox;
 
 /// The client capabilities the shared child is initialized with: whichever session a request
@@ -41,6 +43,8 @@ enum Event {
     /// A client frame, holding its share of the session's budget until the child has it.
     FromClient(u64, Vec<u8>, tokio::sync::OwnedSemaphorePermit),
     Restart,
+    /// Once a second: fail the calls the child has not answered within the request timeout.
+    Expire,
 }
 
 /// The shared child.
@@ -48,6 +52,8 @@ enum Event {
 pub(crate) struct SharedChild {
     events: mpsc::UnboundedSender<Event>,
     next: Arc<AtomicU64>,
+    /// Seconds a call may wait for the child's answer (the bridge's --request-timeout).
+    pub(crate) timeout_secs: Arc<AtomicU64>,
 }
 
 /// One session's attachment to the shared child; dropping it detaches the session.
@@ -95,17 +101,23 @@ impl std::fmt::Debug for Event {
 impl SharedChild {
     pub(crate) fn start(spec: Arc<ChildSpec>, health: Arc<BridgeHealth>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let timeout_secs = Arc::new(AtomicU64::new(
+            crate::bridge::DEFAULT_REQUEST_TIMEOUT.as_secs(),
+        ));
         let actor = Actor {
             spec,
             health,
             events: Some(tx.downgrade()),
             ids: Ids::new(),
+            timeout_secs: timeout_secs.clone(),
             ..Actor::default()
         };
+        supervise::tick(tx.downgrade());
         tokio::spawn(actor.run(rx));
         Self {
             events: tx,
             next: Arc::default(),
+            timeout_secs,
         }
     }
 
@@ -162,41 +174,7 @@ struct Forwarded {
     token: Option<String>,
     /// A `resources/subscribe`'s URI (by value): the session subscribes once the child agrees.
     subscribes: Option<String>,
-}
-
-/// What a session declared it can do, from its `initialize`.
-#[derive(Debug, Default, Clone, Copy)]
-struct Capabilities {
-    sampling: bool,
-    elicitation: bool,
-    roots: bool,
-}
-
-impl Capabilities {
-    fn read(initialize: &str) -> Self {
-        let declared = envelope::member(initialize, "params")
-            .and_then(|p| envelope::member(p, "capabilities"));
-        let has = |name| {
-            declared
-                .and_then(|c| envelope::member(c, name))
-                .is_some_and(|v| v.trim() != "null")
-        };
-        Self {
-            sampling: has("sampling"),
-            elicitation: has("elicitation"),
-            roots: has("roots"),
-        }
-    }
-
-    /// The capability a request from the child needs, when this session lacks it.
-    fn lacks(self, method: &str) -> Option<&'static str> {
-        match method {
-            "sampling/createMessage" if !self.sampling => Some("sampling"),
-            "elicitation/create" if !self.elicitation => Some("elicitation"),
-            "roots/list" if !self.roots => Some("roots"),
-            _ => None,
-        }
-    }
+    sent: std::time::Instant,
 }
 
 struct Member {
@@ -233,6 +211,7 @@ struct Actor {
     crashes: Crashes,
     down: Option<Down>,
     failed: Option<String>,
+    timeout_secs: Arc<AtomicU64>,
 }
 
 impl Actor {
@@ -244,6 +223,7 @@ impl Actor {
                     Some(Event::Detach(session)) => self.detach(session),
                     Some(Event::FromClient(session, frame, _kib)) => self.on_client(session, frame).await,
                     Some(Event::Restart) => self.spawn().await,
+                    Some(Event::Expire) => self.expire(),
                     None => break,
                 },
                 output = next_output(&mut self.child) => match output {
@@ -386,6 +366,7 @@ impl Actor {
                     key: id_key(id).into_owned(),
                     token,
                     subscribes,
+                    sent: std::time::Instant::now(),
                 };
                 self.requests.insert(child_id, request);
                 self.send_child(forwarded.into_bytes()).await;

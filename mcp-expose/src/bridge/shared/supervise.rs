@@ -10,7 +10,38 @@ use crate::bridge::{
     process::launch,
 };
 
+/// Sends `Event::Expire` once a second, until the actor is gone.
+pub(super) fn tick(events: tokio::sync::mpsc::WeakUnboundedSender<Event>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match events.upgrade() {
+                Some(events) if events.send(Event::Expire).is_ok() => {}
+                _ => return,
+            }
+        }
+    });
+}
+
 impl Actor {
+    /// Fails each call the child has not answered within the request timeout (an answer that
+    /// never matches, a child that hangs): the caller gets an error, never a request left open.
+    pub(super) fn expire(&mut self) {
+        let secs = self.timeout_secs.load(Ordering::Relaxed);
+        let limit = std::time::Duration::from_secs(secs);
+        let expired: Vec<_> = self
+            .requests
+            .extract_if(|_, request| request.sent.elapsed() >= limit)
+            .map(|(_, request)| request)
+            .collect();
+        let text = format!("the MCP server did not answer within {secs} s (--request-timeout)");
+        for request in expired {
+            self.send_to(request.session, envelope::error(&request.id, -32001, &text));
+        }
+    }
+
     pub(super) async fn send_child(&mut self, frame: Vec<u8>) {
         if self.child.is_none() && self.down.is_none() && self.failed.is_none() {
             self.spawn().await;
