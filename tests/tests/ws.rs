@@ -238,3 +238,67 @@ async fn a_protocol_violation_closes_with_1002_directly_and_behind_the_bridge() 
         );
     }
 }
+
+#[tokio::test]
+async fn a_client_that_asks_for_big_answers_and_never_reads_keeps_memory_bounded() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = ServerProcess::start("bioseq", &["--ws", "0"]).await;
+    let pid = server.child.id().expect("pid");
+    let before = mcp_expose_tests::rss_kib(pid);
+    let mut tcp = mcp_expose_tests::raw_websocket(server.ws()).await;
+    // Masked text frames: initialize, initialized, then calls whose answers are ~256 KiB each.
+    let frame = |text: String| {
+        let bytes = text.into_bytes();
+        let mut frame = vec![0x81u8];
+        match bytes.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n < 65536 => {
+                frame.push(0x80 | 126);
+                frame.extend((n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend((n as u64).to_be_bytes());
+            }
+        }
+        frame.extend([0, 0, 0, 0]); // a zero mask leaves the payload as it is
+        frame.extend(bytes);
+        frame
+    };
+    tcp.write_all(&frame(initialize(0, json!({}))))
+        .await
+        .expect("initialize");
+    tcp.write_all(&frame(mcp_expose_tests::initialized()))
+        .await
+        .expect("initialized");
+    let seq = "ACGT".repeat(16 * 1024);
+    let mut peak = before;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for id in 1..=3000u64 {
+        let call = request(
+            id,
+            "tools/call",
+            json!({ "name": "reverse_complement", "arguments": { "seq": seq } }),
+        );
+        match tokio::time::timeout_at(deadline, tcp.write_all(&frame(call))).await {
+            Ok(Ok(())) => {}
+            // Closed on us, or the server stopped reading (its own backpressure): both bound it.
+            Ok(Err(_)) | Err(_) => break,
+        }
+        if id % 100 == 0 {
+            peak = peak.max(mcp_expose_tests::rss_kib(pid));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    peak = peak.max(mcp_expose_tests::rss_kib(pid));
+    let grown = peak.saturating_sub(before);
+    eprintln!("non-reading client: RSS {before} KiB -> peak {peak} KiB");
+    assert!(
+        grown < 192 * 1024,
+        "RSS grew {grown} KiB for a client that never reads"
+    );
+    // Others are served meanwhile.
+    let (mut socket, _) = connect_async(server.ws()).await.expect("another client");
+    send(&mut socket, initialize(1, json!({}))).await;
+    assert!(next_json(&mut socket).await["result"].is_object());
+}

@@ -46,6 +46,56 @@ pub(crate) struct Framed {
     name: &'static str,
     inbound: mpsc::Receiver<Inbound>,
     outbound: Option<mpsc::Sender<Outbound>>,
+    backlog: Option<std::sync::Arc<Backlog>>,
+}
+
+/// Bytes of answers a connection has not taken yet, across rmcp's pending sends and our queue.
+/// rmcp sends each answer from a task of its own, so a client that asks and never reads would
+/// have every answer held in memory; past `budget` the connection is given up instead.
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    pending: std::sync::atomic::AtomicUsize,
+    budget: usize,
+    /// Cancelled once the budget is exceeded: the connection closes.
+    pub(crate) exceeded: tokio_util::sync::CancellationToken,
+}
+
+impl Backlog {
+    pub(crate) fn new(budget: usize) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            pending: std::sync::atomic::AtomicUsize::new(0),
+            budget,
+            exceeded: tokio_util::sync::CancellationToken::new(),
+        })
+    }
+
+    /// `bytes` were written to the client (replies the reader queued itself were never
+    /// counted: the count stops at zero).
+    pub(crate) fn written(&self, bytes: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _ = self
+            .pending
+            .fetch_update(Relaxed, Relaxed, |p| Some(p.saturating_sub(bytes)));
+    }
+
+    /// Counts `bytes` about to be queued; false (and the connection given up) past the budget.
+    fn admit(&self, bytes: usize) -> bool {
+        let before = self
+            .pending
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        if before.saturating_add(bytes) > self.budget {
+            self.written(bytes);
+            if !self.exceeded.is_cancelled() {
+                tracing::warn!(
+                    budget = self.budget,
+                    "disconnecting a client whose unread answers exceed the budget"
+                );
+                self.exceeded.cancel();
+            }
+            return false;
+        }
+        true
+    }
 }
 
 impl Framed {
@@ -58,7 +108,14 @@ impl Framed {
             name,
             inbound,
             outbound: Some(outbound),
+            backlog: None,
         }
+    }
+
+    /// Bounds the bytes of answers the client has not taken (see [`Backlog`]).
+    pub(crate) fn with_backlog(mut self, backlog: std::sync::Arc<Backlog>) -> Self {
+        self.backlog = Some(backlog);
+        self
     }
 
     async fn reply(&self, reply: String) {
@@ -80,12 +137,21 @@ impl Transport<RoleServer> for Framed {
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let outbound = self.outbound.clone();
+        // Serialized now, in rmcp's loop, so the backlog counts it before a task holds it.
+        let text = serde_json::to_string(&item).map_err(|e| {
+            tracing::error!(error = %e, "cannot serialize an outgoing message");
+            Closed
+        });
+        let admitted = match (&text, &self.backlog) {
+            (Ok(text), Some(backlog)) => backlog.admit(text.len()),
+            _ => true,
+        };
         async move {
             let outbound = outbound.ok_or(Closed)?;
-            let text = serde_json::to_string(&item).map_err(|e| {
-                tracing::error!(error = %e, "cannot serialize an outgoing message");
-                Closed
-            })?;
+            let text = text?;
+            if !admitted {
+                return Err(Closed);
+            }
             outbound
                 .send(Outbound::Message(text))
                 .await

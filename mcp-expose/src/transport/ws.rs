@@ -15,7 +15,7 @@ use rmcp::ServiceExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::framed::{Framed, Inbound, Outbound};
+use super::framed::{Backlog, Framed, Inbound, Outbound};
 use crate::handler::Handler;
 
 const QUEUE: usize = 256;
@@ -130,7 +130,10 @@ async fn serve_socket(
     let (replies, max_message) = (outbound_tx.clone(), settings.max_message);
     let caller = handler.caller();
     let closing = outbound_tx.clone();
-    let transport = Framed::new("ws", inbound_rx, outbound_tx);
+    // Answers the client has not read: its largest message and 16 MiB more, then it is let go.
+    let backlog = Backlog::new(settings.max_message.saturating_add(16 * 1024 * 1024));
+    let exceeded = backlog.exceeded.clone();
+    let transport = Framed::new("ws", inbound_rx, outbound_tx).with_backlog(backlog.clone());
     // The writer drains what the session queued, and ends once every sender is gone.
     // The writer gone (the client stopped reading, or the socket broke), the session ends too:
     // nothing it produces can be delivered, and its queues and buffers are freed.
@@ -141,6 +144,7 @@ async fn serve_socket(
             tokio::select! {
                 () = run_session(handler, transport, ct) => {}
                 () = writer_gone.cancelled() => {}
+                () = exceeded.cancelled() => {}
                 () = async move {
                     tokio::select! {
                         () = read_frames(stream, inbound_tx, replies, max_message) => {}
@@ -157,7 +161,11 @@ async fn serve_socket(
             }
         },
         async move {
-            write_frames(sink, outbound_rx, settings.ping_interval).await;
+            tokio::select! {
+                () = write_frames(sink, outbound_rx, settings.ping_interval, &backlog) => {}
+                // Given up on: the socket is dropped (closed) with what it held.
+                () = backlog.exceeded.cancelled() => {}
+            }
             written.cancel();
         }
     );
@@ -226,6 +234,7 @@ async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
     ping: Duration,
+    backlog: &Backlog,
 ) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
     loop {
@@ -237,6 +246,7 @@ async fn write_frames(
                     match message {
                         Outbound::Message(text) => {
                             crate::observe::metrics::bytes("ws", "out", text.len());
+                            backlog.written(text.len());
                             let fed = tokio::time::timeout(SEND_TIMEOUT, sink.feed(Message::Text(text.into()))).await;
                             if !matches!(fed, Ok(Ok(()))) {
                                 tracing::warn!("disconnecting a WebSocket client that stopped reading");
