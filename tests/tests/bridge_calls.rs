@@ -249,3 +249,20 @@ async fn a_shared_childs_call_that_is_never_answered_times_out_with_an_error() {
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_shared_childs_initialize_that_is_never_answered_times_out_with_an_error() {
+    let server = bridge(&["--child", "shared", "--request-timeout", "2"], &["--no-init"]).await;
+    let mut http = Http::new(&server);
+    let (status, body) = http
+        .post(
+            initialize(1, json!({})),
+            Duration::from_secs(10),
+            "an initialize the shared child never answers",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("a JSON body");
+    assert_eq!(answer["id"], 1, "{answer}");
+    assert_eq!(answer["error"]["code"], -32001, "{answer}");
+}

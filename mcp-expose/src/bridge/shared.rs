@@ -204,6 +204,8 @@ struct Actor {
     init_result: Option<String>,
     /// The child-side id of the `initialize` in flight, and who waits for its result.
     init_pending: Option<String>,
+    /// When that `initialize` went to the child (it too gets --request-timeout).
+    init_since: Option<std::time::Instant>,
     init_waiting: Vec<(u64, String)>,
     /// A replayed `initialize` after a restart: its answer is swallowed.
     replay: Option<String>,
@@ -435,6 +437,7 @@ impl Actor {
         if let Some(forwarded) = envelope::with_id(frame.as_bytes(), &child_id) {
             self.init_frame = Some(frame.into_bytes());
             self.init_pending = Some(child_id);
+            self.init_since = Some(std::time::Instant::now());
             self.send_child(forwarded.into_bytes()).await;
         }
     }

@@ -40,6 +40,14 @@ impl Actor {
         for request in expired {
             self.send_to(request.session, envelope::error(&request.id, -32001, &text));
         }
+        // An `initialize` never answered: its sessions get the error; a later answer is no
+        // one's, and the next session's `initialize` is sent anew.
+        if self.init_pending.is_some() && self.init_since.is_some_and(|t| t.elapsed() >= limit) {
+            self.init_pending = None;
+            for (session, id) in std::mem::take(&mut self.init_waiting) {
+                self.send_to(session, envelope::error(&id, -32001, &text));
+            }
+        }
     }
 
     pub(super) async fn send_child(&mut self, frame: Vec<u8>) {
