@@ -252,7 +252,11 @@ async fn a_shared_childs_call_that_is_never_answered_times_out_with_an_error() {
 
 #[tokio::test]
 async fn a_shared_childs_initialize_that_is_never_answered_times_out_with_an_error() {
-    let server = bridge(&["--child", "shared", "--request-timeout", "2"], &["--no-init"]).await;
+    let server = bridge(
+        &["--child", "shared", "--request-timeout", "2"],
+        &["--no-init"],
+    )
+    .await;
     let mut http = Http::new(&server);
     let (status, body) = http
         .post(
