@@ -89,27 +89,41 @@ pub(crate) fn configs(places: &[Place], token: Option<&str>) -> Value {
     })
 }
 
+/// Each client config: its key in [`configs`], the client's name, the file it goes in, and the
+/// landing page's element id for it.
+pub(crate) const CLIENTS: [(&str, &str, &str, &str); 4] = [
+    (
+        "claude_desktop",
+        "Claude Desktop",
+        "claude_desktop_config.json",
+        "claude-config",
+    ),
+    (
+        "claude_code",
+        "Claude Code",
+        ".mcp.json",
+        "claude-code-config",
+    ),
+    ("cursor", "Cursor", "~/.cursor/mcp.json", "cursor-config"),
+    ("vscode", "VS Code", ".vscode/mcp.json", "vscode-config"),
+];
+
+/// Whether a client's config (`{"mcpServers": {..}}` or `{"servers": {..}}`) names a server.
+pub(crate) fn lists_servers(config: &Value) -> bool {
+    config
+        .as_object()
+        .and_then(|o| o.values().next())
+        .and_then(Value::as_object)
+        .is_some_and(|servers| !servers.is_empty())
+}
+
 /// The lines a person pastes, for a terminal: each client's file and its JSON on one line.
 #[cfg_attr(not(feature = "tunnel"), allow(dead_code))]
 pub(crate) fn describe(configs: &Value) -> String {
     let mut text = String::new();
-    for (key, label) in [
-        (
-            "claude_desktop",
-            "Claude Desktop (claude_desktop_config.json)",
-        ),
-        ("claude_code", "Claude Code (.mcp.json)"),
-        ("cursor", "Cursor (~/.cursor/mcp.json)"),
-        ("vscode", "VS Code (.vscode/mcp.json)"),
-    ] {
-        let value = &configs[key];
-        let empty = value
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_object)
-            .is_none_or(Map::is_empty);
-        if !empty {
-            text.push_str(&format!("  {label}:\n    {value}\n"));
+    for (key, name, file, _) in CLIENTS {
+        if lists_servers(&configs[key]) {
+            text.push_str(&format!("  {name} ({file}):\n    {}\n", configs[key]));
         }
     }
     if !configs["websocket"].is_null() {

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::clients::{Place, configs};
+use super::clients::{CLIENTS, Place, configs, lists_servers};
 
 /// What the page shows.
 #[derive(Debug)]
@@ -147,36 +147,11 @@ impl Landing {
             page.push_str("<p>This server requires a bearer token: send <code>Authorization: Bearer &lt;token&gt;</code>.</p>");
         }
         let configs = self.configs();
-        for (key, id, label) in [
-            (
-                "claude_desktop",
-                "claude-config",
-                "Claude Desktop (<code>claude_desktop_config.json</code>)",
-            ),
-            (
-                "claude_code",
-                "claude-code-config",
-                "Claude Code (<code>.mcp.json</code>)",
-            ),
-            (
-                "cursor",
-                "cursor-config",
-                "Cursor (<code>~/.cursor/mcp.json</code>)",
-            ),
-            (
-                "vscode",
-                "vscode-config",
-                "VS Code (<code>.vscode/mcp.json</code>)",
-            ),
-        ] {
-            let empty = configs[key]
-                .as_object()
-                .and_then(|o| o.values().next())
-                .and_then(Value::as_object)
-                .is_none_or(serde_json::Map::is_empty);
-            if !empty {
+        for (key, name, file, id) in CLIENTS {
+            if lists_servers(&configs[key]) {
                 page.push_str(&format!(
-                    "<h3>{label}</h3><pre id=\"{id}\">{}</pre>",
+                    "<h3>{name} (<code>{}</code>)</h3><pre id=\"{id}\">{}</pre>",
+                    escape(file),
                     escape(&pretty(&configs[key]))
                 ));
             }

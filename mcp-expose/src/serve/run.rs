@@ -605,19 +605,6 @@ pub(super) async fn start(
 /// not local, a trusted proxy), since whatever forwards that name to loopback (cloudflared run
 /// by someone else, a reverse proxy) makes every request look local.
 fn exposure(options: &Options, tunneled: bool, public_hostname: Option<&str>) -> Option<String> {
-    let local = |host: &str| {
-        let host = host.trim().to_ascii_lowercase();
-        // `::1`, `[::1]:8000`, `127.0.0.1:8000`, `localhost`
-        let bare = match host.strip_prefix('[') {
-            Some(rest) => rest.split(']').next().unwrap_or_default().to_owned(),
-            None if host.parse::<std::net::IpAddr>().is_ok() => host.clone(),
-            None => host.split(':').next().unwrap_or_default().to_owned(),
-        };
-        bare == "localhost"
-            || bare
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    };
     if tunneled {
         Some("this server is reachable through a tunnel".to_owned())
     } else if !options.bind.is_loopback() {
@@ -629,7 +616,11 @@ fn exposure(options: &Options, tunneled: bool, public_hostname: Option<&str>) ->
         Some(format!(
             "this server is served at {host} (--public-hostname)"
         ))
-    } else if let Some(host) = options.allowed_hosts.iter().find(|h| !local(h)) {
+    } else if let Some(host) = options
+        .allowed_hosts
+        .iter()
+        .find(|h| !crate::transport::policy::is_loopback_name(h))
+    {
         Some(format!(
             "this server accepts the host `{host}` (--allowed-host)"
         ))

@@ -278,6 +278,14 @@ fn valid_authority(authority: &str) -> bool {
         && port.is_none_or(port_ok)
 }
 
+/// Whether a host, with or without a port (`localhost:8000`, `[::1]`, `127.0.0.2`), names
+/// this machine's loopback.
+pub(crate) fn is_loopback_name(authority: &str) -> bool {
+    let authority = authority.trim().to_ascii_lowercase();
+    let host = strip_port(&authority);
+    LOOPBACK_HOSTS.contains(&host) || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn strip_port(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
