@@ -56,7 +56,9 @@ pub(crate) const DEFAULT_MAX_AUTH_FAILURES: u32 = 30;
 /// The accepted tokens, kept as SHA-256 digests and compared in constant time.
 #[derive(Clone)]
 pub(crate) struct Auth {
-    tokens: Arc<[[u8; 32]]>,
+    /// Each token's digest, and the principal a request presenting it is (computed once here,
+    /// not per request).
+    tokens: Arc<[([u8; 32], Arc<str>)]>,
     /// Failed checks per client address.
     strikes: Option<Arc<super::rate::Strikes>>,
     /// A token generated at start, to print in client configs.
@@ -142,7 +144,7 @@ impl Auth {
         .map(Arc::new);
         if configured {
             return Ok(Some(Self {
-                tokens: tokens.iter().map(|t| digest(t)).collect(),
+                tokens: tokens.iter().map(|t| Authenticated::token(t)).collect(),
                 strikes,
                 generated: None,
                 #[cfg(feature = "oauth")]
@@ -154,7 +156,7 @@ impl Auth {
         }
         let token = generate_token()?;
         Ok(Some(Self {
-            tokens: Arc::new([digest(&token)]),
+            tokens: Arc::new([Authenticated::token(&token)]),
             strikes,
             generated: Some(token),
             #[cfg(feature = "oauth")]
@@ -207,13 +209,23 @@ impl Auth {
         None
     }
 
+    #[cfg(test)]
     fn accepts(&self, presented: &str) -> bool {
-        // Digests are compared, so neither the tokens' contents nor their lengths show in the
-        // time taken; every token is compared, so neither does which one nearly matched.
+        self.principal(presented).is_some()
+    }
+
+    /// The principal of the token `presented`, if it is one of ours. Digests are compared, so
+    /// neither the tokens' contents nor their lengths show in the time taken; every token is
+    /// compared, so neither does which one nearly matched.
+    fn principal(&self, presented: &str) -> Option<Arc<str>> {
         let presented = digest(presented);
-        self.tokens.iter().fold(false, |found, token| {
-            found | bool::from(token.ct_eq(&presented))
-        })
+        let mut found = None;
+        for (token, principal) in self.tokens.iter() {
+            if bool::from(token.ct_eq(&presented)) {
+                found = Some(principal.clone());
+            }
+        }
+        found
     }
 }
 
@@ -279,15 +291,14 @@ fn ends_at(response: Response, at: tokio::time::Instant) -> Response {
 pub(crate) struct Authenticated(pub(crate) Arc<str>);
 
 impl Authenticated {
-    fn token(token: &str) -> Self {
+    /// A configured token's digest and principal (the digest in base64, never the token).
+    fn token(token: &str) -> ([u8; 32], Arc<str>) {
         let digest = digest(token);
-        Self(
-            format!(
-                "token:{}",
-                base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, digest)
-            )
-            .into(),
-        )
+        let principal = format!(
+            "token:{}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, digest)
+        );
+        (digest, principal.into())
     }
 
     #[cfg(feature = "oauth")]
@@ -339,9 +350,8 @@ pub(crate) async fn require(
         }
     };
     let bearer = presented(&request).map(str::to_owned);
-    if let Some(token) = bearer.as_deref().filter(|token| auth.accepts(token)) {
-        let principal = Authenticated::token(token);
-        request.extensions_mut().insert(principal);
+    if let Some(principal) = bearer.as_deref().and_then(|token| auth.principal(token)) {
+        request.extensions_mut().insert(Authenticated(principal));
         return next.run(request).await;
     }
     #[cfg(feature = "oauth")]
