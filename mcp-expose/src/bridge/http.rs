@@ -19,44 +19,32 @@ use axum::{
     },
 };
 use futures::StreamExt as _;
-use tokio::sync::mpsc;
 
 use super::{
     Bridge, Link,
     child::Outlet,
     envelope::{self, Message},
+    stream::{self, Routed, STREAM_BYTES, Sent},
 };
 use crate::transport::policy::json_error;
 
 const SESSION_HEADER: &str = "mcp-session-id";
-const BACKLOG: usize = 1024;
 /// How long a POST waits for its first message before it opens an event stream anyway (whose
 /// keep-alives then hold proxies off): the same as the keep-alive interval.
 const FIRST_WAIT: Duration = Duration::from_secs(15);
-
-/// A message on its way to a stream; `last` marks the answer that ends a POST.
-#[derive(Debug)]
-pub(crate) struct Routed {
-    line: String,
-    last: bool,
-}
-
-impl Routed {
-    fn event(line: String) -> Self {
-        Self { line, last: false }
-    }
-}
 
 /// Where one session's outgoing messages go.
 #[derive(Default)]
 pub(crate) struct Routes {
     /// Open POST streams by request id, in opening order.
-    posts: Vec<(String, mpsc::Sender<Routed>)>,
+    posts: Vec<(String, stream::Sender)>,
     /// Progress token -> request id.
     tokens: HashMap<String, String>,
-    get: Option<mpsc::Sender<Routed>>,
-    /// Messages that arrived while no stream was open.
+    get: Option<stream::Sender>,
+    /// Messages that arrived while no stream was open, at most [`STREAM_BYTES`] of them.
     backlog: VecDeque<String>,
+    backlog_bytes: usize,
+    backlog_full: bool,
 }
 
 struct HttpSession {
@@ -104,16 +92,17 @@ impl Sessions {
     }
 }
 
-/// Delivers one of the child's messages to the stream it belongs to.
+/// Delivers one of the child's messages to the stream it belongs to, without waiting.
 pub(crate) fn route(routes: &Mutex<Routes>, line: String) {
     let mut routes = lock(routes);
+    let open = |tx: &&stream::Sender| !tx.is_closed();
     let target = match envelope::parse(line.as_bytes()) {
         Ok(Message::Response { id }) => {
             if let Some(i) = routes.posts.iter().position(|(request, _)| request == id) {
-                // Its answer ends a POST stream.
+                // Its answer ends a POST stream (a client that left does not get it).
                 let (_, tx) = routes.posts.remove(i);
                 routes.tokens.retain(|_, request| request != id);
-                let _ = tx.try_send(Routed { line, last: true });
+                let _ = tx.send(Routed { line, last: true });
                 return;
             }
             None
@@ -121,32 +110,44 @@ pub(crate) fn route(routes: &Mutex<Routes>, line: String) {
         Ok(Message::Notification {
             progress_token: Some(token),
             ..
-        }) => routes
-            .tokens
-            .get(token)
-            .and_then(|request| routes.posts.iter().find(|(id, _)| id == request))
-            .map(|(_, tx)| tx.clone()),
+        }) => {
+            let post = routes
+                .tokens
+                .get(token)
+                .and_then(|request| routes.posts.iter().find(|(id, _)| id == request));
+            match post {
+                // Progress of a call whose stream was cut or left goes nowhere else.
+                Some((_, tx)) if tx.is_closed() => return,
+                post => post.map(|(_, tx)| tx),
+            }
+        }
         _ => None,
     };
     let target = target
-        .or_else(|| routes.get.clone())
-        .or_else(|| routes.posts.last().map(|(_, tx)| tx.clone()));
-    let line = match target {
-        Some(tx) => match tx.try_send(Routed::event(line)) {
-            Ok(()) => return,
-            Err(e) => e.into_inner().line,
-        },
-        None => line,
+        .or_else(|| routes.get.as_ref().filter(open))
+        .or_else(|| routes.posts.iter().rev().map(|(_, tx)| tx).find(open));
+    let sent = match target {
+        Some(tx) => tx.send(Routed::event(line)),
+        None => Sent::Closed(Routed::event(line)),
     };
-    if routes.backlog.len() < BACKLOG {
-        routes.backlog.push_back(line);
-    } else {
-        tracing::warn!("dropped a server message: no stream open and the backlog is full");
+    let line = match sent {
+        Sent::Queued | Sent::Cut => return,
+        Sent::Closed(routed) => routed.line,
+    };
+    if routes.backlog_bytes > 0 && routes.backlog_bytes + line.len() > STREAM_BYTES {
+        // Said once per filling: a client that reads nothing would have it said per message.
+        if !routes.backlog_full {
+            tracing::warn!("dropping server messages: no stream open and the backlog is full");
+        }
+        routes.backlog_full = true;
+        return;
     }
+    routes.backlog_bytes += line.len();
+    routes.backlog.push_back(line);
 }
 
 /// An event stream of `first` (when there is one) and what `rx` brings after it.
-fn sse(first: Option<String>, rx: mpsc::Receiver<Routed>) -> Response {
+fn sse(first: Option<String>, rx: stream::Receiver) -> Response {
     let event = |line: String| Ok::<_, Infallible>(Event::default().event("message").data(line));
     let rest = futures::stream::unfold(rx, move |mut rx| async move {
         let routed = rx.recv().await?;
@@ -231,7 +232,7 @@ pub(crate) async fn post(bridge: Arc<Bridge>, request: Request) -> Response {
         session.child.send(body.to_vec()).await;
         return StatusCode::ACCEPTED.into_response();
     };
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = stream::channel(STREAM_BYTES.max(bridge.max_message.saturating_mul(2)));
     {
         let mut routes = lock(&session.routes);
         if let Some(token) = progress_token {
@@ -281,11 +282,13 @@ pub(crate) async fn get(bridge: Arc<Bridge>, request: Request) -> Response {
     let Some(session) = session_header(request.headers()).and_then(|id| bridge.http.get(id)) else {
         return json_error(StatusCode::NOT_FOUND, "Session not found: initialize again");
     };
-    let (tx, rx) = mpsc::channel(BACKLOG);
+    let (tx, rx) = stream::channel(STREAM_BYTES);
     {
         let mut routes = lock(&session.routes);
-        for line in routes.backlog.drain(..) {
-            let _ = tx.try_send(Routed::event(line));
+        routes.backlog_bytes = 0;
+        routes.backlog_full = false;
+        for line in std::mem::take(&mut routes.backlog) {
+            tx.send(Routed::event(line));
         }
         routes.get = Some(tx);
     }

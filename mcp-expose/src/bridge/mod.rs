@@ -46,6 +46,7 @@ mod id;
 mod process;
 pub(crate) mod scan;
 mod shared;
+mod stream;
 mod ws;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
