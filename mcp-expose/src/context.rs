@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     error::{Error, ErrorKind},
-    handler::Session,
+    session::{ServerState, Session},
 };
 
 /// The request a tool runs for: progress and log notifications, cancellation, requests to the
@@ -53,7 +53,7 @@ struct Inner {
     caller: Option<Arc<Caller>>,
     client: Option<std::net::IpAddr>,
     session: Arc<Session>,
-    shared: std::sync::Weak<crate::handler::Shared>,
+    state: std::sync::Weak<ServerState>,
 }
 
 /// The headers minus the client's credentials for this server.
@@ -90,7 +90,7 @@ impl Context {
     pub(crate) fn new(
         request: RequestContext<RoleServer>,
         session: Arc<Session>,
-        shared: std::sync::Weak<crate::handler::Shared>,
+        state: std::sync::Weak<ServerState>,
     ) -> Self {
         let parts = request.extensions.get::<http::request::Parts>();
         let headers = parts
@@ -112,7 +112,7 @@ impl Context {
                 caller,
                 client,
                 session,
-                shared,
+                state,
             }),
         }
     }
@@ -248,8 +248,8 @@ impl Context {
     /// Tells every client subscribed to `uri` that the resource changed
     /// (`notifications/resources/updated`).
     pub async fn notify_resource_updated(&self, uri: &str) {
-        if let Some(shared) = self.inner.shared.upgrade() {
-            shared.notify_resource_updated(uri).await;
+        if let Some(state) = self.inner.state.upgrade() {
+            state.notify_resource_updated(uri).await;
         }
     }
 

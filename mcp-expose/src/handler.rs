@@ -2,14 +2,7 @@
 //! The rmcp `ServerHandler` over the registry: the one place that answers MCP requests, for
 //! every transport.
 
-use std::{
-    collections::HashSet,
-    panic::AssertUnwindSafe,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU8, Ordering},
-    },
-};
+use std::{panic::AssertUnwindSafe, sync::Arc};
 
 use futures::FutureExt as _;
 use rmcp::{
@@ -18,216 +11,32 @@ use rmcp::{
         CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
         CompletionInfo, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
         ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-        LoggingLevel, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+        PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
         ReadResourceResult, Reference, ServerCapabilities, ServerConfig, SetLevelRequestParams,
         SubscribeRequestParams, UnsubscribeRequestParams,
     },
     service::RequestContext,
 };
 
-use crate::{Context, registry::Registry, tool::error_result};
-
-/// Who the server says it is in `initialize`.
-#[derive(Debug, Clone)]
-pub(crate) struct Identity {
-    pub(crate) name: String,
-    pub(crate) version: String,
-    pub(crate) title: Option<String>,
-    pub(crate) description: Option<String>,
-    pub(crate) instructions: Option<String>,
-}
-
-/// State shared by all sessions.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) registry: Registry,
-    pub(crate) identity: Identity,
-    capabilities: ServerCapabilities,
-    pub(crate) inflight: Arc<InFlight>,
-    /// Sessions that subscribed to some resource.
-    subscribers: Mutex<Vec<std::sync::Weak<Session>>>,
-    pub(crate) limits: Limits,
-    /// Set on shutdown: new calls are refused while in-flight ones finish.
-    pub(crate) draining: std::sync::atomic::AtomicBool,
-    /// Open sessions, for the session cap.
-    pub(crate) sessions: Arc<crate::security::sessions::SessionCount>,
-}
-
-impl Shared {
-    /// Sends `notifications/resources/updated` to every session subscribed to `uri`.
-    pub(crate) async fn notify_resource_updated(&self, uri: &str) {
-        let sessions: Vec<Arc<Session>> = {
-            let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-            subscribers.retain(|s| s.strong_count() > 0);
-            subscribers
-                .iter()
-                .filter_map(std::sync::Weak::upgrade)
-                .collect()
-        };
-        for session in sessions {
-            let subscribed = session
-                .subscriptions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(uri);
-            if let (true, Some(peer)) = (subscribed, session.peer.get()) {
-                let params = rmcp::model::ResourceUpdatedNotificationParam::new(uri);
-                if let Err(e) = peer.notify_resource_updated(params).await {
-                    tracing::debug!(error = %e, "resource update not delivered");
-                }
-            }
-        }
-    }
-}
-
-/// Bounds on tool calls.
-#[derive(Debug, Clone)]
-pub(crate) struct Limits {
-    /// Calls one session may have in flight; more are refused, not queued.
-    pub(crate) per_session: usize,
-    /// Calls all sessions together may have in flight.
-    pub(crate) total: usize,
-    /// A call running longer is cancelled and answered with an error.
-    pub(crate) tool_timeout: Option<std::time::Duration>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            per_session: 64,
-            total: 1024,
-            tool_timeout: None,
-        }
-    }
-}
-
-/// Counts tool calls in progress, so that shutdown can wait for them.
-#[derive(Debug, Default)]
-pub(crate) struct InFlight {
-    count: std::sync::atomic::AtomicUsize,
-    idle: tokio::sync::Notify,
-}
-
-impl InFlight {
-    fn enter(self: &Arc<Self>) -> InFlightGuard {
-        self.count.fetch_add(1, Ordering::AcqRel);
-        InFlightGuard(self.clone())
-    }
-
-    pub(crate) fn count(&self) -> usize {
-        self.count.load(Ordering::Acquire)
-    }
-
-    /// Completes when no call is in progress.
-    pub(crate) async fn idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.count() == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-struct InFlightGuard(Arc<InFlight>);
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-/// Per-session state: the log level the client chose, its resource subscriptions, and (for a
-/// WebSocket) the headers of the upgrade request.
-#[derive(Debug)]
-pub(crate) struct Session {
-    log_level: AtomicU8,
-    subscriptions: Mutex<HashSet<String>>,
-    /// `stdio`, `http` or `ws`, for metrics.
-    transport: &'static str,
-    /// Tool calls of this session in flight.
-    calls: Arc<InFlight>,
-    /// The client, kept once it subscribes, to notify it of updates.
-    peer: std::sync::OnceLock<rmcp::service::Peer<RoleServer>>,
-    pub(crate) headers: Option<http::HeaderMap>,
-    /// The caller the WebSocket upgrade's token named.
-    pub(crate) caller: Option<Arc<crate::Caller>>,
-    /// The WebSocket client's address.
-    pub(crate) client: Option<std::net::IpAddr>,
-    _slot: Option<crate::security::sessions::SessionSlot>,
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        crate::observe::metrics::session(self.transport, -1.0);
-    }
-}
-
-impl Session {
-    fn new(
-        transport: &'static str,
-        headers: Option<http::HeaderMap>,
-        caller: Option<Arc<crate::Caller>>,
-        client: Option<std::net::IpAddr>,
-        slot: Option<crate::security::sessions::SessionSlot>,
-    ) -> Self {
-        crate::observe::metrics::session(transport, 1.0);
-        Self {
-            transport,
-            log_level: AtomicU8::new(level_rank(LoggingLevel::Info)),
-            subscriptions: Mutex::default(),
-            calls: Arc::default(),
-            peer: std::sync::OnceLock::new(),
-            headers,
-            caller,
-            client,
-            _slot: slot,
-        }
-    }
-
-    pub(crate) fn log_enabled(&self, level: LoggingLevel) -> bool {
-        level_rank(level) >= self.log_level.load(Ordering::Relaxed)
-    }
-}
-
-fn level_rank(level: LoggingLevel) -> u8 {
-    match level {
-        LoggingLevel::Debug => 0,
-        LoggingLevel::Info => 1,
-        LoggingLevel::Notice => 2,
-        LoggingLevel::Warning => 3,
-        LoggingLevel::Error => 4,
-        LoggingLevel::Critical => 5,
-        LoggingLevel::Alert => 6,
-        LoggingLevel::Emergency => 7,
-    }
-}
+use crate::{
+    Context,
+    registry::Registry,
+    session::{Identity, Limits, ServerState, Session},
+    tool::error_result,
+};
 
 /// The MCP handler of one session. Cheap to clone and to create per session.
 #[derive(Debug, Clone)]
 pub(crate) struct Handler {
-    shared: Arc<Shared>,
+    state: Arc<ServerState>,
     session: Arc<Session>,
 }
 
 impl Handler {
     pub(crate) fn new(registry: Registry, identity: Identity, limits: Limits) -> Self {
         let capabilities = capabilities(&registry);
-        let shared = Arc::new(Shared {
-            registry,
-            identity,
-            capabilities,
-            inflight: Arc::default(),
-            subscribers: Mutex::default(),
-            limits,
-            draining: std::sync::atomic::AtomicBool::new(false),
-            sessions: Arc::default(),
-        });
         Self {
-            shared,
+            state: Arc::new(ServerState::new(registry, identity, capabilities, limits)),
             session: Arc::new(Session::new("none", None, None, None, None)),
         }
     }
@@ -242,13 +51,13 @@ impl Handler {
         client: Option<std::net::IpAddr>,
     ) -> Self {
         Self {
-            shared: self.shared.clone(),
+            state: self.state.clone(),
             session: Arc::new(Session::new(
                 transport,
                 headers.map(crate::context::without_credentials),
                 caller,
                 client,
-                Some(self.shared.sessions.open()),
+                Some(self.state.sessions.open()),
             )),
         }
     }
@@ -258,8 +67,8 @@ impl Handler {
         self.session.caller.clone()
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub(crate) fn state(&self) -> &Arc<ServerState> {
+        &self.state
     }
 
     /// Counts a request in `mcp_requests_total` (tools/call is counted with its outcome).
@@ -268,7 +77,7 @@ impl Handler {
     }
 
     fn context(&self, request: RequestContext<RoleServer>) -> Context {
-        Context::new(request, self.session.clone(), Arc::downgrade(&self.shared))
+        Context::new(request, self.session.clone(), Arc::downgrade(&self.state))
     }
 
     /// Runs a tool call; also says how it ended, for metrics and the log.
@@ -277,34 +86,18 @@ impl Handler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> (Result<CallToolResponse, ErrorData>, &'static str) {
-        let Some(tool) = self.shared.registry.tool(&request.name) else {
+        let Some(tool) = self.state.registry.tool(&request.name) else {
             let error = ErrorData::invalid_params(format!("unknown tool: {}", request.name), None);
             return (Err(error), "unknown");
         };
         let handler = tool.handler.clone();
-        let limits = &self.shared.limits;
-        // Over a limit, refuse at once: queueing would only hide the overload.
-        let refusal = if self.shared.draining.load(Ordering::Relaxed) {
-            Some("server is shutting down; retry on another instance".to_owned())
-        } else if self.session.calls.count() >= limits.per_session {
-            Some(format!(
-                "too many tool calls in flight on this session (limit {}); retry later",
-                limits.per_session
-            ))
-        } else if self.shared.inflight.count() >= limits.total {
-            Some(format!(
-                "server busy: {} tool calls in flight; retry later",
-                limits.total
-            ))
-        } else {
-            None
+        let _slot = match self.state.admit(&self.session) {
+            Ok(slot) => slot,
+            Err(message) => {
+                let error = ErrorData::new(rmcp::model::ErrorCode(-32000), message, None);
+                return (Err(error), "refused");
+            }
         };
-        if let Some(message) = refusal {
-            let error = ErrorData::new(rmcp::model::ErrorCode(-32000), message, None);
-            return (Err(error), "refused");
-        }
-        let _inflight = self.shared.inflight.enter();
-        let _session_call = self.session.calls.enter();
         let cancelled = context.ct.clone();
         let ctx = self.context(context);
         let args = request.arguments.unwrap_or_default();
@@ -328,7 +121,7 @@ impl Handler {
                 ))),
             }
         };
-        let outcome = match limits.tool_timeout {
+        let outcome = match self.state.limits.tool_timeout {
             Some(limit) => match tokio::time::timeout(limit, call).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
@@ -394,12 +187,12 @@ impl ServerHandler for Handler {
     }
 
     fn get_info(&self) -> ServerConfig {
-        let identity = &self.shared.identity;
+        let identity = &self.state.identity;
         let mut implementation =
             Implementation::new(identity.name.clone(), identity.version.clone());
         implementation.title = identity.title.clone();
         implementation.description = identity.description.clone();
-        let mut config = ServerConfig::new(self.shared.capabilities.clone());
+        let mut config = ServerConfig::new(self.state.capabilities.clone());
         config.server_info = implementation;
         config.instructions = identity.instructions.clone();
         config
@@ -412,7 +205,7 @@ impl ServerHandler for Handler {
     ) -> Result<ListToolsResult, ErrorData> {
         self.count("tools/list");
         let tools = self
-            .shared
+            .state
             .registry
             .tools
             .iter()
@@ -422,7 +215,7 @@ impl ServerHandler for Handler {
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        self.shared.registry.tool(name).map(|t| t.tool.clone())
+        self.state.registry.tool(name).map(|t| t.tool.clone())
     }
 
     async fn call_tool(
@@ -461,7 +254,7 @@ impl ServerHandler for Handler {
     ) -> Result<ListResourcesResult, ErrorData> {
         self.count("resources/list");
         let resources = self
-            .shared
+            .state
             .registry
             .resources
             .iter()
@@ -477,7 +270,7 @@ impl ServerHandler for Handler {
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         self.count("resources/templates/list");
         let templates = self
-            .shared
+            .state
             .registry
             .resources
             .iter()
@@ -494,7 +287,7 @@ impl ServerHandler for Handler {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         self.count("resources/read");
-        let Some((resource, vars)) = self.shared.registry.resource(&request.uri) else {
+        let Some((resource, vars)) = self.state.registry.resource(&request.uri) else {
             return Err(ErrorData::resource_not_found(
                 format!("resource not found: {}", request.uri),
                 Some(serde_json::json!({ "uri": request.uri })),
@@ -529,25 +322,14 @@ impl ServerHandler for Handler {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.count("resources/subscribe");
-        if self.shared.registry.resource(&request.uri).is_none() {
+        if self.state.registry.resource(&request.uri).is_none() {
             return Err(ErrorData::resource_not_found(
                 format!("resource not found: {}", request.uri),
                 None,
             ));
         }
-        self.session
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(request.uri);
-        if self.session.peer.set(context.peer).is_ok() {
-            let mut subscribers = self
-                .shared
-                .subscribers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            subscribers.push(Arc::downgrade(&self.session));
-        }
+        self.state
+            .subscribe(&self.session, request.uri, context.peer);
         Ok(())
     }
 
@@ -558,11 +340,7 @@ impl ServerHandler for Handler {
         _: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.count("resources/unsubscribe");
-        self.session
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&request.uri);
+        self.session.unsubscribe(&request.uri);
         Ok(())
     }
 
@@ -573,7 +351,7 @@ impl ServerHandler for Handler {
     ) -> Result<ListPromptsResult, ErrorData> {
         self.count("prompts/list");
         let prompts = self
-            .shared
+            .state
             .registry
             .prompts
             .iter()
@@ -588,7 +366,7 @@ impl ServerHandler for Handler {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         self.count("prompts/get");
-        let Some(prompt) = self.shared.registry.prompt(&request.name) else {
+        let Some(prompt) = self.state.registry.prompt(&request.name) else {
             return Err(ErrorData::invalid_params(
                 format!("unknown prompt: {}", request.name),
                 None,
@@ -624,7 +402,7 @@ impl ServerHandler for Handler {
         self.count("completion/complete");
         let values = match &request.r#ref {
             Reference::Prompt(reference) => self
-                .shared
+                .state
                 .registry
                 .prompt(&reference.name)
                 .and_then(|p| p.complete.as_ref())
@@ -666,9 +444,7 @@ impl ServerHandler for Handler {
         _: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.count("logging/setLevel");
-        self.session
-            .log_level
-            .store(level_rank(request.level), Ordering::Relaxed);
+        self.session.set_log_level(request.level);
         Ok(())
     }
 }

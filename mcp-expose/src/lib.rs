@@ -72,6 +72,7 @@ mod registry;
 pub mod resource;
 pub mod security;
 pub mod serve;
+mod session;
 pub mod tool;
 mod transport;
 #[cfg(feature = "tunnel")]

@@ -1,6 +1,7 @@
 //! Helpers for the integration tests: locate the workspace's built binaries and run them as
 //! real processes on loopback.
 
+pub mod oauth;
 pub mod tunnel;
 
 use std::{path::PathBuf, process::Stdio, time::Duration};

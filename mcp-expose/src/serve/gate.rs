@@ -18,8 +18,8 @@ use axum::{
 };
 
 use crate::{
-    handler::Shared,
     security::sessions::{Reservation, SessionCap},
+    session::ServerState,
     transport::policy::{self, HostPolicy},
 };
 
@@ -33,7 +33,7 @@ pub(crate) struct Gate {
 /// New requests are refused while shutting down, and new sessions beyond the cap.
 #[derive(Clone)]
 struct Admission {
-    shared: Arc<Shared>,
+    state: Arc<ServerState>,
     cap: SessionCap,
 }
 
@@ -46,8 +46,8 @@ impl Gate {
 
     /// Shutting down -> 503 with `Retry-After: 1`; one session over the cap -> 503 with
     /// `Retry-After: 5`.
-    pub(crate) fn admission(mut self, shared: Arc<Shared>, cap: SessionCap) -> Self {
-        self.admission = Some(Admission { shared, cap });
+    pub(crate) fn admission(mut self, state: Arc<ServerState>, cap: SessionCap) -> Self {
+        self.admission = Some(Admission { state, cap });
         self
     }
 
@@ -58,7 +58,7 @@ impl Gate {
         let Some(admission) = &self.admission else {
             return Ok(None);
         };
-        if admission.shared.draining.load(Ordering::Relaxed) {
+        if admission.state.draining.load(Ordering::Relaxed) {
             return Err(Refusal::ShuttingDown);
         }
         admission.cap.admit(request)

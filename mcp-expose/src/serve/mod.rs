@@ -19,8 +19,9 @@ pub use run::Running;
 use crate::{
     PromptDef, ResourceDef, ToolDef,
     error::{Error, ErrorKind, Result},
-    handler::{Handler, Identity},
+    handler::Handler,
     registry::Registry,
+    session::{Identity, Limits},
 };
 
 /// An MCP server: its identity, its tools/resources/prompts, and how to serve them.
@@ -343,7 +344,7 @@ impl Server {
         for prompt in self.prompts {
             registry.add_prompt(prompt);
         }
-        let limits = crate::handler::Limits {
+        let limits = Limits {
             per_session: self.options.max_inflight_per_session.max(1),
             total: self.options.max_inflight.max(1),
             tool_timeout: (self.options.tool_timeout > 0)

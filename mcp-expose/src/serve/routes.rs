@@ -61,7 +61,7 @@ pub(super) async fn info_route(
     use crate::observe::landing::{Landing, Listed, Tools};
     let visible =
         !state.auth_required || request.extensions().get::<auth::Authenticated>().is_some();
-    let shared = state.handler.shared();
+    let shared = state.handler.state();
     let identity = &shared.identity;
     let (http_origins, ws_origins) = origins(&state, &request);
     let servers = state
@@ -191,7 +191,7 @@ pub(super) async fn metrics_route(State(state): State<AppState>) -> Response {
 pub(super) async fn ready_route(State(state): State<AppState>) -> Response {
     let draining = state
         .handler
-        .shared()
+        .state()
         .draining
         .load(std::sync::atomic::Ordering::Relaxed);
     let mut components = serde_json::Map::new();

@@ -84,7 +84,7 @@ impl Running {
 
     /// Tells every client subscribed to `uri` that the resource changed.
     pub async fn notify_resource_updated(&self, uri: &str) {
-        self.handler.shared().notify_resource_updated(uri).await;
+        self.handler.state().notify_resource_updated(uri).await;
     }
 
     /// The error that ended the server, if one did.
@@ -103,7 +103,7 @@ impl Running {
     /// in-flight tool calls finish (up to the grace period), stop accepting and stop the tunnel,
     /// then end every session and wait for the transports to close.
     pub async fn shutdown(mut self) {
-        let shared = self.handler.shared().clone();
+        let shared = self.handler.state().clone();
         shared
             .draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -252,12 +252,12 @@ pub(super) async fn start(
     let cors = cors_layer(&cors_origins);
     #[cfg(feature = "bridge")]
     let session_counts: Vec<_> = if bridges.is_empty() {
-        vec![handler.shared().sessions.clone()]
+        vec![handler.state().sessions.clone()]
     } else {
         bridges.iter().map(|(_, b)| b.sessions.clone()).collect()
     };
     #[cfg(not(feature = "bridge"))]
-    let session_counts = vec![handler.shared().sessions.clone()];
+    let session_counts = vec![handler.state().sessions.clone()];
     let session_cap = crate::security::sessions::SessionCap::new(
         options.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
         session_counts,
@@ -314,7 +314,7 @@ pub(super) async fn start(
         tracing::warn!(bind = %options.bind, "listening beyond loopback: anyone who can reach this address can call the tools");
     }
 
-    let identity = &handler.shared().identity;
+    let identity = &handler.state().identity;
     #[cfg(feature = "bridge")]
     let served: Vec<ServedAt> = bridges
         .iter()
@@ -475,7 +475,7 @@ pub(super) async fn start(
                 mcp_routes = mcp_routes.merge(metadata);
             }
         }
-        let admission = Gate::default().admission(handler.shared().clone(), session_cap.clone());
+        let admission = Gate::default().admission(handler.state().clone(), session_cap.clone());
         let policy = policy.clone();
         mcp_routes = match &cors {
             // Outside auth: a browser's preflight carries no token; errors get CORS headers too.
