@@ -238,7 +238,7 @@ const EDGES: &[&str] = &[
 
 #[test]
 fn fuzz_jsonrpc_decode() {
-    use crate::transport::jsonrpc::{Decoded, decode};
+    use crate::transport::decode::{Decoded, decode};
     fuzz("jsonrpc_decode", frame(), |bytes| match decode(&bytes) {
         Decoded::Reply(reply) => {
             let reply: serde_json::Value = serde_json::from_str(&reply).expect("replies are JSON");

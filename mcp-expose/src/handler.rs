@@ -300,7 +300,11 @@ impl Handler {
             None
         };
         if let Some(message) = refusal {
-            let error = ErrorData::new(rmcp::model::ErrorCode(-32000), message, None);
+            let error = ErrorData::new(
+                rmcp::model::ErrorCode(crate::jsonrpc::SERVER_UNAVAILABLE),
+                message,
+                None,
+            );
             return (Err(error), "refused");
         }
         let _inflight = self.shared.inflight.enter();

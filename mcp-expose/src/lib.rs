@@ -64,6 +64,7 @@ pub mod error;
 #[cfg(test)]
 mod fuzz;
 mod handler;
+mod jsonrpc;
 mod observe;
 #[cfg(any(feature = "tunnel", feature = "bridge"))]
 mod process;

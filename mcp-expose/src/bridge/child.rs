@@ -22,6 +22,7 @@ use super::{
     id::IdKey,
     process::{Next, Process, launch, next},
 };
+use crate::jsonrpc;
 
 /// How to start the child server.
 #[derive(Debug, Clone, Default)]
@@ -337,13 +338,15 @@ impl Actor {
     async fn on_client(&mut self, frame: Vec<u8>) {
         let message = match envelope::parse(&frame) {
             Ok(message) => message,
-            Err((code, text)) => return self.reply(envelope::error("null", code, &text)).await,
+            Err((code, text)) => return self.reply(jsonrpc::error("null", code, &text)).await,
         };
         let request = match &message {
             Message::Request { id, method, .. } => {
                 if let Some(failure) = &self.failed {
                     let text = format!("the MCP server is unavailable: {failure}");
-                    return self.reply(envelope::error(id, -32000, &text)).await;
+                    return self
+                        .reply(jsonrpc::error(id, jsonrpc::SERVER_UNAVAILABLE, &text))
+                        .await;
                 }
                 if method == "initialize" {
                     self.init = Some(frame.clone());
@@ -375,9 +378,9 @@ impl Actor {
             }
             _ => {
                 if let Some(pending) = request.and_then(|id| self.pending.remove(&id)) {
-                    self.reply(envelope::error(
+                    self.reply(jsonrpc::error(
                         &pending.raw,
-                        -32000,
+                        jsonrpc::SERVER_UNAVAILABLE,
                         "the MCP server is not running",
                     ))
                     .await;
@@ -470,8 +473,12 @@ impl Actor {
         for key in expired {
             if let Some(pending) = self.pending.remove(&key) {
                 tracing::warn!(session = %self.tag, id = %pending.raw, "{text}");
-                self.reply(envelope::error(&pending.raw, -32001, &text))
-                    .await;
+                self.reply(jsonrpc::error(
+                    &pending.raw,
+                    jsonrpc::REQUEST_TIMEOUT,
+                    &text,
+                ))
+                .await;
             }
         }
     }
@@ -485,8 +492,12 @@ impl Actor {
         );
         tracing::warn!(session = %self.tag, "{text}");
         for (_, pending) in std::mem::take(&mut self.pending) {
-            self.reply(envelope::error(&pending.raw, -32000, &text))
-                .await;
+            self.reply(jsonrpc::error(
+                &pending.raw,
+                jsonrpc::SERVER_UNAVAILABLE,
+                &text,
+            ))
+            .await;
         }
     }
 
@@ -508,8 +519,12 @@ impl Actor {
         }
         let text = format!("the MCP server {why} before answering; it is being restarted");
         for (_, pending) in std::mem::take(&mut self.pending) {
-            self.reply(envelope::error(&pending.raw, -32000, &text))
-                .await;
+            self.reply(jsonrpc::error(
+                &pending.raw,
+                jsonrpc::SERVER_UNAVAILABLE,
+                &text,
+            ))
+            .await;
         }
         let Some(delay) = self.crashes.record() else {
             let failure = format!(
@@ -542,8 +557,12 @@ impl Actor {
         self.queue.clear();
         let text = format!("the MCP server is unavailable: {failure}");
         for (_, pending) in std::mem::take(&mut self.pending) {
-            self.reply(envelope::error(&pending.raw, -32000, &text))
-                .await;
+            self.reply(jsonrpc::error(
+                &pending.raw,
+                jsonrpc::SERVER_UNAVAILABLE,
+                &text,
+            ))
+            .await;
         }
         self.failed = Some(failure);
     }

@@ -10,6 +10,8 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
+use crate::jsonrpc::{INVALID_REQUEST, PARSE_ERROR};
+
 /// What kind of message a frame holds. Ids and tokens are their raw JSON text (`1`, `"a"`),
 /// borrowed from the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +192,7 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
 ///
 /// A strict scanner reads well-formed frames (`bridge::scan`); whatever it is unsure of is read
 /// by serde_json, which also words every error.
-pub fn parse(frame: &[u8]) -> Result<Message<'_>, (i64, String)> {
+pub fn parse(frame: &[u8]) -> Result<Message<'_>, (i32, String)> {
     match super::scan::envelope(frame) {
         Some(message) => Ok(message),
         None => parse_serde(frame),
@@ -198,28 +200,30 @@ pub fn parse(frame: &[u8]) -> Result<Message<'_>, (i64, String)> {
 }
 
 /// The envelope as serde_json reads it: the reference the scanner is fuzzed against.
-pub(crate) fn parse_serde(frame: &[u8]) -> Result<Message<'_>, (i64, String)> {
+pub(crate) fn parse_serde(frame: &[u8]) -> Result<Message<'_>, (i32, String)> {
     // Only an object is a message: say which other thing it is.
     match frame.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
         Some(b'[') => {
             return Err((
-                -32600,
+                INVALID_REQUEST,
                 "Invalid Request: batches are not supported".to_owned(),
             ));
         }
         _ if serde_json::from_slice::<IgnoredAny>(frame).is_ok() => {
             return Err((
-                -32600,
+                INVALID_REQUEST,
                 "Invalid Request: a message must be an object".to_owned(),
             ));
         }
-        _ => return Err((-32700, "Parse error: not JSON".to_owned())),
+        _ => return Err((PARSE_ERROR, "Parse error: not JSON".to_owned())),
     }
     let envelope: Envelope<'_> = match serde_json::from_slice(frame) {
         Ok(envelope) => envelope,
-        Err(e) if e.is_syntax() || e.is_eof() => return Err((-32700, format!("Parse error: {e}"))),
-        Err(e) => return Err((-32600, format!("Invalid Request: {e}"))),
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Err((PARSE_ERROR, format!("Parse error: {e}")));
+        }
+        Err(e) => return Err((INVALID_REQUEST, format!("Invalid Request: {e}"))),
     };
     let progress_token = envelope.token.map(RawValue::get);
     match (envelope.id, envelope.method) {
@@ -234,7 +238,7 @@ pub(crate) fn parse_serde(frame: &[u8]) -> Result<Message<'_>, (i64, String)> {
         }),
         (Some(id), None) => Ok(Message::Response { id: id.get() }),
         (None, None) => Err((
-            -32600,
+            INVALID_REQUEST,
             "Invalid Request: neither a method nor an id".to_owned(),
         )),
     }
@@ -277,12 +281,6 @@ pub(crate) fn id_key(raw: &str) -> Cow<'_, str> {
         }
         _ => Cow::Borrowed(raw),
     }
-}
-
-/// The JSON-RPC error response for request `id` (raw JSON text, or `null`).
-pub(crate) fn error(id: &str, code: i64, message: &str) -> String {
-    let message = serde_json::to_string(message).unwrap_or_else(|_| "\"error\"".to_owned());
-    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message}}}}}"#)
 }
 
 /// Where a member's value sits in an object, and where a new member would go.
@@ -432,9 +430,6 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&rewritten).expect("json");
         assert_eq!(value["id"], "s1-7");
         assert_eq!(value["params"]["_meta"]["progressToken"], "p1");
-        let error: serde_json::Value =
-            serde_json::from_str(&error("7", -32000, "gone \"x\"")).expect("json");
-        assert_eq!(error["error"]["message"], "gone \"x\"");
     }
 
     #[test]

@@ -29,6 +29,7 @@ use super::{
     envelope::{self, Message, id_key},
     process::{Output, Process, next_output},
 };
+use crate::jsonrpc;
 use capabilities::Capabilities;
 use outbox::Outbox;
 
@@ -274,7 +275,11 @@ impl Actor {
             .map(|(_, (_, id))| id)
             .collect();
         for id in refused {
-            self.answer_child(envelope::error(&id, -32000, "the client session ended"));
+            self.answer_child(jsonrpc::error(
+                &id,
+                jsonrpc::SERVER_UNAVAILABLE,
+                "the client session ended",
+            ));
         }
     }
 
@@ -314,7 +319,7 @@ impl Actor {
         let message = match envelope::parse(&frame) {
             Ok(message) => message,
             Err((code, text)) => {
-                return self.send_to(session, envelope::error("null", code, &text));
+                return self.send_to(session, jsonrpc::error("null", code, &text));
             }
         };
         let text = String::from_utf8_lossy(&frame);
@@ -326,7 +331,10 @@ impl Actor {
             } => {
                 if let Some(failure) = &self.failed {
                     let text = format!("the MCP server is unavailable: {failure}");
-                    return self.send_to(session, envelope::error(id, -32000, &text));
+                    return self.send_to(
+                        session,
+                        jsonrpc::error(id, jsonrpc::SERVER_UNAVAILABLE, &text),
+                    );
                 }
                 if method == "initialize" {
                     if let Some(member) = self.sessions.get_mut(&session) {
@@ -360,7 +368,10 @@ impl Actor {
                     token = Some(child_token);
                 }
                 let Some(forwarded) = forwarded else {
-                    return self.send_to(session, envelope::error(id, -32600, "Invalid Request"));
+                    return self.send_to(
+                        session,
+                        jsonrpc::error(id, jsonrpc::INVALID_REQUEST, "Invalid Request"),
+                    );
                 };
                 let request = Forwarded {
                     session,
@@ -547,12 +558,12 @@ impl Actor {
         }
         let Some(session) = self.only_caller() else {
             let refusal = "the request cannot be attributed to one client session";
-            return self.answer_child(envelope::error(id, -32603, refusal));
+            return self.answer_child(jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, refusal));
         };
         let capabilities = self.sessions.get(&session).map(|m| m.capabilities);
         if let Some(lacking) = capabilities.unwrap_or_default().lacks(method) {
             let refusal = format!("the client session did not declare the `{lacking}` capability");
-            return self.answer_child(envelope::error(id, -32601, &refusal));
+            return self.answer_child(jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &refusal));
         }
         let session_id = format!("\"mxs-{:016x}{:016x}\"", random(), random());
         if let Some(forwarded) = envelope::with_id(text.as_bytes(), &session_id) {

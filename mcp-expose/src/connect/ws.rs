@@ -22,10 +22,11 @@ use tokio_tungstenite::{
 };
 
 use super::{
-    message::{self, CONNECTION_ERROR, Id, Kind, Message, error_reply, from_server},
+    message::{self, Id, Kind, Message, error_reply, from_server},
     output::Output,
     retry::{Backoff, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, describe, is_transient},
 };
+use crate::jsonrpc::SERVER_UNAVAILABLE;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -144,7 +145,7 @@ impl Connection {
                     );
                     for (_, id) in self.in_flight.drain() {
                         self.out
-                            .send(error_reply(Some(&id), CONNECTION_ERROR, &reply))
+                            .send(error_reply(Some(&id), SERVER_UNAVAILABLE, &reply))
                             .await;
                     }
                     self.client_init = None;
@@ -374,7 +375,7 @@ impl Connection {
 
     async fn give_up(&self, message: &Message, reason: &str) {
         let reason = format!("cannot reach {}: {reason}", self.url);
-        match message.failure(CONNECTION_ERROR, &reason) {
+        match message.failure(SERVER_UNAVAILABLE, &reason) {
             Some(reply) => {
                 self.out.send(reply).await;
             }
