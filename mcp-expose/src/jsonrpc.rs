@@ -2,6 +2,12 @@
 //! this one place. It imports nothing of the crate's own, so the transports, the bridge and the
 //! connector all build on it. The table of codes is whole whichever features use them.
 
+#[cfg(any(feature = "bridge", feature = "connect"))]
+mod id;
+
+#[cfg(any(feature = "bridge", feature = "connect"))]
+pub(crate) use id::IdKey;
+
 /// Invalid JSON was received.
 pub(crate) const PARSE_ERROR: i32 = -32700;
 /// The JSON is not a valid request object.

@@ -19,10 +19,9 @@ use tokio::sync::mpsc;
 
 use super::{
     envelope::{self, Message},
-    id::IdKey,
     process::{Next, Process, launch, next},
 };
-use crate::jsonrpc;
+use crate::jsonrpc::{self, IdKey};
 
 /// How to start the child server.
 #[derive(Debug, Clone, Default)]

@@ -10,7 +10,7 @@ use crate::{
         envelope,
         process::launch,
     },
-    jsonrpc,
+    jsonrpc::{self, IdKey},
 };
 
 /// Sends `Event::Expire` once a second, until the actor is gone.
@@ -145,7 +145,7 @@ impl Actor {
                     .and_then(|f| envelope::with_id(f, &replay)),
                 &mut self.child,
             ) {
-                self.replay = Some(replay);
+                self.replay = Some(IdKey::of(&replay));
                 process.send(frame.as_bytes());
                 return;
             }
