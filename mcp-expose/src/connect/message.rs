@@ -6,39 +6,37 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{error::Category, value::RawValue};
 
-use crate::jsonrpc::{self, INVALID_REQUEST, PARSE_ERROR};
+use crate::jsonrpc::{self, INVALID_REQUEST, IdKey, PARSE_ERROR};
 
-/// A JSON-RPC id: the text to echo back, and a canonical key to match responses with (a server
+/// A JSON-RPC id: the text to echo back, and its value to match responses with (a server
 /// may re-serialize `"\u0041"` as `"A"`).
 #[derive(Debug, Clone)]
 pub(crate) struct Id {
     raw: Box<RawValue>,
-    key: String,
+    key: IdKey,
 }
 
 impl Id {
     fn new(raw: &RawValue) -> Self {
-        let key = serde_json::from_str::<serde_json::Value>(raw.get())
-            .map(|v| v.to_string())
-            .unwrap_or_else(|_| raw.get().to_owned());
         Self {
             raw: raw.to_owned(),
-            key,
+            key: IdKey::of(raw.get()),
         }
     }
 
     /// An id of our own (`"mcp-expose-connect/N"`), for requests the client never sees.
     pub(crate) fn internal(n: u64) -> Self {
         let text = format!("\"mcp-expose-connect/{n}\"");
-        let raw = RawValue::from_string(text.clone()).unwrap_or_else(|_| Self::null_raw());
-        Self { raw, key: text }
+        let key = IdKey::of(&text);
+        let raw = RawValue::from_string(text).unwrap_or_else(|_| Self::null_raw());
+        Self { raw, key }
     }
 
     fn null_raw() -> Box<RawValue> {
         RawValue::from_string("null".to_owned()).expect("`null` is JSON")
     }
 
-    pub(crate) fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &IdKey {
         &self.key
     }
 
@@ -259,13 +257,15 @@ mod tests {
         let m = Message::parse(r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#).expect("ok");
         assert!(m.is_request());
         assert_eq!(m.method(), Some("tools/list"));
-        assert_eq!(m.id().map(Id::key), Some("7"));
+        assert_eq!(m.id().map(Id::key), Some(&IdKey::of("7.0")));
         let n = Message::parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
             .expect("ok");
         assert!(matches!(n.kind, Kind::Notification { .. }));
         let r = Message::parse(r#"{"jsonrpc":"2.0","id":"\u0041","result":{}}"#).expect("ok");
         let a = Message::parse(r#"{"jsonrpc":"2.0","id":"A","method":"ping"}"#).expect("ok");
         assert!(r.answers(a.id().expect("id")));
+        let seven = Message::parse(r#"{"jsonrpc":"2.0","id":7e0,"result":{}}"#).expect("ok");
+        assert!(seven.answers(m.id().expect("id")));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use super::{
     output::Output,
     retry::{Backoff, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, describe, is_transient},
 };
-use crate::jsonrpc::SERVER_UNAVAILABLE;
+use crate::jsonrpc::{IdKey, SERVER_UNAVAILABLE};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -93,7 +93,7 @@ struct Connection {
     /// Messages read while disconnected, with when they were read.
     queue: VecDeque<(Instant, Message)>,
     /// Client requests sent and not answered yet, by id key.
-    in_flight: HashMap<String, Id>,
+    in_flight: HashMap<IdKey, Id>,
     /// The client's `initialize` params, replayed verbatim on a new connection.
     init_params: Option<Box<RawValue>>,
     /// The client's `initialize` while it waits for its answer.
@@ -305,7 +305,7 @@ impl Connection {
     fn track(&mut self, message: &Message) {
         match &message.kind {
             Kind::Request { id, method } => {
-                self.in_flight.insert(id.key().to_owned(), id.clone());
+                self.in_flight.insert(id.key().clone(), id.clone());
                 if method == "initialize" {
                     self.init_params = message.init_params.clone();
                     self.client_init = Some(id.clone());
