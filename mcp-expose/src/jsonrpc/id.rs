@@ -28,6 +28,7 @@ impl IdKey {
     }
 
     /// The number as a float, for a child that could only say it as one.
+    #[cfg_attr(not(feature = "bridge"), allow(dead_code))]
     pub(crate) fn float(&self) -> Option<f64> {
         match self {
             Self::Number(n) => n.parse().ok(),
