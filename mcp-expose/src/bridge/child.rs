@@ -21,7 +21,10 @@ use super::{
     envelope::{self, Message},
     process::{Next, Process, launch, next},
 };
-use crate::jsonrpc::{self, IdKey};
+use crate::{
+    backoff::Backoff,
+    jsonrpc::{self, IdKey},
+};
 
 /// How to start the child server.
 #[derive(Debug, Clone, Default)]
@@ -125,6 +128,8 @@ impl BridgeHealth {
 }
 
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
+/// Restart delays by the exits within the window: 100 ms, 200 ms, 400 ms, ...
+const RESTART: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 const MAX_CRASHES: usize = 5;
 pub(crate) const MAX_QUEUED: usize = 1024;
 
@@ -147,8 +152,8 @@ impl Crashes {
         if self.0.len() >= MAX_CRASHES {
             return None;
         }
-        let step = Duration::from_millis(100).saturating_mul(1 << (self.0.len() - 1));
-        Some(step.min(Duration::from_secs(5)))
+        let restarts = u32::try_from(self.0.len() - 1).unwrap_or(u32::MAX);
+        Some(RESTART.delay(restarts))
     }
 
     pub(crate) fn count(&self) -> usize {

@@ -24,7 +24,7 @@ use tokio_tungstenite::{
 use super::{
     message::{self, Id, Kind, Message, error_reply, from_server},
     output::Output,
-    retry::{Backoff, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, describe, is_transient},
+    retry::{self, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, describe, is_transient},
 };
 use crate::jsonrpc::{IdKey, SERVER_UNAVAILABLE};
 
@@ -105,7 +105,7 @@ struct Connection {
 
 impl Connection {
     async fn run(mut self) {
-        let mut backoff = Backoff::default();
+        let mut backoff = retry::backoff();
         // Only the first failure in a row is a warning: a server down for an hour would
         // otherwise fill the log every 5 s.
         let mut failures = 0u32;

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode, header::ACCEPT};
 
 use super::{Inner, LAST_EVENT_ID};
 use crate::connect::{
-    retry::{Backoff, describe},
+    retry::{self, describe},
     stream::Messages,
 };
 
@@ -17,9 +17,9 @@ impl Inner {
     /// notifications flow again after a server restart even when the client is idle.
     pub(super) async fn listen(self: Arc<Self>) {
         let mut generation = self.generation.subscribe();
-        let mut backoff = Backoff::default();
+        let mut backoff = retry::backoff();
         // Not reset by new sessions, so a server that always forgets them is not hammered.
-        let mut recoveries = Backoff::default();
+        let mut recoveries = retry::backoff();
         let mut last_event_id: Option<String> = None;
         let mut current = None;
         loop {

@@ -26,7 +26,7 @@ use tokio::{
 use super::{
     message::{self, Id, Kind, Message, from_server},
     output::Output,
-    retry::{Backoff, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, describe, is_transient},
+    retry::{self, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, describe, is_transient},
     stream::Messages,
 };
 use crate::{
@@ -210,7 +210,7 @@ impl Inner {
         with_session: bool,
     ) -> Result<(Response, Option<String>), String> {
         let deadline = Instant::now() + GIVE_UP_AFTER;
-        let mut backoff = Backoff::default();
+        let mut backoff = retry::backoff();
         let mut attempts = 0u32;
         loop {
             // Read on every attempt: another task may have re-initialized meanwhile.
