@@ -43,22 +43,6 @@ pub(crate) fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// `error` and its causes on one line: reqwest's and tungstenite's top-level messages alone
-/// ("error sending request") do not say what went wrong.
-pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,9 +24,12 @@ use tokio_tungstenite::{
 use super::{
     message::{self, Id, Kind, Message, error_reply, from_server},
     output::Output,
-    retry::{self, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, describe, is_transient},
+    retry::{self, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, is_transient},
 };
-use crate::jsonrpc::{IdKey, SERVER_UNAVAILABLE};
+use crate::{
+    error::describe,
+    jsonrpc::{IdKey, SERVER_UNAVAILABLE},
+};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode, header::ACCEPT};
 
 use super::{Inner, LAST_EVENT_ID};
-use crate::connect::{
-    retry::{self, describe},
-    stream::Messages,
-};
+use crate::connect::{retry, stream::Messages};
+use crate::error::describe;
 
 impl Inner {
     /// Keeps a GET stream open for server-initiated messages while there is an initialized

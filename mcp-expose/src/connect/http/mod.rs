@@ -26,11 +26,11 @@ use tokio::{
 use super::{
     message::{self, Id, Kind, Message, from_server},
     output::Output,
-    retry::{self, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, describe, is_transient},
+    retry::{self, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, is_transient},
     stream::Messages,
 };
 use crate::{
-    error::{Error, ErrorKind, Result},
+    error::{Error, ErrorKind, Result, describe},
     jsonrpc::SERVER_UNAVAILABLE,
 };
 
