@@ -300,11 +300,8 @@ impl Handler {
             None
         };
         if let Some(message) = refusal {
-            let error = ErrorData::new(
-                rmcp::model::ErrorCode(crate::jsonrpc::SERVER_UNAVAILABLE),
-                message,
-                None,
-            );
+            let busy = rmcp::model::ErrorCode(crate::jsonrpc::SERVER_UNAVAILABLE);
+            let error = ErrorData::new(busy, message, None);
             return (Err(error), "refused");
         }
         let _inflight = self.shared.inflight.enter();
