@@ -36,12 +36,13 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// The error type of mcp-expose: a [`kind`](Error::kind), a message, the underlying cause,
-/// and what to do about it.
+/// The error type of mcp-expose: a [`kind`](Error::kind), a message, the underlying cause
+/// ([`source`](std::error::Error::source)), and what to do about it.
 ///
-/// Both `Display` and `Debug` print one plain sentence (the message, its cause, and what to
-/// do), so that `main` returning [`Result`] shows a person a readable line rather than a
-/// struct; `{:#?}` shows the fields.
+/// `{}` prints the message alone, so that a reporter walking the chain of sources shows each
+/// cause once. `{:#}` and `{:?}` print the whole plain sentence (the message, each cause once,
+/// and what to do), so that `main` returning [`Result`] shows a person a readable line rather
+/// than a struct; `{:#?}` shows the fields.
 ///
 /// ```no_run
 /// #[tokio::main]
@@ -124,19 +125,33 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
+
+    /// The sentence a person reads: the message, each cause once, and what to do.
+    pub(crate) fn sentence(&self) -> String {
+        let mut sentence = describe(self);
+        if let Some(hint) = &self.hint {
+            sentence.push_str("; ");
+            sentence.push_str(hint);
+        }
+        sentence
+    }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
+/// `error` and its causes on one line, each said once: a wrapper whose own message already
+/// holds its cause's (reqwest's, tungstenite's) does not repeat it, and one that says only
+/// "error sending request" is followed by what went wrong.
+pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
         }
-        if let Some(hint) = &self.hint {
-            write!(f, "; {hint}")?;
-        }
-        Ok(())
+        source = cause.source();
     }
+    text
 }
 
 /// The sentence a person reads (`main` returning `Err` prints `Error: {:?}`); `{:#?}` shows
@@ -151,7 +166,18 @@ impl fmt::Debug for Error {
                 .field("hint", &self.hint)
                 .finish()
         } else {
-            fmt::Display::fmt(self, f)
+            f.write_str(&self.sentence())
+        }
+    }
+}
+
+/// `{}`: the message; `{:#}`: the sentence, causes and hint included (as anyhow's `{:#}`).
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            f.write_str(&self.sentence())
+        } else {
+            f.write_str(&self.message)
         }
     }
 }
@@ -221,7 +247,7 @@ impl From<&str> for ToolError {
 
 impl From<Error> for ToolError {
     fn from(error: Error) -> Self {
-        Self::new(error.to_string())
+        Self::new(format!("{error:#}"))
     }
 }
 
@@ -234,5 +260,38 @@ impl From<serde_json::Error> for ToolError {
 impl From<std::io::Error> for ToolError {
     fn from(error: std::io::Error) -> Self {
         Self::new(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_the_message_the_sentence_says_each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let cause = io.to_string();
+        let error = Error::bind("127.0.0.1:8000", io);
+        assert_eq!(error.to_string(), "cannot listen on 127.0.0.1:8000");
+        let sentence = format!(
+            "cannot listen on 127.0.0.1:8000: {cause}; another program is using this port: \
+             stop it, or choose another port"
+        );
+        assert_eq!(format!("{error:#}"), sentence);
+        assert_eq!(format!("{error:?}"), sentence);
+        assert_eq!(ToolError::from(error).message(), sentence);
+        // A reporter walking the chain says the cause once.
+        let outer = Error::with_source(
+            ErrorKind::Io,
+            "serving failed",
+            Error::bind("x", cause_of()),
+        );
+        let chain = describe(&outer);
+        assert_eq!(chain.matches("denied").count(), 1, "{chain}");
+        assert!(format!("{outer:#?}").contains("kind: Io"));
+    }
+
+    fn cause_of() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied")
     }
 }

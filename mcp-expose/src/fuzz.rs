@@ -238,7 +238,7 @@ const EDGES: &[&str] = &[
 
 #[test]
 fn fuzz_jsonrpc_decode() {
-    use crate::transport::jsonrpc::{Decoded, decode};
+    use crate::transport::decode::{Decoded, decode};
     fuzz("jsonrpc_decode", frame(), |bytes| match decode(&bytes) {
         Decoded::Reply(reply) => {
             let reply: serde_json::Value = serde_json::from_str(&reply).expect("replies are JSON");
@@ -395,7 +395,8 @@ fn fuzz_bridge_envelope_and_id_rewriting() {
 #[cfg(feature = "bridge")]
 #[test]
 fn fuzz_bridge_shared_one_line_and_ids_by_value() {
-    use crate::bridge::envelope::{Message, id_key, one_line, parse, with_id};
+    use crate::bridge::envelope::{Message, one_line, parse, with_id};
+    use crate::jsonrpc::IdKey;
     use serde_json::{Value, json};
     const EXACT: i64 = 1 << 53;
     let id = prop_oneof![
@@ -421,7 +422,7 @@ fn fuzz_bridge_shared_one_line_and_ids_by_value() {
             let Ok(Message::Request { id: raw_id, .. }) = parse(&frame) else {
                 panic!("not read as a request: {spelled:?}");
             };
-            assert_eq!(id_key(raw_id), id_key(&id.to_string()), "{spelled:?}");
+            assert_eq!(IdKey::of(raw_id), IdKey::of(&id.to_string()), "{spelled:?}");
             let ours = "\"mx-0123456789abcdef-7\"";
             let forwarded = with_id(&frame, ours).expect("rewritten");
             assert!(!forwarded.contains(['\n', '\r']), "{forwarded:?}");
@@ -438,7 +439,7 @@ fn fuzz_bridge_shared_one_line_and_ids_by_value() {
                     String::from_utf8_lossy(&line)
                 );
             };
-            assert_eq!(id_key(answered), id_key(ours));
+            assert_eq!(IdKey::of(answered), IdKey::of(ours));
             let reply = with_id(&line, raw_id).expect("rewritten back");
             assert_eq!(
                 parse(reply.as_bytes()),

@@ -94,7 +94,8 @@ impl Handler {
         let _slot = match self.state.admit(&self.session) {
             Ok(slot) => slot,
             Err(message) => {
-                let error = ErrorData::new(rmcp::model::ErrorCode(-32000), message, None);
+                let busy = rmcp::model::ErrorCode(crate::jsonrpc::SERVER_UNAVAILABLE);
+                let error = ErrorData::new(busy, message, None);
                 return (Err(error), "refused");
             }
         };

@@ -54,6 +54,8 @@
 #![deny(clippy::print_stdout)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "connect", feature = "bridge", feature = "tunnel"))]
+mod backoff;
 #[cfg(feature = "bridge")]
 pub mod bridge;
 #[cfg(feature = "connect")]
@@ -64,6 +66,7 @@ pub mod error;
 #[cfg(test)]
 mod fuzz;
 mod handler;
+mod jsonrpc;
 mod observe;
 #[cfg(any(feature = "tunnel", feature = "bridge"))]
 mod process;

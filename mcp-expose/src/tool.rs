@@ -9,7 +9,8 @@
 //! - any other `T: Serialize + JsonSchema` gives `structuredContent`, a text copy of it, and an
 //!   `outputSchema` in `tools/list`. A `T` whose schema is not an object (a number, a list) is
 //!   wrapped as `{"result": value}`, because MCP requires object-typed structured output;
-//! - `Result<T, E: Display>`: `Ok` as above, `Err(e)` an `isError: true` result with `e`'s text.
+//! - `Result<T, E: Display>`: `Ok` as above, `Err(e)` an `isError: true` result with `e`'s text
+//!   as `{:#}` prints it (an [`Error`](crate::Error)'s cause and hint included).
 
 use std::{borrow::Cow, fmt, sync::Arc};
 
@@ -222,10 +223,11 @@ fn output_spec<T: JsonSchema>() -> OutputSpec {
     }
 }
 
-/// The result for a tool's `Err(e)`.
+/// The result for a tool's `Err(e)`: its alternate text, which for [`crate::Error`] holds the
+/// cause and what to do (its plain `{}` is the message alone).
 #[doc(hidden)]
 pub fn error_result(error: &dyn fmt::Display) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(error.to_string())])
+    CallToolResult::error(vec![ContentBlock::text(format!("{error:#}"))])
 }
 
 /// Selects, at compile time, how a tool's return type `T` becomes a result (autoref

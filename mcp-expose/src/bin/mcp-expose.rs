@@ -74,7 +74,8 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mcp-expose: error: {e}");
+            // `{:#}`: the message, each cause once, and what to do.
+            eprintln!("mcp-expose: error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

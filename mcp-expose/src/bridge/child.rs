@@ -19,8 +19,11 @@ use tokio::sync::mpsc;
 
 use super::{
     envelope::{self, Message},
-    id::IdKey,
     process::{Next, Process, launch, next},
+};
+use crate::{
+    backoff::Backoff,
+    jsonrpc::{self, IdKey},
 };
 
 /// How to start the child server.
@@ -125,6 +128,8 @@ impl BridgeHealth {
 }
 
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
+/// Restart delays by the exits within the window: 100 ms, 200 ms, 400 ms, ...
+const RESTART: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 const MAX_CRASHES: usize = 5;
 pub(crate) const MAX_QUEUED: usize = 1024;
 
@@ -147,8 +152,8 @@ impl Crashes {
         if self.0.len() >= MAX_CRASHES {
             return None;
         }
-        let step = Duration::from_millis(100).saturating_mul(1 << (self.0.len() - 1));
-        Some(step.min(Duration::from_secs(5)))
+        let restarts = u32::try_from(self.0.len() - 1).unwrap_or(u32::MAX);
+        Some(RESTART.delay(restarts))
     }
 
     pub(crate) fn count(&self) -> usize {
@@ -337,13 +342,15 @@ impl Actor {
     async fn on_client(&mut self, frame: Vec<u8>) {
         let message = match envelope::parse(&frame) {
             Ok(message) => message,
-            Err((code, text)) => return self.reply(envelope::error("null", code, &text)).await,
+            Err((code, text)) => return self.reply(jsonrpc::error("null", code, &text)).await,
         };
         let request = match &message {
             Message::Request { id, method, .. } => {
                 if let Some(failure) = &self.failed {
                     let text = format!("the MCP server is unavailable: {failure}");
-                    return self.reply(envelope::error(id, -32000, &text)).await;
+                    return self
+                        .reply(jsonrpc::error(id, jsonrpc::SERVER_UNAVAILABLE, &text))
+                        .await;
                 }
                 if method == "initialize" {
                     self.init = Some(frame.clone());
@@ -375,9 +382,9 @@ impl Actor {
             }
             _ => {
                 if let Some(pending) = request.and_then(|id| self.pending.remove(&id)) {
-                    self.reply(envelope::error(
+                    self.reply(jsonrpc::error(
                         &pending.raw,
-                        -32000,
+                        jsonrpc::SERVER_UNAVAILABLE,
                         "the MCP server is not running",
                     ))
                     .await;
@@ -470,8 +477,12 @@ impl Actor {
         for key in expired {
             if let Some(pending) = self.pending.remove(&key) {
                 tracing::warn!(session = %self.tag, id = %pending.raw, "{text}");
-                self.reply(envelope::error(&pending.raw, -32001, &text))
-                    .await;
+                self.reply(jsonrpc::error(
+                    &pending.raw,
+                    jsonrpc::REQUEST_TIMEOUT,
+                    &text,
+                ))
+                .await;
             }
         }
     }
@@ -485,8 +496,12 @@ impl Actor {
         );
         tracing::warn!(session = %self.tag, "{text}");
         for (_, pending) in std::mem::take(&mut self.pending) {
-            self.reply(envelope::error(&pending.raw, -32000, &text))
-                .await;
+            self.reply(jsonrpc::error(
+                &pending.raw,
+                jsonrpc::SERVER_UNAVAILABLE,
+                &text,
+            ))
+            .await;
         }
     }
 
@@ -508,8 +523,12 @@ impl Actor {
         }
         let text = format!("the MCP server {why} before answering; it is being restarted");
         for (_, pending) in std::mem::take(&mut self.pending) {
-            self.reply(envelope::error(&pending.raw, -32000, &text))
-                .await;
+            self.reply(jsonrpc::error(
+                &pending.raw,
+                jsonrpc::SERVER_UNAVAILABLE,
+                &text,
+            ))
+            .await;
         }
         let Some(delay) = self.crashes.record() else {
             let failure = format!(
@@ -542,8 +561,12 @@ impl Actor {
         self.queue.clear();
         let text = format!("the MCP server is unavailable: {failure}");
         for (_, pending) in std::mem::take(&mut self.pending) {
-            self.reply(envelope::error(&pending.raw, -32000, &text))
-                .await;
+            self.reply(jsonrpc::error(
+                &pending.raw,
+                jsonrpc::SERVER_UNAVAILABLE,
+                &text,
+            ))
+            .await;
         }
         self.failed = Some(failure);
     }

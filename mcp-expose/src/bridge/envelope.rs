@@ -10,6 +10,8 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
+use crate::jsonrpc::{INVALID_REQUEST, PARSE_ERROR};
+
 /// What kind of message a frame holds. Ids and tokens are their raw JSON text (`1`, `"a"`),
 /// borrowed from the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +192,7 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
 ///
 /// A strict scanner reads well-formed frames (`bridge::scan`); whatever it is unsure of is read
 /// by serde_json, which also words every error.
-pub fn parse(frame: &[u8]) -> Result<Message<'_>, (i64, String)> {
+pub fn parse(frame: &[u8]) -> Result<Message<'_>, (i32, String)> {
     match super::scan::envelope(frame) {
         Some(message) => Ok(message),
         None => parse_serde(frame),
@@ -198,28 +200,30 @@ pub fn parse(frame: &[u8]) -> Result<Message<'_>, (i64, String)> {
 }
 
 /// The envelope as serde_json reads it: the reference the scanner is fuzzed against.
-pub(crate) fn parse_serde(frame: &[u8]) -> Result<Message<'_>, (i64, String)> {
+pub(crate) fn parse_serde(frame: &[u8]) -> Result<Message<'_>, (i32, String)> {
     // Only an object is a message: say which other thing it is.
     match frame.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
         Some(b'[') => {
             return Err((
-                -32600,
+                INVALID_REQUEST,
                 "Invalid Request: batches are not supported".to_owned(),
             ));
         }
         _ if serde_json::from_slice::<IgnoredAny>(frame).is_ok() => {
             return Err((
-                -32600,
+                INVALID_REQUEST,
                 "Invalid Request: a message must be an object".to_owned(),
             ));
         }
-        _ => return Err((-32700, "Parse error: not JSON".to_owned())),
+        _ => return Err((PARSE_ERROR, "Parse error: not JSON".to_owned())),
     }
     let envelope: Envelope<'_> = match serde_json::from_slice(frame) {
         Ok(envelope) => envelope,
-        Err(e) if e.is_syntax() || e.is_eof() => return Err((-32700, format!("Parse error: {e}"))),
-        Err(e) => return Err((-32600, format!("Invalid Request: {e}"))),
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Err((PARSE_ERROR, format!("Parse error: {e}")));
+        }
+        Err(e) => return Err((INVALID_REQUEST, format!("Invalid Request: {e}"))),
     };
     let progress_token = envelope.token.map(RawValue::get);
     match (envelope.id, envelope.method) {
@@ -234,7 +238,7 @@ pub(crate) fn parse_serde(frame: &[u8]) -> Result<Message<'_>, (i64, String)> {
         }),
         (Some(id), None) => Ok(Message::Response { id: id.get() }),
         (None, None) => Err((
-            -32600,
+            INVALID_REQUEST,
             "Invalid Request: neither a method nor an id".to_owned(),
         )),
     }
@@ -252,37 +256,6 @@ pub(crate) fn one_line(mut frame: Vec<u8>) -> Vec<u8> {
         }
     }
     frame
-}
-
-/// An id (raw JSON) as a key that is equal for equal values, however they are spelled:
-/// a string with its escapes decoded and re-encoded (`"\u0061"` is `"a"`), an integer-valued
-/// number within `f64`'s exact range as an integer (`1.0`, `1e0` and `1` are `1`; `-0` is `0`),
-/// another fraction as its shortest `f64` form, anything else (a huge integer) as its text.
-pub(crate) fn id_key(raw: &str) -> Cow<'_, str> {
-    let raw = raw.trim_matches([' ', '\t', '\n', '\r']);
-    match raw.as_bytes().first() {
-        Some(b'"') if raw.contains('\\') => serde_json::from_str::<String>(raw)
-            .ok()
-            .and_then(|text| serde_json::to_string(&text).ok())
-            .map_or(Cow::Borrowed(raw), Cow::Owned),
-        Some(b'-' | b'0'..=b'9') if raw.contains(['.', 'e', 'E']) || raw.starts_with('-') => {
-            const EXACT: f64 = 9_007_199_254_740_992.0;
-            match raw.parse::<f64>() {
-                Ok(n) if n.fract() == 0.0 && n.abs() <= EXACT => {
-                    Cow::Owned(format!("{}", n as i64))
-                }
-                Ok(n) if n.is_finite() && n.fract() != 0.0 => Cow::Owned(format!("{n:?}")),
-                _ => Cow::Borrowed(raw),
-            }
-        }
-        _ => Cow::Borrowed(raw),
-    }
-}
-
-/// The JSON-RPC error response for request `id` (raw JSON text, or `null`).
-pub(crate) fn error(id: &str, code: i64, message: &str) -> String {
-    let message = serde_json::to_string(message).unwrap_or_else(|_| "\"error\"".to_owned());
-    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message}}}}}"#)
 }
 
 /// Where a member's value sits in an object, and where a new member would go.
@@ -432,9 +405,6 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&rewritten).expect("json");
         assert_eq!(value["id"], "s1-7");
         assert_eq!(value["params"]["_meta"]["progressToken"], "p1");
-        let error: serde_json::Value =
-            serde_json::from_str(&error("7", -32000, "gone \"x\"")).expect("json");
-        assert_eq!(error["error"]["message"], "gone \"x\"");
     }
 
     #[test]
@@ -481,31 +451,5 @@ mod tests {
         let before: serde_json::Value = serde_json::from_slice(&frame).expect("json");
         let after: serde_json::Value = serde_json::from_slice(&line).expect("json");
         assert_eq!(before, after);
-    }
-
-    #[test]
-    fn ids_match_by_value() {
-        for (a, b) in [
-            (r#""mx-1""#, r#""\u006dx\u002d1""#),
-            (r#""/x""#, r#""\/x""#),
-            (r#""é""#, r#""\u00e9""#),
-            ("1", "1.0"),
-            ("100", "1e2"),
-            ("0", "-0"),
-            ("7", " 7 "),
-            ("1.5", "15e-1"),
-        ] {
-            assert_eq!(id_key(a), id_key(b), "{a} {b}");
-        }
-        for (a, b) in [
-            (r#""1""#, "1"),
-            ("1", "2"),
-            (
-                "123456789012345678901234567890",
-                "123456789012345678901234567891",
-            ),
-        ] {
-            assert_ne!(id_key(a), id_key(b), "{a} {b}");
-        }
     }
 }

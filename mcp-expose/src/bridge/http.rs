@@ -26,7 +26,7 @@ use super::{
     envelope::{self, Message},
     stream::{self, Routed, STREAM_BYTES, Sent},
 };
-use crate::transport::policy::json_error;
+use crate::{jsonrpc, transport::policy::json_error};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 /// How long a POST waits for its first message before it opens an event stream anyway (whose
@@ -189,7 +189,7 @@ pub(crate) async fn post(bridge: Arc<Bridge>, request: Request) -> Response {
     let message = match envelope::parse(&body) {
         Ok(message) => message,
         Err((code, text)) => {
-            let body = envelope::error("null", code, &text);
+            let body = jsonrpc::error("null", code, &text);
             return (
                 StatusCode::BAD_REQUEST,
                 [(header::CONTENT_TYPE, "application/json")],

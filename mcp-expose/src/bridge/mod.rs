@@ -42,7 +42,6 @@ mod child;
 pub(crate) mod envelope;
 mod gateway;
 mod http;
-mod id;
 mod process;
 pub(crate) mod scan;
 mod shared;

@@ -10,6 +10,7 @@
 //! messages go through a queue bounded in bytes ([`outbox`]), so no session can stall the rest.
 
 mod capabilities;
+mod ids;
 mod outbox;
 mod supervise;
 
@@ -26,10 +27,12 @@ use tokio::sync::mpsc;
 use super::{
     ChildSpec,
     child::{BridgeHealth, Crashes, Down, Outlet},
-    envelope::{self, Message, id_key},
+    envelope::{self, Message},
     process::{Output, Process, next_output},
 };
+use crate::jsonrpc::{self, IdKey};
 use capabilities::Capabilities;
+use ids::Ids;
 use outbox::Outbox;
 
 /// The client capabilities the shared child is initialized with: whichever session a request
@@ -136,44 +139,17 @@ impl SharedChild {
     }
 }
 
-/// The ids the bridge gives the child: a random prefix per process, so no client can name
-/// one, and a counter.
-#[derive(Default)]
-struct Ids {
-    prefix: String,
-    counter: u64,
-}
-
-impl Ids {
-    fn new() -> Self {
-        Self {
-            prefix: format!("{:016x}", random()),
-            counter: 0,
-        }
-    }
-
-    /// A new id (raw JSON, already in its [`id_key`] form).
-    fn next(&mut self, kind: &str) -> String {
-        self.counter += 1;
-        format!("\"mx{kind}-{}-{}\"", self.prefix, self.counter)
-    }
-}
-
-fn random() -> u64 {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::fill(&mut bytes);
-    u64::from_le_bytes(bytes)
-}
-
-/// A request forwarded to the child: whose it is, and its original id.
+/// A request forwarded to the child: whose it is, its original id, and the id it has there.
 struct Forwarded {
     session: u64,
     /// The client's id, raw, and by value.
     id: String,
-    key: String,
-    token: Option<String>,
+    key: IdKey,
+    /// The child-side id, raw.
+    child_id: String,
+    token: Option<IdKey>,
     /// A `resources/subscribe`'s URI (by value): the session subscribes once the child agrees.
-    subscribes: Option<String>,
+    subscribes: Option<IdKey>,
     sent: std::time::Instant,
 }
 
@@ -192,23 +168,23 @@ struct Actor {
     child: Option<Process>,
     ids: Ids,
     /// Child-side request id -> the session's request.
-    requests: HashMap<String, Forwarded>,
+    requests: HashMap<IdKey, Forwarded>,
     /// Child-side progress token -> (session, original token).
-    tokens: HashMap<String, (u64, String)>,
-    /// Id sent to a session for a child's request -> (session, the child's id).
-    from_child: HashMap<String, (u64, String)>,
+    tokens: HashMap<IdKey, (u64, String)>,
+    /// Id sent to a session for a child's request -> (session, the child's id, the id sent).
+    from_child: HashMap<IdKey, (u64, String, String)>,
     /// Resource URI (by value) -> the sessions subscribed to it.
-    subscribed: HashMap<String, Vec<u64>>,
+    subscribed: HashMap<IdKey, Vec<u64>>,
     init_frame: Option<Vec<u8>>,
     initialized_frame: Option<Vec<u8>>,
     init_result: Option<String>,
     /// The child-side id of the `initialize` in flight, and who waits for its result.
-    init_pending: Option<String>,
+    init_pending: Option<IdKey>,
     /// When that `initialize` went to the child (it too gets --request-timeout).
     init_since: Option<std::time::Instant>,
     init_waiting: Vec<(u64, String)>,
     /// A replayed `initialize` after a restart: its answer is swallowed.
-    replay: Option<String>,
+    replay: Option<IdKey>,
     queue: VecDeque<Vec<u8>>,
     crashes: Crashes,
     down: Option<Down>,
@@ -270,11 +246,15 @@ impl Actor {
             .retain(|_, subscribers| !subscribers.is_empty());
         let refused: Vec<String> = self
             .from_child
-            .extract_if(|_, (s, _)| *s == session)
-            .map(|(_, (_, id))| id)
+            .extract_if(|_, (s, _, _)| *s == session)
+            .map(|(_, (_, id, _))| id)
             .collect();
         for id in refused {
-            self.answer_child(envelope::error(&id, -32000, "the client session ended"));
+            self.answer_child(jsonrpc::error(
+                &id,
+                jsonrpc::SERVER_UNAVAILABLE,
+                "the client session ended",
+            ));
         }
     }
 
@@ -314,7 +294,7 @@ impl Actor {
         let message = match envelope::parse(&frame) {
             Ok(message) => message,
             Err((code, text)) => {
-                return self.send_to(session, envelope::error("null", code, &text));
+                return self.send_to(session, jsonrpc::error("null", code, &text));
             }
         };
         let text = String::from_utf8_lossy(&frame);
@@ -326,7 +306,10 @@ impl Actor {
             } => {
                 if let Some(failure) = &self.failed {
                     let text = format!("the MCP server is unavailable: {failure}");
-                    return self.send_to(session, envelope::error(id, -32000, &text));
+                    return self.send_to(
+                        session,
+                        jsonrpc::error(id, jsonrpc::SERVER_UNAVAILABLE, &text),
+                    );
                 }
                 if method == "initialize" {
                     if let Some(member) = self.sessions.get_mut(&session) {
@@ -338,7 +321,7 @@ impl Actor {
                 let uri = || {
                     envelope::member(&text, "params")
                         .and_then(|p| envelope::member(p, "uri"))
-                        .map(|uri| id_key(uri).into_owned())
+                        .map(IdKey::of)
                 };
                 let subscribes = (method == "resources/subscribe").then(uri).flatten();
                 if method == "resources/unsubscribe"
@@ -355,22 +338,27 @@ impl Actor {
                     forwarded = forwarded.and_then(|f| {
                         envelope::with_param(&f, "_meta.progressToken", &child_token)
                     });
+                    let key = IdKey::of(&child_token);
                     self.tokens
-                        .insert(child_token.clone(), (session, original.to_owned()));
-                    token = Some(child_token);
+                        .insert(key.clone(), (session, original.to_owned()));
+                    token = Some(key);
                 }
                 let Some(forwarded) = forwarded else {
-                    return self.send_to(session, envelope::error(id, -32600, "Invalid Request"));
+                    return self.send_to(
+                        session,
+                        jsonrpc::error(id, jsonrpc::INVALID_REQUEST, "Invalid Request"),
+                    );
                 };
                 let request = Forwarded {
                     session,
                     id: id.to_owned(),
-                    key: id_key(id).into_owned(),
+                    key: IdKey::of(id),
+                    child_id: child_id.clone(),
                     token,
                     subscribes,
                     sent: std::time::Instant::now(),
                 };
-                self.requests.insert(child_id, request);
+                self.requests.insert(IdKey::of(&child_id), request);
                 self.send_child(forwarded.into_bytes()).await;
             }
             Message::Notification { method, .. } => match method.as_ref() {
@@ -384,12 +372,12 @@ impl Actor {
                 "notifications/cancelled" => {
                     let original = envelope::member(&text, "params")
                         .and_then(|p| envelope::member(p, "requestId"))
-                        .map(id_key);
+                        .map(IdKey::of);
                     let child_id = original.and_then(|original| {
                         self.requests
-                            .iter()
-                            .find(|(_, r)| r.session == session && r.key == original)
-                            .map(|(c, _)| c.clone())
+                            .values()
+                            .find(|r| r.session == session && r.key == original)
+                            .map(|r| r.child_id.clone())
                     });
                     if let Some(rewritten) =
                         child_id.and_then(|c| envelope::with_param(&text, "requestId", &c))
@@ -404,8 +392,8 @@ impl Actor {
             Message::Response { id } => {
                 // A session answering the child's request (sampling, elicitation, roots): only
                 // the session it was sent to may.
-                let key = id_key(id);
-                let Some((owner, child_id)) = self.from_child.get(key.as_ref()) else {
+                let key = IdKey::of(id);
+                let Some((owner, child_id, _)) = self.from_child.get(&key) else {
                     return tracing::debug!("dropped a client's answer to no request of its own");
                 };
                 if *owner != session {
@@ -414,7 +402,7 @@ impl Actor {
                     );
                 }
                 let rewritten = envelope::with_id(&frame, child_id);
-                self.from_child.remove(key.as_ref());
+                self.from_child.remove(&key);
                 if let Some(rewritten) = rewritten {
                     self.send_child(rewritten.into_bytes()).await;
                 }
@@ -436,7 +424,7 @@ impl Actor {
             .unwrap_or_else(|| frame.to_owned());
         if let Some(forwarded) = envelope::with_id(frame.as_bytes(), &child_id) {
             self.init_frame = Some(frame.into_bytes());
-            self.init_pending = Some(child_id);
+            self.init_pending = Some(IdKey::of(&child_id));
             self.init_since = Some(std::time::Instant::now());
             self.send_child(forwarded.into_bytes()).await;
         }
@@ -458,7 +446,7 @@ impl Actor {
             line
         };
         match envelope::parse(text.as_bytes()) {
-            Ok(Message::Response { id }) => self.on_child_response(&id_key(id), &text).await,
+            Ok(Message::Response { id }) => self.on_child_response(&IdKey::of(id), &text).await,
             Ok(Message::Request { id, method, .. }) => {
                 let (id, method) = (id.to_owned(), method.into_owned());
                 self.on_child_request(&id, &method, &text);
@@ -468,8 +456,8 @@ impl Actor {
                 progress_token,
             }) => {
                 let targets: Vec<u64> = if method == "notifications/progress" {
-                    let token = progress_token.map(id_key);
-                    match token.and_then(|t| self.tokens.get(t.as_ref()).cloned()) {
+                    let token = progress_token.map(IdKey::of);
+                    match token.and_then(|t| self.tokens.get(&t).cloned()) {
                         Some((session, original)) => {
                             if let Some(rewritten) =
                                 envelope::with_param(&text, "progressToken", &original)
@@ -485,8 +473,8 @@ impl Actor {
                 } else if method == "notifications/resources/updated" {
                     let uri = envelope::member(&text, "params")
                         .and_then(|p| envelope::member(p, "uri"))
-                        .map(id_key);
-                    uri.and_then(|u| self.subscribed.get(u.as_ref()).cloned())
+                        .map(IdKey::of);
+                    uri.and_then(|u| self.subscribed.get(&u).cloned())
                         .unwrap_or_default()
                 } else if method == "notifications/cancelled" {
                     return self.on_child_cancelled(&text);
@@ -504,14 +492,14 @@ impl Actor {
         }
     }
 
-    async fn on_child_response(&mut self, key: &str, text: &str) {
-        if self.replay.as_deref() == Some(key) {
+    async fn on_child_response(&mut self, key: &IdKey, text: &str) {
+        if self.replay.as_ref() == Some(key) {
             self.replay = None;
             if let (Some(process), Some(initialized)) = (&mut self.child, &self.initialized_frame) {
                 process.send(initialized);
             }
             self.flush_queue().await;
-        } else if self.init_pending.as_deref() == Some(key) {
+        } else if self.init_pending.as_ref() == Some(key) {
             self.init_pending = None;
             self.init_result = envelope::member(text, "result").map(str::to_owned);
             for (session, original) in std::mem::take(&mut self.init_waiting) {
@@ -547,16 +535,18 @@ impl Actor {
         }
         let Some(session) = self.only_caller() else {
             let refusal = "the request cannot be attributed to one client session";
-            return self.answer_child(envelope::error(id, -32603, refusal));
+            return self.answer_child(jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, refusal));
         };
         let capabilities = self.sessions.get(&session).map(|m| m.capabilities);
         if let Some(lacking) = capabilities.unwrap_or_default().lacks(method) {
             let refusal = format!("the client session did not declare the `{lacking}` capability");
-            return self.answer_child(envelope::error(id, -32601, &refusal));
+            return self.answer_child(jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &refusal));
         }
-        let session_id = format!("\"mxs-{:016x}{:016x}\"", random(), random());
+        let session_id = Ids::for_session();
         if let Some(forwarded) = envelope::with_id(text.as_bytes(), &session_id) {
-            self.from_child.insert(session_id, (session, id.to_owned()));
+            let key = IdKey::of(&session_id);
+            self.from_child
+                .insert(key, (session, id.to_owned(), session_id));
             self.send_to(session, forwarded);
         }
     }
@@ -565,17 +555,17 @@ impl Actor {
     fn on_child_cancelled(&mut self, text: &str) {
         let withdrawn = envelope::member(text, "params")
             .and_then(|p| envelope::member(p, "requestId"))
-            .map(id_key);
+            .map(IdKey::of);
         let Some(withdrawn) = withdrawn else {
             return;
         };
         let found = self
             .from_child
             .iter()
-            .find(|(_, (_, child_id))| id_key(child_id) == withdrawn)
-            .map(|(sent, (session, _))| (sent.clone(), *session));
-        if let Some((sent, session)) = found {
-            self.from_child.remove(&sent);
+            .find(|(_, (_, child_id, _))| IdKey::of(child_id) == withdrawn)
+            .map(|(key, (session, _, sent))| (key.clone(), *session, sent.clone()));
+        if let Some((key, session, sent)) = found {
+            self.from_child.remove(&key);
             if let Some(rewritten) = envelope::with_param(text, "requestId", &sent) {
                 self.send_to(session, rewritten);
             }

@@ -3,45 +3,40 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{error::Category, value::RawValue};
 
-pub(crate) const PARSE_ERROR: i64 = -32700;
-pub(crate) const INVALID_REQUEST: i64 = -32600;
-/// Implementation-defined server error: the remote server could not be reached.
-pub(crate) const CONNECTION_ERROR: i64 = -32000;
+use crate::jsonrpc::{self, INVALID_REQUEST, IdKey, PARSE_ERROR};
 
-/// A JSON-RPC id: the text to echo back, and a canonical key to match responses with (a server
+/// A JSON-RPC id: the text to echo back, and its value to match responses with (a server
 /// may re-serialize `"\u0041"` as `"A"`).
 #[derive(Debug, Clone)]
 pub(crate) struct Id {
     raw: Box<RawValue>,
-    key: String,
+    key: IdKey,
 }
 
 impl Id {
     fn new(raw: &RawValue) -> Self {
-        let key = serde_json::from_str::<serde_json::Value>(raw.get())
-            .map(|v| v.to_string())
-            .unwrap_or_else(|_| raw.get().to_owned());
         Self {
             raw: raw.to_owned(),
-            key,
+            key: IdKey::of(raw.get()),
         }
     }
 
     /// An id of our own (`"mcp-expose-connect/N"`), for requests the client never sees.
     pub(crate) fn internal(n: u64) -> Self {
         let text = format!("\"mcp-expose-connect/{n}\"");
-        let raw = RawValue::from_string(text.clone()).unwrap_or_else(|_| Self::null_raw());
-        Self { raw, key: text }
+        let key = IdKey::of(&text);
+        let raw = RawValue::from_string(text).unwrap_or_else(|_| Self::null_raw());
+        Self { raw, key }
     }
 
     fn null_raw() -> Box<RawValue> {
         RawValue::from_string("null".to_owned()).expect("`null` is JSON")
     }
 
-    pub(crate) fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &IdKey {
         &self.key
     }
 
@@ -171,7 +166,7 @@ impl Message {
 
     /// The error reply a client request gets when it cannot be delivered; `None` for
     /// notifications and responses, which have nobody to answer.
-    pub(crate) fn failure(&self, code: i64, message: &str) -> Option<String> {
+    pub(crate) fn failure(&self, code: i32, message: &str) -> Option<String> {
         match &self.kind {
             Kind::Request { id, .. } => Some(error_reply(Some(id), code, message)),
             _ => None,
@@ -203,29 +198,9 @@ pub(crate) fn one_line(text: &str) -> Cow<'_, str> {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorReply<'a> {
-    jsonrpc: &'static str,
-    id: Option<&'a RawValue>,
-    error: ErrorObject<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorObject<'a> {
-    code: i64,
-    message: &'a str,
-}
-
 /// A JSON-RPC error response (`id: null` when the id is unknown).
-pub(crate) fn error_reply(id: Option<&Id>, code: i64, message: &str) -> String {
-    let reply = ErrorReply {
-        jsonrpc: "2.0",
-        id: id.map(Id::raw),
-        error: ErrorObject { code, message },
-    };
-    serde_json::to_string(&reply).unwrap_or_else(|_| {
-        format!(r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":{code},"message":"error"}}}}"#)
-    })
+pub(crate) fn error_reply(id: Option<&Id>, code: i32, message: &str) -> String {
+    jsonrpc::error(id.map_or("null", |id| id.raw().get()), code, message)
 }
 
 /// An `initialize` request carrying the client's original params under an id of our own.
@@ -282,13 +257,15 @@ mod tests {
         let m = Message::parse(r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#).expect("ok");
         assert!(m.is_request());
         assert_eq!(m.method(), Some("tools/list"));
-        assert_eq!(m.id().map(Id::key), Some("7"));
+        assert_eq!(m.id().map(Id::key), Some(&IdKey::of("7.0")));
         let n = Message::parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
             .expect("ok");
         assert!(matches!(n.kind, Kind::Notification { .. }));
         let r = Message::parse(r#"{"jsonrpc":"2.0","id":"\u0041","result":{}}"#).expect("ok");
         let a = Message::parse(r#"{"jsonrpc":"2.0","id":"A","method":"ping"}"#).expect("ok");
         assert!(r.answers(a.id().expect("id")));
+        let seven = Message::parse(r#"{"jsonrpc":"2.0","id":7e0,"result":{}}"#).expect("ok");
+        assert!(seven.answers(m.id().expect("id")));
     }
 
     #[test]
@@ -334,12 +311,14 @@ mod tests {
     #[test]
     fn failure_replies_only_for_requests() {
         let m = Message::parse(r#"{"jsonrpc":"2.0","id":"x","method":"ping"}"#).expect("ok");
-        let reply: Value =
-            serde_json::from_str(&m.failure(CONNECTION_ERROR, "down").expect("reply"))
-                .expect("JSON");
+        let reply: Value = serde_json::from_str(
+            &m.failure(jsonrpc::SERVER_UNAVAILABLE, "down")
+                .expect("reply"),
+        )
+        .expect("JSON");
         assert_eq!(reply["id"], "x");
-        assert_eq!(reply["error"]["code"], CONNECTION_ERROR);
+        assert_eq!(reply["error"]["code"], jsonrpc::SERVER_UNAVAILABLE);
         let n = Message::parse(r#"{"jsonrpc":"2.0","method":"x"}"#).expect("ok");
-        assert!(n.failure(CONNECTION_ERROR, "down").is_none());
+        assert!(n.failure(jsonrpc::SERVER_UNAVAILABLE, "down").is_none());
     }
 }

@@ -144,7 +144,7 @@ async fn pump(remote: &mut Remote, out: &Output) -> Result<()> {
             Ok(text) => Message::parse(text),
             Err(_) => Err(message::error_reply(
                 None,
-                message::PARSE_ERROR,
+                crate::jsonrpc::PARSE_ERROR,
                 "Parse error: the line is not UTF-8",
             )),
         };

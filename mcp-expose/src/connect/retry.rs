@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::backoff::Backoff;
+
 /// How long a message waits for the server to come back before its request is answered with
 /// an error: long enough to ride out a restart, short enough for a person waiting on it.
 pub(crate) const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
@@ -12,32 +14,9 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long requests in flight may finish after stdin closed.
 pub(crate) const DRAIN: Duration = Duration::from_secs(5);
 
-const FIRST: Duration = Duration::from_millis(100);
-const MAX: Duration = Duration::from_secs(5);
-
-/// Exponential backoff: 100 ms doubling to 5 s.
-#[derive(Debug, Clone)]
-pub(crate) struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { next: FIRST }
-    }
-}
-
-impl Backoff {
-    /// The delay to wait now; the following one is twice as long (up to 5 s).
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(MAX);
-        delay
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.next = FIRST;
-    }
+/// The reconnect schedule: 100 ms doubling to 5 s.
+pub(crate) fn backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
 }
 
 /// Whether a failure to connect may go away by retrying: a refused or reset connection, an
@@ -64,33 +43,17 @@ pub(crate) fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// `error` and its causes on one line: reqwest's and tungstenite's top-level messages alone
-/// ("error sending request") do not say what went wrong.
-pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn doubles_up_to_five_seconds() {
-        let mut b = Backoff::default();
+        let mut b = backoff();
         let delays: Vec<u128> = (0..9).map(|_| b.next_delay().as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
         b.reset();
-        assert_eq!(b.next_delay(), FIRST);
+        assert_eq!(b.next_delay(), Duration::from_millis(100));
     }
 
     #[test]

@@ -4,7 +4,8 @@ use std::{collections::VecDeque, time::Duration};
 
 use reqwest::{Response, header::CONTENT_TYPE};
 
-use super::{retry::describe, sse::SseDecoder};
+use super::sse::SseDecoder;
+use crate::error::describe;
 
 /// Reads the JSON-RPC messages of a response, one at a time.
 #[derive(Debug)]

@@ -22,9 +22,13 @@ use tokio_tungstenite::{
 };
 
 use super::{
-    message::{self, CONNECTION_ERROR, Id, Kind, Message, error_reply, from_server},
+    message::{self, Id, Kind, Message, error_reply, from_server},
     output::Output,
-    retry::{Backoff, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, describe, is_transient},
+    retry::{self, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, is_transient},
+};
+use crate::{
+    error::describe,
+    jsonrpc::{IdKey, SERVER_UNAVAILABLE},
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -92,7 +96,7 @@ struct Connection {
     /// Messages read while disconnected, with when they were read.
     queue: VecDeque<(Instant, Message)>,
     /// Client requests sent and not answered yet, by id key.
-    in_flight: HashMap<String, Id>,
+    in_flight: HashMap<IdKey, Id>,
     /// The client's `initialize` params, replayed verbatim on a new connection.
     init_params: Option<Box<RawValue>>,
     /// The client's `initialize` while it waits for its answer.
@@ -104,7 +108,7 @@ struct Connection {
 
 impl Connection {
     async fn run(mut self) {
-        let mut backoff = Backoff::default();
+        let mut backoff = retry::backoff();
         // Only the first failure in a row is a warning: a server down for an hour would
         // otherwise fill the log every 5 s.
         let mut failures = 0u32;
@@ -144,7 +148,7 @@ impl Connection {
                     );
                     for (_, id) in self.in_flight.drain() {
                         self.out
-                            .send(error_reply(Some(&id), CONNECTION_ERROR, &reply))
+                            .send(error_reply(Some(&id), SERVER_UNAVAILABLE, &reply))
                             .await;
                     }
                     self.client_init = None;
@@ -304,7 +308,7 @@ impl Connection {
     fn track(&mut self, message: &Message) {
         match &message.kind {
             Kind::Request { id, method } => {
-                self.in_flight.insert(id.key().to_owned(), id.clone());
+                self.in_flight.insert(id.key().clone(), id.clone());
                 if method == "initialize" {
                     self.init_params = message.init_params.clone();
                     self.client_init = Some(id.clone());
@@ -374,7 +378,7 @@ impl Connection {
 
     async fn give_up(&self, message: &Message, reason: &str) {
         let reason = format!("cannot reach {}: {reason}", self.url);
-        match message.failure(CONNECTION_ERROR, &reason) {
+        match message.failure(SERVER_UNAVAILABLE, &reason) {
             Some(reply) => {
                 self.out.send(reply).await;
             }

@@ -154,7 +154,7 @@ impl KeySet {
             Err(e) => {
                 tracing::warn!(
                     source = ?self.location,
-                    error = %e,
+                    error = %format_args!("{e:#}"),
                     stale_keys = cache.keys.len(),
                     "cannot fetch the JWKS; retrying on a later request"
                 );

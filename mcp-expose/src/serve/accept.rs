@@ -197,11 +197,11 @@ fn refuse(tcp: &TcpStream, status: &str) {
     } else {
         "too many connections from this address (see --max-connections-per-client); retry later"
     };
-    let body = serde_json::json!({
-        "jsonrpc": "2.0", "id": null,
-        "error": { "code": -32000, "message": format!("Service Unavailable: {reason}") },
-    })
-    .to_string();
+    let body = crate::jsonrpc::error(
+        "null",
+        crate::jsonrpc::SERVER_UNAVAILABLE,
+        &format!("Service Unavailable: {reason}"),
+    );
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

@@ -10,7 +10,7 @@ use rmcp::{
 };
 use tokio::sync::mpsc;
 
-use super::jsonrpc::{Decoded, decode};
+use super::decode::{Decoded, decode};
 
 /// What a reader task hands over.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ use rmcp::transport::streamable_http_server::{
 use tokio_util::sync::CancellationToken;
 
 use super::policy::{json_error, json_rpc_error};
-use crate::handler::Handler;
+use crate::{handler::Handler, jsonrpc};
 
 /// Streamable HTTP settings.
 #[derive(Debug, Clone)]
@@ -223,10 +223,10 @@ fn unreadable(why: &str) -> Response {
         "recursion limit exceeded",
     ];
     let (code, message) = if SYNTAX.iter().any(|s| why.starts_with(s)) {
-        (-32700, format!("Parse error: {why}"))
+        (jsonrpc::PARSE_ERROR, format!("Parse error: {why}"))
     } else {
         (
-            -32600,
+            jsonrpc::INVALID_REQUEST,
             format!(
                 "Invalid Request: not a JSON-RPC 2.0 request, notification or response ({why})"
             ),

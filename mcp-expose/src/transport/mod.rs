@@ -3,9 +3,9 @@
 //! stdio and WebSocket share [`framed`]: a frame-oriented rmcp transport that answers frames it
 //! cannot decode (rmcp's own stdio transport drops them silently).
 
+pub(crate) mod decode;
 pub(crate) mod framed;
 pub(crate) mod http;
-pub(crate) mod jsonrpc;
 pub(crate) mod lines;
 pub(crate) mod policy;
 pub(crate) mod stdio;

@@ -15,7 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::serve::gate::Refusal;
+use crate::{jsonrpc, serve::gate::Refusal};
 
 /// The hosts every server accepts: loopback names.
 pub(crate) const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -338,23 +338,22 @@ pub(crate) fn screen(policy: &HostPolicy, request: &mut Request) -> Result<(), R
 /// An HTTP error whose body is a JSON-RPC error object.
 pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
     let code = match status {
-        StatusCode::BAD_REQUEST => -32600,
-        StatusCode::NOT_FOUND => -32001,
-        _ => -32000,
+        StatusCode::BAD_REQUEST => jsonrpc::INVALID_REQUEST,
+        StatusCode::NOT_FOUND => jsonrpc::SESSION_NOT_FOUND,
+        _ => jsonrpc::SERVER_UNAVAILABLE,
     };
     json_rpc_error(status, code, message)
 }
 
 /// An HTTP error whose body is a JSON-RPC error with `code`.
-pub(crate) fn json_rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
-    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
+pub(crate) fn json_rpc_error(status: StatusCode, code: i32, message: &str) -> Response {
     (
         status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body.to_string(),
+        jsonrpc::error("null", code, message),
     )
         .into_response()
 }

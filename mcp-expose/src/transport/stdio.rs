@@ -4,7 +4,6 @@
 //! error and skipped up to its newline; writes are batched and flushed when the queue drains.
 
 use rmcp::ServiceExt as _;
-use serde_json::Value;
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, BufWriter},
     sync::mpsc,
@@ -13,10 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     framed::{Framed, Inbound, Outbound},
-    jsonrpc::{INVALID_REQUEST, error_reply},
     lines::{Line, LineReader},
 };
-use crate::handler::Handler;
+use crate::{
+    handler::Handler,
+    jsonrpc::{self, INVALID_REQUEST},
+};
 
 const QUEUE: usize = 256;
 
@@ -71,7 +72,7 @@ pub(crate) async fn read_lines<R: AsyncRead + Unpin>(
             Ok(Some(Line::TooLong)) => {
                 let message =
                     format!("Invalid Request: message exceeds the limit of {max_line} bytes");
-                Inbound::Reply(error_reply(&Value::Null, INVALID_REQUEST, &message))
+                Inbound::Reply(jsonrpc::error("null", INVALID_REQUEST, &message))
             }
             Ok(None) => break,
             Err(e) => {

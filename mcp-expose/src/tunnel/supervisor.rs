@@ -2,7 +2,6 @@
 //! watch it, and restart it with backoff when it exits, unless restarting cannot help.
 
 use std::{
-    hash::{BuildHasher as _, RandomState},
     path::PathBuf,
     time::{Duration, Instant, SystemTime},
 };
@@ -14,6 +13,7 @@ use super::{
     TunnelConfig, TunnelKind, TunnelProtocol, TunnelState, TunnelStatus, metrics, output::Event,
     process,
 };
+use crate::backoff::{self, Backoff};
 
 pub(crate) const INSTALL_HINT: &str = "install cloudflared (https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/; \
      macOS: `brew install cloudflared`; Debian/Ubuntu: Cloudflare's apt repository or the .deb from its GitHub releases) \
@@ -125,7 +125,8 @@ impl Supervisor {
             tracing::warn!(error = %e, "cannot write the isolating cloudflared config");
         }
         self.read_version().await;
-        let mut failures: u32 = 0;
+        let mut restarts =
+            Backoff::new(self.config.backoff_initial, self.config.backoff_max).with_jitter();
         loop {
             let outcome = self.run_once().await;
             let (delay, reason) = match outcome {
@@ -147,18 +148,15 @@ impl Supervisor {
                     ready_for,
                 } => {
                     if ready_for.is_some_and(|d| d >= self.config.stable_after) {
-                        failures = 0;
+                        restarts.reset();
                     }
+                    // A rate-limited run counts as a failure too, but waits its own delay.
+                    let step = restarts.next_delay();
                     let delay = if rate_limited {
-                        jitter(self.config.rate_limited_backoff)
+                        backoff::jitter(self.config.rate_limited_backoff)
                     } else {
-                        let step = self
-                            .config
-                            .backoff_initial
-                            .saturating_mul(1 << failures.min(16));
-                        jitter(step.min(self.config.backoff_max))
+                        step
                     };
-                    failures = failures.saturating_add(1);
                     match unreachable {
                         Some(why) => {
                             let reason = format!("cannot reach Cloudflare: {why}");
@@ -372,11 +370,4 @@ impl Supervisor {
             ready_for: ready_at.map(|t| t.elapsed()),
         }
     }
-}
-
-/// `delay` scaled by a random factor in [0.5, 1.0], so restarts of many servers spread out.
-fn jitter(delay: Duration) -> Duration {
-    let random = RandomState::new().hash_one(Instant::now());
-    let factor = 0.5 + (random % 1000) as f64 / 2000.0;
-    delay.mul_f64(factor)
 }

@@ -139,7 +139,7 @@ pub(crate) fn definitions(control: &Arc<TunnelControl>) -> (Vec<ToolDef>, Vec<Re
                             Err(e) => error_result(&format_args!("tunnel did not become ready: {e}")),
                         }
                     }
-                    Err(e) => error_result(&e),
+                    Err(e) => error_result(&format_args!("{e:#}")),
                 }
             }
         })

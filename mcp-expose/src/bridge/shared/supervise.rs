@@ -4,10 +4,13 @@
 use std::sync::atomic::Ordering;
 
 use super::{Actor, Event};
-use crate::bridge::{
-    child::{Down, MAX_QUEUED},
-    envelope,
-    process::launch,
+use crate::{
+    bridge::{
+        child::{Down, MAX_QUEUED},
+        envelope,
+        process::launch,
+    },
+    jsonrpc::{self, IdKey},
 };
 
 /// Sends `Event::Expire` once a second, until the actor is gone.
@@ -38,14 +41,20 @@ impl Actor {
             .collect();
         let text = format!("the MCP server did not answer within {secs} s (--request-timeout)");
         for request in expired {
-            self.send_to(request.session, envelope::error(&request.id, -32001, &text));
+            self.send_to(
+                request.session,
+                jsonrpc::error(&request.id, jsonrpc::REQUEST_TIMEOUT, &text),
+            );
         }
         // An `initialize` never answered: its sessions get the error; a later answer is no
         // one's, and the next session's `initialize` is sent anew.
         if self.init_pending.is_some() && self.init_since.is_some_and(|t| t.elapsed() >= limit) {
             self.init_pending = None;
             for (session, id) in std::mem::take(&mut self.init_waiting) {
-                self.send_to(session, envelope::error(&id, -32001, &text));
+                self.send_to(
+                    session,
+                    jsonrpc::error(&id, jsonrpc::REQUEST_TIMEOUT, &text),
+                );
             }
         }
     }
@@ -78,10 +87,16 @@ impl Actor {
         tracing::warn!("shared MCP server {why}");
         let text = format!("the MCP server {why} before answering; it is being restarted");
         for (_, request) in std::mem::take(&mut self.requests) {
-            self.send_to(request.session, envelope::error(&request.id, -32000, &text));
+            self.send_to(
+                request.session,
+                jsonrpc::error(&request.id, jsonrpc::SERVER_UNAVAILABLE, &text),
+            );
         }
         for (session, id) in std::mem::take(&mut self.init_waiting) {
-            self.send_to(session, envelope::error(&id, -32000, &text));
+            self.send_to(
+                session,
+                jsonrpc::error(&id, jsonrpc::SERVER_UNAVAILABLE, &text),
+            );
         }
         self.init_pending = None;
         self.tokens.clear();
@@ -130,7 +145,7 @@ impl Actor {
                     .and_then(|f| envelope::with_id(f, &replay)),
                 &mut self.child,
             ) {
-                self.replay = Some(replay);
+                self.replay = Some(IdKey::of(&replay));
                 process.send(frame.as_bytes());
                 return;
             }

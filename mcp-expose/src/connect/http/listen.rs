@@ -6,10 +6,8 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode, header::ACCEPT};
 
 use super::{Inner, LAST_EVENT_ID};
-use crate::connect::{
-    retry::{Backoff, describe},
-    stream::Messages,
-};
+use crate::connect::{retry, stream::Messages};
+use crate::error::describe;
 
 impl Inner {
     /// Keeps a GET stream open for server-initiated messages while there is an initialized
@@ -17,9 +15,9 @@ impl Inner {
     /// notifications flow again after a server restart even when the client is idle.
     pub(super) async fn listen(self: Arc<Self>) {
         let mut generation = self.generation.subscribe();
-        let mut backoff = Backoff::default();
+        let mut backoff = retry::backoff();
         // Not reset by new sessions, so a server that always forgets them is not hammered.
-        let mut recoveries = Backoff::default();
+        let mut recoveries = retry::backoff();
         let mut last_event_id: Option<String> = None;
         let mut current = None;
         loop {

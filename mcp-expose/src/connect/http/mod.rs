@@ -24,12 +24,15 @@ use tokio::{
 };
 
 use super::{
-    message::{self, CONNECTION_ERROR, Id, Kind, Message, from_server},
+    message::{self, Id, Kind, Message, from_server},
     output::Output,
-    retry::{Backoff, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, describe, is_transient},
+    retry::{self, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, is_transient},
     stream::Messages,
 };
-use crate::error::{Error, ErrorKind, Result};
+use crate::{
+    error::{Error, ErrorKind, Result, describe},
+    jsonrpc::SERVER_UNAVAILABLE,
+};
 
 const SESSION_ID: &str = "mcp-session-id";
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
@@ -207,7 +210,7 @@ impl Inner {
         with_session: bool,
     ) -> Result<(Response, Option<String>), String> {
         let deadline = Instant::now() + GIVE_UP_AFTER;
-        let mut backoff = Backoff::default();
+        let mut backoff = retry::backoff();
         let mut attempts = 0u32;
         loop {
             // Read on every attempt: another task may have re-initialized meanwhile.
@@ -469,7 +472,7 @@ impl Inner {
     }
 
     async fn fail(&self, message: &Message, reason: &str) {
-        match message.failure(CONNECTION_ERROR, reason) {
+        match message.failure(SERVER_UNAVAILABLE, reason) {
             Some(reply) => {
                 self.out.send(reply).await;
             }

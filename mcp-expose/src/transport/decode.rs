@@ -1,12 +1,9 @@
 //! Decoding one JSON-RPC frame, and the error replies for frames that do not decode.
 
 use rmcp::{RoleServer, service::RxJsonRpcMessage};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-/// JSON-RPC error codes.
-pub(crate) const PARSE_ERROR: i64 = -32700;
-pub(crate) const INVALID_REQUEST: i64 = -32600;
-pub(crate) const INVALID_PARAMS: i64 = -32602;
+use crate::jsonrpc::{INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR};
 
 /// What to do with one incoming frame.
 #[derive(Debug)]
@@ -19,9 +16,9 @@ pub(crate) enum Decoded {
     Ignore,
 }
 
-/// A JSON-RPC error response.
-pub(crate) fn error_reply(id: &Value, code: i64, message: &str) -> String {
-    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } }).to_string()
+/// A JSON-RPC error response to `id` (a string, a number or `null`).
+fn error_reply(id: &Value, code: i32, message: &str) -> String {
+    crate::jsonrpc::error(&id.to_string(), code, message)
 }
 
 pub(crate) fn decode(frame: &[u8]) -> Decoded {
