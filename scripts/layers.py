@@ -22,21 +22,35 @@ LAYERS = [
     ["serve"],
     ["bridge", "tunnel", "connect"],
     ["transport"],
-    ["security", "observe"],
+    ["security"],
     ["handler"],
-    ["context"],
-    ["session"],
+    ["state"],
     ["registry"],
     ["tool", "resource", "prompt"],
+    ["context"],
+    ["session"],
+    ["observe"],
     ["content", "process"],
     ["web", "jsonrpc", "backoff", "error"],
 ]
 
-# Within a top-level module, sub-modules that must not be used from below (top first).
+# Within a top-level module, sub-modules that must not be used from below (top first);
+# sub-modules on no line are free.
 SUBLAYERS = {
-    "serve": [["mod"], ["run"], ["routes", "tunneling", "accept", "options"]],
-    "bridge": [["mod", "gateway"], ["http", "ws"], ["shared", "child"]],
+    "serve": [["mod"], ["run"], ["routes", "tunneling"], ["app", "accept", "options"]],
+    "bridge": [
+        ["mod", "gateway"],
+        ["http", "ws"],
+        ["shared"],
+        ["child"],
+        ["routes"],
+        ["stream", "envelope"],
+        ["scan"],
+    ],
 }
+
+# Imports no layer order forbids but the design does: serve composes what it is given.
+FORBIDDEN = {("serve", "bridge")}
 
 IGNORED = {"lib", "fuzz", "bin"}  # the crate root (re-exports) and test-only code
 
@@ -118,11 +132,13 @@ def uses(text: str, reexports: dict) -> set:
     return {reexports.get(n, n) for n in found}
 
 
-def sub_uses(text: str, top: str) -> set:
+def sub_uses(text: str, top: str, nested: bool) -> set:
     found = set()
     for m in re.finditer(r"\bcrate::%s::(\w+)" % top, text):
         found.add(m.group(1))
-    for m in re.finditer(r"\bsuper::(\w+)", text):
+    # In a file of a sub-module's own directory, `super::` is that sub-module.
+    pattern = r"\bsuper::super::(\w+)" if nested else r"\bsuper::(\w+)"
+    for m in re.finditer(pattern, text):
         found.add(m.group(1))
     return found
 
@@ -143,14 +159,17 @@ def main() -> int:
             if used == top or used not in tops:
                 continue
             graph.setdefault(top, set()).add(used)
+            if (top, used) in FORBIDDEN:
+                errors.append(f"{path.relative_to(SRC)}: `{top}` uses `{used}`, which it must not name")
             if top in layer_of and used in layer_of and layer_of[used] <= layer_of[top]:
                 how = "the same layer" if layer_of[used] == layer_of[top] else "a higher layer"
                 errors.append(f"{path.relative_to(SRC)}: `{top}` uses `{used}`, on {how}")
         if top in SUBLAYERS and len(path.relative_to(SRC).parts) > 1:
             order = {m: i for i, layer in enumerate(SUBLAYERS[top]) for m in layer}
             sub = sub_of(path)
-            for used in sub_uses(text, top):
-                if sub in order and used in order and order[used] < order[sub]:
+            nested = len(path.relative_to(SRC).parts) > 2
+            for used in sub_uses(text, top, nested):
+                if sub in order and used in order and order[used] < order[sub] and used != sub:
                     errors.append(
                         f"{path.relative_to(SRC)}: `{top}::{sub}` uses `{top}::{used}`, above it"
                     )
