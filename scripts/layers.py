@@ -21,6 +21,7 @@ LAYERS = [
     ["cli"],
     ["serve"],
     ["bridge", "tunnel", "connect"],
+    ["mount"],
     ["transport"],
     ["security"],
     ["handler"],
@@ -39,7 +40,7 @@ LAYERS = [
 SUBLAYERS = {
     "serve": [["mod"], ["run"], ["routes", "tunneling"], ["app", "accept", "options"]],
     "bridge": [
-        ["mod", "gateway"],
+        ["mod"],
         ["http", "ws"],
         ["shared"],
         ["child"],

@@ -58,6 +58,8 @@
 mod backoff;
 #[cfg(feature = "bridge")]
 pub mod bridge;
+#[cfg(feature = "bridge")]
+pub mod cli;
 #[cfg(feature = "connect")]
 pub mod connect;
 pub mod content;
@@ -67,6 +69,7 @@ pub mod error;
 mod fuzz;
 mod handler;
 mod jsonrpc;
+mod mount;
 mod observe;
 #[cfg(any(feature = "tunnel", feature = "bridge"))]
 mod process;

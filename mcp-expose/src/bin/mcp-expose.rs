@@ -28,9 +28,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve a stdio MCP server over streamable HTTP and WebSocket: `bridge --http 8000 -- CMD ARGS...`.
-    Bridge(Box<mcp_expose::bridge::BridgeOptions>),
+    Bridge(Box<mcp_expose::cli::bridge::BridgeOptions>),
     /// Several stdio servers behind one port, under path prefixes: `gateway servers.toml --http 8000`.
-    Gateway(Box<mcp_expose::bridge::GatewayOptions>),
+    Gateway(Box<mcp_expose::cli::gateway::GatewayOptions>),
     /// Connect a stdio client (Claude Desktop, ...) to a remote server over streamable HTTP or WebSocket.
     Connect(mcp_expose::connect::ConnectOptions),
     /// Print a shell completion script: `mcp-expose completions bash > /etc/bash_completion.d/mcp-expose`.
@@ -66,8 +66,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Connect(options) => mcp_expose::connect::run(options).await,
-            Command::Bridge(options) => mcp_expose::bridge::run(*options).await,
-            Command::Gateway(options) => mcp_expose::bridge::run_gateway(*options).await,
+            Command::Bridge(options) => mcp_expose::cli::bridge::run(*options).await,
+            Command::Gateway(options) => mcp_expose::cli::gateway::run(*options).await,
             Command::Completions { .. } => Ok(()),
         }
     });

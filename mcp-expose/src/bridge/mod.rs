@@ -33,14 +33,14 @@
 //! ```
 //!
 //! `mcp-expose bridge --help` lists the rest: the serving options of [`Server::serve`]
-//! (auth, limits, `--tunnel`) apply unchanged.
+//! (auth, limits, `--tunnel`) apply unchanged. The commands themselves are in
+//! [`cli`](crate::cli); this module is what they serve: a [`Mount`] per bridged server.
 //!
 //! [`Server::serve`]: crate::Server::serve
 
 mod child;
 /// Also reached by the fuzz targets and, through `__bench`, the criterion benches.
 pub(crate) mod envelope;
-mod gateway;
 mod http;
 mod process;
 pub(crate) mod scan;
@@ -48,7 +48,7 @@ mod shared;
 mod stream;
 mod ws;
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Extension, Router,
@@ -58,53 +58,8 @@ use axum::{
 
 pub(crate) use child::BridgeHealth;
 pub use child::ChildSpec;
-pub use gateway::{GatewayOptions, run as run_gateway};
 
-use crate::{
-    error::{Error, ErrorKind, Result},
-    serve::Options,
-};
-
-/// `bridge` options.
-#[derive(Debug, Clone, clap::Args)]
-#[command(mut_arg("stdio", |a| a.hide(true)))]
-#[non_exhaustive]
-pub struct BridgeOptions {
-    /// Serving options (--http, --ws, --bind, --tunnel, auth, ...).
-    #[command(flatten)]
-    pub serve: Options,
-
-    /// `per-session`: each remote session gets its own child (isolated state; the default).
-    /// `shared`: one child for everyone (cheaper; for stateless servers).
-    #[arg(long = "child", value_enum, default_value_t = ChildModel::PerSession)]
-    pub child_model: ChildModel,
-
-    /// An environment variable for the child, `KEY=VALUE` (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
-    pub env: Vec<(String, String)>,
-
-    /// The child's working directory.
-    #[arg(long, value_name = "DIR")]
-    pub cwd: Option<PathBuf>,
-
-    /// The server's name in client configs, `/health` and the landing page [default: the
-    /// program's file name].
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-
-    /// End HTTP sessions (and their children) idle this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
-    pub idle_timeout: u64,
-
-    /// Answer a request (`initialize` included) with an error when the child has not answered
-    /// it within this many seconds (per-session children).
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT.as_secs())]
-    pub request_timeout: u64,
-
-    /// The stdio MCP server to run, after `--`: `mcp-expose bridge --http 8000 -- CMD ARGS...`.
-    #[arg(last = true, required = true, value_name = "CMD")]
-    pub command: Vec<String>,
-}
+use crate::mount::{Health, Mount, RootSocket};
 
 /// How long a per-session child may take to answer a request, unless `--request-timeout` says.
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -142,13 +97,6 @@ impl Link {
             LinkKind::Shared(link) => link.send(frame).await,
         }
     }
-}
-
-fn parse_env(text: &str) -> std::result::Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| format!("expected KEY=VALUE, got `{text}`"))
 }
 
 /// The bridge: how to start children, their health, and the HTTP sessions.
@@ -277,78 +225,61 @@ pub(crate) fn spawn_reaper(bridge: &Arc<Bridge>, idle: Duration) {
     });
 }
 
-/// Runs the bridge until SIGINT/SIGTERM.
-pub async fn run(options: BridgeOptions) -> Result<()> {
-    let mut serve = options.serve;
-    if serve.http.is_none() && serve.ws.is_none() {
-        #[cfg(feature = "tunnel")]
-        let tunnel = serve.tunnel.requested();
-        #[cfg(not(feature = "tunnel"))]
-        let tunnel = false;
-        if !tunnel {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "bridge needs --http PORT and/or --ws PORT (or --tunnel)",
-            ));
+impl Bridge {
+    /// How long a child may take to answer a request (`initialize` included).
+    pub(crate) fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        if let Some(shared) = &self.shared {
+            shared.timeout_secs.store(
+                timeout.as_secs().max(1),
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
+        self
     }
-    if serve.stdio {
-        return Err(Error::new(
-            ErrorKind::Config,
-            "the bridge serves a stdio server over the network; --stdio does not apply",
-        )
-        .hint("run the stdio server itself for a local client"));
-    }
-    if options.child_model == ChildModel::PerSession {
-        serve.max_sessions.get_or_insert(PER_SESSION_MAX_SESSIONS);
-    }
-    let mut command = options.command.into_iter();
-    let program = command
-        .next()
-        .ok_or_else(|| Error::new(ErrorKind::Config, "no command to bridge"))?;
-    let spec = ChildSpec {
-        program,
-        args: command.collect(),
-        env: options.env,
-        cwd: options.cwd,
-        max_message: 0,
-    };
-    spec.check()?;
-    let name = options.name.unwrap_or_else(|| {
-        std::path::Path::new(&spec.program)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| spec.program.clone())
+}
+
+/// The bridge as `serve` mounts it: `name`, at `prefix` (empty for a single server, which
+/// also takes WebSocket sessions at `/`).
+pub(crate) fn mount(bridge: Arc<Bridge>, name: String, prefix: String) -> Mount {
+    let root_socket = prefix.is_empty().then(|| {
+        let bridge = bridge.clone();
+        Box::new(move |upgrade, caller| accept_ws(bridge.clone(), upgrade, caller)) as RootSocket
     });
-    #[cfg(feature = "tunnel")]
-    if let Some(printed) = crate::tunnel::print_requested(
-        &serve,
-        &crate::tunnel::Deployment {
-            name: &name,
-            prefixes: vec![String::new()],
-            by_subdomain: false,
-        },
-    ) {
-        return printed;
+    let sessions = bridge.sessions.clone();
+    let health = bridge.health.clone();
+    Mount {
+        name,
+        prefix,
+        routes: Box::new(move |serves_http, serves_ws| routes(&bridge, serves_http, serves_ws)),
+        root_socket,
+        sessions,
+        health,
     }
-    let mut bridge = Bridge::new(
-        Arc::new(spec),
-        Arc::default(),
-        options.child_model,
-        serve.max_message_size,
-    );
-    bridge.request_timeout = Duration::from_secs(options.request_timeout.max(1));
-    if let Some(shared) = &bridge.shared {
-        shared.timeout_secs.store(
-            options.request_timeout.max(1),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+}
+
+impl Health for BridgeHealth {
+    fn healthy(&self) -> bool {
+        BridgeHealth::healthy(self)
     }
-    let bridge = Arc::new(bridge);
-    spawn_reaper(&bridge, Duration::from_secs(options.idle_timeout.max(1)));
-    crate::Server::new(name, env!("CARGO_PKG_VERSION"))
-        .without_collected()
-        .options(serve)
-        .serve_bridges(vec![(String::new(), bridge)])
-        .await
+
+    fn describe(&self, detailed: bool) -> serde_json::Value {
+        use std::sync::atomic::Ordering;
+        serde_json::json!({
+            "healthy": self.healthy(),
+            "sessions": self.sessions.load(Ordering::Relaxed),
+            "down": self.down.load(Ordering::Relaxed),
+            "restarts": self.restarts.load(Ordering::Relaxed),
+            "failure": self
+                .failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .filter(|_| detailed),
+        })
+    }
+
+    fn record(&self, prefix: &str) {
+        crate::observe::metrics::bridge(prefix, self);
+    }
 }

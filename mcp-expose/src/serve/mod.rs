@@ -11,9 +11,6 @@ mod tunneling;
 use std::net::IpAddr;
 
 pub use options::{LogFormat, Options};
-#[cfg(feature = "tunnel")]
-pub(crate) use tunneling::Access;
-
 pub use run::Running;
 
 use crate::{
@@ -227,11 +224,14 @@ impl Server {
         }
         #[cfg(feature = "tunnel")]
         if let Some(printed) = crate::tunnel::print_requested(
-            &cli.options,
+            &cli.options.tunnel,
             &crate::tunnel::Deployment {
                 name: &self.identity.name,
                 prefixes: vec![String::new()],
                 by_subdomain: false,
+                http: cli.options.http,
+                ws: cli.options.ws,
+                bind: cli.options.bind,
             },
         ) {
             return printed;
@@ -248,16 +248,13 @@ impl Server {
         Self::until_signal(running, signals).await
     }
 
-    /// Serves bridges (their routes, under path prefixes, instead of this server's handler)
-    /// until a signal.
-    #[cfg(feature = "bridge")]
-    pub(crate) async fn serve_bridges(
-        self,
-        bridges: Vec<(String, std::sync::Arc<crate::bridge::Bridge>)>,
-    ) -> Result<()> {
+    /// Serves mounted servers (their routes, under their path prefixes, instead of this
+    /// server's own) until a signal.
+    #[cfg_attr(not(feature = "bridge"), allow(dead_code))]
+    pub(crate) async fn serve_mounts(self, mounts: Vec<crate::mount::Mount>) -> Result<()> {
         init_tracing(&self.options.log_level, self.options.log_format);
         let signals = Signals::install();
-        let running = self.start_inner(bridges).await?;
+        let running = self.start_inner(mounts).await?;
         Self::until_signal(running, signals).await
     }
 
@@ -274,17 +271,10 @@ impl Server {
     /// Binds every transport and starts serving; returns at once with a handle that knows the
     /// bound addresses. Does not read the command line or install signal handlers.
     pub async fn start(self) -> Result<Running> {
-        self.start_inner(
-            #[cfg(feature = "bridge")]
-            Vec::new(),
-        )
-        .await
+        self.start_inner(Vec::new()).await
     }
 
-    async fn start_inner(
-        self,
-        #[cfg(feature = "bridge")] bridges: Vec<(String, std::sync::Arc<crate::bridge::Bridge>)>,
-    ) -> Result<Running> {
+    async fn start_inner(self, mounts: Vec<crate::mount::Mount>) -> Result<Running> {
         #[cfg(feature = "tunnel")]
         let tunnel = match self.tunnel.clone() {
             Some(config) => Some(config),
@@ -311,8 +301,7 @@ impl Server {
             tunnel,
             #[cfg(feature = "tunnel")]
             control,
-            #[cfg(feature = "bridge")]
-            bridges,
+            mounts,
         )
         .await
     }

@@ -21,15 +21,15 @@ pub(super) async fn ws_route(
     use axum::extract::FromRequestParts as _;
     let (mut parts, body) = request.into_parts();
     match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-        #[cfg(feature = "bridge")]
-        Ok(upgrade) if state.root_bridge.is_some() || state.servers[0].bridged => {
-            match &state.root_bridge {
-                Some(bridge) => {
+        Ok(upgrade) if !state.mounts.is_empty() => {
+            let root = state.mounts.iter().find_map(|m| m.root_socket.as_ref());
+            match root {
+                Some(accept) => {
                     let caller = parts
                         .extensions
                         .get::<std::sync::Arc<crate::Caller>>()
                         .cloned();
-                    crate::bridge::accept_ws(bridge.clone(), upgrade, caller)
+                    accept(upgrade, caller)
                 }
                 // A gateway has no server at `/`.
                 None => not_found(State(state)).await,
@@ -77,7 +77,7 @@ pub(super) async fn info_route(
                 .iter()
                 .map(|o| format!("{o}{}/ws", server.prefix))
                 .collect(),
-            tools: if server.bridged {
+            tools: if server.mounted {
                 Tools::Bridged
             } else if visible {
                 Tools::Listed(
@@ -164,10 +164,9 @@ fn origins(state: &AppState, request: &axum::extract::Request) -> (Vec<String>, 
 
 /// `GET /metrics`: Prometheus text.
 pub(super) async fn metrics_route(State(state): State<AppState>) -> Response {
-    // What is not counted as it happens is read now: bridged children and the tunnel.
-    #[cfg(feature = "bridge")]
-    for (prefix, health) in &state.bridges {
-        crate::observe::metrics::bridge(prefix, health);
+    // What is not counted as it happens is read now: mounted servers and the tunnel.
+    for mount in &state.mounts {
+        mount.health.record(&mount.prefix);
     }
     #[cfg(feature = "tunnel")]
     if let Some(tunnel) = state.tunnel.handle() {
@@ -177,8 +176,6 @@ pub(super) async fn metrics_route(State(state): State<AppState>) -> Response {
             .flatten();
         crate::observe::metrics::tunnel(&tunnel.status(), scraped.as_ref());
     }
-    #[cfg(not(any(feature = "bridge", feature = "tunnel")))]
-    let _ = state;
     let headers = [(
         axum::http::header::CONTENT_TYPE,
         "text/plain; version=0.0.4; charset=utf-8",
@@ -207,14 +204,9 @@ pub(super) async fn ready_route(State(state): State<AppState>) -> Response {
         },
     );
     components.insert("shutdown".into(), serde_json::json!({ "ready": !draining }));
-    #[cfg(feature = "bridge")]
-    for (prefix, bridge) in &state.bridges {
-        let name = if prefix.is_empty() {
-            "child".to_owned()
-        } else {
-            format!("child{prefix}")
-        };
-        components.insert(name, serde_json::json!({ "ready": bridge.healthy() }));
+    for mount in &state.mounts {
+        let name = format!("child{}", mount.prefix);
+        components.insert(name, serde_json::json!({ "ready": mount.health.healthy() }));
     }
     #[cfg(feature = "tunnel")]
     if let Some(required) = &state.required_tunnel
@@ -250,31 +242,17 @@ pub(super) async fn health_route(State(state): State<AppState>) -> Response {
             health.remove("servers");
         }
     }
-    #[cfg(feature = "bridge")]
-    if !state.bridges.is_empty() {
-        use std::sync::atomic::Ordering;
+    if !state.mounts.is_empty() {
         let detailed = !state.auth_required;
-        let describe = |bridge: &crate::bridge::BridgeHealth| {
-            serde_json::json!({
-                "healthy": bridge.healthy(),
-                "sessions": bridge.sessions.load(Ordering::Relaxed),
-                "down": bridge.down.load(Ordering::Relaxed),
-                "restarts": bridge.restarts.load(Ordering::Relaxed),
-                "failure": bridge
-                    .failure
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone()
-                    .filter(|_| detailed),
-            })
-        };
-        let healthy = state.bridges.iter().all(|(_, b)| b.healthy());
-        match state.bridges.as_slice() {
-            [(prefix, bridge)] if prefix.is_empty() => health["child"] = describe(bridge),
-            bridges => {
-                for (prefix, bridge) in bridges {
-                    let mut entry = describe(bridge);
-                    let name = prefix.trim_start_matches('/');
+        let healthy = state.mounts.iter().all(|m| m.health.healthy());
+        match state.mounts.as_slice() {
+            [mount] if mount.prefix.is_empty() => {
+                health["child"] = mount.health.describe(detailed);
+            }
+            mounts => {
+                for mount in mounts {
+                    let mut entry = mount.health.describe(detailed);
+                    let name = mount.prefix.trim_start_matches('/');
                     // The server's URLs, when the visitor may see addresses.
                     if let Some(urls) = health["servers"][name].as_object() {
                         for (key, url) in urls {

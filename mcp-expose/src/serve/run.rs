@@ -10,15 +10,18 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 #[cfg(feature = "tunnel")]
-use super::tunneling::{Access, follow_tunnel, tunnel_starter};
+use super::tunneling::{follow_tunnel, tunnel_starter};
 use super::{
     Options,
     gate::Gate,
     routes::{health_route, info_route, metrics_route, not_found, ready_route, ws_route},
 };
+#[cfg(feature = "tunnel")]
+use crate::tunnel::Access;
 use crate::{
     error::{Error, ErrorKind, Result},
     handler::Handler,
+    mount::Mount,
     security::auth::{self, Auth},
     transport::{
         http::{self as http_transport, HttpSettings},
@@ -157,12 +160,8 @@ pub(super) struct App {
     /// The tunnel, when `--tunnel-required` makes readiness depend on it.
     #[cfg(feature = "tunnel")]
     pub(super) required_tunnel: Option<Arc<crate::tunnel::TunnelControl>>,
-    /// Bridged children's health, by path prefix ("" for a single bridge).
-    #[cfg(feature = "bridge")]
-    pub(super) bridges: Vec<(String, Arc<crate::bridge::BridgeHealth>)>,
-    /// A single bridge's, to accept WebSocket sessions at `/`.
-    #[cfg(feature = "bridge")]
-    pub(super) root_bridge: Option<Arc<crate::bridge::Bridge>>,
+    /// The servers mounted in place of this one's own endpoints (a bridge's, a gateway's).
+    pub(super) mounts: Vec<Mount>,
     pub(super) ws: WsSettings,
     pub(super) sessions: CancellationToken,
     pub(super) health: Arc<serde_json::Value>,
@@ -180,8 +179,8 @@ pub(super) struct App {
 pub(super) struct ServedAt {
     pub(super) name: String,
     pub(super) prefix: String,
-    /// A bridged stdio server, whose tools only it knows.
-    pub(super) bridged: bool,
+    /// A mounted server (a bridged stdio server), whose tools only it knows.
+    pub(super) mounted: bool,
 }
 
 pub(super) async fn start(
@@ -189,7 +188,7 @@ pub(super) async fn start(
     mut options: Options,
     tunnel: Option<TunnelConfig>,
     #[cfg(feature = "tunnel")] control: Arc<crate::tunnel::TunnelControl>,
-    #[cfg(feature = "bridge")] bridges: Vec<(String, Arc<crate::bridge::Bridge>)>,
+    mounts: Vec<Mount>,
 ) -> Result<Running> {
     if tunnel.is_some() {
         // A tunnel forwards to one port: serve HTTP and WebSocket together on it (a free one
@@ -250,14 +249,11 @@ pub(super) async fn start(
     )
     .with_trusted_proxies(&options.trusted_proxies);
     let cors = cors_layer(&cors_origins);
-    #[cfg(feature = "bridge")]
-    let session_counts: Vec<_> = if bridges.is_empty() {
+    let session_counts: Vec<_> = if mounts.is_empty() {
         vec![handler.state().sessions.clone()]
     } else {
-        bridges.iter().map(|(_, b)| b.sessions.clone()).collect()
+        mounts.iter().map(|m| m.sessions.clone()).collect()
     };
-    #[cfg(not(feature = "bridge"))]
-    let session_counts = vec![handler.state().sessions.clone()];
     let session_cap = crate::security::sessions::SessionCap::new(
         options.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
         session_counts,
@@ -294,14 +290,11 @@ pub(super) async fn start(
     }
     let http_addr = bound.iter().find(|b| b.2).map(|b| b.1);
     if let Some(auth) = &auth {
-        #[cfg(feature = "bridge")]
-        let prefixes = bridges
+        let prefixes = mounts
             .iter()
-            .map(|(prefix, _)| prefix.clone())
+            .map(|m| m.prefix.clone())
             .filter(|prefix| !prefix.is_empty())
             .collect();
-        #[cfg(not(feature = "bridge"))]
-        let prefixes = Vec::new();
         auth.bind_resource(
             http_addr.map(|a| a.port()),
             prefixes,
@@ -315,28 +308,21 @@ pub(super) async fn start(
     }
 
     let identity = &handler.state().identity;
-    #[cfg(feature = "bridge")]
-    let served: Vec<ServedAt> = bridges
-        .iter()
-        .map(|(prefix, _)| ServedAt {
-            name: match prefix.strip_prefix('/') {
-                Some(name) => name.to_owned(),
-                None => identity.name.clone(),
-            },
-            prefix: prefix.clone(),
-            bridged: true,
-        })
-        .collect();
-    #[cfg(not(feature = "bridge"))]
-    let served: Vec<ServedAt> = Vec::new();
-    let served = if served.is_empty() {
+    let served: Vec<ServedAt> = if mounts.is_empty() {
         vec![ServedAt {
             name: identity.name.clone(),
             prefix: String::new(),
-            bridged: false,
+            mounted: false,
         }]
     } else {
-        served
+        mounts
+            .iter()
+            .map(|m| ServedAt {
+                name: m.name.clone(),
+                prefix: m.prefix.clone(),
+                mounted: true,
+            })
+            .collect()
     };
     let url = |scheme: &str, addr: Option<SocketAddr>, prefix: &str, path: &str| {
         addr.map(|a| format!("{scheme}://{a}{prefix}{path}"))
@@ -374,16 +360,7 @@ pub(super) async fn start(
         tunnel: control.clone(),
         #[cfg(feature = "tunnel")]
         required_tunnel: options.tunnel.tunnel_required.then(|| control.clone()),
-        #[cfg(feature = "bridge")]
-        bridges: bridges
-            .iter()
-            .map(|(prefix, b)| (prefix.clone(), b.health.clone()))
-            .collect(),
-        #[cfg(feature = "bridge")]
-        root_bridge: match bridges.as_slice() {
-            [(prefix, bridge)] if prefix.is_empty() => Some(bridge.clone()),
-            _ => None,
-        },
+        mounts,
         ws: ws_settings,
         sessions: sessions.clone(),
         health,
@@ -404,24 +381,7 @@ pub(super) async fn start(
     );
     for (listener, local, serves_http, serves_ws) in bound {
         let mut mcp_routes = Router::new();
-        #[cfg(feature = "bridge")]
-        let bridged = (!bridges.is_empty()).then(|| {
-            bridges
-                .iter()
-                .fold(Router::new(), |router, (prefix, bridge)| {
-                    let routes = crate::bridge::routes(bridge, serves_http, serves_ws);
-                    if prefix.is_empty() {
-                        router.merge(routes)
-                    } else {
-                        router.nest(prefix, routes)
-                    }
-                })
-        });
-        #[cfg(not(feature = "bridge"))]
-        let bridged: Option<Router<AppState>> = None;
-        if let Some(bridged) = bridged {
-            mcp_routes = bridged;
-        } else {
+        if state.mounts.is_empty() {
             if serves_http {
                 let service =
                     http_transport::service(&handler, &http_settings, sessions.child_token());
@@ -456,6 +416,15 @@ pub(super) async fn start(
         mcp_routes = mcp_routes.route("/.well-known/mcp", get(info_route));
         // Behind the same host policy and token as the MCP endpoints.
         mcp_routes = mcp_routes.route("/metrics", get(metrics_route));
+        let mut mcp_routes: Router = mcp_routes.with_state(state.clone());
+        for mount in &state.mounts {
+            let routes = (mount.routes)(serves_http, serves_ws);
+            mcp_routes = if mount.prefix.is_empty() {
+                mcp_routes.merge(routes)
+            } else {
+                mcp_routes.nest(&mount.prefix, routes)
+            };
+        }
         if let Some(rate) = crate::security::rate::RateLimit::new(options.rate_limit) {
             mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
                 rate,
@@ -486,11 +455,11 @@ pub(super) async fn start(
             None => mcp_routes.layer(admission.policy(policy)),
         };
         let router = Router::new()
-            .merge(mcp_routes)
             .route("/health", get(health_route))
             .route("/ready", get(ready_route))
             .fallback(not_found)
-            .with_state(state.clone());
+            .with_state(state.clone())
+            .merge(mcp_routes);
         // Around the router, not each route: one layer, no per-route boxed clone per request.
         let app = tower::Layer::layer(&http_transport::Normalize, router);
         tasks.spawn(super::accept::serve(

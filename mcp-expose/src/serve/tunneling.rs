@@ -9,14 +9,8 @@ use super::{Options, run::TunnelConfig};
 use crate::{
     error::{Error, ErrorKind, Result},
     transport::policy::HostPolicy,
+    tunnel::Access,
 };
-
-/// Whether clients need a token, and the generated one to put in printed configs.
-#[derive(Debug, Clone)]
-pub(crate) struct Access {
-    pub(crate) enabled: bool,
-    pub(crate) token: Option<String>,
-}
 
 /// How `start_tunnel` starts a tunnel: like `--tunnel`, followed the same way.
 #[allow(clippy::too_many_arguments)]

@@ -1,10 +1,14 @@
 //! What a ready tunnel prints: the public URLs and client configs to paste.
 
 use super::{TunnelKind, TunnelStatus};
-use crate::{
-    observe::clients::{Place, configs, describe},
-    serve::Access,
-};
+use crate::observe::clients::{Place, configs, describe};
+
+/// Whether clients need a token, and the generated one to put in printed configs.
+#[derive(Debug, Clone)]
+pub(crate) struct Access {
+    pub(crate) enabled: bool,
+    pub(crate) token: Option<String>,
+}
 
 /// Ready-to-paste client configurations for a tunnel: Claude Desktop through `mcp-expose
 /// connect` (the stdio connector), Claude Code, Cursor, VS Code, WebSocket, and streamable

@@ -3,10 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{
-    error::{Error, ErrorKind, Result},
-    serve::Options,
-};
+use super::TunnelOptions;
+use crate::error::{Error, ErrorKind, Result};
 
 /// What is being deployed: its name (the unit's) and the path prefixes of its servers (`""`
 /// for a single server, `/NAME` for each of a gateway's).
@@ -16,19 +14,22 @@ pub(crate) struct Deployment<'a> {
     pub(crate) prefixes: Vec<String>,
     /// A gateway's servers under `NAME.HOST` rather than `HOST/NAME`.
     pub(crate) by_subdomain: bool,
+    /// Where it listens: `--http`, `--ws` and `--bind`.
+    pub(crate) http: Option<u16>,
+    pub(crate) ws: Option<u16>,
+    pub(crate) bind: std::net::IpAddr,
 }
 
 /// Prints what a print flag asks for and returns `Some`, or `None` when none was given (then
 /// the caller serves).
-pub(crate) fn print_requested(options: &Options, what: &Deployment<'_>) -> Option<Result<()>> {
-    let tunnel = &options.tunnel;
+pub(crate) fn print_requested(tunnel: &TunnelOptions, what: &Deployment<'_>) -> Option<Result<()>> {
     let text = if tunnel.print_systemd_unit {
         Ok(systemd_unit(
             what.name,
             &std::env::args().skip(1).collect::<Vec<_>>(),
         ))
     } else if tunnel.print_cloudflared_config {
-        cloudflared_config(options, what)
+        cloudflared_config(tunnel, what)
     } else {
         return None;
     };
@@ -74,8 +75,7 @@ fn server_args(args: &[String]) -> Vec<String> {
 /// WebSocket port when it differs, everything else of the host to HTTP (the landing page, OAuth
 /// metadata), and a final `http_status:404`. A gateway by subdomain routes `NAME.HOST` to
 /// its server's prefix.
-pub(crate) fn cloudflared_config(options: &Options, what: &Deployment<'_>) -> Result<String> {
-    let tunnel = &options.tunnel;
+pub(crate) fn cloudflared_config(tunnel: &TunnelOptions, what: &Deployment<'_>) -> Result<String> {
     let Some(hostname) = tunnel.public_hostname.as_deref().map(str::trim) else {
         return Err(Error::new(
             ErrorKind::Config,
@@ -83,7 +83,7 @@ pub(crate) fn cloudflared_config(options: &Options, what: &Deployment<'_>) -> Re
         ));
     };
     let port = |p: Option<u16>| p.filter(|p| *p != 0);
-    let (http, ws) = match (port(options.http), port(options.ws)) {
+    let (http, ws) = match (port(what.http), port(what.ws)) {
         (None, None) => {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -93,10 +93,10 @@ pub(crate) fn cloudflared_config(options: &Options, what: &Deployment<'_>) -> Re
         (Some(p), None) | (None, Some(p)) => (p, p),
         (Some(h), Some(w)) => (h, w),
     };
-    let host = if options.bind.is_unspecified() {
+    let host = if what.bind.is_unspecified() {
         "127.0.0.1".to_owned()
     } else {
-        options.bind.to_string()
+        what.bind.to_string()
     };
     let id = tunnel.tunnel_id.as_deref().unwrap_or("<TUNNEL-UUID>");
     let credentials = tunnel

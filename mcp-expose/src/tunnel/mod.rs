@@ -49,8 +49,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use announce::banner;
 pub use announce::client_configs;
+pub(crate) use announce::{Access, banner};
 pub use cli::TunnelOptions;
 pub(crate) use deploy::{Deployment, print_requested};
 pub use metrics::TunnelMetrics;

@@ -17,8 +17,8 @@ use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 use serde::Deserialize;
 
-use super::{Bridge, BridgeHealth, ChildModel, ChildSpec};
 use crate::{
+    bridge::{self, Bridge, BridgeHealth, ChildModel, ChildSpec},
     error::{Error, ErrorKind, Result},
     serve::Options,
 };
@@ -129,7 +129,7 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
     let mut serve = options.serve;
     #[cfg(feature = "tunnel")]
     if let Some(printed) = crate::tunnel::print_requested(
-        &serve,
+        &serve.tunnel,
         &crate::tunnel::Deployment {
             name: "mcp-expose-gateway",
             prefixes: config
@@ -138,6 +138,9 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
                 .map(|name| format!("/{name}"))
                 .collect(),
             by_subdomain: options.by_subdomain,
+            http: serve.http,
+            ws: serve.ws,
+            bind: serve.bind,
         },
     ) {
         return printed;
@@ -191,21 +194,26 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
             per_session += 1;
         }
         let bridge = Bridge::new(spec, health, model, max_message);
-        bridges.push((format!("/{name}"), Arc::new(bridge)));
+        bridges.push((name, Arc::new(bridge)));
     }
     if per_session > 0 {
         // Each per-session server's sessions are processes.
         serve
             .max_sessions
-            .get_or_insert(super::PER_SESSION_MAX_SESSIONS * per_session);
+            .get_or_insert(bridge::PER_SESSION_MAX_SESSIONS * per_session);
     }
-    for (_, bridge) in &bridges {
-        super::spawn_reaper(bridge, std::time::Duration::from_secs(600));
-    }
+    let mounts = bridges
+        .into_iter()
+        .map(|(name, bridge)| {
+            bridge::spawn_reaper(&bridge, std::time::Duration::from_secs(600));
+            let prefix = format!("/{name}");
+            bridge::mount(bridge, name, prefix)
+        })
+        .collect();
     crate::Server::new("mcp-expose gateway", env!("CARGO_PKG_VERSION"))
         .without_collected()
         .options(serve)
-        .serve_bridges(bridges)
+        .serve_mounts(mounts)
         .await
 }
 
