@@ -38,7 +38,14 @@ LAYERS = [
 # Within a top-level module, sub-modules that must not be used from below (top first);
 # sub-modules on no line are free.
 SUBLAYERS = {
-    "serve": [["mod"], ["run"], ["routes", "tunneling"], ["app", "accept", "options"]],
+    "serve": [
+        ["mod"],
+        ["run"],
+        ["routes"],
+        ["app"],
+        ["tunneling", "no_tunnel"],
+        ["accept", "options", "gate"],
+    ],
     "bridge": [
         ["mod"],
         ["http", "ws"],

@@ -1,11 +1,15 @@
 //! [`Server`]: the builder, and `serve()` over stdio, streamable HTTP and WebSocket.
 
 mod accept;
+mod app;
 pub(crate) mod gate;
 mod options;
 mod routes;
 mod run;
 #[cfg(feature = "tunnel")]
+mod tunneling;
+#[cfg(not(feature = "tunnel"))]
+#[path = "no_tunnel.rs"]
 mod tunneling;
 
 use std::net::IpAddr;
@@ -50,8 +54,7 @@ pub struct Server {
     resources: Vec<ResourceDef>,
     prompts: Vec<PromptDef>,
     options: Options,
-    #[cfg(feature = "tunnel")]
-    tunnel: Option<crate::tunnel::TunnelConfig>,
+    tunnel: Option<tunneling::TunnelConfig>,
 }
 
 impl Server {
@@ -71,7 +74,6 @@ impl Server {
             resources: Vec::new(),
             prompts: Vec::new(),
             options: Options::default(),
-            #[cfg(feature = "tunnel")]
             tunnel: None,
         }
     }
@@ -214,26 +216,7 @@ impl Server {
         let matches = command.get_matches();
         let cli = options::Cli::from_arg_matches(&matches)
             .map_err(|e| Error::with_source(ErrorKind::Config, "invalid command line", e))?;
-        #[cfg(not(feature = "tunnel"))]
-        if cli.options.tunnel_without_feature {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "--tunnel needs mcp-expose's `tunnel` feature, which this build leaves out",
-            )
-            .hint("enable it (`cargo add mcp-expose --features tunnel`), rebuild, and install cloudflared"));
-        }
-        #[cfg(feature = "tunnel")]
-        if let Some(printed) = crate::tunnel::print_requested(
-            &cli.options.tunnel,
-            &crate::tunnel::Deployment {
-                name: &self.identity.name,
-                prefixes: vec![String::new()],
-                by_subdomain: false,
-                http: cli.options.http,
-                ws: cli.options.ws,
-                bind: cli.options.bind,
-            },
-        ) {
+        if let Some(printed) = tunneling::print_requested(&cli.options, &self.identity.name) {
             return printed;
         }
         self.options(cli.options).serve_with_signals().await
@@ -275,35 +258,13 @@ impl Server {
     }
 
     async fn start_inner(self, mounts: Vec<crate::mount::Mount>) -> Result<Running> {
-        #[cfg(feature = "tunnel")]
-        let tunnel = match self.tunnel.clone() {
-            Some(config) => Some(config),
-            None => self.options.tunnel.config()?,
-        };
-        #[cfg(not(feature = "tunnel"))]
-        let tunnel = None;
-        #[cfg(feature = "tunnel")]
-        let control = std::sync::Arc::new(crate::tunnel::TunnelControl::default());
-        #[cfg(feature = "tunnel")]
         let mut this = self;
-        #[cfg(not(feature = "tunnel"))]
-        let this = self;
-        #[cfg(feature = "tunnel")]
-        if this.options.tunnel.tunnel_tools {
-            let (tools, resources) = crate::tunnel::tool_definitions(&control);
-            this.tools.extend(tools);
-            this.resources.extend(resources);
-        }
+        let tunnel = tunneling::Tunneling::new(this.tunnel.take(), &this.options)?;
+        let (tools, resources) = tunnel.definitions(&this.options);
+        this.tools.extend(tools);
+        this.resources.extend(resources);
         let (handler, options) = this.into_handler();
-        run::start(
-            handler,
-            options,
-            tunnel,
-            #[cfg(feature = "tunnel")]
-            control,
-            mounts,
-        )
-        .await
+        run::start(handler, options, tunnel, mounts).await
     }
 
     /// Serves one session over any byte stream pair with newline-delimited JSON-RPC (the stdio

@@ -148,15 +148,9 @@ pub struct Options {
     #[command(flatten)]
     pub auth: crate::security::AuthOptions,
 
-    /// Tunnel flags.
-    #[cfg(feature = "tunnel")]
+    /// Tunnel flags (feature `tunnel`; without it, `--tunnel` says which feature is missing).
     #[command(flatten)]
-    pub tunnel: crate::tunnel::TunnelOptions,
-
-    /// `--tunnel` in a build without the `tunnel` feature: accepted, to say which feature.
-    #[cfg(not(feature = "tunnel"))]
-    #[arg(long = "tunnel", hide = true)]
-    pub(crate) tunnel_without_feature: bool,
+    pub tunnel: TunnelOptions,
 }
 
 impl Default for Options {
@@ -187,10 +181,7 @@ impl Default for Options {
             metrics_bind: None,
             log_format: LogFormat::Text,
             auth: crate::security::AuthOptions::default(),
-            #[cfg(feature = "tunnel")]
-            tunnel: crate::tunnel::TunnelOptions::default(),
-            #[cfg(not(feature = "tunnel"))]
-            tunnel_without_feature: false,
+            tunnel: TunnelOptions::default(),
         }
     }
 }
@@ -216,4 +207,17 @@ fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) options: Options,
+}
+
+#[cfg(feature = "tunnel")]
+use crate::tunnel::TunnelOptions;
+
+#[cfg(not(feature = "tunnel"))]
+/// Tunnel flags in a build without the `tunnel` feature: `--tunnel` is accepted (hidden) to
+/// say which feature is missing.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[non_exhaustive]
+pub struct TunnelOptions {
+    #[arg(long = "tunnel", hide = true)]
+    pub(crate) tunnel: bool,
 }

@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::run::AppState;
+use super::app::AppState;
 use crate::{
     security::auth,
     transport::{policy, ws},
@@ -129,10 +129,7 @@ fn origins(state: &AppState, request: &axum::extract::Request) -> (Vec<String>, 
     if let Some(origin) = request.extensions().get::<policy::PublicOrigin>() {
         public.push(origin.0.clone());
     }
-    #[cfg(feature = "tunnel")]
-    let tunnel_host = state.tunnel.handle().and_then(|t| t.status().hostname);
-    #[cfg(not(feature = "tunnel"))]
-    let tunnel_host: Option<String> = None;
+    let tunnel_host = state.tunnel.hostname();
     let mut from_outside = !public.is_empty();
     for name in [tunnel_host.as_ref(), state.public_hostname.as_ref()]
         .into_iter()
@@ -168,14 +165,7 @@ pub(super) async fn metrics_route(State(state): State<AppState>) -> Response {
     for mount in &state.mounts {
         mount.health.record(&mount.prefix);
     }
-    #[cfg(feature = "tunnel")]
-    if let Some(tunnel) = state.tunnel.handle() {
-        let scraped = tokio::time::timeout(std::time::Duration::from_secs(2), tunnel.metrics())
-            .await
-            .ok()
-            .flatten();
-        crate::observe::metrics::tunnel(&tunnel.status(), scraped.as_ref());
-    }
+    state.tunnel.record_metrics().await;
     let headers = [(
         axum::http::header::CONTENT_TYPE,
         "text/plain; version=0.0.4; charset=utf-8",
@@ -208,17 +198,8 @@ pub(super) async fn ready_route(State(state): State<AppState>) -> Response {
         let name = format!("child{}", mount.prefix);
         components.insert(name, serde_json::json!({ "ready": mount.health.healthy() }));
     }
-    #[cfg(feature = "tunnel")]
-    if let Some(required) = &state.required_tunnel
-        && let Some(tunnel) = required.handle()
-    {
-        let status = tunnel.status();
-        let ready = status.state == crate::tunnel::TunnelState::Ready;
-        let url = status.url.filter(|_| detailed);
-        components.insert(
-            "tunnel".into(),
-            serde_json::json!({ "ready": ready, "state": status.state, "url": url }),
-        );
+    if let Some(tunnel) = state.tunnel.readiness(detailed) {
+        components.insert("tunnel".into(), tunnel);
     }
     let ready = components.values().all(|c| c["ready"] == true);
     let status = if ready {

@@ -9,15 +9,13 @@ use axum::{
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-#[cfg(feature = "tunnel")]
-use super::tunneling::{follow_tunnel, tunnel_starter};
 use super::{
     Options,
+    app::{App, AppState, ServedAt},
     gate::Gate,
     routes::{health_route, info_route, metrics_route, not_found, ready_route, ws_route},
+    tunneling::{Access, Start, Tunneling},
 };
-#[cfg(feature = "tunnel")]
-use crate::tunnel::Access;
 use crate::{
     error::{Error, ErrorKind, Result},
     handler::Handler,
@@ -30,11 +28,6 @@ use crate::{
         ws::WsSettings,
     },
 };
-
-#[cfg(feature = "tunnel")]
-pub(crate) type TunnelConfig = crate::tunnel::TunnelConfig;
-#[cfg(not(feature = "tunnel"))]
-pub(crate) type TunnelConfig = std::convert::Infallible;
 
 /// A started server: its bound addresses, and the way to stop it.
 ///
@@ -64,8 +57,7 @@ pub struct Running {
     grace: Duration,
     /// Why the server must stop (a required tunnel failed).
     fatal: Arc<std::sync::Mutex<Option<Error>>>,
-    #[cfg(feature = "tunnel")]
-    tunnel: Arc<crate::tunnel::TunnelControl>,
+    tunnel: Tunneling,
 }
 
 impl Running {
@@ -130,10 +122,7 @@ impl Running {
                 "shutdown 2/4: in-flight calls drained"
             );
         }
-        #[cfg(feature = "tunnel")]
-        if let Some(tunnel) = self.tunnel.handle() {
-            tunnel.stop().await;
-        }
+        self.tunnel.stop().await;
         self.stop_accepting.cancel();
         tracing::info!("shutdown 3/4: stopped accepting connections (and the tunnel)");
         self.sessions.cancel();
@@ -148,49 +137,13 @@ impl Running {
     }
 }
 
-/// What the routes share; behind an `Arc` because axum clones a handler's state for every
-/// request.
-pub(super) type AppState = Arc<App>;
-
-pub(super) struct App {
-    pub(super) handler: Handler,
-    pub(super) auth_required: bool,
-    #[cfg(feature = "tunnel")]
-    pub(super) tunnel: Arc<crate::tunnel::TunnelControl>,
-    /// The tunnel, when `--tunnel-required` makes readiness depend on it.
-    #[cfg(feature = "tunnel")]
-    pub(super) required_tunnel: Option<Arc<crate::tunnel::TunnelControl>>,
-    /// The servers mounted in place of this one's own endpoints (a bridge's, a gateway's).
-    pub(super) mounts: Vec<Mount>,
-    pub(super) ws: WsSettings,
-    pub(super) sessions: CancellationToken,
-    pub(super) health: Arc<serde_json::Value>,
-    /// The servers behind the listeners, for the landing page and the 404.
-    pub(super) servers: Vec<ServedAt>,
-    pub(super) http_addr: Option<SocketAddr>,
-    pub(super) ws_addr: Option<SocketAddr>,
-    /// The hostname a named tunnel or proxy run by someone else serves this server at.
-    pub(super) public_hostname: Option<String>,
-}
-
-/// A server as the listener serves it: its name, and the path prefix of its `/mcp` and `/ws`
-/// (empty for a single server, `/NAME` for each of a gateway's).
-#[derive(Debug, Clone)]
-pub(super) struct ServedAt {
-    pub(super) name: String,
-    pub(super) prefix: String,
-    /// A mounted server (a bridged stdio server), whose tools only it knows.
-    pub(super) mounted: bool,
-}
-
 pub(super) async fn start(
     handler: Handler,
     mut options: Options,
-    tunnel: Option<TunnelConfig>,
-    #[cfg(feature = "tunnel")] control: Arc<crate::tunnel::TunnelControl>,
+    tunnel: Tunneling,
     mounts: Vec<Mount>,
 ) -> Result<Running> {
-    if tunnel.is_some() {
+    if tunnel.requested() {
         // A tunnel forwards to one port: serve HTTP and WebSocket together on it (a free one
         // when neither was given).
         match (options.http, options.ws) {
@@ -224,15 +177,7 @@ pub(super) async fn start(
         .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
         .filter(|o| !o.is_empty())
         .collect();
-    #[cfg(feature = "tunnel")]
-    let public_hostname = options
-        .tunnel
-        .public_hostname
-        .as_deref()
-        .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
-        .filter(|h| !h.is_empty());
-    #[cfg(not(feature = "tunnel"))]
-    let public_hostname: Option<String> = None;
+    let public_hostname = super::tunneling::public_hostname(&options);
     let policy = HostPolicy::new(
         &options
             .allowed_hosts
@@ -259,7 +204,7 @@ pub(super) async fn start(
         session_counts,
         !options.stateless,
     );
-    let exposure = exposure(&options, tunnel.is_some(), public_hostname.as_deref());
+    let exposure = exposure(&options, tunnel.requested(), public_hostname.as_deref());
     let auth = Auth::resolve(&options.auth, exposure.is_some(), &policy)?;
     let token = auth.as_ref().and_then(|a| a.generated.clone());
     if let (Some(token), Some(why)) = (&token, &exposure) {
@@ -298,7 +243,7 @@ pub(super) async fn start(
         auth.bind_resource(
             http_addr.map(|a| a.port()),
             prefixes,
-            tunnel.is_some(),
+            tunnel.requested(),
             options.bind.is_loopback() && options.trusted_proxies.is_empty(),
         )?;
     }
@@ -356,10 +301,7 @@ pub(super) async fn start(
     let state: AppState = Arc::new(App {
         handler: handler.clone(),
         auth_required: auth.is_some(),
-        #[cfg(feature = "tunnel")]
-        tunnel: control.clone(),
-        #[cfg(feature = "tunnel")]
-        required_tunnel: options.tunnel.tunnel_required.then(|| control.clone()),
+        tunnel: tunnel.clone(),
         mounts,
         ws: ws_settings,
         sessions: sessions.clone(),
@@ -511,48 +453,21 @@ pub(super) async fn start(
     }
 
     let fatal = Arc::new(std::sync::Mutex::new(None));
-    #[cfg(feature = "tunnel")]
-    if let Some(origin) = http_addr.or(ws_addr) {
-        let serves_ws = ws_addr == Some(origin);
-        if ws_addr.is_some() && !serves_ws {
-            tracing::warn!(
-                "WebSocket is on another port than HTTP: only HTTP goes through a tunnel (give --ws the same port)"
-            );
-        }
-        let ip = if origin.ip().is_unspecified() {
-            std::net::IpAddr::from([127, 0, 0, 1])
-        } else {
-            origin.ip()
-        };
-        let local_url = format!("http://{}", SocketAddr::new(ip, origin.port()));
-        let access = Access {
+    tunnel.start(Start {
+        http_addr,
+        ws_addr,
+        policy: &policy,
+        access: Access {
             enabled: auth.is_some(),
             token: token.clone(),
-        };
-        let servers: Vec<(String, String)> = served
+        },
+        servers: served
             .iter()
             .map(|s| (s.name.clone(), s.prefix.clone()))
-            .collect();
-        let starter = tunnel_starter(
-            &options, &policy, serves_ws, &access, &servers, &finished, &fatal,
-        );
-        control.install(local_url.clone(), tunnel.clone(), starter);
-        if let Some(config) = tunnel {
-            let handle = crate::tunnel::TunnelHandle::start(config.clone(), local_url);
-            follow_tunnel(
-                &handle, &config, &options, &policy, serves_ws, &access, &servers, &finished,
-                &fatal,
-            );
-            control.set_handle(Some(handle));
-        }
-    } else if tunnel.is_some() {
-        return Err(Error::new(
-            ErrorKind::Config,
-            "a tunnel needs --http or --ws",
-        ));
-    }
-    #[cfg(not(feature = "tunnel"))]
-    let _ = tunnel;
+            .collect(),
+        finished: &finished,
+        fatal: &fatal,
+    })?;
 
     Ok(Running {
         http: http_addr,
@@ -564,8 +479,7 @@ pub(super) async fn start(
         tasks,
         grace: Duration::from_secs(options.shutdown_grace),
         fatal,
-        #[cfg(feature = "tunnel")]
-        tunnel: control,
+        tunnel,
     })
 }
 
