@@ -135,6 +135,7 @@ macro_rules! tools {
 
 /// The framing internals the criterion benches (`benches/benches/framing.rs`) measure, so that
 /// they time the library's own code rather than a copy. Not public API.
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod __bench {
     #[cfg(feature = "bridge")]

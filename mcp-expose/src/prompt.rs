@@ -17,6 +17,7 @@ type CompleteFn = dyn Fn(&str, &str) -> Vec<String> + Send + Sync;
 
 /// A prompt and the function that renders it.
 #[derive(Clone)]
+#[must_use = "a PromptDef does nothing until given to `Server::prompt`"]
 pub struct PromptDef {
     pub(crate) prompt: Prompt,
     pub(crate) get: Arc<GetFn>,

@@ -19,6 +19,7 @@ type ReadFn = dyn Fn(Context, String, UriVars) -> BoxFuture<'static, Result<Vec<
 
 /// A resource or resource template and the function that reads it.
 #[derive(Clone)]
+#[must_use = "a ResourceDef does nothing until given to `Server::resource`"]
 pub struct ResourceDef {
     pub(crate) uri: String,
     pub(crate) name: String,

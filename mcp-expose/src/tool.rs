@@ -25,6 +25,7 @@ type ToolFn = dyn Fn(Context, JsonObject) -> BoxFuture<'static, CallToolResult> 
 
 /// A tool: what `tools/list` shows of it and the function `tools/call` runs.
 #[derive(Clone)]
+#[must_use = "a ToolDef does nothing until given to `Server::tool`"]
 pub struct ToolDef {
     pub(crate) tool: Tool,
     pub(crate) handler: Arc<ToolFn>,

@@ -47,6 +47,7 @@ use crate::{
 /// }
 /// ```
 #[derive(Debug)]
+#[must_use = "a Server does nothing until `.serve()`, `.start()` or `.serve_stream()`"]
 pub struct Server {
     identity: Identity,
     collected: bool,

@@ -100,6 +100,7 @@ pub enum TunnelProtocol {
 /// How to run the tunnel.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[must_use = "a TunnelConfig does nothing until given to `Server::tunnel`"]
 pub struct TunnelConfig {
     /// Quick or named.
     pub kind: TunnelKind,
