@@ -65,6 +65,7 @@ pub mod connect;
 pub mod content;
 mod context;
 pub mod error;
+mod flags;
 #[cfg(test)]
 mod fuzz;
 mod handler;

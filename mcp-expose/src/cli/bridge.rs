@@ -35,14 +35,14 @@ pub struct BridgeOptions {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// End HTTP sessions (and their children) idle this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
-    pub idle_timeout: u64,
+    /// End HTTP sessions (and their children) idle this long (seconds, or a unit: 90s, 10m).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::flags::duration)]
+    pub idle_timeout: Duration,
 
     /// Answer a request (`initialize` included) with an error when the child has not answered
-    /// it within this many seconds (per-session children).
-    #[arg(long, value_name = "SECS", default_value_t = bridge::DEFAULT_REQUEST_TIMEOUT.as_secs())]
-    pub request_timeout: u64,
+    /// it within this time (seconds, or a unit).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::flags::duration)]
+    pub request_timeout: Duration,
 
     /// The stdio MCP server to run, after `--`: `mcp-expose bridge --http 8000 -- CMD ARGS...`.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -121,9 +121,9 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
         options.child_model,
         serve.max_message_size,
     )
-    .with_request_timeout(Duration::from_secs(options.request_timeout.max(1)));
+    .with_request_timeout(options.request_timeout.max(Duration::from_secs(1)));
     let bridge = Arc::new(bridge);
-    bridge::spawn_reaper(&bridge, Duration::from_secs(options.idle_timeout.max(1)));
+    bridge::spawn_reaper(&bridge, options.idle_timeout.max(Duration::from_secs(1)));
     crate::Server::new(name.clone(), env!("CARGO_PKG_VERSION"))
         .without_collected()
         .options(serve)

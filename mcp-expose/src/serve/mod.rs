@@ -180,7 +180,7 @@ impl Server {
 
     /// Cancels tool calls running longer than `limit`, answering with an error.
     pub fn tool_timeout(mut self, limit: std::time::Duration) -> Self {
-        self.options.tool_timeout = limit.as_secs().max(1);
+        self.options.tool_timeout = Some(limit);
         self
     }
 
@@ -298,8 +298,8 @@ impl Server {
         let limits = Limits {
             per_session: self.options.max_inflight_per_session.max(1),
             total: self.options.max_inflight.max(1),
-            tool_timeout: (self.options.tool_timeout > 0)
-                .then(|| std::time::Duration::from_secs(self.options.tool_timeout)),
+            // `--tool-timeout 0` meant never, as it did when it counted seconds.
+            tool_timeout: self.options.tool_timeout.filter(|limit| !limit.is_zero()),
         };
         (Handler::new(registry, self.identity, limits), self.options)
     }

@@ -1,6 +1,9 @@
 //! Command-line and environment options of `serve()`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::Duration,
+};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,17 +85,18 @@ pub struct Options {
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_message_size: usize,
 
-    /// Seconds between WebSocket pings.
-    #[arg(long, value_name = "SECS", default_value_t = 25)]
-    pub ws_ping_interval: u64,
+    /// Time between WebSocket pings (seconds, or a unit: 500ms, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "25s", value_parser = crate::flags::duration)]
+    pub ws_ping_interval: Duration,
 
-    /// Seconds between SSE keep-alive comments.
-    #[arg(long, value_name = "SECS", default_value_t = 15)]
-    pub sse_keep_alive: u64,
+    /// Time between SSE keep-alive comments (seconds, or a unit).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = crate::flags::duration)]
+    pub sse_keep_alive: Duration,
 
-    /// Cancel a tool call running longer than this many seconds, answering with an error (0: never).
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
-    pub tool_timeout: u64,
+    /// Cancel a tool call running longer than this (seconds, or a unit: 90s, 5m), answering
+    /// with an error [default: never].
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
+    pub tool_timeout: Option<Duration>,
 
     /// Tool calls one session may have in flight; more are refused with an error.
     #[arg(long, value_name = "N", default_value_t = 64)]
@@ -107,10 +111,10 @@ pub struct Options {
     #[arg(long, value_name = "N", env = "MCP_EXPOSE_MAX_SESSIONS")]
     pub max_sessions: Option<usize>,
 
-    /// Seconds a connection may take to send a whole request head; also how long an idle
-    /// keep-alive connection stays open.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub header_read_timeout: u64,
+    /// How long a connection may take to send a whole request head; also how long an idle
+    /// keep-alive connection stays open (seconds, or a unit).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::flags::duration)]
+    pub header_read_timeout: Duration,
 
     /// Connections (WebSockets included) held at once; more are answered 503 and closed
     /// [default: the file-descriptor limit, raised to its maximum, less room for the rest].
@@ -127,9 +131,9 @@ pub struct Options {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub rate_limit: u32,
 
-    /// Seconds in-flight tool calls get to finish on shutdown.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub shutdown_grace: u64,
+    /// How long in-flight tool calls get to finish on shutdown (seconds, or a unit).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::flags::duration)]
+    pub shutdown_grace: Duration,
 
     /// Log filter for stderr (RUST_LOG syntax; RUST_LOG itself wins when set).
     #[arg(long, value_name = "FILTER", default_value = "info,rmcp=warn")]
@@ -166,17 +170,17 @@ impl Default for Options {
             cors_origins: Vec::new(),
             stateless: false,
             max_message_size: 16 * 1024 * 1024,
-            ws_ping_interval: 25,
-            sse_keep_alive: 15,
-            tool_timeout: 0,
+            ws_ping_interval: Duration::from_secs(25),
+            sse_keep_alive: Duration::from_secs(15),
+            tool_timeout: None,
             max_inflight_per_session: 64,
             max_inflight: 1024,
             max_sessions: None,
-            header_read_timeout: 30,
+            header_read_timeout: Duration::from_secs(30),
             max_connections: None,
             max_connections_per_client: 256,
             rate_limit: 0,
-            shutdown_grace: 10,
+            shutdown_grace: Duration::from_secs(10),
             log_level: "info,rmcp=warn".to_owned(),
             metrics_bind: None,
             log_format: LogFormat::Text,

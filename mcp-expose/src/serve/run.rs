@@ -163,11 +163,11 @@ pub(super) async fn start(
     let http_settings = HttpSettings {
         stateless: options.stateless,
         max_body: options.max_message_size,
-        keep_alive: Duration::from_secs(options.sse_keep_alive.max(1)),
+        keep_alive: options.sse_keep_alive.max(MIN_INTERVAL),
     };
     let ws_settings = WsSettings {
         max_message: options.max_message_size,
-        ping_interval: Duration::from_secs(options.ws_ping_interval.max(1)),
+        ping_interval: options.ws_ping_interval.max(MIN_INTERVAL),
     };
     // The origins CORS answers are accepted by the Origin check too; `*` is not: it answers
     // CORS for any page, but DNS-rebinding protection stays (see --allowed-origin).
@@ -316,7 +316,7 @@ pub(super) async fn start(
     let owners = crate::security::sessions::Owners::default();
     let budget = super::accept::connection_budget();
     let connection_limits = super::accept::Limits::new(
-        Duration::from_secs(options.header_read_timeout.max(1)),
+        options.header_read_timeout.max(MIN_INTERVAL),
         options.max_connections.unwrap_or(budget).min(budget),
         options.max_connections_per_client,
         &options.trusted_proxies,
@@ -477,7 +477,7 @@ pub(super) async fn start(
         sessions,
         finished,
         tasks,
-        grace: Duration::from_secs(options.shutdown_grace),
+        grace: options.shutdown_grace,
         fatal,
         tunnel,
     })
@@ -513,6 +513,9 @@ fn exposure(options: &Options, tunneled: bool, public_hostname: Option<&str>) ->
         None
     }
 }
+
+/// The shortest keep-alive, ping and header-read interval: shorter ones would spin.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Sessions a listener holds when `--max-sessions` is not given.
 pub(crate) const DEFAULT_MAX_SESSIONS: usize = 10_000;

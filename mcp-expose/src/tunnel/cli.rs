@@ -59,9 +59,9 @@ pub struct TunnelOptions {
     #[arg(long)]
     pub print_systemd_unit: bool,
 
-    /// Seconds a tunnel start may take to become ready.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub tunnel_ready_timeout: u64,
+    /// How long a tunnel start may take to become ready (seconds, or a unit: 90s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::flags::duration)]
+    pub tunnel_ready_timeout: Duration,
 }
 
 impl TunnelOptions {
@@ -104,7 +104,11 @@ impl TunnelOptions {
             config
                 .cloudflared(self.cloudflared.clone())
                 .protocol(self.tunnel_protocol)
-                .ready_timeout(Duration::from_secs(self.tunnel_ready_timeout.max(1))),
+                .ready_timeout(match self.tunnel_ready_timeout {
+                    // Options built with `Default` rather than parsed: the flag's default.
+                    Duration::ZERO => Duration::from_secs(60),
+                    timeout => timeout.max(Duration::from_secs(1)),
+                }),
         ))
     }
 }
