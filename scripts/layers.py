@@ -32,7 +32,7 @@ LAYERS = [
     ["session"],
     ["observe"],
     ["content", "process"],
-    ["web", "jsonrpc", "backoff", "error"],
+    ["web", "jsonrpc", "backoff", "flags", "error"],
 ]
 
 # Within a top-level module, sub-modules that must not be used from below (top first);
