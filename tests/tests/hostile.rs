@@ -317,3 +317,67 @@ async fn connections_are_capped_per_client_and_in_all_and_freed_on_close() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Item 5, over HTTP: a client that asks for a long answer and never reads it has its
+/// connection closed once it has taken nothing for `--write-timeout`, so what waited for it is
+/// freed, instead of being held for as long as the client keeps the socket open.
+#[tokio::test]
+async fn a_client_that_stops_reading_a_response_is_disconnected() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let args = ["--http", "0", "--stateless", "--write-timeout", "2"];
+    let server = ServerProcess::start("bioseq", &args).await;
+    let addr = server
+        .http()
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    // A 12 MB answer: more than the kernel's socket buffers on both sides hold.
+    const BASES: usize = 12 * 1024 * 1024;
+    let sequence = "ACGT".repeat(BASES / 4);
+    let body = request(
+        1,
+        "tools/call",
+        json!({ "name": "reverse_complement", "arguments": { "seq": sequence } }),
+    );
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut tcp = socket
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    tcp.write_all(body.as_bytes()).await.expect("body");
+    // Reads nothing for well past the write timeout; others are served meanwhile.
+    for _ in 0..6 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let health = reqwest::get(server.http().replace("/mcp", "/health"))
+            .await
+            .expect("health");
+        assert_eq!(health.status(), 200);
+    }
+    // Reading now: what the kernel had buffered, then the end; never the whole answer.
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection stayed open: {received} bytes read, the server kept waiting on a client that did not read"
+    );
+    assert!(
+        received < BASES,
+        "the whole answer ({received} bytes) arrived: the connection was never closed"
+    );
+}

@@ -1,11 +1,14 @@
 //! Accepting connections: caps on how many are open (in all, below the file-descriptor limit,
 //! and per client address), and a deadline for each request head that also ends idle
-//! keep-alive connections, so that idle, trickling (slowloris) or too many connections cannot
-//! deny service to everyone else. A WebSocket counts for as long as it is open.
+//! keep-alive connections, and one for each write a client does not take (a client that stops
+//! reading has its connection closed, and what was waiting for it freed), so that idle,
+//! trickling (slowloris), non-reading or too many connections cannot deny service to everyone
+//! else. A WebSocket counts for as long as it is open.
 
 use std::{
     collections::HashMap,
     convert::Infallible,
+    future::Future as _,
     net::IpAddr,
     pin::Pin,
     sync::{Arc, Mutex},
@@ -27,6 +30,8 @@ pub(crate) struct Limits {
     /// A connection that has not sent a whole request head this long after it opened (or
     /// after its previous response) is closed.
     pub(crate) header_read: Duration,
+    /// A connection whose client has taken none of a pending write this long is closed.
+    pub(crate) write: Duration,
     /// Connections open at once on all listeners together.
     pub(crate) max: usize,
     /// Connections open at once from one client address (0: no limit).
@@ -46,6 +51,7 @@ struct Book {
 impl Limits {
     pub(crate) fn new(
         header_read: Duration,
+        write: Duration,
         max: usize,
         per_client: usize,
         trusted_proxies: &[ipnet::IpNet],
@@ -57,6 +63,7 @@ impl Limits {
         shared_peers.extend_from_slice(trusted_proxies);
         Arc::new(Self {
             header_read,
+            write,
             max: max.max(1),
             per_client,
             shared_peers,
@@ -165,10 +172,15 @@ pub(crate) async fn serve<S>(
             request.extensions_mut().insert(ConnectInfo(peer));
             tower::ServiceExt::oneshot(app.clone(), request)
         });
-        let header_read = limits.header_read;
+        let (header_read, write) = (limits.header_read, limits.write);
         let stop = stop.clone();
         tokio::spawn(async move {
-            let io = TokioIo::new(Counted { tcp, _slot: slot });
+            let io = TokioIo::new(Counted {
+                tcp,
+                _slot: slot,
+                write_timeout: write,
+                stalled: None,
+            });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_read)
@@ -210,10 +222,47 @@ fn refuse(tcp: &TcpStream, status: &str) {
     let _ = tcp.try_write(response.as_bytes());
 }
 
-/// A connection holding its slot: an upgraded WebSocket keeps it until it closes.
+/// A connection holding its slot (an upgraded WebSocket keeps it until it closes), whose
+/// writes fail once its client has taken nothing for `write_timeout`.
 struct Counted {
     tcp: TcpStream,
     _slot: Slot,
+    write_timeout: Duration,
+    /// Armed while a write waits for the client; only then is there a timer.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Counted {
+    /// `polled`, a write's outcome; a write still pending past `write_timeout` becomes an
+    /// error, which ends the connection.
+    fn bounded<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                tracing::debug!(
+                    ?timeout,
+                    "closing a connection whose client stopped reading"
+                );
+                crate::observe::metrics::rejected("write_timeout");
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client took nothing within the write timeout",
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Counted {
@@ -228,27 +277,33 @@ impl AsyncRead for Counted {
 
 impl AsyncWrite for Counted {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.tcp).poll_write(cx, buf);
+        this.bounded(cx, polled)
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
+        this.bounded(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
         self.tcp.is_write_vectored()
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.tcp).poll_flush(cx);
+        this.bounded(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -262,7 +317,7 @@ mod tests {
 
     #[test]
     fn caps_count_per_client_and_in_all_and_free_on_close() {
-        let limits = Limits::new(Duration::from_secs(1), 3, 2, &[]);
+        let limits = Limits::new(Duration::from_secs(1), Duration::from_secs(1), 3, 2, &[]);
         let stranger: IpAddr = "192.0.2.1".parse().expect("ip");
         let other: IpAddr = "192.0.2.2".parse().expect("ip");
         let local: IpAddr = "127.0.0.1".parse().expect("ip");

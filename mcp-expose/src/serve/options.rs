@@ -116,6 +116,11 @@ pub struct Options {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::flags::duration)]
     pub header_read_timeout: Duration,
 
+    /// How long a response may wait for a client that takes none of it before the connection
+    /// is closed (a client that stopped reading; seconds, or a unit).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::flags::duration)]
+    pub write_timeout: Duration,
+
     /// Connections (WebSockets included) held at once; more are answered 503 and closed
     /// [default: the file-descriptor limit, raised to its maximum, less room for the rest].
     #[arg(long, value_name = "N", env = "MCP_EXPOSE_MAX_CONNECTIONS")]
@@ -177,6 +182,7 @@ impl Default for Options {
             max_inflight: 1024,
             max_sessions: None,
             header_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_connections: None,
             max_connections_per_client: 256,
             rate_limit: 0,

@@ -317,6 +317,7 @@ pub(super) async fn start(
     let budget = super::accept::connection_budget();
     let connection_limits = super::accept::Limits::new(
         options.header_read_timeout.max(MIN_INTERVAL),
+        options.write_timeout.max(MIN_INTERVAL),
         options.max_connections.unwrap_or(budget).min(budget),
         options.max_connections_per_client,
         &options.trusted_proxies,
