@@ -31,7 +31,8 @@ LAYERS = [
     ["session"],
     ["observe"],
     ["content", "process"],
-    ["web", "jsonrpc", "backoff", "error"],
+    ["web"],
+    ["jsonrpc", "backoff", "error"],
 ]
 
 # Within a top-level module, sub-modules that must not be used from below (top first);

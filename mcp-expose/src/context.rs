@@ -100,7 +100,7 @@ impl Context {
             .and_then(|parts| parts.extensions.get::<Arc<Caller>>().cloned())
             .or_else(|| session.caller.clone());
         let client = parts
-            .and_then(|parts| crate::transport::policy::client_of(&parts.extensions))
+            .and_then(|parts| crate::web::client_of(&parts.extensions))
             .or(session.client);
         Self {
             inner: Arc::new(Inner {

@@ -234,7 +234,7 @@ impl ServerHandler for Handler {
                 context
                     .extensions
                     .get::<http::request::Parts>()
-                    .and_then(|parts| crate::transport::policy::client_of(&parts.extensions))
+                    .and_then(|parts| crate::web::client_of(&parts.extensions))
                     .or(self.session.client)
             })
             .flatten();

@@ -80,6 +80,7 @@ pub mod tool;
 mod transport;
 #[cfg(feature = "tunnel")]
 pub mod tunnel;
+mod web;
 
 #[doc(inline)]
 pub use content::{Audio, Content, Image, Resource};

@@ -44,7 +44,7 @@ pub(crate) struct ServerState {
     subscribers: Mutex<Vec<Weak<Session>>>,
     pub(crate) limits: Limits,
     /// Set on shutdown: new calls are refused while in-flight ones finish.
-    pub(crate) draining: AtomicBool,
+    pub(crate) draining: Arc<AtomicBool>,
     /// Open sessions, for the session cap.
     pub(crate) sessions: Arc<SessionCount>,
 }
@@ -63,7 +63,7 @@ impl ServerState {
             inflight: Arc::default(),
             subscribers: Mutex::default(),
             limits,
-            draining: AtomicBool::new(false),
+            draining: Arc::default(),
             sessions: Arc::default(),
         }
     }

@@ -26,7 +26,7 @@ use super::{
     envelope::{self, Message},
     stream::{self, Routed, STREAM_BYTES, Sent},
 };
-use crate::{jsonrpc, transport::policy::json_error};
+use crate::{jsonrpc, web::json_error};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 /// How long a POST waits for its first message before it opens an event stream anyway (whose

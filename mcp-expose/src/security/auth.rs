@@ -19,7 +19,8 @@ use subtle::ConstantTimeEq as _;
 
 use crate::{
     error::{Error, ErrorKind, Result},
-    transport::policy::{HostPolicy, json_error},
+    security::policy::HostPolicy,
+    web::json_error,
 };
 
 /// Authentication flags.
@@ -331,7 +332,7 @@ pub(crate) async fn require(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let client = crate::transport::policy::client_of(request.extensions());
+    let client = crate::web::client_of(request.extensions());
     if let (Some(strikes), Some(client)) = (&auth.strikes, client)
         && let Some(wait) = strikes.locked(client)
     {

@@ -17,7 +17,7 @@ use axum::{
 };
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::transport::policy::{client_of, json_error};
+use crate::web::{client_of, json_error};
 
 /// A limiter allowing `per_second` requests per client, with bursts of as many.
 #[derive(Clone)]

@@ -12,7 +12,7 @@ use axum::{
     http::{Method, header},
 };
 
-use crate::serve::gate::Refusal;
+use crate::web::{Refusal, json_error};
 
 /// Open sessions of one server or bridge.
 #[derive(Debug, Default)]
@@ -188,7 +188,7 @@ pub(crate) async fn owned(
         && !owners.admits(session, &principal)
     {
         tracing::debug!("refused a session to a caller other than the one that opened it");
-        return crate::transport::policy::json_error(
+        return json_error(
             axum::http::StatusCode::NOT_FOUND,
             "Not Found: session not found",
         );

@@ -1,7 +1,6 @@
 //! [`Server`]: the builder, and `serve()` over stdio, streamable HTTP and WebSocket.
 
 mod accept;
-pub(crate) mod gate;
 mod options;
 mod routes;
 mod run;

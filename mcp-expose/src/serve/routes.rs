@@ -10,8 +10,9 @@ use axum::{
 
 use super::run::AppState;
 use crate::{
-    security::auth,
-    transport::{policy, ws},
+    security::{auth, policy},
+    transport::ws,
+    web::json_error,
 };
 
 pub(super) async fn ws_route(
@@ -310,5 +311,5 @@ pub(super) async fn not_found(State(state): State<AppState>) -> Response {
                 .join(", ")
         ),
     };
-    policy::json_error(StatusCode::NOT_FOUND, &message)
+    json_error(StatusCode::NOT_FOUND, &message)
 }

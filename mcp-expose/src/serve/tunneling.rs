@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Options, run::TunnelConfig};
 use crate::{
     error::{Error, ErrorKind, Result},
-    transport::policy::HostPolicy,
+    security::policy::HostPolicy,
 };
 
 /// Whether clients need a token, and the generated one to put in printed configs.
