@@ -76,6 +76,7 @@ pub mod resource;
 pub mod security;
 pub mod serve;
 mod session;
+mod state;
 pub mod tool;
 mod transport;
 #[cfg(feature = "tunnel")]

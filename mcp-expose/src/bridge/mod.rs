@@ -126,7 +126,7 @@ pub enum ChildModel {
 #[derive(Debug)]
 pub(crate) struct Link {
     kind: LinkKind,
-    _slot: crate::security::sessions::SessionSlot,
+    _slot: crate::session::SessionSlot,
 }
 
 #[derive(Debug)]
@@ -161,7 +161,7 @@ pub(crate) struct Bridge {
     /// How long a per-session child may take to answer a request.
     pub(crate) request_timeout: Duration,
     /// Open sessions, for the session cap.
-    pub(crate) sessions: Arc<crate::security::sessions::SessionCount>,
+    pub(crate) sessions: Arc<crate::session::SessionCount>,
     shared: Option<shared::SharedChild>,
 }
 

@@ -20,7 +20,7 @@ use crate::{
     error::{Error, ErrorKind, Result},
     handler::Handler,
     registry::Registry,
-    session::{Identity, Limits},
+    state::{Identity, Limits},
 };
 
 /// An MCP server: its identity, its tools/resources/prompts, and how to serve them.
