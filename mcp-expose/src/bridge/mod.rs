@@ -42,6 +42,7 @@ mod child;
 pub(crate) mod envelope;
 mod gateway;
 mod http;
+mod metrics;
 mod process;
 pub(crate) mod scan;
 mod shared;

@@ -168,7 +168,7 @@ pub(super) async fn metrics_route(State(state): State<AppState>) -> Response {
     // What is not counted as it happens is read now: bridged children and the tunnel.
     #[cfg(feature = "bridge")]
     for (prefix, health) in &state.bridges {
-        crate::observe::metrics::bridge(prefix, health);
+        health.record_metrics(prefix);
     }
     #[cfg(feature = "tunnel")]
     if let Some(tunnel) = state.tunnel.handle() {
@@ -176,7 +176,7 @@ pub(super) async fn metrics_route(State(state): State<AppState>) -> Response {
             .await
             .ok()
             .flatten();
-        crate::observe::metrics::tunnel(&tunnel.status(), scraped.as_ref());
+        tunnel.status().record_metrics(scraped.as_ref());
     }
     #[cfg(not(any(feature = "bridge", feature = "tunnel")))]
     let _ = state;
