@@ -202,7 +202,7 @@ impl Drop for Down {
 /// (WebSocket), or straight into its HTTP response streams (no task in between).
 pub(crate) enum Outlet {
     Channel(mpsc::Sender<String>),
-    Http(Arc<Mutex<super::http::Routes>>),
+    Http(Arc<Mutex<super::routes::Routes>>),
 }
 
 impl Outlet {
@@ -211,7 +211,7 @@ impl Outlet {
             Outlet::Channel(tx) => {
                 let _ = tx.send(line).await;
             }
-            Outlet::Http(routes) => super::http::route(routes, line),
+            Outlet::Http(routes) => super::routes::route(routes, line),
         }
     }
 }

@@ -44,6 +44,7 @@ mod gateway;
 mod http;
 mod metrics;
 mod process;
+mod routes;
 pub(crate) mod scan;
 mod shared;
 mod stream;
