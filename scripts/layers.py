@@ -44,7 +44,7 @@ SUBLAYERS = {
         ["http", "ws"],
         ["shared"],
         ["child"],
-        ["routes"],
+        ["routes", "health"],
         ["stream", "envelope"],
         ["scan"],
     ],

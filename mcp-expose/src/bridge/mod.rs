@@ -41,6 +41,7 @@ mod child;
 /// Also reached by the fuzz targets and, through `__bench`, the criterion benches.
 pub(crate) mod envelope;
 mod gateway;
+mod health;
 mod http;
 mod metrics;
 mod process;
@@ -58,9 +59,9 @@ use axum::{
     routing::{any, post},
 };
 
-pub(crate) use child::BridgeHealth;
 pub use child::ChildSpec;
 pub use gateway::{GatewayOptions, run as run_gateway};
+pub(crate) use health::BridgeHealth;
 
 use crate::{
     error::{Error, ErrorKind, Result},
