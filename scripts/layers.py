@@ -48,6 +48,7 @@ SUBLAYERS = {
         ["stream", "envelope"],
         ["scan"],
     ],
+    "security": [["gate", "auth"], ["oauth", "rate", "sessions"], ["jwks", "policy", "principal"]],
 }
 
 # Imports no layer order forbids but the design does: serve composes what it is given.

@@ -9,6 +9,7 @@ pub(crate) mod jwks;
 #[cfg(feature = "oauth")]
 pub(crate) mod oauth;
 pub(crate) mod policy;
+pub(crate) mod principal;
 pub(crate) mod rate;
 pub(crate) mod sessions;
 

@@ -64,7 +64,7 @@ pub(crate) async fn limit(
     // the raw header: anyone can send a fresh one per request.
     let key = request
         .extensions()
-        .get::<super::auth::Authenticated>()
+        .get::<super::principal::Authenticated>()
         .map(|principal| principal.0.to_string())
         .or_else(|| client_of(request.extensions()).map(|addr| format!("ip:{}", bucket(addr))))
         .unwrap_or_default();

@@ -151,7 +151,7 @@ pub(crate) async fn owned(
 ) -> axum::response::Response {
     let Some(principal) = request
         .extensions()
-        .get::<crate::security::auth::Authenticated>()
+        .get::<crate::security::principal::Authenticated>()
         .map(|a| a.0.clone())
     else {
         return next.run(request).await;

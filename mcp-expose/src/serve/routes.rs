@@ -10,7 +10,7 @@ use axum::{
 
 use super::run::AppState;
 use crate::{
-    security::{auth, policy},
+    security::{policy, principal::Authenticated},
     transport::ws,
     web::json_error,
 };
@@ -60,8 +60,7 @@ pub(super) async fn info_route(
     request: axum::extract::Request,
 ) -> Response {
     use crate::observe::landing::{Landing, Listed, Tools};
-    let visible =
-        !state.auth_required || request.extensions().get::<auth::Authenticated>().is_some();
+    let visible = !state.auth_required || request.extensions().get::<Authenticated>().is_some();
     let shared = state.handler.state();
     let identity = &shared.identity;
     let (http_origins, ws_origins) = origins(&state, &request);
