@@ -32,7 +32,8 @@ LAYERS = [
     ["session"],
     ["observe"],
     ["content", "process"],
-    ["web", "jsonrpc", "backoff", "flags", "error"],
+    ["web"],
+    ["jsonrpc", "backoff", "flags", "error"],
 ]
 
 # Within a top-level module, sub-modules that must not be used from below (top first);
@@ -51,10 +52,11 @@ SUBLAYERS = {
         ["http", "ws"],
         ["shared"],
         ["child"],
-        ["routes"],
+        ["routes", "health"],
         ["stream", "envelope"],
         ["scan"],
     ],
+    "security": [["gate", "auth"], ["oauth", "rate", "sessions"], ["jwks", "policy", "principal"]],
 }
 
 # Imports no layer order forbids but the design does: serve composes what it is given.

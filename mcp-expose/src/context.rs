@@ -1,7 +1,7 @@
 #![allow(deprecated)] // logging and sampling are deprecated by the 2026-07-28 revision; older clients use them
 //! [`Context`]: what a tool can do besides computing its result.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use rmcp::{
     RoleServer,
@@ -14,9 +14,10 @@ use rmcp::{
 };
 use tokio_util::sync::CancellationToken;
 
+pub use crate::session::Caller;
 use crate::{
     error::{Error, ErrorKind},
-    session::{ServerState, Session},
+    session::{Session, Subscriptions},
 };
 
 /// The request a tool runs for: progress and log notifications, cancellation, requests to the
@@ -53,7 +54,8 @@ struct Inner {
     caller: Option<Arc<Caller>>,
     client: Option<std::net::IpAddr>,
     session: Arc<Session>,
-    state: std::sync::Weak<ServerState>,
+    /// Weak: a tool's context does not keep the server's subscriptions alive.
+    subscriptions: std::sync::Weak<Subscriptions>,
 }
 
 /// The headers minus the client's credentials for this server.
@@ -90,7 +92,7 @@ impl Context {
     pub(crate) fn new(
         request: RequestContext<RoleServer>,
         session: Arc<Session>,
-        state: std::sync::Weak<ServerState>,
+        subscriptions: std::sync::Weak<Subscriptions>,
     ) -> Self {
         let parts = request.extensions.get::<http::request::Parts>();
         let headers = parts
@@ -100,7 +102,7 @@ impl Context {
             .and_then(|parts| parts.extensions.get::<Arc<Caller>>().cloned())
             .or_else(|| session.caller.clone());
         let client = parts
-            .and_then(|parts| crate::transport::policy::client_of(&parts.extensions))
+            .and_then(|parts| crate::web::client_of(&parts.extensions))
             .or(session.client);
         Self {
             inner: Arc::new(Inner {
@@ -112,7 +114,7 @@ impl Context {
                 caller,
                 client,
                 session,
-                state,
+                subscriptions,
             }),
         }
     }
@@ -248,8 +250,8 @@ impl Context {
     /// Tells every client subscribed to `uri` that the resource changed
     /// (`notifications/resources/updated`).
     pub async fn notify_resource_updated(&self, uri: &str) {
-        if let Some(state) = self.inner.state.upgrade() {
-            state.notify_resource_updated(uri).await;
+        if let Some(subscriptions) = self.inner.subscriptions.upgrade() {
+            subscriptions.notify_resource_updated(uri).await;
         }
     }
 
@@ -258,45 +260,6 @@ impl Context {
         &self.inner.peer
     }
 }
-
-/// The caller a verified access token names: see [`Context::caller`].
-///
-/// Only what the server checked is here: the token itself never reaches a tool.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Caller {
-    /// Who issued the token (`iss`): an `--oauth-issuer`, or the Cloudflare Access team.
-    pub issuer: String,
-    /// The user or client the token was issued to (`sub`).
-    pub subject: Option<String>,
-    /// The user's email (`email`), which Cloudflare Access tokens carry.
-    pub email: Option<String>,
-    /// The scopes granted (`scope`, or `scp`).
-    pub scopes: Vec<String>,
-    /// When the token expires (`exp`). A WebSocket session or an HTTP event stream opened with
-    /// it ends then (plus the 30 s allowed for clock skew); other requests are checked each.
-    pub expires_at: Option<std::time::SystemTime>,
-}
-
-impl Caller {
-    /// True if the token granted `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
-    }
-
-    /// When a session opened with this token must end: its expiry plus the clock skew the
-    /// token check allows (from then on the token is refused).
-    pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
-        let expires = self.expires_at? + Duration::from_secs(TOKEN_LEEWAY_SECS);
-        let left = expires
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
-        Some(tokio::time::Instant::now() + left)
-    }
-}
-
-/// Clock skew allowed on a token's `exp` and `nbf`, in seconds.
-pub(crate) const TOKEN_LEEWAY_SECS: u64 = 30;
 
 /// Severity of a log message sent to the client (RFC 5424 levels, as MCP uses them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

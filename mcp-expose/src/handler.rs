@@ -21,7 +21,8 @@ use rmcp::{
 use crate::{
     Context,
     registry::Registry,
-    session::{Identity, Limits, ServerState, Session},
+    session::Session,
+    state::{Identity, Limits, ServerState},
     tool::error_result,
 };
 
@@ -77,7 +78,11 @@ impl Handler {
     }
 
     fn context(&self, request: RequestContext<RoleServer>) -> Context {
-        Context::new(request, self.session.clone(), Arc::downgrade(&self.state))
+        Context::new(
+            request,
+            self.session.clone(),
+            Arc::downgrade(&self.state.subscriptions),
+        )
     }
 
     /// Runs a tool call; also says how it ended, for metrics and the log.
@@ -234,7 +239,7 @@ impl ServerHandler for Handler {
                 context
                     .extensions
                     .get::<http::request::Parts>()
-                    .and_then(|parts| crate::transport::policy::client_of(&parts.extensions))
+                    .and_then(|parts| crate::web::client_of(&parts.extensions))
                     .or(self.session.client)
             })
             .flatten();

@@ -80,10 +80,12 @@ pub mod resource;
 pub mod security;
 pub mod serve;
 mod session;
+mod state;
 pub mod tool;
 mod transport;
 #[cfg(feature = "tunnel")]
 pub mod tunnel;
+mod web;
 
 #[doc(inline)]
 pub use content::{Audio, Content, Image, Resource};

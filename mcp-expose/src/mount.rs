@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::{Router, extract::ws::WebSocketUpgrade, response::Response};
 
-use crate::{context::Caller, security::sessions::SessionCount};
+use crate::session::{Caller, SessionCount};
 
 /// Accepts a WebSocket session at a listener's `/`.
 pub(crate) type RootSocket =

@@ -1,98 +1,67 @@
 #![allow(deprecated)] // logging is deprecated by the 2026-07-28 revision; older clients set a level
-//! Server and session state: the registry and identity every session shares, the tool calls
-//! in flight (for limits and a graceful shutdown), the open sessions, and each session's log
-//! level and subscriptions. The [`Handler`](crate::handler::Handler) dispatches over it;
-//! a [`Context`](crate::Context) sees it through the session it runs for.
+//! Session state: each session's log level, subscriptions, caller and tool calls in flight; the
+//! count of open sessions (for the session cap); and the [`Subscriptions`] that tell sessions a
+//! resource changed. It knows no registry and no server: the [`state`](crate::state) above
+//! builds on it.
 
 use std::{
     collections::HashSet,
     sync::{
         Arc, Mutex, OnceLock, Weak,
-        atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicU8, AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
-use rmcp::{
-    RoleServer,
-    model::{LoggingLevel, ServerCapabilities},
-    service::Peer,
-};
+use rmcp::{RoleServer, model::LoggingLevel, service::Peer};
 
-use crate::{
-    registry::Registry,
-    security::sessions::{SessionCount, SessionSlot},
-};
-
-/// Who the server says it is in `initialize`.
-#[derive(Debug, Clone)]
-pub(crate) struct Identity {
-    pub(crate) name: String,
-    pub(crate) version: String,
-    pub(crate) title: Option<String>,
-    pub(crate) description: Option<String>,
-    pub(crate) instructions: Option<String>,
+/// The caller a verified access token names: see [`Context::caller`](crate::Context::caller).
+///
+/// Only what the server checked is here: the token itself never reaches a tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Caller {
+    /// Who issued the token (`iss`): an `--oauth-issuer`, or the Cloudflare Access team.
+    pub issuer: String,
+    /// The user or client the token was issued to (`sub`).
+    pub subject: Option<String>,
+    /// The user's email (`email`), which Cloudflare Access tokens carry.
+    pub email: Option<String>,
+    /// The scopes granted (`scope`, or `scp`).
+    pub scopes: Vec<String>,
+    /// When the token expires (`exp`). A WebSocket session or an HTTP event stream opened with
+    /// it ends then (plus the 30 s allowed for clock skew); other requests are checked each.
+    pub expires_at: Option<std::time::SystemTime>,
 }
 
-/// State shared by all sessions.
-#[derive(Debug)]
-pub(crate) struct ServerState {
-    pub(crate) registry: Registry,
-    pub(crate) identity: Identity,
-    pub(crate) capabilities: ServerCapabilities,
-    pub(crate) inflight: Arc<InFlight>,
-    /// Sessions that subscribed to some resource.
+impl Caller {
+    /// True if the token granted `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// When a session opened with this token must end: its expiry plus the clock skew the
+    /// token check allows (from then on the token is refused).
+    pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
+        let expires = self.expires_at? + Duration::from_secs(TOKEN_LEEWAY_SECS);
+        let left = expires
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        Some(tokio::time::Instant::now() + left)
+    }
+}
+
+/// Clock skew allowed on a token's `exp` and `nbf`, in seconds.
+pub(crate) const TOKEN_LEEWAY_SECS: u64 = 30;
+
+/// The sessions subscribed to resources, to notify them of updates. The server state owns it;
+/// a [`Context`](crate::Context) holds it weakly, to send updates from a tool.
+#[derive(Debug, Default)]
+pub(crate) struct Subscriptions {
     subscribers: Mutex<Vec<Weak<Session>>>,
-    pub(crate) limits: Limits,
-    /// Set on shutdown: new calls are refused while in-flight ones finish.
-    pub(crate) draining: AtomicBool,
-    /// Open sessions, for the session cap.
-    pub(crate) sessions: Arc<SessionCount>,
 }
 
-impl ServerState {
-    pub(crate) fn new(
-        registry: Registry,
-        identity: Identity,
-        capabilities: ServerCapabilities,
-        limits: Limits,
-    ) -> Self {
-        Self {
-            registry,
-            identity,
-            capabilities,
-            inflight: Arc::default(),
-            subscribers: Mutex::default(),
-            limits,
-            draining: AtomicBool::new(false),
-            sessions: Arc::default(),
-        }
-    }
-
-    /// Takes a place for one tool call of `session`, or says which limit it is over: over a
-    /// limit, a call is refused at once, as queueing would only hide the overload.
-    pub(crate) fn admit(&self, session: &Session) -> Result<CallSlot, String> {
-        let limits = &self.limits;
-        if self.draining.load(Ordering::Relaxed) {
-            return Err("server is shutting down; retry on another instance".to_owned());
-        }
-        if session.calls.count() >= limits.per_session {
-            return Err(format!(
-                "too many tool calls in flight on this session (limit {}); retry later",
-                limits.per_session
-            ));
-        }
-        if self.inflight.count() >= limits.total {
-            return Err(format!(
-                "server busy: {} tool calls in flight; retry later",
-                limits.total
-            ));
-        }
-        Ok(CallSlot {
-            _server: self.inflight.enter(),
-            _session: session.calls.enter(),
-        })
-    }
-
+impl Subscriptions {
     /// Subscribes `session` to `uri`, keeping its peer to notify it of updates.
     pub(crate) fn subscribe(&self, session: &Arc<Session>, uri: String, peer: Peer<RoleServer>) {
         session
@@ -129,24 +98,29 @@ impl ServerState {
     }
 }
 
-/// Bounds on tool calls.
-#[derive(Debug, Clone)]
-pub(crate) struct Limits {
-    /// Calls one session may have in flight; more are refused, not queued.
-    pub(crate) per_session: usize,
-    /// Calls all sessions together may have in flight.
-    pub(crate) total: usize,
-    /// A call running longer is cancelled and answered with an error.
-    pub(crate) tool_timeout: Option<std::time::Duration>,
+/// Open sessions of one server or bridge.
+#[derive(Debug, Default)]
+pub(crate) struct SessionCount(AtomicUsize);
+
+impl SessionCount {
+    /// Counts a session until the returned slot is dropped.
+    pub(crate) fn open(self: &Arc<Self>) -> SessionSlot {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        SessionSlot(self.clone())
+    }
+
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            per_session: 64,
-            total: 1024,
-            tool_timeout: None,
-        }
+/// One open session; dropping it closes the slot.
+#[derive(Debug)]
+pub(crate) struct SessionSlot(Arc<SessionCount>);
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -158,7 +132,7 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    fn enter(self: &Arc<Self>) -> InFlightGuard {
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlightGuard {
         self.count.fetch_add(1, Ordering::AcqRel);
         InFlightGuard(self.clone())
     }
@@ -179,14 +153,8 @@ impl InFlight {
     }
 }
 
-struct InFlightGuard(Arc<InFlight>);
-
-/// A tool call's place among the server's and its session's calls in flight, given back on drop.
-pub(crate) struct CallSlot {
-    // Dropped in this order, as the two guards were when they were locals.
-    _session: InFlightGuard,
-    _server: InFlightGuard,
-}
+/// Held while a call is in flight; dropping it counts the call out.
+pub(crate) struct InFlightGuard(Arc<InFlight>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
@@ -210,7 +178,7 @@ pub(crate) struct Session {
     peer: OnceLock<Peer<RoleServer>>,
     pub(crate) headers: Option<http::HeaderMap>,
     /// The caller the WebSocket upgrade's token named.
-    pub(crate) caller: Option<Arc<crate::Caller>>,
+    pub(crate) caller: Option<Arc<Caller>>,
     /// The WebSocket client's address.
     pub(crate) client: Option<std::net::IpAddr>,
     _slot: Option<SessionSlot>,
@@ -226,7 +194,7 @@ impl Session {
     pub(crate) fn new(
         transport: &'static str,
         headers: Option<http::HeaderMap>,
-        caller: Option<Arc<crate::Caller>>,
+        caller: Option<Arc<Caller>>,
         client: Option<std::net::IpAddr>,
         slot: Option<SessionSlot>,
     ) -> Self {
@@ -242,6 +210,11 @@ impl Session {
             client,
             _slot: slot,
         }
+    }
+
+    /// Tool calls of this session in flight.
+    pub(crate) fn calls(&self) -> &Arc<InFlight> {
+        &self.calls
     }
 
     pub(crate) fn log_enabled(&self, level: LoggingLevel) -> bool {

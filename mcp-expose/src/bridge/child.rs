@@ -8,10 +8,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     path::PathBuf,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -19,12 +16,10 @@ use tokio::sync::mpsc;
 
 use super::{
     envelope::{self, Message},
+    health::{BridgeHealth, Crashes, Down},
     process::{Next, Process, launch, next},
 };
-use crate::{
-    backoff::Backoff,
-    jsonrpc::{self, IdKey},
-};
+use crate::jsonrpc::{self, IdKey};
 
 /// How to start the child server.
 #[derive(Debug, Clone, Default)]
@@ -91,118 +86,14 @@ impl ChildSpec {
     }
 }
 
-/// Counters the health endpoint reports: whether the bridge can serve new sessions. One
-/// session's crash-looping child fails that session, not the bridge; a shared child that
-/// crash-loops, or a program that cannot be started, fails the bridge.
-#[derive(Debug, Default)]
-pub(crate) struct BridgeHealth {
-    pub(crate) sessions: AtomicUsize,
-    /// Children that are dead and not yet restarted.
-    pub(crate) down: AtomicUsize,
-    /// Of those, per-session children: they do not keep the bridge from serving new sessions.
-    pub(crate) sessions_down: AtomicUsize,
-    pub(crate) restarts: AtomicU64,
-    /// Why no new session can be served: the last child start failed, or the shared child
-    /// crash-loops.
-    pub(crate) failure: Mutex<Option<String>>,
-}
-
-impl BridgeHealth {
-    pub(crate) fn healthy(&self) -> bool {
-        // `sessions_down` rises before `down` and falls after it.
-        let down = self.down.load(Ordering::Acquire);
-        down <= self.sessions_down.load(Ordering::Acquire)
-            && self.failure.lock().map(|f| f.is_none()).unwrap_or(false)
-    }
-
-    fn failure(&self) -> Option<String> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub(crate) fn set_failure(&self, failure: Option<String>) {
-        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = failure;
-    }
-}
-
-const CRASH_WINDOW: Duration = Duration::from_secs(60);
-/// Restart delays by the exits within the window: 100 ms, 200 ms, 400 ms, ...
-const RESTART: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-const MAX_CRASHES: usize = 5;
+/// Frames held for a child while it (re)starts or replays `initialize`; more are not queued.
 pub(crate) const MAX_QUEUED: usize = 1024;
-
-/// Exits within the last minute: the restart delay, or the verdict that the child crash-loops.
-#[derive(Debug, Default)]
-pub(crate) struct Crashes(VecDeque<Instant>);
-
-impl Crashes {
-    /// Records an exit; `None` means: stop restarting.
-    pub(crate) fn record(&mut self) -> Option<Duration> {
-        let now = Instant::now();
-        self.0.push_back(now);
-        while self
-            .0
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
-        {
-            self.0.pop_front();
-        }
-        if self.0.len() >= MAX_CRASHES {
-            return None;
-        }
-        let restarts = u32::try_from(self.0.len() - 1).unwrap_or(u32::MAX);
-        Some(RESTART.delay(restarts))
-    }
-
-    pub(crate) fn count(&self) -> usize {
-        self.0.len()
-    }
-}
-
-/// Marks a child down in the health counters while it lives.
-#[derive(Debug)]
-pub(crate) struct Down {
-    health: Arc<BridgeHealth>,
-    session: bool,
-}
-
-impl Down {
-    /// The shared child is down: no session is served meanwhile.
-    pub(crate) fn new(health: &Arc<BridgeHealth>) -> Self {
-        health.down.fetch_add(1, Ordering::AcqRel);
-        Self {
-            health: health.clone(),
-            session: false,
-        }
-    }
-
-    /// One session's child is down: counted, but other sessions are served.
-    fn session(health: &Arc<BridgeHealth>) -> Self {
-        health.sessions_down.fetch_add(1, Ordering::AcqRel);
-        health.down.fetch_add(1, Ordering::AcqRel);
-        Self {
-            health: health.clone(),
-            session: true,
-        }
-    }
-}
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        self.health.down.fetch_sub(1, Ordering::AcqRel);
-        if self.session {
-            self.health.sessions_down.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
 
 /// Where a session's messages from its child go: a channel to its socket's writer
 /// (WebSocket), or straight into its HTTP response streams (no task in between).
 pub(crate) enum Outlet {
     Channel(mpsc::Sender<String>),
-    Http(Arc<Mutex<super::http::Routes>>),
+    Http(Arc<Mutex<super::routes::Routes>>),
 }
 
 impl Outlet {
@@ -211,7 +102,7 @@ impl Outlet {
             Outlet::Channel(tx) => {
                 let _ = tx.send(line).await;
             }
-            Outlet::Http(routes) => super::http::route(routes, line),
+            Outlet::Http(routes) => super::routes::route(routes, line),
         }
     }
 }

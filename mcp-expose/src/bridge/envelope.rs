@@ -12,32 +12,7 @@ use serde_json::value::RawValue;
 
 use crate::jsonrpc::{INVALID_REQUEST, PARSE_ERROR};
 
-/// What kind of message a frame holds. Ids and tokens are their raw JSON text (`1`, `"a"`),
-/// borrowed from the frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message<'a> {
-    /// A request: it has an id and a method.
-    Request {
-        /// The id, raw JSON.
-        id: &'a str,
-        /// The method.
-        method: Cow<'a, str>,
-        /// `params._meta.progressToken` (or `params.progressToken`), raw JSON.
-        progress_token: Option<&'a str>,
-    },
-    /// A notification: a method and no id.
-    Notification {
-        /// The method.
-        method: Cow<'a, str>,
-        /// `params._meta.progressToken` (or `params.progressToken`), raw JSON.
-        progress_token: Option<&'a str>,
-    },
-    /// A response (a result or an error): an id and no method.
-    Response {
-        /// The id, raw JSON.
-        id: &'a str,
-    },
-}
+pub use super::scan::Message;
 
 /// The members the envelope reads.
 enum Key {

@@ -3,7 +3,7 @@
 //! JSON body when the answer is all there is, as an event stream when something comes first.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     convert::Infallible,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -24,28 +24,15 @@ use super::{
     Bridge, Link,
     child::Outlet,
     envelope::{self, Message},
-    stream::{self, Routed, STREAM_BYTES, Sent},
+    routes::Routes,
+    stream::{self, Routed, STREAM_BYTES},
 };
-use crate::{jsonrpc, transport::policy::json_error};
+use crate::{jsonrpc, web::json_error};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 /// How long a POST waits for its first message before it opens an event stream anyway (whose
 /// keep-alives then hold proxies off): the same as the keep-alive interval.
 const FIRST_WAIT: Duration = Duration::from_secs(15);
-
-/// Where one session's outgoing messages go.
-#[derive(Default)]
-pub(crate) struct Routes {
-    /// Open POST streams by request id, in opening order.
-    posts: Vec<(String, stream::Sender)>,
-    /// Progress token -> request id.
-    tokens: HashMap<String, String>,
-    get: Option<stream::Sender>,
-    /// Messages that arrived while no stream was open, at most [`STREAM_BYTES`] of them.
-    backlog: VecDeque<String>,
-    backlog_bytes: usize,
-    backlog_full: bool,
-}
 
 struct HttpSession {
     child: Link,
@@ -80,70 +67,14 @@ impl Sessions {
     /// stream whose client left (its receiver dropped) does not count as open.
     pub(crate) fn reap(&self, idle: Duration) {
         lock(&self.map).retain(|id, session| {
-            let routes = lock(&session.routes);
             let keep = lock(&session.last_seen).elapsed() < idle
-                || routes.posts.iter().any(|(_, tx)| !tx.is_closed())
-                || routes.get.as_ref().is_some_and(|tx| !tx.is_closed());
+                || lock(&session.routes).has_open_stream();
             if !keep {
                 tracing::info!(session = %id, "ended an idle session");
             }
             keep
         });
     }
-}
-
-/// Delivers one of the child's messages to the stream it belongs to, without waiting.
-pub(crate) fn route(routes: &Mutex<Routes>, line: String) {
-    let mut routes = lock(routes);
-    let open = |tx: &&stream::Sender| !tx.is_closed();
-    let target = match envelope::parse(line.as_bytes()) {
-        Ok(Message::Response { id }) => {
-            if let Some(i) = routes.posts.iter().position(|(request, _)| request == id) {
-                // Its answer ends a POST stream (a client that left does not get it).
-                let (_, tx) = routes.posts.remove(i);
-                routes.tokens.retain(|_, request| request != id);
-                let _ = tx.send(Routed { line, last: true });
-                return;
-            }
-            None
-        }
-        Ok(Message::Notification {
-            progress_token: Some(token),
-            ..
-        }) => {
-            let post = routes
-                .tokens
-                .get(token)
-                .and_then(|request| routes.posts.iter().find(|(id, _)| id == request));
-            match post {
-                // Progress of a call whose stream was cut or left goes nowhere else.
-                Some((_, tx)) if tx.is_closed() => return,
-                post => post.map(|(_, tx)| tx),
-            }
-        }
-        _ => None,
-    };
-    let target = target
-        .or_else(|| routes.get.as_ref().filter(open))
-        .or_else(|| routes.posts.iter().rev().map(|(_, tx)| tx).find(open));
-    let sent = match target {
-        Some(tx) => tx.send(Routed::event(line)),
-        None => Sent::Closed(Routed::event(line)),
-    };
-    let line = match sent {
-        Sent::Queued | Sent::Cut => return,
-        Sent::Closed(routed) => routed.line,
-    };
-    if routes.backlog_bytes > 0 && routes.backlog_bytes + line.len() > STREAM_BYTES {
-        // Said once per filling: a client that reads nothing would have it said per message.
-        if !routes.backlog_full {
-            tracing::warn!("dropping server messages: no stream open and the backlog is full");
-        }
-        routes.backlog_full = true;
-        return;
-    }
-    routes.backlog_bytes += line.len();
-    routes.backlog.push_back(line);
 }
 
 /// An event stream of `first` (when there is one) and what `rx` brings after it.
@@ -233,13 +164,7 @@ pub(crate) async fn post(bridge: Arc<Bridge>, request: Request) -> Response {
         return StatusCode::ACCEPTED.into_response();
     };
     let (tx, mut rx) = stream::channel(STREAM_BYTES.max(bridge.max_message.saturating_mul(2)));
-    {
-        let mut routes = lock(&session.routes);
-        if let Some(token) = progress_token {
-            routes.tokens.insert(token.to_owned(), id.to_owned());
-        }
-        routes.posts.push((id.to_owned(), tx));
-    }
+    lock(&session.routes).open_post(id, progress_token, tx);
     session.child.send(body.to_vec()).await;
     // Most calls answer with nothing before the answer: one JSON body then, written with its
     // head in one go. Progress, logs or a request to the client first make it a stream.
@@ -283,15 +208,7 @@ pub(crate) async fn get(bridge: Arc<Bridge>, request: Request) -> Response {
         return json_error(StatusCode::NOT_FOUND, "Session not found: initialize again");
     };
     let (tx, rx) = stream::channel(STREAM_BYTES);
-    {
-        let mut routes = lock(&session.routes);
-        routes.backlog_bytes = 0;
-        routes.backlog_full = false;
-        for line in std::mem::take(&mut routes.backlog) {
-            tx.send(Routed::event(line));
-        }
-        routes.get = Some(tx);
-    }
+    lock(&session.routes).open_get(tx);
     sse(None, rx)
 }
 

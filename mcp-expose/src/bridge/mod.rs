@@ -41,8 +41,11 @@
 mod child;
 /// Also reached by the fuzz targets and, through `__bench`, the criterion benches.
 pub(crate) mod envelope;
+mod health;
 mod http;
+mod metrics;
 mod process;
+mod routes;
 pub(crate) mod scan;
 mod shared;
 mod stream;
@@ -56,8 +59,8 @@ use axum::{
     routing::{any, post},
 };
 
-pub(crate) use child::BridgeHealth;
 pub use child::ChildSpec;
+pub(crate) use health::BridgeHealth;
 
 use crate::mount::{Health, Mount, RootSocket};
 
@@ -81,7 +84,7 @@ pub enum ChildModel {
 #[derive(Debug)]
 pub(crate) struct Link {
     kind: LinkKind,
-    _slot: crate::security::sessions::SessionSlot,
+    _slot: crate::session::SessionSlot,
 }
 
 #[derive(Debug)]
@@ -109,7 +112,7 @@ pub(crate) struct Bridge {
     /// How long a per-session child may take to answer a request.
     pub(crate) request_timeout: Duration,
     /// Open sessions, for the session cap.
-    pub(crate) sessions: Arc<crate::security::sessions::SessionCount>,
+    pub(crate) sessions: Arc<crate::session::SessionCount>,
     shared: Option<shared::SharedChild>,
 }
 
@@ -280,6 +283,6 @@ impl Health for BridgeHealth {
     }
 
     fn record(&self, prefix: &str) {
-        crate::observe::metrics::bridge(prefix, self);
+        self.record_metrics(prefix);
     }
 }

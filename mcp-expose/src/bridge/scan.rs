@@ -1,5 +1,6 @@
 //! The envelope's fast path: a strict, allocation-free JSON scanner that reads the id, the
-//! method and the progress token and skips everything else, long strings with `memchr`.
+//! method and the progress token and skips everything else, long strings with `memchr`; and
+//! the [`Message`] both it and `envelope::parse` answer with.
 //!
 //! It answers only when it is sure. Anything it does not handle the way serde_json would
 //! (escaped member names or methods, duplicate envelope members, deep nesting, bytes that are
@@ -10,7 +11,32 @@
 
 use std::borrow::Cow;
 
-use super::envelope::Message;
+/// What kind of message a frame holds. Ids and tokens are their raw JSON text (`1`, `"a"`),
+/// borrowed from the frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A request: it has an id and a method.
+    Request {
+        /// The id, raw JSON.
+        id: &'a str,
+        /// The method.
+        method: Cow<'a, str>,
+        /// `params._meta.progressToken` (or `params.progressToken`), raw JSON.
+        progress_token: Option<&'a str>,
+    },
+    /// A notification: a method and no id.
+    Notification {
+        /// The method.
+        method: Cow<'a, str>,
+        /// `params._meta.progressToken` (or `params.progressToken`), raw JSON.
+        progress_token: Option<&'a str>,
+    },
+    /// A response (a result or an error): an id and no method.
+    Response {
+        /// The id, raw JSON.
+        id: &'a str,
+    },
+}
 
 /// Deeper nesting is left to serde_json (whose own limit is 128).
 const MAX_DEPTH: usize = 64;

@@ -26,8 +26,9 @@ use tokio::sync::mpsc;
 
 use super::{
     ChildSpec,
-    child::{BridgeHealth, Crashes, Down, Outlet},
+    child::Outlet,
     envelope::{self, Message},
+    health::{BridgeHealth, Crashes, Down},
     process::{Output, Process, next_output},
 };
 use crate::jsonrpc::{self, IdKey};

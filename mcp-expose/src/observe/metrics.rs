@@ -1,5 +1,6 @@
 //! Prometheus metrics (the `metrics` facade with its Prometheus exporter), served at
-//! `GET /metrics`: requests, tool calls and their latency, sessions, bytes, rejections.
+//! `GET /metrics`: requests, tool calls and their latency, sessions, bytes, rejections; and
+//! the [`gauge`] and [`total`] the bridge and the tunnel report what they read at a scrape with.
 
 use std::{cell::RefCell, collections::HashMap, sync::OnceLock};
 
@@ -158,51 +159,15 @@ pub(crate) fn bytes(transport: &'static str, direction: &'static str, n: usize) 
     counters[slot][column].increment(n as u64);
 }
 
-/// A bridged server's children, read when `/metrics` is scraped: sessions, children down,
-/// restarts, and whether the bridge is healthy (not crash-looping).
-#[cfg(feature = "bridge")]
-pub(crate) fn bridge(server: &str, health: &crate::bridge::BridgeHealth) {
-    use std::sync::atomic::Ordering;
-    let server = if server.is_empty() {
-        "bridge".to_owned()
-    } else {
-        server.trim_start_matches('/').to_owned()
-    };
-    metrics::gauge!("mcp_bridge_sessions", "server" => server.clone())
-        .set(health.sessions.load(Ordering::Relaxed) as f64);
-    metrics::gauge!("mcp_bridge_children_down", "server" => server.clone())
-        .set(health.down.load(Ordering::Relaxed) as f64);
-    metrics::gauge!("mcp_bridge_healthy", "server" => server.clone()).set(if health.healthy() {
-        1.0
-    } else {
-        0.0
-    });
-    metrics::counter!("mcp_bridge_child_restarts_total", "server" => server)
-        .absolute(health.restarts.load(Ordering::Relaxed));
+/// Sets a gauge to what was read when `/metrics` is scraped (a bridge's children, the tunnel).
+#[cfg(any(feature = "bridge", feature = "tunnel"))]
+pub(crate) fn gauge(name: &'static str, labels: &[(&'static str, String)], value: f64) {
+    metrics::gauge!(name, labels).set(value);
 }
 
-/// The tunnel, read when `/metrics` is scraped: one `mcp_tunnel_state` series per state (1 for
-/// the current one), restarts, and cloudflared's ready connections to the edge.
-#[cfg(feature = "tunnel")]
-pub(crate) fn tunnel(
-    status: &crate::tunnel::TunnelStatus,
-    scraped: Option<&crate::tunnel::TunnelMetrics>,
-) {
-    use crate::tunnel::TunnelState;
-    for (state, name) in [
-        (TunnelState::Starting, "starting"),
-        (TunnelState::Ready, "ready"),
-        (TunnelState::Restarting, "restarting"),
-        (TunnelState::Failed, "failed"),
-        (TunnelState::Stopped, "stopped"),
-    ] {
-        metrics::gauge!("mcp_tunnel_state", "state" => name).set(if status.state == state {
-            1.0
-        } else {
-            0.0
-        });
-    }
-    metrics::counter!("mcp_tunnel_restarts_total").absolute(u64::from(status.restarts));
-    let ready = scraped.map_or(0, |m| m.ready_connections);
-    metrics::gauge!("mcp_tunnel_ready_connections").set(ready as f64);
+/// Sets a counter kept elsewhere (a bridge's restarts, the tunnel's) to its total, read when
+/// `/metrics` is scraped.
+#[cfg(any(feature = "bridge", feature = "tunnel"))]
+pub(crate) fn total(name: &'static str, labels: &[(&'static str, String)], value: u64) {
+    metrics::counter!(name, labels).absolute(value);
 }

@@ -17,9 +17,11 @@ use axum::{
 use base64::Engine as _;
 use subtle::ConstantTimeEq as _;
 
+use super::principal::{Authenticated, digest};
 use crate::{
     error::{Error, ErrorKind, Result},
-    transport::policy::{HostPolicy, json_error},
+    security::policy::HostPolicy,
+    web::json_error,
 };
 
 /// Authentication flags.
@@ -229,12 +231,6 @@ impl Auth {
     }
 }
 
-/// SHA-256 of a token: what is compared and kept instead of the token.
-pub(crate) fn digest(token: &str) -> [u8; 32] {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(token.as_bytes()).into()
-}
-
 /// 32 random bytes, base64url.
 fn generate_token() -> Result<String> {
     let mut bytes = [0u8; 32];
@@ -283,41 +279,6 @@ fn ends_at(response: Response, at: tokio::time::Instant) -> Response {
     })
 }
 
-/// Marks a request that presented a valid token (the landing page shows more to it), with who
-/// presented it: a key for a static token (a digest, never the token) or an OAuth token's issuer
-/// and subject. Rate limits count per principal, and an HTTP session belongs to the principal
-/// that opened it.
-#[derive(Debug, Clone)]
-pub(crate) struct Authenticated(pub(crate) Arc<str>);
-
-impl Authenticated {
-    /// A configured token's digest and principal (the digest in base64, never the token).
-    fn token(token: &str) -> ([u8; 32], Arc<str>) {
-        let digest = digest(token);
-        let principal = format!(
-            "token:{}",
-            base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, digest)
-        );
-        (digest, principal.into())
-    }
-
-    #[cfg(feature = "oauth")]
-    fn caller(caller: &crate::Caller) -> Self {
-        Self(
-            format!(
-                "oauth:{}\n{}",
-                caller.issuer,
-                caller
-                    .subject
-                    .as_deref()
-                    .or(caller.email.as_deref())
-                    .unwrap_or_default()
-            )
-            .into(),
-        )
-    }
-}
-
 /// A browser's visit to the landing page: shown (in part) without a token.
 fn public_page(request: &Request) -> bool {
     request.method() == axum::http::Method::GET
@@ -331,7 +292,7 @@ pub(crate) async fn require(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let client = crate::transport::policy::client_of(request.extensions());
+    let client = crate::web::client_of(request.extensions());
     if let (Some(strikes), Some(client)) = (&auth.strikes, client)
         && let Some(wait) = strikes.locked(client)
     {

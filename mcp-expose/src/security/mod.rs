@@ -1,11 +1,15 @@
-//! Security layers in front of the MCP endpoints: bearer-token authentication, rate limits and
-//! the session cap.
+//! Security layers in front of the MCP endpoints: the Host/Origin policy, bearer-token
+//! authentication, rate limits, the session cap, and the gate that applies the policy and the
+//! cap (and refuses new requests while shutting down).
 
 pub(crate) mod auth;
+pub(crate) mod gate;
 #[cfg(feature = "oauth")]
 pub(crate) mod jwks;
 #[cfg(feature = "oauth")]
 pub(crate) mod oauth;
+pub(crate) mod policy;
+pub(crate) mod principal;
 pub(crate) mod rate;
 pub(crate) mod sessions;
 

@@ -17,7 +17,7 @@ use axum::{
 };
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::transport::policy::{client_of, json_error};
+use crate::web::{client_of, json_error};
 
 /// A limiter allowing `per_second` requests per client, with bursts of as many.
 #[derive(Clone)]
@@ -64,7 +64,7 @@ pub(crate) async fn limit(
     // the raw header: anyone can send a fresh one per request.
     let key = request
         .extensions()
-        .get::<super::auth::Authenticated>()
+        .get::<super::principal::Authenticated>()
         .map(|principal| principal.0.to_string())
         .or_else(|| client_of(request.extensions()).map(|addr| format!("ip:{}", bucket(addr))))
         .unwrap_or_default();

@@ -12,33 +12,10 @@ use axum::{
     http::{Method, header},
 };
 
-use crate::serve::gate::Refusal;
-
-/// Open sessions of one server or bridge.
-#[derive(Debug, Default)]
-pub(crate) struct SessionCount(AtomicUsize);
-
-impl SessionCount {
-    /// Counts a session until the returned slot is dropped.
-    pub(crate) fn open(self: &Arc<Self>) -> SessionSlot {
-        self.0.fetch_add(1, Ordering::AcqRel);
-        SessionSlot(self.clone())
-    }
-
-    pub(crate) fn get(&self) -> usize {
-        self.0.load(Ordering::Acquire)
-    }
-}
-
-/// One open session; dropping it closes the slot.
-#[derive(Debug)]
-pub(crate) struct SessionSlot(Arc<SessionCount>);
-
-impl Drop for SessionSlot {
-    fn drop(&mut self) {
-        self.0.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+use crate::{
+    session::SessionCount,
+    web::{Refusal, json_error},
+};
 
 /// The cap over the counts of everything served on one listener.
 #[derive(Debug, Clone)]
@@ -174,7 +151,7 @@ pub(crate) async fn owned(
 ) -> axum::response::Response {
     let Some(principal) = request
         .extensions()
-        .get::<crate::security::auth::Authenticated>()
+        .get::<crate::security::principal::Authenticated>()
         .map(|a| a.0.clone())
     else {
         return next.run(request).await;
@@ -188,7 +165,7 @@ pub(crate) async fn owned(
         && !owners.admits(session, &principal)
     {
         tracing::debug!("refused a session to a caller other than the one that opened it");
-        return crate::transport::policy::json_error(
+        return json_error(
             axum::http::StatusCode::NOT_FOUND,
             "Not Found: session not found",
         );

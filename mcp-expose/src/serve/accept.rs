@@ -73,7 +73,7 @@ impl Limits {
 
     /// A slot for a connection from `peer`, or why there is none.
     fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Slot, &'static str> {
-        let peer = crate::transport::policy::canonical(peer);
+        let peer = crate::web::canonical(peer);
         let counted = self.per_client > 0 && !self.shared_peers.iter().any(|n| n.contains(&peer));
         let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
         if book.open >= self.max {

@@ -2,7 +2,6 @@
 
 mod accept;
 mod app;
-pub(crate) mod gate;
 mod options;
 mod routes;
 mod run;
@@ -22,7 +21,7 @@ use crate::{
     error::{Error, ErrorKind, Result},
     handler::Handler,
     registry::Registry,
-    session::{Identity, Limits},
+    state::{Identity, Limits},
 };
 
 /// An MCP server: its identity, its tools/resources/prompts, and how to serve them.

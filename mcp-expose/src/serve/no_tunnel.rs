@@ -9,7 +9,7 @@ use super::Options;
 use crate::{
     ResourceDef, ToolDef,
     error::{Error, ErrorKind, Result},
-    transport::policy::HostPolicy,
+    security::policy::HostPolicy,
 };
 
 /// No tunnel can be configured in this build.

@@ -10,8 +10,9 @@ use axum::{
 
 use super::app::AppState;
 use crate::{
-    security::auth,
-    transport::{policy, ws},
+    security::{policy, principal::Authenticated},
+    transport::ws,
+    web::json_error,
 };
 
 pub(super) async fn ws_route(
@@ -59,8 +60,7 @@ pub(super) async fn info_route(
     request: axum::extract::Request,
 ) -> Response {
     use crate::observe::landing::{Landing, Listed, Tools};
-    let visible =
-        !state.auth_required || request.extensions().get::<auth::Authenticated>().is_some();
+    let visible = !state.auth_required || request.extensions().get::<Authenticated>().is_some();
     let shared = state.handler.state();
     let identity = &shared.identity;
     let (http_origins, ws_origins) = origins(&state, &request);
@@ -269,5 +269,5 @@ pub(super) async fn not_found(State(state): State<AppState>) -> Response {
                 .join(", ")
         ),
     };
-    policy::json_error(StatusCode::NOT_FOUND, &message)
+    json_error(StatusCode::NOT_FOUND, &message)
 }

@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Options,
     app::{App, AppState, ServedAt},
-    gate::Gate,
     routes::{health_route, info_route, metrics_route, not_found, ready_route, ws_route},
     tunneling::{Access, Start, Tunneling},
 };
@@ -20,10 +19,13 @@ use crate::{
     error::{Error, ErrorKind, Result},
     handler::Handler,
     mount::Mount,
-    security::auth::{self, Auth},
+    security::{
+        auth::{self, Auth},
+        gate::Gate,
+        policy::HostPolicy,
+    },
     transport::{
         http::{self as http_transport, HttpSettings},
-        policy::HostPolicy,
         stdio,
         ws::WsSettings,
     },
@@ -387,7 +389,8 @@ pub(super) async fn start(
                 mcp_routes = mcp_routes.merge(metadata);
             }
         }
-        let admission = Gate::default().admission(handler.state().clone(), session_cap.clone());
+        let admission =
+            Gate::default().admission(handler.state().draining.clone(), session_cap.clone());
         let policy = policy.clone();
         mcp_routes = match &cors {
             // Outside auth: a browser's preflight carries no token; errors get CORS headers too.
@@ -503,7 +506,7 @@ fn exposure(options: &Options, tunneled: bool, public_hostname: Option<&str>) ->
     } else if let Some(host) = options
         .allowed_hosts
         .iter()
-        .find(|h| !crate::transport::policy::is_loopback_name(h))
+        .find(|h| !crate::security::policy::is_loopback_name(h))
     {
         Some(format!(
             "this server accepts the host `{host}` (--allowed-host)"

@@ -11,7 +11,7 @@ use super::Options;
 use crate::{
     ResourceDef, ToolDef,
     error::{Error, ErrorKind, Result},
-    transport::policy::HostPolicy,
+    security::policy::HostPolicy,
     tunnel::{TunnelControl, TunnelHandle, TunnelState},
 };
 
@@ -175,7 +175,7 @@ impl Tunneling {
                 .await
                 .ok()
                 .flatten();
-            crate::observe::metrics::tunnel(&tunnel.status(), scraped.as_ref());
+            tunnel.status().record_metrics(scraped.as_ref());
         }
     }
 

@@ -21,7 +21,7 @@ use rmcp::transport::streamable_http_server::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::policy::{json_error, json_rpc_error};
+use crate::web::{json_error, json_rpc_error};
 use crate::{handler::Handler, jsonrpc};
 
 /// Streamable HTTP settings.

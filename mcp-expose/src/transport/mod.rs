@@ -7,6 +7,5 @@ pub(crate) mod decode;
 pub(crate) mod framed;
 pub(crate) mod http;
 pub(crate) mod lines;
-pub(crate) mod policy;
 pub(crate) mod stdio;
 pub(crate) mod ws;

@@ -75,7 +75,7 @@ pub(crate) fn upgrade(
         "ws",
         Some(owned(&request.headers)),
         request.extensions.get::<Arc<crate::Caller>>().cloned(),
-        super::policy::client_of(&request.extensions),
+        crate::web::client_of(&request.extensions),
     );
     let settings = settings.clone();
     // Let a slightly larger message through tungstenite so that we can answer it with a

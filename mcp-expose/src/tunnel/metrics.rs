@@ -1,10 +1,14 @@
-//! cloudflared's local metrics server: `/ready`, `/quicktunnel`, `/metrics`.
+//! cloudflared's local metrics server (`/ready`, `/quicktunnel`, `/metrics`), and the tunnel's
+//! own metrics, read when our `/metrics` is scraped.
 
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+
+use super::{TunnelState, TunnelStatus};
+use crate::observe::metrics::{gauge, total};
 
 /// `GET http://127.0.0.1:PORT{path}` -> (status, body), with a short timeout.
 pub(crate) async fn get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -87,4 +91,24 @@ pub(crate) async fn scrape(port: u16) -> Option<TunnelMetrics> {
         concurrent_requests: sum("cloudflared_tunnel_concurrent_requests_per_tunnel"),
         ready_connections: ready_connections(port).await.unwrap_or(0),
     })
+}
+
+impl TunnelStatus {
+    /// Reports the tunnel: one `mcp_tunnel_state` series per state (1 for the current one),
+    /// restarts, and cloudflared's ready connections to the edge.
+    pub(crate) fn record_metrics(&self, scraped: Option<&TunnelMetrics>) {
+        for (state, name) in [
+            (TunnelState::Starting, "starting"),
+            (TunnelState::Ready, "ready"),
+            (TunnelState::Restarting, "restarting"),
+            (TunnelState::Failed, "failed"),
+            (TunnelState::Stopped, "stopped"),
+        ] {
+            let current = if self.state == state { 1.0 } else { 0.0 };
+            gauge("mcp_tunnel_state", &[("state", name.to_owned())], current);
+        }
+        total("mcp_tunnel_restarts_total", &[], u64::from(self.restarts));
+        let ready = scraped.map_or(0, |m| m.ready_connections);
+        gauge("mcp_tunnel_ready_connections", &[], ready as f64);
+    }
 }

@@ -64,7 +64,7 @@ impl Outbox {
                 ..
             } => (socket, queue, bytes),
             Self::Direct(Outlet::Http(routes)) => {
-                crate::bridge::http::route(routes, line);
+                crate::bridge::routes::route(routes, line);
                 return true;
             }
             Self::Direct(Outlet::Channel(_)) => return true,

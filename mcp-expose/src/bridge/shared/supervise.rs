@@ -5,11 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Actor, Event};
 use crate::{
-    bridge::{
-        child::{Down, MAX_QUEUED},
-        envelope,
-        process::launch,
-    },
+    bridge::{child::MAX_QUEUED, envelope, health::Down, process::launch},
     jsonrpc::{self, IdKey},
 };
 

@@ -11,7 +11,7 @@ use axum::{
     routing::get,
 };
 
-use crate::transport::policy::HostPolicy;
+use crate::security::policy::HostPolicy;
 
 /// Where RFC 9728 metadata lives; a resource's path follows it.
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";

@@ -28,7 +28,8 @@ use self::{
 use super::jwks::{KeySet, Location, check_url};
 use crate::{
     error::{Error, ErrorKind, Result},
-    transport::policy::{HostPolicy, json_error},
+    security::policy::HostPolicy,
+    web::json_error,
 };
 
 /// The resource server: verifiers for OAuth and Cloudflare Access tokens, and the metadata.

@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind as JwtError};
 use super::super::jwks::KeySet;
 
 /// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECS: u64 = crate::context::TOKEN_LEEWAY_SECS;
+const LEEWAY_SECS: u64 = crate::session::TOKEN_LEEWAY_SECS;
 /// Longer tokens are refused without parsing.
 const MAX_TOKEN: usize = 16 * 1024;
 /// The header Cloudflare Access adds to requests it let through.

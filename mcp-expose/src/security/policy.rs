@@ -1,5 +1,5 @@
 //! Host and Origin validation (DNS-rebinding protection) for the MCP endpoints, what trusted
-//! proxies report (`X-Forwarded-Host`, the client's address), and JSON bodies for HTTP errors.
+//! proxies report (`X-Forwarded-Host`, the client's address).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -11,11 +11,10 @@ use std::{
 
 use axum::{
     extract::Request,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, header},
 };
 
-use crate::{jsonrpc, serve::gate::Refusal};
+use crate::web::{ClientAddr, Refusal, canonical};
 
 /// The hosts every server accepts: loopback names.
 pub(crate) const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -39,21 +38,6 @@ pub(crate) struct HostPolicy {
 /// Put in the request's extensions by [`screen`].
 #[derive(Debug, Clone)]
 pub(crate) struct PublicOrigin(pub(crate) String);
-
-/// The client a trusted proxy (or the tunnel) says a request comes from, when not the peer: put
-/// in the request's extensions by [`screen`]; rate limits and failed-token limits key on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ClientAddr(pub(crate) IpAddr);
-
-/// The client's address from a request's extensions: as the host policy resolved it (a trusted
-/// proxy's report), else the peer's.
-pub(crate) fn client_of(extensions: &http::Extensions) -> Option<IpAddr> {
-    extensions.get::<ClientAddr>().map(|c| c.0).or_else(|| {
-        extensions
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .map(|info| canonical(info.0.ip()))
-    })
-}
 
 impl HostPolicy {
     /// `extra_hosts` adds to the loopback names (`*` allows any host); `origins` are full
@@ -221,14 +205,6 @@ fn last_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     (!last.is_empty()).then_some(last)
 }
 
-/// An IPv4 peer on a dual-stack socket shows up as ::ffff:a.b.c.d: the IPv4 address.
-pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 /// A header holding one address (the last, if repeated).
 fn header_addr(headers: &HeaderMap, name: &str) -> Option<IpAddr> {
     let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
@@ -335,32 +311,10 @@ pub(crate) fn screen(policy: &HostPolicy, request: &mut Request) -> Result<(), R
     }
 }
 
-/// An HTTP error whose body is a JSON-RPC error object.
-pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
-    let code = match status {
-        StatusCode::BAD_REQUEST => jsonrpc::INVALID_REQUEST,
-        StatusCode::NOT_FOUND => jsonrpc::SESSION_NOT_FOUND,
-        _ => jsonrpc::SERVER_UNAVAILABLE,
-    };
-    json_rpc_error(status, code, message)
-}
-
-/// An HTTP error whose body is a JSON-RPC error with `code`.
-pub(crate) fn json_rpc_error(status: StatusCode, code: i32, message: &str) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        jsonrpc::error("null", code, message),
-    )
-        .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     impl HostPolicy {
         fn check_plain(&self, headers: &HeaderMap) -> Result<(), Denied> {

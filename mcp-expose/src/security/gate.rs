@@ -7,21 +7,24 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
-    sync::{Arc, atomic::Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
 };
 
 use axum::{
     extract::Request,
-    http::{HeaderValue, StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 
-use crate::{
-    security::sessions::{Reservation, SessionCap},
-    session::ServerState,
-    transport::policy::{self, HostPolicy},
+use super::{
+    policy::{self, HostPolicy},
+    sessions::{Reservation, SessionCap},
 };
+use crate::web::{Refusal, json_error};
 
 /// Which checks a [`Gated`] service makes, in this order.
 #[derive(Clone, Default)]
@@ -33,7 +36,8 @@ pub(crate) struct Gate {
 /// New requests are refused while shutting down, and new sessions beyond the cap.
 #[derive(Clone)]
 struct Admission {
-    state: Arc<ServerState>,
+    /// The server's shutdown flag.
+    draining: Arc<AtomicBool>,
     cap: SessionCap,
 }
 
@@ -46,8 +50,8 @@ impl Gate {
 
     /// Shutting down -> 503 with `Retry-After: 1`; one session over the cap -> 503 with
     /// `Retry-After: 5`.
-    pub(crate) fn admission(mut self, state: Arc<ServerState>, cap: SessionCap) -> Self {
-        self.admission = Some(Admission { state, cap });
+    pub(crate) fn admission(mut self, draining: Arc<AtomicBool>, cap: SessionCap) -> Self {
+        self.admission = Some(Admission { draining, cap });
         self
     }
 
@@ -58,46 +62,10 @@ impl Gate {
         let Some(admission) = &self.admission else {
             return Ok(None);
         };
-        if admission.state.draining.load(Ordering::Relaxed) {
+        if admission.draining.load(Ordering::Relaxed) {
             return Err(Refusal::ShuttingDown);
         }
         admission.cap.admit(request)
-    }
-}
-
-/// Why a [`Gate`] refused a request (logged and counted where it was decided).
-#[derive(Debug)]
-pub(crate) enum Refusal {
-    /// A foreign `Host` or `Origin`: 403.
-    Host(String),
-    /// A `Host` that is no host (twice, missing, malformed): 400.
-    Malformed(String),
-    /// Shutdown began: 503, `Retry-After: 1`.
-    ShuttingDown,
-    /// The listener holds its maximum of sessions: 503, `Retry-After: 5`.
-    Full { max: usize },
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let (message, retry_after) = match self {
-            Self::Host(message) => return policy::json_error(StatusCode::FORBIDDEN, &message),
-            Self::Malformed(message) => {
-                return policy::json_error(StatusCode::BAD_REQUEST, &message);
-            }
-            Self::ShuttingDown => ("Service Unavailable: shutting down".to_owned(), "1"),
-            Self::Full { max } => (
-                format!(
-                    "Service Unavailable: this server holds its maximum of {max} sessions (see --max-sessions); retry later"
-                ),
-                "5",
-            ),
-        };
-        let mut response = policy::json_error(StatusCode::SERVICE_UNAVAILABLE, &message);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static(retry_after));
-        response
     }
 }
 
@@ -165,9 +133,7 @@ where
             GatedProjection::Admitted { inner, .. } => inner.poll(cx),
             GatedProjection::Refused { refusal } => Poll::Ready(Ok(match refusal.take() {
                 Some(refusal) => refusal.into_response(),
-                None => {
-                    policy::json_error(StatusCode::INTERNAL_SERVER_ERROR, "polled after the end")
-                }
+                None => json_error(StatusCode::INTERNAL_SERVER_ERROR, "polled after the end"),
             })),
         }
     }
