@@ -34,7 +34,7 @@
 //!
 //! `mcp-expose bridge --help` lists the rest: the serving options of [`Server::serve`]
 //! (auth, limits, `--tunnel`) apply unchanged. The commands themselves are in
-//! [`cli`](crate::cli); this module is what they serve: a [`Mount`] per bridged server.
+//! [`cli`](crate::cli); this module is what they serve: a mount per bridged server.
 //!
 //! [`Server::serve`]: crate::Server::serve
 
