@@ -2,6 +2,7 @@
 //! The rmcp `ServerHandler` over the registry: the one place that answers MCP requests, for
 //! every transport.
 
+use crate::observe::metrics::{Outcome, TransportKind};
 use std::{panic::AssertUnwindSafe, sync::Arc};
 
 use futures::FutureExt as _;
@@ -38,7 +39,7 @@ impl Handler {
         let capabilities = capabilities(&registry);
         Self {
             state: Arc::new(ServerState::new(registry, identity, capabilities, limits)),
-            session: Arc::new(Session::new("none", None, None, None, None)),
+            session: Arc::new(Session::new(TransportKind::None, None, None, None, None)),
         }
     }
 
@@ -46,9 +47,9 @@ impl Handler {
     /// with its upgrade's headers, caller and client address.
     pub(crate) fn session(
         &self,
-        transport: &'static str,
+        transport: TransportKind,
         headers: Option<http::HeaderMap>,
-        caller: Option<Arc<crate::Caller>>,
+        caller: Option<Arc<crate::session::Caller>>,
         client: Option<std::net::IpAddr>,
     ) -> Self {
         Self {
@@ -64,7 +65,7 @@ impl Handler {
     }
 
     /// The caller this session's token named (WebSocket).
-    pub(crate) fn caller(&self) -> Option<Arc<crate::Caller>> {
+    pub(crate) fn caller(&self) -> Option<Arc<crate::session::Caller>> {
         self.session.caller.clone()
     }
 
@@ -90,10 +91,10 @@ impl Handler {
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> (Result<CallToolResponse, ErrorData>, &'static str) {
+    ) -> (Result<CallToolResponse, ErrorData>, Outcome) {
         let Some(tool) = self.state.registry.tool(&request.name) else {
             let error = ErrorData::invalid_params(format!("unknown tool: {}", request.name), None);
-            return (Err(error), "unknown");
+            return (Err(error), Outcome::Unknown);
         };
         let handler = tool.handler.clone();
         let _slot = match self.state.admit(&self.session) {
@@ -101,7 +102,7 @@ impl Handler {
             Err(message) => {
                 let busy = rmcp::model::ErrorCode(crate::jsonrpc::SERVER_UNAVAILABLE);
                 let error = ErrorData::new(busy, message, None);
-                return (Err(error), "refused");
+                return (Err(error), Outcome::Refused);
             }
         };
         let cancelled = context.ct.clone();
@@ -139,22 +140,22 @@ impl Handler {
                     );
                     return (
                         Ok(CallToolResponse::Complete(error_result(&message))),
-                        "timeout",
+                        Outcome::Timeout,
                     );
                 }
             },
             None => call.await,
         };
         let (result, how) = match outcome {
-            Ok(result) if cancelled.is_cancelled() => (result, "cancelled"),
-            Ok(result) if result.is_error == Some(true) => (result, "error"),
-            Ok(result) => (result, "ok"),
+            Ok(result) if cancelled.is_cancelled() => (result, Outcome::Cancelled),
+            Ok(result) if result.is_error == Some(true) => (result, Outcome::Error),
+            Ok(result) => (result, Outcome::Ok),
             Err(panic) => {
                 let message = panic_message(panic.as_ref());
                 tracing::error!(tool = %request.name, panic = %message, "tool panicked");
                 (
                     error_result(&format_args!("tool `{}` panicked: {message}", request.name)),
-                    "panic",
+                    Outcome::Panic,
                 )
             }
         };
@@ -246,10 +247,10 @@ impl ServerHandler for Handler {
         let (response, outcome) = self.run_tool(request, context).await;
         let seconds = started.elapsed().as_secs_f64();
         crate::observe::metrics::tool_call(&name, transport, outcome, seconds);
-        if outcome == "refused" {
+        if outcome == Outcome::Refused {
             crate::observe::metrics::rejected("limit");
         }
-        tracing::debug!(tool = %name, transport, client = client.map(tracing::field::display), outcome, duration_ms = seconds * 1000.0, "tool call");
+        tracing::debug!(tool = %name, transport = transport.label(), client = client.map(tracing::field::display), outcome = outcome.label(), duration_ms = seconds * 1000.0, "tool call");
         response
     }
 

@@ -8,7 +8,7 @@ use rmcp::{
     model::{JsonObject, Prompt, PromptArgument, PromptMessage, Role},
 };
 
-use crate::Context;
+use crate::context::Context;
 
 type GetFn = dyn Fn(Context, JsonObject) -> BoxFuture<'static, Result<Vec<PromptMessage>, ErrorData>>
     + Send

@@ -4,6 +4,7 @@
 //! resource changed. It knows no registry and no server: the [`state`](crate::state) above
 //! builds on it.
 
+use crate::observe::metrics::TransportKind;
 use std::{
     collections::HashSet,
     sync::{
@@ -171,7 +172,7 @@ pub(crate) struct Session {
     log_level: AtomicU8,
     subscriptions: Mutex<HashSet<String>>,
     /// `stdio`, `http` or `ws`, for metrics.
-    pub(crate) transport: &'static str,
+    pub(crate) transport: TransportKind,
     /// Tool calls of this session in flight.
     calls: Arc<InFlight>,
     /// The client, kept once it subscribes, to notify it of updates.
@@ -192,7 +193,7 @@ impl Drop for Session {
 
 impl Session {
     pub(crate) fn new(
-        transport: &'static str,
+        transport: TransportKind,
         headers: Option<http::HeaderMap>,
         caller: Option<Arc<Caller>>,
         client: Option<std::net::IpAddr>,

@@ -19,7 +19,7 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotation
 use schemars::{JsonSchema, Schema, generate::SchemaSettings, transform::RecursiveTransform};
 use serde::Serialize;
 
-use crate::Context;
+use crate::context::Context;
 
 type ToolFn = dyn Fn(Context, JsonObject) -> BoxFuture<'static, CallToolResult> + Send + Sync;
 

@@ -43,7 +43,7 @@ impl ChildSpec {
     /// a bare name; the child's own `PATH` when `env` sets one) and is executable, and the
     /// working directory exists. A bridge that starts anyway would claim health and fail every
     /// session.
-    pub(crate) fn check(&self) -> crate::Result<()> {
+    pub(crate) fn check(&self) -> crate::error::Result<()> {
         use crate::error::{Error, ErrorKind};
         let cwd = match &self.cwd {
             Some(dir) if !dir.is_dir() => {

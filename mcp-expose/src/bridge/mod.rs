@@ -177,7 +177,7 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
     }
     if serves_ws {
         let bridge = bridge.clone();
-        let upgrade = move |caller: Option<Extension<Arc<crate::Caller>>>,
+        let upgrade = move |caller: Option<Extension<Arc<crate::session::Caller>>>,
                             upgrade: WebSocketUpgrade| {
             let bridge = bridge.clone();
             async move { accept_ws(bridge, upgrade, caller.map(|Extension(c)| c)) }
@@ -193,7 +193,7 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
 pub(crate) fn accept_ws(
     bridge: Arc<Bridge>,
     upgrade: WebSocketUpgrade,
-    caller: Option<Arc<crate::Caller>>,
+    caller: Option<Arc<crate::session::Caller>>,
 ) -> axum::response::Response {
     let tag = format!("ws:{:08x}", rand_tag());
     let limit = bridge.max_message.saturating_add(1);

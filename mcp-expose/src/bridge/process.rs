@@ -4,6 +4,7 @@
 //! dropped), stderr logged with the session's tag (lines capped, rate-limited), exit reported
 //! after the last line; the child's whole process group dies with it.
 
+use crate::observe::metrics::{Direction, TransportKind};
 use std::{
     io::IoSlice,
     pin::Pin,
@@ -233,7 +234,7 @@ impl Process {
     /// while [`next_output`] waits (so a child that writes before it reads never deadlocks with
     /// us). Messages for a child whose stdin is closed are dropped; its exit is reported.
     pub(crate) fn send(&mut self, frame: &[u8]) {
-        crate::observe::metrics::bytes("bridge", "out", frame.len() + 1);
+        crate::observe::metrics::bytes(TransportKind::Bridge, Direction::Out, frame.len() + 1);
         self.input.send(frame);
     }
 
@@ -376,7 +377,7 @@ async fn read(stdout: &mut Option<LineReader<ChildStdout>>) -> Option<Line<'_>> 
 /// The line as text when it is a JSON-RPC message: anything else a child prints (a banner, a
 /// stray debug line) is never passed on.
 fn message(frame: &[u8]) -> Option<String> {
-    crate::observe::metrics::bytes("bridge", "in", frame.len() + 1);
+    crate::observe::metrics::bytes(TransportKind::Bridge, Direction::In, frame.len() + 1);
     let text = std::str::from_utf8(frame).ok()?;
     // The envelope reads `"id": null` as no id; such an answer (to a request the child could
     // not read) is still a message.

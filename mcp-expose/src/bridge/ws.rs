@@ -23,7 +23,7 @@ pub(crate) async fn serve_socket(
     socket: WebSocket,
     bridge: Arc<Bridge>,
     tag: String,
-    caller: Option<Arc<crate::Caller>>,
+    caller: Option<Arc<crate::session::Caller>>,
 ) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut out) = tokio::sync::mpsc::channel(QUEUE);

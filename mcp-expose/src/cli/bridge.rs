@@ -124,7 +124,7 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
     .with_request_timeout(options.request_timeout.max(Duration::from_secs(1)));
     let bridge = Arc::new(bridge);
     bridge::spawn_reaper(&bridge, options.idle_timeout.max(Duration::from_secs(1)));
-    crate::Server::new(name.clone(), env!("CARGO_PKG_VERSION"))
+    crate::serve::Server::new(name.clone(), env!("CARGO_PKG_VERSION"))
         .without_collected()
         .options(serve)
         .serve_mounts(vec![bridge::mount(bridge, name, String::new())])

@@ -210,7 +210,7 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
             bridge::mount(bridge, name, prefix)
         })
         .collect();
-    crate::Server::new("mcp-expose gateway", env!("CARGO_PKG_VERSION"))
+    crate::serve::Server::new("mcp-expose gateway", env!("CARGO_PKG_VERSION"))
         .without_collected()
         .options(serve)
         .serve_mounts(mounts)

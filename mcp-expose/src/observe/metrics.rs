@@ -52,14 +52,88 @@ pub(crate) fn render() -> String {
     handle().map(PrometheusHandle::render).unwrap_or_default()
 }
 
+/// A transport, as the `transport` label names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransportKind {
+    Stdio,
+    Http,
+    Ws,
+    /// A bridged child's stdio.
+    Bridge,
+    /// No transport (a handler made for a test or a probe).
+    None,
+}
+
+impl TransportKind {
+    const ALL: [TransportKind; 4] = [Self::Stdio, Self::Ws, Self::Http, Self::Bridge];
+
+    pub(crate) const fn label(self) -> &'static str {
+        match self {
+            Self::Stdio => "stdio",
+            Self::Http => "http",
+            Self::Ws => "ws",
+            Self::Bridge => "bridge",
+            Self::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// How a tool call ended, as the `outcome` label names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    /// The tool answered with `isError`.
+    Error,
+    Timeout,
+    Cancelled,
+    Panic,
+    /// Refused before it ran (a limit, shutting down).
+    Refused,
+    /// No such tool.
+    Unknown,
+}
+
+impl Outcome {
+    pub(crate) const fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Timeout => "timeout",
+            Self::Cancelled => "cancelled",
+            Self::Panic => "panic",
+            Self::Refused => "refused",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Which way bytes went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    In,
+    Out,
+}
+
 /// A finished tool call.
 ///
 /// Called for every call: each worker thread looks the handles of a tool up once and keeps
 /// them, so a call costs two atomic updates: no label allocations, registry lookup or lock
 /// shared with the other workers.
-pub(crate) fn tool_call(tool: &str, transport: &'static str, outcome: &'static str, seconds: f64) {
+pub(crate) fn tool_call(tool: &str, transport: TransportKind, outcome: Outcome, seconds: f64) {
     type Handles = (metrics::Counter, metrics::Histogram);
-    type Cache = HashMap<String, Vec<(&'static str, &'static str, Handles)>>;
+    type Cache = HashMap<String, Vec<(TransportKind, Outcome, Handles)>>;
     /// Unknown tool names come from clients: only so many are kept.
     const MAX_CACHED: usize = 4096;
     thread_local! {
@@ -80,8 +154,8 @@ pub(crate) fn tool_call(tool: &str, transport: &'static str, outcome: &'static s
         let _ = handle();
         let labels = [
             ("tool", tool.to_owned()),
-            ("transport", transport.to_owned()),
-            ("outcome", outcome.to_owned()),
+            ("transport", transport.label().to_owned()),
+            ("outcome", outcome.label().to_owned()),
         ];
         let counter = metrics::counter!("mcp_tool_calls_total", &labels);
         let histogram = metrics::histogram!("mcp_tool_duration_seconds", "tool" => tool.to_owned());
@@ -97,11 +171,11 @@ pub(crate) fn tool_call(tool: &str, transport: &'static str, outcome: &'static s
 /// A request handled, by transport and method.
 ///
 /// Called for every request: each worker thread keeps the counters it used.
-pub(crate) fn request(transport: &'static str, method: &'static str) {
+pub(crate) fn request(transport: TransportKind, method: &'static str) {
     /// Methods are the protocol's (a known set): this bounds the list all the same.
     const MAX_CACHED: usize = 256;
     thread_local! {
-        static COUNTERS: RefCell<Vec<(&'static str, &'static str, metrics::Counter)>> =
+        static COUNTERS: RefCell<Vec<(TransportKind, &'static str, metrics::Counter)>> =
             const { RefCell::new(Vec::new()) };
     }
     COUNTERS.with_borrow_mut(|counters| {
@@ -114,7 +188,7 @@ pub(crate) fn request(transport: &'static str, method: &'static str) {
         }
         let _ = handle();
         let counter =
-            metrics::counter!("mcp_requests_total", "transport" => transport, "method" => method);
+            metrics::counter!("mcp_requests_total", "transport" => transport.label(), "method" => method);
         counter.increment(1);
         if counters.len() < MAX_CACHED {
             counters.push((transport, method, counter));
@@ -123,8 +197,8 @@ pub(crate) fn request(transport: &'static str, method: &'static str) {
 }
 
 /// A session opened (`delta` 1) or closed (-1).
-pub(crate) fn session(transport: &'static str, delta: f64) {
-    metrics::gauge!("mcp_sessions", "transport" => transport).increment(delta);
+pub(crate) fn session(transport: TransportKind, delta: f64) {
+    metrics::gauge!("mcp_sessions", "transport" => transport.label()).increment(delta);
 }
 
 /// A request refused before it reached the server, by reason (auth, host, limit, rate).
@@ -132,31 +206,26 @@ pub(crate) fn rejected(reason: &'static str) {
     metrics::counter!("mcp_rejected_total", "reason" => reason).increment(1);
 }
 
-/// Bytes received (`direction` "in") or sent ("out") on a transport, counted per message.
+/// Bytes received or sent on a transport, counted per message.
 ///
 /// Called for every message: the counters of the known transports are looked up once and kept.
-pub(crate) fn bytes(transport: &'static str, direction: &'static str, n: usize) {
-    const TRANSPORTS: [&str; 4] = ["stdio", "ws", "http", "bridge"];
+pub(crate) fn bytes(transport: TransportKind, direction: Direction, n: usize) {
     static COUNTERS: OnceLock<Vec<[metrics::Counter; 2]>> = OnceLock::new();
-    let counter = |transport: &'static str, direction: &'static str| metrics::counter!("mcp_bytes_total", "transport" => transport, "direction" => direction);
-    let slot = TRANSPORTS.iter().position(|t| *t == transport);
-    let column = match direction {
-        "in" => 0,
-        "out" => 1,
-        _ => return counter(transport, direction).increment(n as u64),
-    };
-    let Some(slot) = slot else {
-        return counter(transport, direction).increment(n as u64);
-    };
     let counters = COUNTERS.get_or_init(|| {
         // A handle taken before the recorder exists would count into nothing.
         let _ = handle();
-        TRANSPORTS
+        TransportKind::ALL
             .iter()
-            .map(|t| [counter(t, "in"), counter(t, "out")])
+            .map(|t| {
+                let counter = |direction: &'static str| metrics::counter!("mcp_bytes_total", "transport" => t.label(), "direction" => direction);
+                [counter("in"), counter("out")]
+            })
             .collect()
     });
-    counters[slot][column].increment(n as u64);
+    let Some(slot) = TransportKind::ALL.iter().position(|t| *t == transport) else {
+        return;
+    };
+    counters[slot][direction as usize].increment(n as u64);
 }
 
 /// Sets a gauge to what was read when `/metrics` is scraped (a bridge's children, the tunnel).

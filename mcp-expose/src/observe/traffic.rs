@@ -1,5 +1,6 @@
 //! Bytes in and out of streamable HTTP, counted as body frames pass (SSE streams included).
 
+use super::metrics::{Direction, TransportKind};
 use std::{
     convert::Infallible,
     task::{Context, Poll},
@@ -46,7 +47,7 @@ where
         let request = request.map(|body| {
             Body::new(body.map_frame(|frame| {
                 if let Some(data) = frame.data_ref() {
-                    super::metrics::bytes("http", "in", data.len());
+                    super::metrics::bytes(TransportKind::Http, Direction::In, data.len());
                 }
                 frame
             }))
@@ -65,7 +66,7 @@ where
     response.map(|body| {
         Body::new(body.map_frame(|frame| {
             if let Some(data) = frame.data_ref() {
-                super::metrics::bytes("http", "out", data.len());
+                super::metrics::bytes(TransportKind::Http, Direction::Out, data.len());
             }
             frame
         }))

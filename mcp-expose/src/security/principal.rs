@@ -23,7 +23,7 @@ impl Authenticated {
     }
 
     #[cfg(feature = "oauth")]
-    pub(super) fn caller(caller: &crate::Caller) -> Self {
+    pub(super) fn caller(caller: &crate::session::Caller) -> Self {
         Self(
             format!(
                 "oauth:{}\n{}",

@@ -17,11 +17,13 @@ pub use options::{LogFormat, Options};
 pub use run::Running;
 
 use crate::{
-    PromptDef, ResourceDef, ToolDef,
     error::{Error, ErrorKind, Result},
     handler::Handler,
+    prompt::PromptDef,
     registry::Registry,
+    resource::ResourceDef,
     state::{Identity, Limits},
+    tool::ToolDef,
 };
 
 /// An MCP server: its identity, its tools/resources/prompts, and how to serve them.

@@ -7,9 +7,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::Options;
 use crate::{
-    ResourceDef, ToolDef,
     error::{Error, ErrorKind, Result},
+    resource::ResourceDef,
     security::policy::HostPolicy,
+    tool::ToolDef,
 };
 
 /// No tunnel can be configured in this build.

@@ -28,7 +28,7 @@ pub(super) async fn ws_route(
                 Some(accept) => {
                     let caller = parts
                         .extensions
-                        .get::<std::sync::Arc<crate::Caller>>()
+                        .get::<std::sync::Arc<crate::session::Caller>>()
                         .cloned();
                     accept(upgrade, caller)
                 }

@@ -9,9 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::Options;
 use crate::{
-    ResourceDef, ToolDef,
     error::{Error, ErrorKind, Result},
+    resource::ResourceDef,
     security::policy::HostPolicy,
+    tool::ToolDef,
     tunnel::{TunnelControl, TunnelHandle, TunnelState},
 };
 

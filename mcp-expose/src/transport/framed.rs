@@ -1,6 +1,7 @@
 //! A frame-oriented rmcp transport: frames come from a reader task, messages go to a writer
 //! task, and frames that do not decode are answered with a JSON-RPC error.
 
+use crate::observe::metrics::TransportKind;
 use std::{borrow::Cow, fmt};
 
 use rmcp::{
@@ -43,7 +44,7 @@ impl fmt::Display for Closed {
 impl std::error::Error for Closed {}
 
 pub(crate) struct Framed {
-    name: &'static str,
+    name: TransportKind,
     inbound: mpsc::Receiver<Inbound>,
     outbound: Option<mpsc::Sender<Outbound>>,
     backlog: Option<std::sync::Arc<Backlog>>,
@@ -100,7 +101,7 @@ impl Backlog {
 
 impl Framed {
     pub(crate) fn new(
-        name: &'static str,
+        name: TransportKind,
         inbound: mpsc::Receiver<Inbound>,
         outbound: mpsc::Sender<Outbound>,
     ) -> Self {
@@ -165,7 +166,7 @@ impl Transport<RoleServer> for Framed {
                 Inbound::Frame(frame) => match decode(&frame) {
                     Decoded::Message(message) => return Some(*message),
                     Decoded::Reply(reply) => {
-                        tracing::debug!(transport = self.name, "answered an undecodable frame");
+                        tracing::debug!(transport = %self.name, "answered an undecodable frame");
                         self.reply(reply).await;
                     }
                     Decoded::Ignore => {}

@@ -1,6 +1,7 @@
 //! Streamable HTTP (rmcp's `StreamableHttpService`) with the headers proxies and tunnels need,
 //! and JSON bodies on errors.
 
+use crate::observe::metrics::TransportKind;
 use std::{
     convert::Infallible,
     fmt::Display,
@@ -79,7 +80,7 @@ pub(crate) fn service(handler: &Handler, settings: &HttpSettings, ct: Cancellati
         .with_cancellation_token(ct);
     let handler = handler.clone();
     Shared(Arc::new(StreamableHttpService::new(
-        move || Ok(handler.session("http", None, None, None)),
+        move || Ok(handler.session(TransportKind::Http, None, None, None)),
         Arc::new(LocalSessionManager::default()),
         config,
     )))

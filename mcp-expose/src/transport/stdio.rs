@@ -3,6 +3,7 @@
 //! Lines are split with memchr into a reused buffer; an oversized line is answered with an
 //! error and skipped up to its newline; writes are batched and flushed when the queue drains.
 
+use crate::observe::metrics::{Direction, TransportKind};
 use rmcp::ServiceExt as _;
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, BufWriter},
@@ -36,9 +37,9 @@ pub(crate) async fn serve<R, W>(
     let (outbound_tx, outbound_rx) = mpsc::channel(QUEUE);
     let reader = tokio::spawn(read_lines(input, inbound_tx, max_line));
     let writer = tokio::spawn(write_lines(output, outbound_rx));
-    let transport = Framed::new("stdio", inbound_rx, outbound_tx);
+    let transport = Framed::new(TransportKind::Stdio, inbound_rx, outbound_tx);
     match handler
-        .session("stdio", None, None, None)
+        .session(TransportKind::Stdio, None, None, None)
         .serve_with_ct(transport, ct)
         .await
     {
@@ -63,7 +64,7 @@ pub(crate) async fn read_lines<R: AsyncRead + Unpin>(
     loop {
         let inbound = match lines.next().await {
             Ok(Some(Line::Frame(line))) => {
-                crate::observe::metrics::bytes("stdio", "in", line.len() + 1);
+                crate::observe::metrics::bytes(TransportKind::Stdio, Direction::In, line.len() + 1);
                 match trim(line) {
                     Some(frame) => Inbound::Frame(frame.to_vec()),
                     None => continue,
@@ -105,7 +106,11 @@ pub(crate) async fn write_lines<W: AsyncWrite + Unpin>(
         let mut next = Some(first);
         while let Some(message) = next {
             if let Outbound::Message(text) = message {
-                crate::observe::metrics::bytes("stdio", "out", text.len() + 1);
+                crate::observe::metrics::bytes(
+                    TransportKind::Stdio,
+                    Direction::Out,
+                    text.len() + 1,
+                );
                 let written = async {
                     writer.write_all(text.as_bytes()).await?;
                     writer.write_all(b"\n").await

@@ -3,6 +3,7 @@
 //! close code 1009 for an oversized message, and 1008 when the token the socket was opened
 //! with expires.
 
+use crate::observe::metrics::{Direction, TransportKind};
 use std::{sync::Arc, time::Duration};
 
 use axum::{
@@ -41,7 +42,7 @@ pub(crate) fn protocol_close(error: &axum::Error) -> Option<(u16, String)> {
 
 /// Completes when the token `caller` came with expires (with the clock-skew allowance that
 /// the token check gives); never without a caller or an expiry.
-pub(crate) async fn token_expiry(caller: Option<Arc<crate::Caller>>) {
+pub(crate) async fn token_expiry(caller: Option<Arc<crate::session::Caller>>) {
     match caller.and_then(|caller| caller.deadline()) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -72,9 +73,12 @@ pub(crate) fn upgrade(
     ct: CancellationToken,
 ) -> Response {
     let handler = handler.session(
-        "ws",
+        TransportKind::Ws,
         Some(owned(&request.headers)),
-        request.extensions.get::<Arc<crate::Caller>>().cloned(),
+        request
+            .extensions
+            .get::<Arc<crate::session::Caller>>()
+            .cloned(),
         crate::web::client_of(&request.extensions),
     );
     let settings = settings.clone();
@@ -133,7 +137,8 @@ async fn serve_socket(
     // Answers the client has not read: its largest message and 16 MiB more, then it is let go.
     let backlog = Backlog::new(settings.max_message.saturating_add(16 * 1024 * 1024));
     let exceeded = backlog.exceeded.clone();
-    let transport = Framed::new("ws", inbound_rx, outbound_tx).with_backlog(backlog.clone());
+    let transport =
+        Framed::new(TransportKind::Ws, inbound_rx, outbound_tx).with_backlog(backlog.clone());
     // The writer drains what the session queued, and ends once every sender is gone.
     // The writer gone (the client stopped reading, or the socket broke), the session ends too:
     // nothing it produces can be delivered, and its queues and buffers are freed.
@@ -208,7 +213,7 @@ async fn read_frames(
                 break;
             }
         };
-        crate::observe::metrics::bytes("ws", "in", bytes.len());
+        crate::observe::metrics::bytes(TransportKind::Ws, Direction::In, bytes.len());
         if bytes.len() > max_message {
             too_big(&outbound, Some(bytes.len()), max_message).await;
             break;
@@ -245,7 +250,7 @@ async fn write_frames(
                 while let Some(message) = next {
                     match message {
                         Outbound::Message(text) => {
-                            crate::observe::metrics::bytes("ws", "out", text.len());
+                            crate::observe::metrics::bytes(TransportKind::Ws, Direction::Out, text.len());
                             backlog.written(text.len());
                             let fed = tokio::time::timeout(SEND_TIMEOUT, sink.feed(Message::Text(text.into()))).await;
                             if !matches!(fed, Ok(Ok(()))) {

@@ -9,12 +9,13 @@ use serde::Deserialize;
 
 use super::{TunnelConfig, TunnelHandle, TunnelKind, TunnelState};
 use crate::{
-    ResourceDef, ToolDef,
     model::{ResourceContents, ToolAnnotations},
+    resource::ResourceDef,
+    tool::ToolDef,
     tool::{error_result, input_schema, parse_args},
 };
 
-type Starter = dyn Fn(TunnelConfig, String) -> crate::Result<TunnelHandle> + Send + Sync;
+type Starter = dyn Fn(TunnelConfig, String) -> crate::error::Result<TunnelHandle> + Send + Sync;
 
 /// The tunnel the tools control: started by `--tunnel` or by `start_tunnel`.
 #[derive(Default)]
@@ -95,7 +96,7 @@ struct NoArgs {}
 
 fn json_result(value: serde_json::Value) -> CallToolResult {
     let mut result = CallToolResult::structured(value.clone());
-    result.content = vec![crate::Content::text(value.to_string())];
+    result.content = vec![crate::content::Content::text(value.to_string())];
     result
 }
 

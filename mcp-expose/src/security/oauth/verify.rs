@@ -45,7 +45,7 @@ pub(super) struct Verifier {
 #[derive(Debug)]
 pub(crate) enum Verdict {
     /// Kept in the request's extensions, for [`Context::caller`](crate::Context::caller).
-    Valid(Arc<crate::Caller>),
+    Valid(Arc<crate::session::Caller>),
     Missing,
     Invalid(&'static str),
     InsufficientScope,
@@ -213,7 +213,7 @@ impl Verifier {
         if !self.scopes.iter().all(|s| granted.contains(s.as_str())) {
             return Verdict::InsufficientScope;
         }
-        Verdict::Valid(Arc::new(crate::Caller {
+        Verdict::Valid(Arc::new(crate::session::Caller {
             issuer: claims.iss,
             subject: claims.sub,
             email: claims.email,
