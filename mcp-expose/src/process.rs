@@ -21,15 +21,15 @@ pub(crate) fn contain(command: &mut Command) {
 fn set_parent_death_signal(command: &mut Command) {
     let parent = std::process::id();
     // SAFETY: the closure runs in the forked child before exec and only makes two
-    // async-signal-safe system calls (prctl, getppid); it allocates nothing.
+    // async-signal-safe system calls (prctl, getppid); it allocates nothing, on the error
+    // paths too (an `io::Error` from a raw OS error is not boxed).
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
             // The parent may have died between fork and prctl: then nothing would signal us.
             if nix::unistd::getppid().as_raw() != parent as i32 {
-                return Err(std::io::Error::other(
-                    "parent exited before the child started",
-                ));
+                // The parent exited before the child started: no such process to serve.
+                return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
             }
             Ok(())
         });
@@ -149,12 +149,12 @@ fn group_watchdog(command: &mut Command) -> std::io::Result<GroupGuard> {
                     ];
                     let envp = [std::ptr::null()];
                     libc::execve(sh.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                    // No shell: wait for end of file here.
+                    // No shell: wait for end of file here (nothing is ever written; a read
+                    // interrupted by a signal is retried, anything else ends the wait).
                     let mut byte = 0u8;
-                    while libc::read(0, (&raw mut byte).cast(), 1) != 0 {
-                        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                            break;
-                        }
+                    while libc::read(0, (&raw mut byte).cast(), 1) < 0
+                        && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+                    {
                     }
                     libc::kill(0, libc::SIGKILL);
                 }
