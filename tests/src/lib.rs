@@ -189,6 +189,29 @@ pub fn initialize(id: u64, capabilities: serde_json::Value) -> String {
     )
 }
 
+/// A `tools/call` request for `name` with `arguments`.
+pub fn tool_call(id: u64, name: &str, arguments: serde_json::Value) -> String {
+    request(
+        id,
+        "tools/call",
+        serde_json::json!({ "name": name, "arguments": arguments }),
+    )
+}
+
+/// The path of `tests/python/NAME`, a Python stdio MCP server (PyPI's `mcp` 1.x), after
+/// checking that `mcp` imports.
+pub fn python_server(name: &str) -> String {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import mcp.server.fastmcp"])
+        .status();
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "the Python child needs PyPI's `mcp<2` (pip install 'mcp<2'; .ci/run installs it)"
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
+    path.join(name).display().to_string()
+}
+
 /// The `notifications/initialized` notification.
 pub fn initialized() -> String {
     serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }).to_string()

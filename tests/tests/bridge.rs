@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use mcp_expose_tests::{
     ServerProcess, Socket, alive, assert_gc_ggccat, bin, gone_within, http_messages, initialize,
-    initialized, kill, next_json as next, request, sample, send,
+    initialized, kill, next_json as next, python_server, request, sample, send, tool_call as call,
 };
 use rmcp::{
     ServiceExt as _,
@@ -14,18 +14,6 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 use tokio_tungstenite::connect_async;
-
-fn python_child() -> String {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/child_server.py");
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import mcp.server.fastmcp"])
-        .status();
-    assert!(
-        probe.is_ok_and(|s| s.success()),
-        "the Python child needs PyPI's `mcp<2` (pip install 'mcp<2'; .ci/run installs it)"
-    );
-    script.display().to_string()
-}
 
 async fn bridge(child: &[&str]) -> ServerProcess {
     let mut args = vec!["bridge", "--http", "0", "--ws", "0", "--"];
@@ -40,14 +28,6 @@ async fn ws(server: &ServerProcess) -> Socket {
     assert!(init["result"]["serverInfo"]["name"].is_string(), "{init}");
     send(&mut socket, initialized()).await;
     socket
-}
-
-fn call(id: u64, name: &str, arguments: Value) -> String {
-    request(
-        id,
-        "tools/call",
-        json!({ "name": name, "arguments": arguments }),
-    )
 }
 
 /// A streamable HTTP POST of `body` to the bridge, in `session` when there is one.
@@ -124,7 +104,7 @@ async fn bioseq_behind_the_bridge_over_http_and_websocket() {
 
 #[tokio::test]
 async fn a_python_server_behind_the_bridge_serves_every_method() {
-    let script = python_child();
+    let script = python_server("child_server.py");
     let server = bridge(&["python3", &script]).await;
     let client = ()
         .serve(StreamableHttpClientTransport::from_uri(
@@ -186,7 +166,7 @@ async fn a_python_server_behind_the_bridge_serves_every_method() {
 
 #[tokio::test]
 async fn sessions_get_their_own_children() {
-    let script = python_child();
+    let script = python_server("child_server.py");
     let server = bridge(&["python3", &script]).await;
     let mut a = ws(&server).await;
     let mut b = ws(&server).await;
@@ -200,7 +180,7 @@ async fn sessions_get_their_own_children() {
 
 #[tokio::test]
 async fn a_child_killed_mid_call_answers_at_once_and_the_next_call_succeeds() {
-    let script = python_child();
+    let script = python_server("child_server.py");
     let server = bridge(&["python3", &script]).await;
     let mut socket = ws(&server).await;
     send(&mut socket, call(1, "pid", json!({}))).await;
@@ -347,7 +327,7 @@ async fn shared_child_thirty_two_sessions_two_hundred_calls_each_without_cross_t
 
 #[tokio::test]
 async fn shared_child_sampling_reaches_only_the_calling_session() {
-    let script = python_child();
+    let script = python_server("child_server.py");
     let server = shared_bridge(&["python3", &script]).await;
     let mut caller = ws(&server).await;
     let mut bystander = ws(&server).await;
@@ -369,7 +349,7 @@ async fn shared_child_sampling_reaches_only_the_calling_session() {
 
 #[tokio::test]
 async fn shared_child_killed_mid_call_fails_every_pending_call_and_recovers() {
-    let script = python_child();
+    let script = python_server("child_server.py");
     let server = shared_bridge(&["python3", &script]).await;
     let mut a = ws(&server).await;
     let mut b = ws(&server).await;
@@ -395,7 +375,7 @@ async fn shared_child_killed_mid_call_fails_every_pending_call_and_recovers() {
 
 #[tokio::test]
 async fn no_child_outlives_a_sigkilled_bridge() {
-    let script = python_child();
+    let script = python_server("child_server.py");
     let mut server = bridge(&["python3", &script]).await;
     let mut socket = ws(&server).await;
     send(&mut socket, call(1, "pid", json!({}))).await;
@@ -422,7 +402,7 @@ async fn no_child_outlives_a_sigkilled_bridge() {
 /// turns the POST's response into an event stream that carries both, in order.
 #[tokio::test]
 async fn http_answers_alone_come_as_json_and_with_progress_as_a_stream() {
-    let script = python_child();
+    let script = python_server("child_server.py");
     let server = bridge(&["python3", &script]).await;
     let client = reqwest::Client::new();
     let post = |body: String, session: Option<&str>| http_post(&client, &server, body, session);
@@ -505,7 +485,7 @@ async fn http_answers_alone_come_as_json_and_with_progress_as_a_stream() {
 
 #[tokio::test]
 async fn idle_http_sessions_are_reaped_with_their_children() {
-    let script = python_child();
+    let script = python_server("child_server.py");
     let args = [
         "bridge",
         "--http",
@@ -557,7 +537,7 @@ async fn idle_http_sessions_are_reaped_with_their_children() {
 
 #[tokio::test]
 async fn ready_turns_503_while_a_child_is_down_and_back_after_its_restart() {
-    let script = python_child();
+    let script = python_server("child_server.py");
     let flag = std::env::temp_dir().join(format!("mcp-expose-broken-{}", std::process::id()));
     let _ = std::fs::remove_file(&flag);
     let args = [

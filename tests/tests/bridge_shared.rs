@@ -5,26 +5,14 @@
 use std::time::{Duration, Instant};
 
 use mcp_expose_tests::{
-    ServerProcess, Socket, initialize, initialized, next_json as next, request, response_messages,
-    send, session_id,
+    ServerProcess, Socket, initialize, initialized, next_json as next, python_server, request,
+    response_messages, send, session_id, tool_call as call,
 };
 use serde_json::{Value, json};
 use tokio_tungstenite::connect_async;
 
-fn script(name: &str) -> String {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import mcp.server.fastmcp"])
-        .status();
-    assert!(
-        probe.is_ok_and(|s| s.success()),
-        "the Python child needs PyPI's `mcp<2` (pip install 'mcp<2'; .ci/run installs it)"
-    );
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
-    path.join(name).display().to_string()
-}
-
 async fn shared_bridge(child: &str) -> ServerProcess {
-    let child = script(child);
+    let child = python_server(child);
     let args = [
         "bridge", "--child", "shared", "--http", "0", "--ws", "0", "--", "python3", &child,
     ];
@@ -39,14 +27,6 @@ async fn ws(server: &ServerProcess, capabilities: Value) -> Socket {
     assert!(init["result"]["serverInfo"]["name"].is_string(), "{init}");
     send(&mut socket, initialized()).await;
     socket
-}
-
-fn call(id: u64, name: &str, arguments: Value) -> String {
-    request(
-        id,
-        "tools/call",
-        json!({ "name": name, "arguments": arguments }),
-    )
 }
 
 /// The text of a tool call's answer, or its error, for messages.

@@ -6,21 +6,10 @@
 use std::time::Duration;
 
 use mcp_expose_tests::{
-    ServerProcess, initialize, initialized, request, response_messages, session_id,
+    ServerProcess, initialize, initialized, python_server, request, response_messages, session_id,
+    tool_call as call,
 };
 use serde_json::{Value, json};
-
-fn child_script() -> String {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import mcp.server.fastmcp"])
-        .status();
-    assert!(
-        probe.is_ok_and(|s| s.success()),
-        "the Python child needs PyPI's `mcp<2` (pip install 'mcp<2'; .ci/run installs it)"
-    );
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
-    path.join("shared_child.py").display().to_string()
-}
 
 fn post(url: &str, body: String, session: Option<&str>) -> reqwest::RequestBuilder {
     let mut request = reqwest::Client::new()
@@ -49,14 +38,6 @@ async fn session(url: &str) -> String {
     session
 }
 
-fn call(id: u64, name: &str, arguments: Value) -> String {
-    request(
-        id,
-        "tools/call",
-        json!({ "name": name, "arguments": arguments }),
-    )
-}
-
 /// The progress values, in order, of the event stream `text`, and whether its answer came.
 fn progress_of(text: &str) -> (Vec<u64>, bool) {
     let mut progress = Vec::new();
@@ -74,7 +55,7 @@ fn progress_of(text: &str) -> (Vec<u64>, bool) {
 }
 
 async fn a_post_whose_client_reads_too_slowly_is_cut(child: &str) {
-    let script = child_script();
+    let script = python_server("shared_child.py");
     let args = [
         "bridge", "--child", child, "--http", "0", "--", "python3", &script,
     ];
