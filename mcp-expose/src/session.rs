@@ -182,6 +182,9 @@ pub(crate) struct Session {
     pub(crate) caller: Option<Arc<Caller>>,
     /// The WebSocket client's address.
     pub(crate) client: Option<std::net::IpAddr>,
+    /// One HTTP request served without a session (`--stateless`): the client's answer to a
+    /// request of ours would have nowhere to go.
+    pub(crate) stateless: bool,
     _slot: Option<SessionSlot>,
 }
 
@@ -209,6 +212,7 @@ impl Session {
             headers,
             caller,
             client,
+            stateless: false,
             _slot: slot,
         }
     }
@@ -220,6 +224,11 @@ impl Session {
 
     pub(crate) fn log_enabled(&self, level: LoggingLevel) -> bool {
         level_rank(level) >= self.log_level.load(Ordering::Relaxed)
+    }
+
+    /// Whether `level` is at least `least` (a 2026-07-28 request's own `logLevel`).
+    pub(crate) fn at_least(level: LoggingLevel, least: LoggingLevel) -> bool {
+        level_rank(level) >= level_rank(least)
     }
 
     /// `logging/setLevel`: the least severe level sent to this session from now on.
