@@ -14,9 +14,9 @@ use rmcp::{
         ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
         PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
         ReadResourceResult, Reference, ServerCapabilities, ServerConfig, SetLevelRequestParams,
-        SubscribeRequestParams, UnsubscribeRequestParams,
+        SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
     },
-    service::RequestContext,
+    service::{RequestContext, SubscriptionContext},
 };
 
 use crate::{
@@ -473,6 +473,29 @@ impl ServerHandler for Handler {
             format!("Method not found: {}", request.method),
             None,
         ))
+    }
+
+    /// `subscriptions/listen` (MCP 2026-07-28): updates of the resources it names that exist.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let uris = requested.resource_subscriptions.iter().flatten();
+        let known = uris.filter(|uri| self.state.registry.resource(uri).is_some());
+        Some(
+            SubscriptionFilter::builder()
+                .resource_subscriptions(known.cloned())
+                .build(),
+        )
+    }
+
+    /// Holds a `subscriptions/listen` stream open, sending it the updates it accepted, until
+    /// the client closes it.
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
+        self.count("subscriptions/listen");
+        let _listening = self.state.subscriptions.listen(subscription.sink().clone());
+        subscription.cancelled().await;
+        Ok(())
     }
 
     async fn set_level(

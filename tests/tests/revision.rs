@@ -39,6 +39,19 @@ async fn chatty(ctx: Context) -> &'static str {
     "done"
 }
 
+/// A resource clients can watch.
+#[mcp_expose::resource(uri = "watch://it", mime_type = "text/plain")]
+fn watched() -> &'static str {
+    "it"
+}
+
+/// Tells whoever watches `watch://it` that it changed.
+#[tool]
+async fn touch(ctx: Context) -> &'static str {
+    ctx.notify_resource_updated("watch://it").await;
+    "touched"
+}
+
 async fn start(stateless: bool) -> Running {
     Server::new("revision-tests", "0.0.1")
         .http(0)
@@ -255,4 +268,79 @@ async fn stateless_sampling_fails_at_once_instead_of_hanging() {
         assert!(text.contains("stateless"), "{text}");
     }
     running.shutdown().await;
+}
+
+/// Reads an event stream until it has carried `count` messages, within 10 s.
+async fn read_messages(
+    response: &mut reqwest::Response,
+    seen: &mut String,
+    count: usize,
+) -> Vec<Value> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let messages = mcp_expose_tests::http_messages("text/event-stream", seen);
+            if messages.len() >= count {
+                return messages;
+            }
+            let chunk = response
+                .chunk()
+                .await
+                .expect("the stream")
+                .expect("more of it");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("the messages within 10 s")
+}
+
+#[tokio::test]
+async fn a_listen_stream_is_acknowledged_and_hears_of_updates() {
+    let running = start(false).await;
+    let params = json!({
+        "notifications": { "resourceSubscriptions": ["watch://it", "watch://nothing"] },
+        "_meta": meta(json!({})),
+    });
+    let mut stream = post26(&running, 9, "subscriptions/listen", params).await;
+    assert_eq!(stream.status(), 200);
+    let mut seen = String::new();
+    let ack = read_messages(&mut stream, &mut seen, 1).await.remove(0);
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 9,
+        "{ack}"
+    );
+    // Only resources that exist are accepted.
+    let accepted = ack["params"].to_string();
+    assert!(
+        accepted.contains("watch://it") && !accepted.contains("watch://nothing"),
+        "{ack}"
+    );
+
+    let touched = post26(
+        &running,
+        10,
+        "tools/call",
+        call_params("touch", meta(json!({}))),
+    )
+    .await;
+    assert_eq!(touched.status(), 200);
+    let update = read_messages(&mut stream, &mut seen, 2).await.remove(1);
+    assert_eq!(
+        update["method"], "notifications/resources/updated",
+        "{update}"
+    );
+    assert_eq!(update["params"]["uri"], "watch://it", "{update}");
+    assert_eq!(
+        update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 9,
+        "{update}"
+    );
+    // An open listen stream does not hold up shutdown.
+    tokio::time::timeout(Duration::from_secs(10), running.shutdown())
+        .await
+        .expect("shutdown within 10 s with a listen stream open");
+    drop(stream);
 }
