@@ -6,9 +6,9 @@ use std::sync::Arc;
 use rmcp::{
     RoleServer,
     model::{
-        CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams, ElicitResult,
-        ElicitationSchema, LoggingLevel, LoggingMessageNotificationParam,
-        ProgressNotificationParam, ProgressToken, RequestId,
+        ClientCapabilities, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams,
+        ElicitResult, ElicitationSchema, LoggingLevel, LoggingMessageNotificationParam,
+        ProgressNotificationParam, ProgressToken, ProtocolVersion, RequestId,
     },
     service::{Peer, RequestContext},
 };
@@ -56,6 +56,22 @@ struct Inner {
     session: Arc<Session>,
     /// Weak: a tool's context does not keep the server's subscriptions alive.
     subscriptions: std::sync::Weak<Subscriptions>,
+    /// The request is on MCP 2026-07-28 or later: no session, no requests to the client.
+    sessionless: bool,
+    /// What the client declared: in this request's `_meta` (2026-07-28) or at `initialize`.
+    client_capabilities: Option<ClientCapabilities>,
+    /// The least severe log level this request asked for in its `_meta` (2026-07-28).
+    log_level: Option<LoggingLevel>,
+    /// The capability a request to the client lacked, once one was refused for it.
+    refused: std::sync::Mutex<Option<ClientCapabilities>>,
+}
+
+/// Whether a request is on MCP 2026-07-28 or later, the sessionless revision (its own `_meta`
+/// names the version; otherwise the session's `initialize` did).
+pub(crate) fn sessionless(request: &RequestContext<RoleServer>) -> bool {
+    request
+        .protocol_version()
+        .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
 }
 
 /// The headers minus the client's credentials for this server.
@@ -104,8 +120,14 @@ impl Context {
         let client = parts
             .and_then(|parts| crate::web::client_of(&parts.extensions))
             .or(session.client);
+        let sessionless = sessionless(&request);
+        let client_capabilities = request.client_capabilities();
         Self {
             inner: Arc::new(Inner {
+                sessionless,
+                client_capabilities,
+                log_level: request.meta.log_level(),
+                refused: std::sync::Mutex::default(),
                 progress_token: request.meta.get_progress_token(),
                 peer: request.peer,
                 ct: request.ct,
@@ -186,10 +208,19 @@ impl Context {
     }
 
     /// Sends a `notifications/message` log entry to the client, if `level` is at or above the
-    /// level the client set with `logging/setLevel` (default: info).
+    /// level the client set with `logging/setLevel` (default: info). On MCP 2026-07-28 the
+    /// request itself names the level (`io.modelcontextprotocol/logLevel` in its `_meta`); a
+    /// request that names none gets no log entries.
     pub async fn log(&self, level: LogLevel, data: impl serde::Serialize) {
         let level = level.into_rmcp();
-        if !self.inner.session.log_enabled(level) {
+        let enabled = if self.inner.sessionless {
+            self.inner
+                .log_level
+                .is_some_and(|least| Session::at_least(level, least))
+        } else {
+            self.inner.session.log_enabled(level)
+        };
+        if !enabled {
             return;
         }
         let data = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
@@ -217,10 +248,17 @@ impl Context {
     }
 
     /// Asks the client's model for a completion (`sampling/createMessage`).
+    ///
+    /// Fails at once, asking nothing, when the client cannot answer: it did not declare the
+    /// `sampling` capability ([`ErrorKind::MissingCapability`]; on MCP 2026-07-28 the call is
+    /// then answered with a `-32021` error naming it, should the tool return an error), the
+    /// request is on MCP 2026-07-28 (which has no requests to the client), or the server runs
+    /// stateless (no session for the answer to come back on).
     pub async fn sample(
         &self,
         params: CreateMessageRequestParams,
     ) -> Result<CreateMessageResult, Error> {
+        self.may_ask(Ask::Sampling)?;
         #[allow(deprecated)]
         let result = self.inner.peer.create_message(params).await;
         result.map_err(|e| Error::with_source(ErrorKind::Peer, "sampling/createMessage failed", e))
@@ -228,6 +266,9 @@ impl Context {
 
     /// Asks the user for input through the client (`elicitation/create`) with a form whose
     /// fields follow `requested_schema`, a JSON Schema object of primitive properties.
+    ///
+    /// Fails at once when the client cannot answer, as [`sample`](Self::sample) does (here the
+    /// capability is `elicitation`).
     pub async fn elicit(
         &self,
         message: impl Into<String>,
@@ -235,6 +276,7 @@ impl Context {
     ) -> Result<ElicitResult, Error> {
         let schema: ElicitationSchema = serde_json::from_value(requested_schema)
             .map_err(|e| Error::with_source(ErrorKind::Config, "invalid elicitation schema", e))?;
+        self.may_ask(Ask::Elicitation)?;
         let params = ElicitRequestParams::FormElicitationParams {
             meta: None,
             message: message.into(),
@@ -258,6 +300,75 @@ impl Context {
     /// The rmcp peer, for requests this type does not wrap.
     pub fn peer(&self) -> &Peer<RoleServer> {
         &self.inner.peer
+    }
+
+    /// Whether the client can be sent `ask` and answer it; if not, why, as the tool's error.
+    fn may_ask(&self, ask: Ask) -> Result<(), Error> {
+        let inner = &self.inner;
+        let declared = inner.client_capabilities.as_ref().map(|caps| match ask {
+            Ask::Sampling => caps.sampling.is_some(),
+            Ask::Elicitation => caps.elicitation.is_some(),
+        });
+        let (capability, method) = ask.names();
+        // A stateless 2025 request has no capabilities to go by (there was no `initialize`).
+        let missing = if inner.sessionless {
+            declared != Some(true)
+        } else {
+            !inner.session.stateless && declared == Some(false)
+        };
+        if missing {
+            let required = serde_json::json!({ capability: {} });
+            *inner.refused.lock().unwrap_or_else(|e| e.into_inner()) =
+                serde_json::from_value(required).ok();
+            let message =
+                format!("the client did not declare the `{capability}` capability ({method})");
+            return Err(Error::new(ErrorKind::MissingCapability, message));
+        }
+        if inner.sessionless {
+            let message = format!(
+                "cannot send {method}: MCP 2026-07-28 has no requests from server to client"
+            );
+            return Err(Error::new(ErrorKind::Peer, message)
+                .hint("input-required results, which replace them, are not supported yet"));
+        }
+        if inner.session.stateless {
+            let message = format!(
+                "cannot send {method}: the server runs stateless, so the client's answer could not reach it"
+            );
+            return Err(Error::new(ErrorKind::Peer, message)
+                .hint("serve with sessions (without --stateless) for tools that ask the client"));
+        }
+        Ok(())
+    }
+
+    /// The capability the client lacked for a request this tool wanted to make, on MCP
+    /// 2026-07-28 (the call is then answered `-32021`, naming it).
+    pub(crate) fn refused_capability(&self) -> Option<ClientCapabilities> {
+        if !self.inner.sessionless {
+            return None;
+        }
+        self.inner
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// A request to the client.
+#[derive(Debug, Clone, Copy)]
+enum Ask {
+    Sampling,
+    Elicitation,
+}
+
+impl Ask {
+    /// The capability it needs and its method.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Ask::Sampling => ("sampling", "sampling/createMessage"),
+            Ask::Elicitation => ("elicitation", "elicitation/create"),
+        }
     }
 }
 

@@ -14,8 +14,11 @@ pub enum ErrorKind {
     Config,
     /// The MCP session could not be established or broke down.
     Protocol,
-    /// A request to the client (sampling, elicitation) failed.
+    /// A request to the client (sampling, elicitation) failed, or cannot be made here.
     Peer,
+    /// The client did not declare the capability a request to it needs (`sampling`,
+    /// `elicitation`), so it was not asked.
+    MissingCapability,
     /// The tunnel could not run (with `--tunnel-required`).
     Tunnel,
     /// Something else inside mcp-expose failed.
@@ -30,6 +33,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Config => "invalid configuration",
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Peer => "request to the client failed",
+            ErrorKind::MissingCapability => "the client lacks a capability",
             ErrorKind::Tunnel => "tunnel failed",
             ErrorKind::Internal => "internal error",
         })
@@ -71,7 +75,6 @@ pub struct Error {
 }
 
 impl Error {
-    #[cfg_attr(not(feature = "tunnel"), allow(dead_code))]
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,

@@ -14,9 +14,9 @@ use rmcp::{
         ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
         PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
         ReadResourceResult, Reference, ServerCapabilities, ServerConfig, SetLevelRequestParams,
-        SubscribeRequestParams, UnsubscribeRequestParams,
+        SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
     },
-    service::RequestContext,
+    service::{RequestContext, SubscriptionContext},
 };
 
 use crate::{
@@ -64,6 +64,22 @@ impl Handler {
         }
     }
 
+    /// A handler for one HTTP request served without a session (`--stateless`).
+    pub(crate) fn stateless_session(&self, transport: TransportKind) -> Self {
+        let mut session = Session::new(
+            transport,
+            None,
+            None,
+            None,
+            Some(self.state.sessions.open()),
+        );
+        session.stateless = true;
+        Self {
+            state: self.state.clone(),
+            session: Arc::new(session),
+        }
+    }
+
     /// The caller this session's token named (WebSocket).
     pub(crate) fn caller(&self) -> Option<Arc<crate::session::Caller>> {
         self.session.caller.clone()
@@ -107,6 +123,7 @@ impl Handler {
         };
         let cancelled = context.ct.clone();
         let ctx = self.context(context);
+        let probe = ctx.clone();
         let args = request.arguments.unwrap_or_default();
         // The tool runs in this task (not spawned) so that requests it sends to the client
         // travel on this call's response stream.
@@ -148,7 +165,15 @@ impl Handler {
         };
         let (result, how) = match outcome {
             Ok(result) if cancelled.is_cancelled() => (result, Outcome::Cancelled),
-            Ok(result) if result.is_error == Some(true) => (result, Outcome::Error),
+            Ok(result) if result.is_error == Some(true) => {
+                // MCP 2026-07-28: a call that needed a capability the client did not declare
+                // is answered with the error that names it, not with the tool's text.
+                if let Some(required) = probe.refused_capability() {
+                    let error = ErrorData::missing_required_client_capability(required);
+                    return (Err(error), Outcome::Error);
+                }
+                (result, Outcome::Error)
+            }
             Ok(result) => (result, Outcome::Ok),
             Err(panic) => {
                 let message = panic_message(panic.as_ref());
@@ -430,9 +455,14 @@ impl ServerHandler for Handler {
     async fn on_custom_request(
         &self,
         request: rmcp::model::CustomRequest,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CustomResult, ErrorData> {
         self.count("other");
+        if crate::context::sessionless(&context)
+            && REMOVED_METHODS.contains(&request.method.as_str())
+        {
+            return Err(removed(&request.method));
+        }
         // rmcp turns a known method whose params it cannot read into a custom request.
         if KNOWN_METHODS.contains(&request.method.as_str()) {
             let message = format!("Invalid params for `{}`", request.method);
@@ -445,15 +475,62 @@ impl ServerHandler for Handler {
         ))
     }
 
+    /// `subscriptions/listen` (MCP 2026-07-28): updates of the resources it names that exist.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let uris = requested.resource_subscriptions.iter().flatten();
+        let known = uris.filter(|uri| self.state.registry.resource(uri).is_some());
+        Some(
+            SubscriptionFilter::builder()
+                .resource_subscriptions(known.cloned())
+                .build(),
+        )
+    }
+
+    /// Holds a `subscriptions/listen` stream open, sending it the updates it accepted, until
+    /// the client closes it.
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
+        self.count("subscriptions/listen");
+        let _listening = self.state.subscriptions.listen(subscription.sink().clone());
+        subscription.cancelled().await;
+        Ok(())
+    }
+
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.count("logging/setLevel");
+        if crate::context::sessionless(&context) {
+            return Err(removed("logging/setLevel"));
+        }
         self.session.set_log_level(request.level);
         Ok(())
     }
+}
+
+/// Methods MCP 2026-07-28 removed (it has no session to initialize, ping, set a log level on or
+/// subscribe in). rmcp refuses the well-formed ones it knows to be removed; these are refused
+/// whatever their params (rmcp hands a request whose params it cannot read to
+/// `on_custom_request`).
+const REMOVED_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+
+/// A removed method's answer: -32601, which rmcp sends with HTTP 404 on 2026-07-28.
+fn removed(method: &str) -> ErrorData {
+    ErrorData::new(
+        rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+        format!("Method not found: {method} (removed in MCP 2026-07-28)"),
+        None,
+    )
 }
 
 /// Methods rmcp parses into typed requests.

@@ -9,12 +9,16 @@ use std::{
     collections::HashSet,
     sync::{
         Arc, Mutex, OnceLock, Weak,
-        atomic::{AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
-use rmcp::{RoleServer, model::LoggingLevel, service::Peer};
+use rmcp::{
+    RoleServer,
+    model::LoggingLevel,
+    service::{Peer, SubscriptionSink},
+};
 
 /// The caller a verified access token names: see [`Context::caller`](crate::Context::caller).
 ///
@@ -60,6 +64,27 @@ pub(crate) const TOKEN_LEEWAY_SECS: u64 = 30;
 #[derive(Debug, Default)]
 pub(crate) struct Subscriptions {
     subscribers: Mutex<Vec<Weak<Session>>>,
+    /// Open `subscriptions/listen` streams (MCP 2026-07-28), by a number of their own.
+    listeners: Mutex<Vec<(u64, SubscriptionSink)>>,
+    next_listener: AtomicU64,
+}
+
+/// An open `subscriptions/listen` stream; dropping it stops its notifications.
+#[derive(Debug)]
+pub(crate) struct Listening {
+    subscriptions: Arc<Subscriptions>,
+    id: u64,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let mut listeners = self
+            .subscriptions
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        listeners.retain(|(id, _)| *id != self.id);
+    }
 }
 
 impl Subscriptions {
@@ -76,8 +101,44 @@ impl Subscriptions {
         }
     }
 
-    /// Sends `notifications/resources/updated` to every session subscribed to `uri`.
+    /// Notifies `sink` (a `subscriptions/listen` stream) of updates to the resources it
+    /// accepted, until the returned guard is dropped.
+    pub(crate) fn listen(self: &Arc<Self>, sink: SubscriptionSink) -> Listening {
+        let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        listeners.push((id, sink));
+        Listening {
+            subscriptions: self.clone(),
+            id,
+        }
+    }
+
+    /// Sends `notifications/resources/updated` to every listen stream that accepted `uri` and
+    /// every session subscribed to it.
     pub(crate) async fn notify_resource_updated(&self, uri: &str) {
+        let sinks: Vec<SubscriptionSink> = {
+            let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            listeners
+                .iter()
+                .map(|(_, sink)| sink)
+                .filter(|sink| {
+                    let accepted = &sink.accepted().resource_subscriptions;
+                    accepted
+                        .as_ref()
+                        .is_some_and(|uris| uris.iter().any(|u| u == uri))
+                })
+                .cloned()
+                .collect()
+        };
+        for sink in sinks {
+            let params = rmcp::model::ResourceUpdatedNotificationParam::new(uri);
+            let update = rmcp::model::ServerNotification::ResourceUpdatedNotification(
+                rmcp::model::ResourceUpdatedNotification::new(params),
+            );
+            if let Err(e) = sink.send(update).await {
+                tracing::debug!(error = %e, "resource update not delivered to a listen stream");
+            }
+        }
         let sessions: Vec<Arc<Session>> = {
             let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
             subscribers.retain(|s| s.strong_count() > 0);
@@ -182,6 +243,9 @@ pub(crate) struct Session {
     pub(crate) caller: Option<Arc<Caller>>,
     /// The WebSocket client's address.
     pub(crate) client: Option<std::net::IpAddr>,
+    /// One HTTP request served without a session (`--stateless`): the client's answer to a
+    /// request of ours would have nowhere to go.
+    pub(crate) stateless: bool,
     _slot: Option<SessionSlot>,
 }
 
@@ -209,6 +273,7 @@ impl Session {
             headers,
             caller,
             client,
+            stateless: false,
             _slot: slot,
         }
     }
@@ -220,6 +285,11 @@ impl Session {
 
     pub(crate) fn log_enabled(&self, level: LoggingLevel) -> bool {
         level_rank(level) >= self.log_level.load(Ordering::Relaxed)
+    }
+
+    /// Whether `level` is at least `least` (a 2026-07-28 request's own `logLevel`).
+    pub(crate) fn at_least(level: LoggingLevel, least: LoggingLevel) -> bool {
+        level_rank(level) >= level_rank(least)
     }
 
     /// `logging/setLevel`: the least severe level sent to this session from now on.

@@ -147,6 +147,35 @@ async fn test_sampling(
     Ok(format!("LLM response: {reply}"))
 }
 
+// ---- tools: MCP 2026-07-28 diagnostics (scenario server-stateless) -------------------------
+
+/// Needs the client's `sampling` capability: a client that did not declare it gets a `-32021`
+/// error naming it (on MCP 2026-07-28), and no request.
+#[allow(deprecated)]
+#[tool]
+async fn test_missing_capability(ctx: Context) -> Result<String, mcp_expose::Error> {
+    use mcp_expose::model::{CreateMessageRequestParams, SamplingMessage};
+    let params = CreateMessageRequestParams::new(vec![SamplingMessage::user_text("ping")], 10);
+    ctx.sample(params).await?;
+    Ok("the client declared sampling".into())
+}
+
+/// Logs at info: on MCP 2026-07-28 only when the request's `_meta` names a log level.
+#[tool]
+async fn test_logging_tool(ctx: Context) -> String {
+    ctx.info("test_logging_tool called").await;
+    "Logging tool executed".into()
+}
+
+/// Elicits while the call is open: on MCP 2026-07-28 the call's stream never carries a request
+/// to the client (until input-required results exist, the tool fails at once instead).
+#[tool]
+async fn test_streaming_elicitation(ctx: Context) -> Result<String, mcp_expose::Error> {
+    let schema = json!({ "type": "object", "properties": { "answer": { "type": "string" } } });
+    let answer = ctx.elicit("Streaming elicitation test", schema).await?;
+    Ok(format!("User response: {}", describe(&answer)))
+}
+
 /// `action=<a>, content=<json>`, the way the suite's reference server reports an answer.
 fn describe(answer: &ElicitResult) -> String {
     let action = serde_json::to_value(&answer.action).unwrap_or_default();
@@ -254,16 +283,17 @@ async fn test_elicitation_sep1330_enums(ctx: Context) -> Result<String, mcp_expo
     Ok(format!("Elicitation completed: {}", describe(&answer)))
 }
 
-/// `json_schema_2020_12_tool` (SEP-1613): its input schema must be listed verbatim, with
-/// `$schema`, `$defs` and `additionalProperties: false`. A `#[tool]`'s schema is derived from
-/// its parameters and cannot carry `additionalProperties: false` at the root, so this one is
-/// defined by hand with [`ToolDef::new`].
+/// `json_schema_2020_12_tool` (SEP-1613, SEP-2106): its input schema must be listed verbatim,
+/// with `$schema`, `$defs` (holding an `$anchor`), `allOf`/`anyOf`, `if`/`then`/`else` and
+/// `additionalProperties: false`. A `#[tool]`'s schema is derived from its parameters and
+/// cannot carry these at the root, so this one is defined by hand with [`ToolDef::new`].
 fn json_schema_2020_12_tool() -> ToolDef {
     let schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
         "$defs": {
             "address": {
+                "$anchor": "addressDef",
                 "type": "object",
                 "properties": {
                     "street": { "type": "string" },
@@ -274,7 +304,17 @@ fn json_schema_2020_12_tool() -> ToolDef {
         "properties": {
             "name": { "type": "string" },
             "address": { "$ref": "#/$defs/address" },
+            "contactMethod": { "type": "string", "enum": ["phone", "email"] },
+            "phone": { "type": "string" },
+            "email": { "type": "string" },
         },
+        "allOf": [{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }],
+        "if": {
+            "properties": { "contactMethod": { "const": "phone" } },
+            "required": ["contactMethod"],
+        },
+        "then": { "required": ["phone"] },
+        "else": { "required": ["email"] },
         "additionalProperties": false,
     });
     let serde_json::Value::Object(schema) = schema else {

@@ -79,8 +79,15 @@ pub(crate) fn service(handler: &Handler, settings: &HttpSettings, ct: Cancellati
         .with_max_request_body_bytes(settings.max_body)
         .with_cancellation_token(ct);
     let handler = handler.clone();
+    let stateless = settings.stateless;
     Shared(Arc::new(StreamableHttpService::new(
-        move || Ok(handler.session(TransportKind::Http, None, None, None)),
+        move || {
+            Ok(if stateless {
+                handler.stateless_session(TransportKind::Http)
+            } else {
+                handler.session(TransportKind::Http, None, None, None)
+            })
+        },
         Arc::new(LocalSessionManager::default()),
         config,
     )))
