@@ -54,10 +54,14 @@ impl SessionCap {
     }
 
     /// A request that opens a session: a WebSocket upgrade (HTTP/1.1 `Upgrade`, or HTTP/2
-    /// extended CONNECT), or a streamable HTTP POST without `Mcp-Session-Id` (an `initialize`).
+    /// extended CONNECT), a legacy SSE stream (`GET /sse`, `/NAME/sse`), or a streamable HTTP
+    /// POST without `Mcp-Session-Id` (an `initialize`).
     fn opens_session(&self, request: &Request) -> bool {
         let headers = request.headers();
         if headers.contains_key(header::UPGRADE) || request.method() == Method::CONNECT {
+            return true;
+        }
+        if request.method() == Method::GET && request.uri().path().ends_with("/sse") {
             return true;
         }
         self.http_sessions
