@@ -1,6 +1,7 @@
-//! The session cap: how many sessions (HTTP sessions and WebSocket connections, each perhaps
-//! with a child process behind it) a listener holds at once. A request that would open one more
-//! gets `503` with `Retry-After` and a JSON body; existing sessions are untouched.
+//! The session cap: how many sessions (HTTP sessions, WebSocket connections and legacy SSE
+//! streams, each perhaps with a child process behind it) a listener holds at once. A request
+//! that would open one more gets `503` with `Retry-After` and a JSON body; existing sessions
+//! are untouched.
 
 use std::sync::{
     Arc,
