@@ -49,7 +49,7 @@ SUBLAYERS = {
     ],
     "bridge": [
         ["mod"],
-        ["http", "ws"],
+        ["http", "ws", "sse"],
         ["shared"],
         ["child"],
         ["routes", "health"],

@@ -1,7 +1,7 @@
 //! HTTP plumbing every layer shares: JSON bodies for HTTP errors, the refusals a request can get
-//! before it reaches a route, and the client's address. It imports nothing of the crate's own
-//! but [`jsonrpc`](crate::jsonrpc), so security, the transports, the bridge and the server all
-//! build on it.
+//! before it reaches a route, request bodies read within a limit, and the client's address. It
+//! imports nothing of the crate's own but [`jsonrpc`](crate::jsonrpc), so security, the
+//! transports, the bridge and the server all build on it.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -69,6 +69,26 @@ pub(crate) fn json_rpc_error(status: StatusCode, code: i32, message: &str) -> Re
         jsonrpc::error("null", code, message),
     )
         .into_response()
+}
+
+/// A request's whole body, at most `max` bytes (`--max-message-size`, not axum's default): a
+/// larger one is refused with 413 as soon as it is known to be larger.
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+    max: usize,
+) -> Result<axum::body::Bytes, Response> {
+    use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("Payload Too Large: the body exceeds the limit of {max} bytes"),
+        )),
+        Err(e) => Err(json_error(
+            StatusCode::BAD_REQUEST,
+            &format!("Bad Request: cannot read the body ({e})"),
+        )),
+    }
 }
 
 /// The client a trusted proxy (or the tunnel) says a request comes from, when not the peer: put

@@ -10,7 +10,6 @@ use std::{
 };
 
 use axum::{
-    body::Bytes,
     extract::Request,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{
@@ -113,7 +112,7 @@ fn session_header(headers: &HeaderMap) -> Option<&str> {
 pub(crate) async fn post(bridge: Arc<Bridge>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    let body = match read_body(body, bridge.max_message).await {
+    let body = match crate::web::read_body(body, bridge.max_message).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -184,23 +183,6 @@ pub(crate) async fn post(bridge: Arc<Bridge>, request: Request) -> Response {
         response.headers_mut().insert(SESSION_HEADER, value);
     }
     response
-}
-
-/// The whole body, at most `max` bytes (`--max-message-size`, not axum's default): a larger
-/// one is refused with 413 as soon as it is known to be larger.
-async fn read_body(body: axum::body::Body, max: usize) -> Result<Bytes, Response> {
-    use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("Payload Too Large: the body exceeds the limit of {max} bytes"),
-        )),
-        Err(e) => Err(json_error(
-            StatusCode::BAD_REQUEST,
-            &format!("Bad Request: cannot read the body ({e})"),
-        )),
-    }
 }
 
 pub(crate) async fn get(bridge: Arc<Bridge>, request: Request) -> Response {

@@ -48,6 +48,7 @@ mod process;
 mod routes;
 pub(crate) mod scan;
 mod shared;
+mod sse;
 mod stream;
 mod ws;
 
@@ -56,7 +57,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Extension, Router,
     extract::{Request, ws::WebSocketUpgrade},
-    routing::{any, post},
+    routing::{any, get, post},
 };
 
 pub use child::ChildSpec;
@@ -113,6 +114,10 @@ pub(crate) struct Bridge {
     pub(crate) request_timeout: Duration,
     /// Open sessions, for the session cap.
     pub(crate) sessions: Arc<crate::session::SessionCount>,
+    /// Legacy HTTP+SSE sessions, by the id their stream announced.
+    sse: Arc<sse::Sessions>,
+    /// How often a quiet legacy SSE stream gets a keep-alive comment.
+    keep_alive: Duration,
     shared: Option<shared::SharedChild>,
 }
 
@@ -135,6 +140,8 @@ impl Bridge {
             max_message,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             sessions: Arc::default(),
+            sse: Arc::default(),
+            keep_alive: Duration::from_secs(15),
             shared,
         }
     }
@@ -158,7 +165,8 @@ impl Bridge {
     }
 }
 
-/// The bridge's `/mcp`, `/ws` and `/` routes, for any router state.
+/// The bridge's `/mcp`, `/sse` and `/messages` (legacy HTTP+SSE), and `/ws` routes, for any
+/// router state (`/` is the listener's).
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
     bridge: &Arc<Bridge>,
     serves_http: bool,
@@ -174,6 +182,13 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
                 .get(move |request: Request| http::get(b2, request))
                 .delete(move |request: Request| http::delete(b3, request)),
         );
+        let (b1, b2) = (bridge.clone(), bridge.clone());
+        router = router
+            .route("/sse", get(move |request: Request| sse::open(b1, request)))
+            .route(
+                "/messages",
+                post(move |request: Request| sse::message(b2, request)),
+            );
     }
     if serves_ws {
         let bridge = bridge.clone();
@@ -238,6 +253,12 @@ impl Bridge {
                 std::sync::atomic::Ordering::Relaxed,
             );
         }
+        self
+    }
+
+    /// How often a quiet legacy SSE stream gets a keep-alive comment (`--sse-keep-alive`).
+    pub(crate) fn with_keep_alive(mut self, interval: Duration) -> Self {
+        self.keep_alive = interval.max(Duration::from_millis(100));
         self
     }
 }

@@ -121,7 +121,8 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
         options.child_model,
         serve.max_message_size,
     )
-    .with_request_timeout(options.request_timeout.max(Duration::from_secs(1)));
+    .with_request_timeout(options.request_timeout.max(Duration::from_secs(1)))
+    .with_keep_alive(serve.sse_keep_alive);
     let bridge = Arc::new(bridge);
     bridge::spawn_reaper(&bridge, options.idle_timeout.max(Duration::from_secs(1)));
     crate::serve::Server::new(name.clone(), env!("CARGO_PKG_VERSION"))

@@ -193,7 +193,8 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
         if model == ChildModel::PerSession {
             per_session += 1;
         }
-        let bridge = Bridge::new(spec, health, model, max_message);
+        let bridge =
+            Bridge::new(spec, health, model, max_message).with_keep_alive(serve.sse_keep_alive);
         bridges.push((name, Arc::new(bridge)));
     }
     if per_session > 0 {

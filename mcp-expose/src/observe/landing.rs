@@ -23,6 +23,8 @@ pub(crate) struct Listed {
     pub(crate) name: String,
     pub(crate) http_urls: Vec<String>,
     pub(crate) ws_urls: Vec<String>,
+    /// Legacy HTTP+SSE (protocol revision 2024-11-05), for clients older than streamable HTTP.
+    pub(crate) sse_urls: Vec<String>,
     pub(crate) tools: Tools,
 }
 
@@ -70,7 +72,11 @@ impl Landing {
             .map(|s| {
                 json!({
                     "name": s.name,
-                    "endpoints": { "streamable_http": s.http_urls, "websocket": s.ws_urls },
+                    "endpoints": {
+                        "streamable_http": s.http_urls,
+                        "websocket": s.ws_urls,
+                        "sse": s.sse_urls,
+                    },
                     "tools": tools(s),
                 })
             })
@@ -85,7 +91,11 @@ impl Landing {
             "name": self.name,
             "version": self.version,
             "description": self.description,
-            "endpoints": { "streamable_http": all(|s| &s.http_urls), "websocket": all(|s| &s.ws_urls) },
+            "endpoints": {
+                "streamable_http": all(|s| &s.http_urls),
+                "websocket": all(|s| &s.ws_urls),
+                "sse": all(|s| &s.sse_urls),
+            },
             "authentication": if self.auth_required { "bearer" } else { "none" },
             "client_configs": self.configs(),
             "tools": match self.servers.as_slice() { [one] => tools(one), _ => Value::Null },
@@ -139,6 +149,12 @@ impl Landing {
             }
             for url in &server.ws_urls {
                 page.push_str(&format!("<li>WebSocket: <code>{}</code></li>", escape(url)));
+            }
+            for url in &server.sse_urls {
+                page.push_str(&format!(
+                    "<li>Legacy HTTP+SSE (2024-11-05 clients): <code>{}</code></li>",
+                    escape(url)
+                ));
             }
             page.push_str("</ul>");
             tools_html(&mut page, &server.tools, several);

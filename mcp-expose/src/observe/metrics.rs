@@ -58,6 +58,8 @@ pub(crate) enum TransportKind {
     Stdio,
     Http,
     Ws,
+    /// Legacy HTTP+SSE (protocol revision 2024-11-05).
+    Sse,
     /// A bridged child's stdio.
     Bridge,
     /// No transport (a handler made for a test or a probe).
@@ -65,13 +67,14 @@ pub(crate) enum TransportKind {
 }
 
 impl TransportKind {
-    const ALL: [TransportKind; 4] = [Self::Stdio, Self::Ws, Self::Http, Self::Bridge];
+    const ALL: [TransportKind; 5] = [Self::Stdio, Self::Ws, Self::Http, Self::Sse, Self::Bridge];
 
     pub(crate) const fn label(self) -> &'static str {
         match self {
             Self::Stdio => "stdio",
             Self::Http => "http",
             Self::Ws => "ws",
+            Self::Sse => "sse",
             Self::Bridge => "bridge",
             Self::None => "none",
         }

@@ -1,6 +1,7 @@
-//! The session cap: how many sessions (HTTP sessions and WebSocket connections, each perhaps
-//! with a child process behind it) a listener holds at once. A request that would open one more
-//! gets `503` with `Retry-After` and a JSON body; existing sessions are untouched.
+//! The session cap: how many sessions (HTTP sessions, WebSocket connections and legacy SSE
+//! streams, each perhaps with a child process behind it) a listener holds at once. A request
+//! that would open one more gets `503` with `Retry-After` and a JSON body; existing sessions
+//! are untouched.
 
 use std::sync::{
     Arc,
@@ -54,10 +55,14 @@ impl SessionCap {
     }
 
     /// A request that opens a session: a WebSocket upgrade (HTTP/1.1 `Upgrade`, or HTTP/2
-    /// extended CONNECT), or a streamable HTTP POST without `Mcp-Session-Id` (an `initialize`).
+    /// extended CONNECT), a legacy SSE stream (`GET /sse`, `/NAME/sse`), or a streamable HTTP
+    /// POST without `Mcp-Session-Id` (an `initialize`).
     fn opens_session(&self, request: &Request) -> bool {
         let headers = request.headers();
         if headers.contains_key(header::UPGRADE) || request.method() == Method::CONNECT {
+            return true;
+        }
+        if request.method() == Method::GET && request.uri().path().ends_with("/sse") {
             return true;
         }
         self.http_sessions

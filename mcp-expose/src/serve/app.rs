@@ -1,5 +1,5 @@
 //! What the routes share: the handler, the mounted servers, the tunnel, and the addresses
-//! and names the landing page, `/health` and the 404 show.
+//! and names the landing page, `/health` and the 404 show; the `/health` document.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -37,4 +37,46 @@ pub(super) struct ServedAt {
     pub(super) prefix: String,
     /// A mounted server (a bridged stdio server), whose tools only it knows.
     pub(super) mounted: bool,
+}
+
+/// The `/health` document's fixed part: the server's name and version and where each server
+/// is served (`transports` for a single server, `servers` for a gateway's).
+pub(super) fn health_document(
+    identity: &crate::state::Identity,
+    served: &[ServedAt],
+    http_addr: Option<SocketAddr>,
+    ws_addr: Option<SocketAddr>,
+    stdio: bool,
+) -> serde_json::Value {
+    let url = |scheme: &str, addr: Option<SocketAddr>, prefix: &str, path: &str| {
+        addr.map(|a| format!("{scheme}://{a}{prefix}{path}"))
+    };
+    match served {
+        [single] if single.prefix.is_empty() => serde_json::json!({
+            "status": "ok",
+            "name": identity.name,
+            "version": identity.version,
+            "transports": {
+                "http": url("http", http_addr, "", "/mcp"),
+                "ws": url("ws", ws_addr, "", "/ws"),
+                "sse": url("http", http_addr, "", "/sse"),
+                "stdio": stdio,
+            },
+        }),
+        // A gateway: no /mcp of its own; each server's URLs under `servers`.
+        several => serde_json::json!({
+            "status": "ok",
+            "name": identity.name,
+            "version": identity.version,
+            "transports": { "stdio": false },
+            "servers": several
+                .iter()
+                .map(|s| (s.name.clone(), serde_json::json!({
+                    "http": url("http", http_addr, &s.prefix, "/mcp"),
+                    "ws": url("ws", ws_addr, &s.prefix, "/ws"),
+                    "sse": url("http", http_addr, &s.prefix, "/sse"),
+                })))
+                .collect::<serde_json::Map<_, _>>(),
+        }),
+    }
 }

@@ -106,8 +106,9 @@ pub struct Options {
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_inflight: usize,
 
-    /// Sessions (HTTP sessions and WebSocket connections) held at once; more are refused with
-    /// 503 and Retry-After [default: 10000; 256 for a per-session bridge, a process each].
+    /// Sessions (HTTP sessions, WebSocket connections, legacy SSE streams) held at once; more
+    /// are refused with 503 and Retry-After [default: 10000; 256 for a per-session bridge, a
+    /// process each].
     #[arg(long, value_name = "N", env = "MCP_EXPOSE_MAX_SESSIONS")]
     pub max_sessions: Option<usize>,
 

@@ -77,6 +77,10 @@ pub(super) async fn info_route(
                 .iter()
                 .map(|o| format!("{o}{}/ws", server.prefix))
                 .collect(),
+            sse_urls: http_origins
+                .iter()
+                .map(|o| format!("{o}{}/sse", server.prefix))
+                .collect(),
             tools: if server.mounted {
                 Tools::Bridged
             } else if visible {
@@ -258,10 +262,11 @@ pub(super) async fn health_route(State(state): State<AppState>) -> Response {
 pub(super) async fn not_found(State(state): State<AppState>) -> Response {
     let message = match state.servers.as_slice() {
         [single] if single.prefix.is_empty() => {
-            "Not Found: MCP is served at /mcp (HTTP) and /ws (WebSocket)".to_owned()
+            "Not Found: MCP is served at /mcp (HTTP), /ws (WebSocket) and /sse (legacy HTTP+SSE)"
+                .to_owned()
         }
         servers => format!(
-            "Not Found: MCP is served at /NAME/mcp (HTTP) and /NAME/ws (WebSocket) for each server: {}",
+            "Not Found: MCP is served at /NAME/mcp (HTTP), /NAME/ws (WebSocket) and /NAME/sse (legacy HTTP+SSE) for each server: {}",
             servers
                 .iter()
                 .map(|s| s.name.as_str())

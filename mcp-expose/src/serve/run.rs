@@ -26,6 +26,7 @@ use crate::{
     },
     transport::{
         http::{self as http_transport, HttpSettings},
+        sse::{self, SseSettings},
         stdio,
         ws::WsSettings,
     },
@@ -167,6 +168,10 @@ pub(super) async fn start(
         max_body: options.max_message_size,
         keep_alive: options.sse_keep_alive.max(MIN_INTERVAL),
     };
+    let sse_settings = SseSettings {
+        max_message: options.max_message_size,
+        keep_alive: http_settings.keep_alive,
+    };
     let ws_settings = WsSettings {
         max_message: options.max_message_size,
         ping_interval: options.ws_ping_interval.max(MIN_INTERVAL),
@@ -271,35 +276,13 @@ pub(super) async fn start(
             })
             .collect()
     };
-    let url = |scheme: &str, addr: Option<SocketAddr>, prefix: &str, path: &str| {
-        addr.map(|a| format!("{scheme}://{a}{prefix}{path}"))
-    };
-    let health = Arc::new(match served.as_slice() {
-        [single] if single.prefix.is_empty() => serde_json::json!({
-            "status": "ok",
-            "name": identity.name,
-            "version": identity.version,
-            "transports": {
-                "http": url("http", http_addr, "", "/mcp"),
-                "ws": url("ws", ws_addr, "", "/ws"),
-                "stdio": options.stdio_selected(),
-            },
-        }),
-        // A gateway: no /mcp of its own; each server's URLs under `servers`.
-        several => serde_json::json!({
-            "status": "ok",
-            "name": identity.name,
-            "version": identity.version,
-            "transports": { "stdio": false },
-            "servers": several
-                .iter()
-                .map(|s| (s.name.clone(), serde_json::json!({
-                    "http": url("http", http_addr, &s.prefix, "/mcp"),
-                    "ws": url("ws", ws_addr, &s.prefix, "/ws"),
-                })))
-                .collect::<serde_json::Map<_, _>>(),
-        }),
-    });
+    let health = Arc::new(super::app::health_document(
+        identity,
+        &served,
+        http_addr,
+        ws_addr,
+        options.stdio_selected(),
+    ));
     let state: AppState = Arc::new(App {
         handler: handler.clone(),
         auth_required: auth.is_some(),
@@ -337,6 +320,10 @@ pub(super) async fn start(
             if serves_ws {
                 mcp_routes = mcp_routes.route("/ws", any(ws_route));
             }
+            if serves_http {
+                let ct = sessions.child_token();
+                mcp_routes = mcp_routes.merge(sse::routes(&handler, &sse_settings, ct));
+            }
         }
         for server in &served {
             let prefix = &server.prefix;
@@ -347,6 +334,7 @@ pub(super) async fn start(
             };
             if serves_http {
                 tracing::info!("{name}streamable HTTP on http://{local}{prefix}/mcp");
+                tracing::info!("{name}legacy HTTP+SSE on http://{local}{prefix}/sse");
             }
             if serves_ws {
                 tracing::info!("{name}WebSocket on ws://{local}{prefix}/ws");

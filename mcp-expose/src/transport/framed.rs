@@ -20,6 +20,8 @@ pub(crate) enum Inbound {
     Frame(Vec<u8>),
     /// A reply the reader produced itself (for example for an oversized line).
     Reply(String),
+    /// A message decoded already (a legacy SSE POST, checked before it was accepted).
+    Message(Box<RxJsonRpcMessage<RoleServer>>),
 }
 
 /// What the writer task sends.
@@ -27,7 +29,8 @@ pub(crate) enum Inbound {
 pub(crate) enum Outbound {
     /// One serialized JSON-RPC message.
     Message(String),
-    /// Close the connection with a code and a reason (WebSocket only).
+    /// Close the connection with a code and a reason (WebSocket only; legacy SSE ends its
+    /// stream).
     Close(u16, String),
 }
 
@@ -172,6 +175,7 @@ impl Transport<RoleServer> for Framed {
                     Decoded::Ignore => {}
                 },
                 Inbound::Reply(reply) => self.reply(reply).await,
+                Inbound::Message(message) => return Some(*message),
             }
         }
     }

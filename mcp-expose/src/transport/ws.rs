@@ -103,7 +103,7 @@ pub(crate) fn upgrade(
 
 /// The header values hyper parsed are slices of its connection's read buffer: copies let that
 /// buffer go while the session keeps its headers.
-fn owned(headers: &HeaderMap) -> HeaderMap {
+pub(crate) fn owned(headers: &HeaderMap) -> HeaderMap {
     headers
         .iter()
         .map(|(name, value)| {
