@@ -45,7 +45,7 @@ SUBLAYERS = {
         ["routes"],
         ["app"],
         ["tunneling", "no_tunnel"],
-        ["accept", "options", "gate"],
+        ["accept", "options", "gate", "console"],
     ],
     "bridge": [
         ["mod"],

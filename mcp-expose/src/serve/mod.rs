@@ -2,6 +2,7 @@
 
 mod accept;
 mod app;
+mod console;
 mod options;
 mod routes;
 mod run;
@@ -227,7 +228,7 @@ impl Server {
     /// Like [`serve`](Self::serve), with the options set on this builder instead of the
     /// command line.
     pub async fn serve_with_signals(self) -> Result<()> {
-        init_tracing(&self.options.log_level, self.options.log_format);
+        console::init_tracing(&self.options.log_level, self.options.log_format);
         let signals = Signals::install();
         let running = self.start().await?;
         Self::until_signal(running, signals).await
@@ -237,7 +238,7 @@ impl Server {
     /// server's own) until a signal.
     #[cfg_attr(not(feature = "bridge"), allow(dead_code))]
     pub(crate) async fn serve_mounts(self, mounts: Vec<crate::mount::Mount>) -> Result<()> {
-        init_tracing(&self.options.log_level, self.options.log_format);
+        console::init_tracing(&self.options.log_level, self.options.log_format);
         let signals = Signals::install();
         let running = self.start_inner(mounts).await?;
         Self::until_signal(running, signals).await
@@ -304,37 +305,6 @@ impl Server {
         };
         (Handler::new(registry, self.identity, limits), self.options)
     }
-}
-
-/// Installs a stderr `tracing` subscriber unless one is already set.
-static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Prints a notice for the person at the terminal on stderr; with `--log-format json`, as one
-/// JSON log event instead, so that every stderr line stays a JSON object.
-pub(crate) fn announce(text: &str) {
-    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
-        tracing::info!(target: "mcp_expose::announce", "{}", text.trim());
-    } else {
-        eprintln!("{text}");
-    }
-}
-
-fn init_tracing(default_filter: &str, format: LogFormat) {
-    JSON_LOGS.store(
-        format == LogFormat::Json,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default_filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
 }
 
 /// SIGINT and SIGTERM handlers, installed before anything is served so that a signal that

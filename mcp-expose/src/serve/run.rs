@@ -215,7 +215,7 @@ pub(super) async fn start(
     let auth = Auth::resolve(&options.auth, exposure.is_some(), &policy)?;
     let token = auth.as_ref().and_then(|a| a.generated.clone());
     if let (Some(token), Some(why)) = (&token, &exposure) {
-        super::announce(&format!(
+        super::console::announce(&format!(
             "mcp-expose: {why}, so it requires a token (--no-auth opts out).\n\
              mcp-expose: generated access token, send it as `Authorization: Bearer <token>`: {token}"
         ));

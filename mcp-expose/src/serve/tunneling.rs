@@ -226,7 +226,7 @@ impl Follower {
                         let key = (current.hostname.clone(), current.restarts);
                         if announced.as_ref() != Some(&key) {
                             policy.set_tunnel_host(current.hostname.clone(), true);
-                            super::announce(&crate::tunnel::banner(
+                            super::console::announce(&crate::tunnel::banner(
                                 &servers, &current, &kind, serves_ws, &access,
                             ));
                             announced = Some(key);
@@ -247,7 +247,7 @@ impl Follower {
                                 Some(Error::new(ErrorKind::Tunnel, message));
                             finished.cancel();
                         } else {
-                            super::announce(&format!(
+                            super::console::announce(&format!(
                                 "mcp-expose: tunnel unavailable, serving locally only: {message}"
                             ));
                         }
