@@ -106,15 +106,7 @@ impl Handler {
         crate::observe::metrics::request(self.session.transport, method);
     }
 
-    fn context(&self, request: RequestContext<RoleServer>) -> Context {
-        self.context_with(request, None)
-    }
-
-    fn context_with(
-        &self,
-        request: RequestContext<RoleServer>,
-        input: Option<Arc<Round>>,
-    ) -> Context {
+    fn context(&self, request: RequestContext<RoleServer>, input: Option<Arc<Round>>) -> Context {
         Context::new(
             request,
             self.session.clone(),
@@ -150,7 +142,7 @@ impl Handler {
             Err(error) => return (Err(error), Outcome::Error),
         };
         let cancelled = context.ct.clone();
-        let ctx = self.context_with(context, input);
+        let ctx = self.context(context, input);
         let probe = ctx.clone();
         // The tool runs in this task (not spawned) so that requests it sends to the client
         // travel on this call's response stream.
@@ -365,7 +357,7 @@ impl ServerHandler for Handler {
         };
         let read = resource.read.clone();
         let contents =
-            match AssertUnwindSafe(read(self.context(context), request.uri.clone(), vars))
+            match AssertUnwindSafe(read(self.context(context, None), request.uri.clone(), vars))
                 .catch_unwind()
                 .await
             {
@@ -432,7 +424,7 @@ impl ServerHandler for Handler {
 
     async fn get_prompt(
         &self,
-        request: GetPromptRequestParams,
+        mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         self.count("prompts/get");
@@ -444,12 +436,16 @@ impl ServerHandler for Handler {
         };
         let get = prompt.get.clone();
         let description = prompt.prompt.description.clone();
-        let args = request.arguments.unwrap_or_default();
-        let messages = match AssertUnwindSafe(get(self.context(context), args))
-            .catch_unwind()
-            .await
-        {
-            Ok(messages) => messages?,
+        let args = request.arguments.take().unwrap_or_default();
+        let caller = self.session.caller.as_deref();
+        let input = Round::for_call(&self.state.sealer, &mut request, &context, &args, caller)?;
+        let ctx = self.context(context, input);
+        let probe = ctx.clone();
+        let messages = match AssertUnwindSafe(get(ctx, args)).catch_unwind().await {
+            Ok(messages) => match probe.input_outcome() {
+                Some(input) => return input.map(GetPromptResponse::InputRequired),
+                None => messages?,
+            },
             Err(panic) => {
                 let message = format!(
                     "prompt {} panicked: {}",

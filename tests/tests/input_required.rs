@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use mcp_expose::{Context, Running, Server, ToolError, tool};
+use mcp_expose::{Context, Running, Server, ToolError, prompt, tool};
 use mcp_expose_tests::{initialize, initialized, next_json, request, response_messages, send};
 use serde_json::{Value, json};
 use tokio_tungstenite::connect_async;
@@ -28,6 +28,19 @@ async fn greet(ctx: Context) -> Result<String, ToolError> {
     ))
 }
 
+/// Asks the user for a topic, then renders a prompt about it.
+#[prompt]
+async fn essay(ctx: Context) -> String {
+    let schema = json!({ "type": "object", "properties": { "topic": { "type": "string" } } });
+    match ctx.elicit("Which topic?", schema).await {
+        Ok(answer) => format!(
+            "Write about {}",
+            answer.content.unwrap_or_default()["topic"]
+        ),
+        Err(error) => error.to_string(),
+    }
+}
+
 async fn start(ttl: Option<Duration>, key_file: Option<&std::path::Path>) -> Running {
     let mut server = Server::new("input-required-tests", "0.0.1").http(0).ws(0);
     if let Some(ttl) = ttl {
@@ -44,8 +57,14 @@ const V2026: &str = "2026-07-28";
 /// POSTs a 2026-07-28 `tools/call` of `greet` with these extra params; the one JSON-RPC
 /// answer, within 10 s.
 async fn call(running: &Running, id: u64, extra: Value) -> Value {
+    post(running, id, "tools/call", "greet", extra).await
+}
+
+/// POSTs a 2026-07-28 request for `name` with these extra params; the one JSON-RPC answer,
+/// within 10 s.
+async fn post(running: &Running, id: u64, method: &str, name: &str, extra: Value) -> Value {
     let mut params = json!({
-        "name": "greet",
+        "name": name,
         "arguments": {},
         "_meta": {
             "io.modelcontextprotocol/protocolVersion": V2026,
@@ -61,10 +80,10 @@ async fn call(running: &Running, id: u64, extra: Value) -> Value {
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", V2026)
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "greet")
+        .header("mcp-method", method)
+        .header("mcp-name", name)
         .timeout(Duration::from_secs(10))
-        .body(request(id, "tools/call", params))
+        .body(request(id, method, params))
         .send()
         .await
         .expect("an answer within 10 s");
@@ -221,5 +240,31 @@ async fn a_2025_session_gets_real_requests_from_the_same_tool() {
         result["result"]["content"][0]["text"], "hello Ada, who likes green",
         "{result}"
     );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_2026_prompt_can_ask_too_and_its_state_is_not_a_tools() {
+    let running = start(None, None).await;
+    let first = post(&running, 1, "prompts/get", "essay", json!({})).await;
+    let result = &first["result"];
+    assert_eq!(result["resultType"], "input_required", "{first}");
+    assert_eq!(
+        result["inputRequests"]["elicitation-1"]["params"]["message"], "Which topic?",
+        "{first}"
+    );
+    let state = result["requestState"].as_str().expect("state");
+    let retry = json!({
+        "inputResponses": { "elicitation-1": accept("topic", "rivers") },
+        "requestState": state,
+    });
+    let done = post(&running, 2, "prompts/get", "essay", retry.clone()).await;
+    assert_eq!(
+        done["result"]["messages"][0]["content"]["text"], "Write about \"rivers\"",
+        "{done}"
+    );
+    // The state is bound to prompts/get essay: a tool call cannot use it.
+    let misused = call(&running, 3, retry).await;
+    assert_eq!(misused["error"]["code"], -32602, "{misused}");
     running.shutdown().await;
 }

@@ -2,15 +2,16 @@
 //! to the client become an `input_required` result, and how the client's retry brings the
 //! answers back.
 //!
-//! A tool runs again from the start on every retry. Each request it makes to the client gets
-//! a key (the one it names, or `KIND-N` for the Nth request of the run); an answer under that
-//! key, from this retry's `inputResponses` or from an earlier round carried in `requestState`,
-//! is returned at once, and a missing one is recorded and fails the request. A run that
-//! recorded any is answered with an input-required result listing them all, and a
-//! `requestState` holding every answer so far.
+//! For `tools/call` and `prompts/get`. A tool (or prompt) runs again from the start on every
+//! retry. Each request it makes to the client gets a key (the one it names, or `KIND-N` for
+//! the Nth request of the run); an answer under that key, from this retry's `inputResponses`
+//! or from an earlier round carried in `requestState`, is returned at once, and a missing one
+//! is recorded and fails the request. A run that recorded any is answered with an
+//! input-required result listing them all, and a `requestState` holding every answer so far.
 //!
 //! `requestState` is `base64url(payload) "." base64url(HMAC-SHA256(key, payload))`, the
-//! payload a JSON object with an expiry and a digest of the call (tool, arguments, caller):
+//! payload a JSON object with an expiry and a digest of the call (method and name, arguments,
+//! caller):
 //! any replica with the key can continue a call, and a state that was altered, has expired or
 //! belongs to another call is refused with -32602.
 
@@ -25,8 +26,8 @@ use hmac::{Hmac, Mac};
 use rmcp::{
     RoleServer,
     model::{
-        CallToolRequestParams, ErrorData, InputRequest, InputRequests, InputRequiredResult,
-        InputResponses,
+        CallToolRequestParams, ErrorData, GetPromptRequestParams, InputRequest, InputRequests,
+        InputRequiredResult, InputResponses,
     },
     service::RequestContext,
 };
@@ -175,7 +176,35 @@ fn call_digest(
     URL_SAFE_NO_PAD.encode(digest)
 }
 
-/// One run of a tool on MCP 2026-07-28: the answers it can use, and what it asked without one.
+/// A request that can be answered with an input-required result, and retried with answers.
+pub(crate) trait Retry {
+    /// What a state is bound to besides the arguments: the method and the name.
+    fn target(&self) -> String;
+    /// The retry's `inputResponses` and `requestState`.
+    fn take_input(&mut self) -> (Option<InputResponses>, Option<String>);
+}
+
+impl Retry for CallToolRequestParams {
+    fn target(&self) -> String {
+        format!("tools/call {}", self.name)
+    }
+
+    fn take_input(&mut self) -> (Option<InputResponses>, Option<String>) {
+        (self.input_responses.take(), self.request_state.take())
+    }
+}
+
+impl Retry for GetPromptRequestParams {
+    fn target(&self) -> String {
+        format!("prompts/get {}", self.name)
+    }
+
+    fn take_input(&mut self) -> (Option<InputResponses>, Option<String>) {
+        (self.input_responses.take(), self.request_state.take())
+    }
+}
+
+/// One run of a tool (or prompt) on MCP 2026-07-28: the answers it can use, and what it asked without one.
 #[derive(Debug)]
 pub(crate) struct Round {
     sealer: Sealer,
@@ -199,7 +228,7 @@ impl Round {
     /// client), bound to the caller its token names (this request's, else the session's).
     pub(crate) fn for_call(
         sealer: &Sealer,
-        request: &mut CallToolRequestParams,
+        request: &mut impl Retry,
         context: &RequestContext<RoleServer>,
         arguments: &serde_json::Map<String, Value>,
         session_caller: Option<&Caller>,
@@ -214,13 +243,15 @@ impl Round {
             .map(|caller| &**caller)
             .or(session_caller)
             .and_then(|caller| caller.subject.as_deref());
+        let (responses, state) = request.take_input();
+        let target = request.target();
         let round = Self::start(
             sealer,
-            &request.name,
+            &target,
             arguments,
             caller,
-            request.input_responses.take(),
-            request.request_state.as_deref(),
+            responses,
+            state.as_deref(),
         )?;
         Ok(Some(Arc::new(round)))
     }

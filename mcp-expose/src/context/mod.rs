@@ -39,7 +39,7 @@ use crate::{
 ///   stream; the method returns the client's answer.
 /// - **MCP 2026-07-28 (sessionless)**: there are no requests to the client. A request the
 ///   client has not answered yet fails with [`ErrorKind::InputRequired`]; return it (`?`)
-///   and the call is answered with an *input-required result* listing every request of the
+///   and the call (`tools/call`, or a prompt's `prompts/get`) is answered with an *input-required result* listing every request of the
 ///   run that lacks an answer. The client answers them and retries the call with its
 ///   `inputResponses` and the `requestState`; **the tool then runs again from the start**,
 ///   and this time each request returns its answer at once.
@@ -425,7 +425,7 @@ impl Context {
                 "cannot send {method}: MCP 2026-07-28 has no requests from server to client"
             );
             return Err(Error::new(ErrorKind::Peer, message)
-                .hint("only a tool call can be answered with an input-required result"));
+                .hint("only tools/call and prompts/get are answered with input-required results"));
         }
         if inner.session.stateless {
             let message = format!(
