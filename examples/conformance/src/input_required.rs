@@ -8,7 +8,7 @@
 use mcp_expose::{
     Context, Error,
     model::{CreateMessageRequestParams, CreateMessageResult, SamplingMessage},
-    tool,
+    prompt, tool,
 };
 use serde_json::{Value, json};
 
@@ -129,4 +129,28 @@ async fn test_input_required_result_capabilities(ctx: Context) -> Result<String,
         asked.push("elicitation");
     }
     Ok(format!("asked: {}", asked.join(", ")))
+}
+
+/// Asks the user for context (elicitation) before rendering: input-required results are not
+/// only for tools.
+#[prompt]
+async fn test_input_required_result_prompt(ctx: Context) -> String {
+    // A prompt cannot return the error; on 2026-07-28 its text is not used while a request
+    // waits for its answer.
+    match ctx
+        .elicit("What context should the prompt use?", form("context"))
+        .await
+    {
+        Ok(answer) => {
+            let context = answer
+                .content
+                .as_ref()
+                .and_then(|c| c.get("context").cloned());
+            format!(
+                "Answer with this context: {}",
+                context.unwrap_or(Value::Null)
+            )
+        }
+        Err(error) => format!("No context: {error}"),
+    }
 }
