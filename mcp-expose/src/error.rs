@@ -19,6 +19,9 @@ pub enum ErrorKind {
     /// The client did not declare the capability a request to it needs (`sampling`,
     /// `elicitation`), so it was not asked.
     MissingCapability,
+    /// A request to the client is waiting for its answer (MCP 2026-07-28): the call is
+    /// answered with an input-required result, and the tool runs again with the answer.
+    InputRequired,
     /// The tunnel could not run (with `--tunnel-required`).
     Tunnel,
     /// Something else inside mcp-expose failed.
@@ -34,6 +37,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Peer => "request to the client failed",
             ErrorKind::MissingCapability => "the client lacks a capability",
+            ErrorKind::InputRequired => "waiting for the client's input",
             ErrorKind::Tunnel => "tunnel failed",
             ErrorKind::Internal => "internal error",
         })

@@ -21,6 +21,7 @@ use rmcp::{
 
 use crate::{
     Context,
+    context::input::Round,
     registry::Registry,
     session::Session,
     state::{Identity, Limits, ServerState},
@@ -35,10 +36,21 @@ pub(crate) struct Handler {
 }
 
 impl Handler {
-    pub(crate) fn new(registry: Registry, identity: Identity, limits: Limits) -> Self {
+    pub(crate) fn new(
+        registry: Registry,
+        identity: Identity,
+        limits: Limits,
+        sealer: crate::context::input::Sealer,
+    ) -> Self {
         let capabilities = capabilities(&registry);
         Self {
-            state: Arc::new(ServerState::new(registry, identity, capabilities, limits)),
+            state: Arc::new(ServerState::new(
+                registry,
+                identity,
+                capabilities,
+                limits,
+                sealer,
+            )),
             session: Arc::new(Session::new(TransportKind::None, None, None, None, None)),
         }
     }
@@ -94,18 +106,19 @@ impl Handler {
         crate::observe::metrics::request(self.session.transport, method);
     }
 
-    fn context(&self, request: RequestContext<RoleServer>) -> Context {
+    fn context(&self, request: RequestContext<RoleServer>, input: Option<Arc<Round>>) -> Context {
         Context::new(
             request,
             self.session.clone(),
             Arc::downgrade(&self.state.subscriptions),
+            input,
         )
     }
 
     /// Runs a tool call; also says how it ended, for metrics and the log.
     async fn run_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> (Result<CallToolResponse, ErrorData>, Outcome) {
         let Some(tool) = self.state.registry.tool(&request.name) else {
@@ -121,10 +134,16 @@ impl Handler {
                 return (Err(error), Outcome::Refused);
             }
         };
+        let args = request.arguments.take().unwrap_or_default();
+        let sealer = &self.state.sealer;
+        let caller = self.session.caller.as_deref();
+        let input = match Round::for_call(sealer, &mut request, &context, &args, caller) {
+            Ok(input) => input,
+            Err(error) => return (Err(error), Outcome::Error),
+        };
         let cancelled = context.ct.clone();
-        let ctx = self.context(context);
+        let ctx = self.context(context, input);
         let probe = ctx.clone();
-        let args = request.arguments.unwrap_or_default();
         // The tool runs in this task (not spawned) so that requests it sends to the client
         // travel on this call's response stream.
         let call = AssertUnwindSafe(handler(ctx, args)).catch_unwind();
@@ -163,6 +182,17 @@ impl Handler {
             },
             None => call.await,
         };
+        // MCP 2026-07-28: a run that asked the client something without an answer ends with
+        // the requests listed (whatever the tool returned), or with the invalid answer's error.
+        if outcome.is_ok()
+            && !cancelled.is_cancelled()
+            && let Some(input) = probe.input_outcome()
+        {
+            return match input {
+                Ok(result) => (Ok(CallToolResponse::InputRequired(result)), Outcome::Ok),
+                Err(error) => (Err(error), Outcome::Error),
+            };
+        }
         let (result, how) = match outcome {
             Ok(result) if cancelled.is_cancelled() => (result, Outcome::Cancelled),
             Ok(result) if result.is_error == Some(true) => {
@@ -327,7 +357,7 @@ impl ServerHandler for Handler {
         };
         let read = resource.read.clone();
         let contents =
-            match AssertUnwindSafe(read(self.context(context), request.uri.clone(), vars))
+            match AssertUnwindSafe(read(self.context(context, None), request.uri.clone(), vars))
                 .catch_unwind()
                 .await
             {
@@ -394,7 +424,7 @@ impl ServerHandler for Handler {
 
     async fn get_prompt(
         &self,
-        request: GetPromptRequestParams,
+        mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         self.count("prompts/get");
@@ -406,12 +436,16 @@ impl ServerHandler for Handler {
         };
         let get = prompt.get.clone();
         let description = prompt.prompt.description.clone();
-        let args = request.arguments.unwrap_or_default();
-        let messages = match AssertUnwindSafe(get(self.context(context), args))
-            .catch_unwind()
-            .await
-        {
-            Ok(messages) => messages?,
+        let args = request.arguments.take().unwrap_or_default();
+        let caller = self.session.caller.as_deref();
+        let input = Round::for_call(&self.state.sealer, &mut request, &context, &args, caller)?;
+        let ctx = self.context(context, input);
+        let probe = ctx.clone();
+        let messages = match AssertUnwindSafe(get(ctx, args)).catch_unwind().await {
+            Ok(messages) => match probe.input_outcome() {
+                Some(input) => return input.map(GetPromptResponse::InputRequired),
+                None => messages?,
+            },
             Err(panic) => {
                 let message = format!(
                     "prompt {} panicked: {}",

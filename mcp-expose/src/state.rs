@@ -39,6 +39,8 @@ pub(crate) struct ServerState {
     pub(crate) draining: Arc<AtomicBool>,
     /// Open sessions, for the session cap.
     pub(crate) sessions: Arc<SessionCount>,
+    /// Signs and checks the `requestState` of input-required results (MCP 2026-07-28).
+    pub(crate) sealer: crate::context::input::Sealer,
 }
 
 impl ServerState {
@@ -47,8 +49,10 @@ impl ServerState {
         identity: Identity,
         capabilities: ServerCapabilities,
         limits: Limits,
+        sealer: crate::context::input::Sealer,
     ) -> Self {
         Self {
+            sealer,
             registry,
             identity,
             capabilities,

@@ -1,6 +1,7 @@
-//! MCP revision 2026-07-28 over streamable HTTP (sessionless, per-request `_meta`, no requests
-//! from server to client), and requests to the client that cannot be answered on the older
-//! revisions: removed methods, undeclared capabilities, `--stateless`, per-request log levels.
+//! MCP revision 2026-07-28 over streamable HTTP (sessionless, per-request `_meta`, input-required
+//! results in place of requests from server to client), and requests to the client that cannot
+//! be answered on the older revisions: removed methods, undeclared capabilities, `--stateless`,
+//! per-request log levels.
 #![allow(deprecated)] // sampling is deprecated by the 2026-07-28 revision; 2025 clients still use it
 
 use std::time::Duration;
@@ -151,20 +152,21 @@ async fn an_undeclared_capability_is_32021_naming_it() {
 }
 
 #[tokio::test]
-async fn a_declared_capability_on_2026_fails_the_tool_at_once() {
-    // The revision forbids requests to the client; until input-required results exist the
-    // tool hears so at once, and nothing but the answer is on the stream.
+async fn a_declared_capability_on_2026_is_an_input_required_result() {
+    // The revision forbids requests to the client: the call is answered with the request
+    // listed in an input-required result, and nothing but the answer is on the stream.
     let running = start(false).await;
     let params = call_params("ask_model", meta(json!({ "sampling": {} })));
     let response = post26(&running, 6, "tools/call", params).await;
     assert_eq!(response.status(), 200);
     let messages = response_messages(response).await;
     assert_eq!(messages.len(), 1, "{messages:?}");
-    assert_eq!(messages[0]["result"]["isError"], true, "{messages:?}");
-    let text = messages[0]["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or("");
-    assert!(text.contains("2026-07-28"), "{text}");
+    let result = &messages[0]["result"];
+    assert_eq!(result["resultType"], "input_required", "{messages:?}");
+    assert_eq!(
+        result["inputRequests"]["sampling-1"]["method"], "sampling/createMessage",
+        "{messages:?}"
+    );
     running.shutdown().await;
 }
 

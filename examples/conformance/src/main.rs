@@ -8,6 +8,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+mod input_required;
+
 use mcp_expose::{
     Audio, Content, Context, Image, Resource, ToolDef,
     model::{CallToolResult, ElicitResult, JsonObject, PromptMessage, Role},
@@ -168,7 +170,7 @@ async fn test_logging_tool(ctx: Context) -> String {
 }
 
 /// Elicits while the call is open: on MCP 2026-07-28 the call's stream never carries a request
-/// to the client (until input-required results exist, the tool fails at once instead).
+/// to the client (the call is answered with an input-required result instead).
 #[tool]
 async fn test_streaming_elicitation(ctx: Context) -> Result<String, mcp_expose::Error> {
     let schema = json!({ "type": "object", "properties": { "answer": { "type": "string" } } });

@@ -186,6 +186,20 @@ impl Server {
         self
     }
 
+    /// Signs the `requestState` of input-required results (MCP 2026-07-28) with the key in
+    /// `path` (at least 32 bytes), so that replicas sharing it can continue each other's calls;
+    /// by default each process draws a random key.
+    pub fn state_key_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.options.state_key_file = Some(path.into());
+        self
+    }
+
+    /// How long the `requestState` of an input-required result is accepted (default 10 min).
+    pub fn input_state_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.options.input_state_ttl = ttl;
+        self
+    }
+
     /// Tool calls in flight allowed per session and in total; more are refused with an error.
     pub fn max_inflight(mut self, per_session: usize, total: usize) -> Self {
         self.options.max_inflight_per_session = per_session;
@@ -266,7 +280,7 @@ impl Server {
         let (tools, resources) = tunnel.definitions(&this.options);
         this.tools.extend(tools);
         this.resources.extend(resources);
-        let (handler, options) = this.into_handler();
+        let (handler, options) = this.into_handler()?;
         run::start(handler, options, tunnel, mounts).await
     }
 
@@ -277,12 +291,23 @@ impl Server {
         R: tokio::io::AsyncRead + Unpin + Send + 'static,
         W: tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let (handler, options) = self.into_handler();
+        let (handler, options) = match self.into_handler() {
+            Ok(built) => built,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                return;
+            }
+        };
         let ct = tokio_util::sync::CancellationToken::new();
         crate::transport::stdio::serve(handler, input, output, options.max_message_size, ct).await;
     }
 
-    fn into_handler(self) -> (Handler, Options) {
+    fn into_handler(self) -> Result<(Handler, Options)> {
+        let ttl = self.options.input_state_ttl;
+        let sealer = match &self.options.state_key_file {
+            Some(path) => crate::context::input::Sealer::from_file(path, ttl)?,
+            None => crate::context::input::Sealer::random(ttl),
+        };
         let mut registry = if self.collected {
             Registry::collected()
         } else {
@@ -303,7 +328,10 @@ impl Server {
             // `--tool-timeout 0` meant never, as it did when it counted seconds.
             tool_timeout: self.options.tool_timeout.filter(|limit| !limit.is_zero()),
         };
-        (Handler::new(registry, self.identity, limits), self.options)
+        Ok((
+            Handler::new(registry, self.identity, limits, sealer),
+            self.options,
+        ))
     }
 }
 

@@ -98,6 +98,17 @@ pub struct Options {
     #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
     pub tool_timeout: Option<Duration>,
 
+    /// The key that signs the `requestState` of input-required results (MCP 2026-07-28), so
+    /// that any replica holding it can continue a call: a file of at least 32 bytes
+    /// [default: a random key per process].
+    #[arg(long, value_name = "FILE", env = "MCP_EXPOSE_STATE_KEY_FILE")]
+    pub state_key_file: Option<std::path::PathBuf>,
+
+    /// How long the `requestState` of an input-required result is accepted (seconds, or a
+    /// unit).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::flags::duration)]
+    pub input_state_ttl: Duration,
+
     /// Tool calls one session may have in flight; more are refused with an error.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_inflight_per_session: usize,
@@ -179,6 +190,8 @@ impl Default for Options {
             ws_ping_interval: Duration::from_secs(25),
             sse_keep_alive: Duration::from_secs(15),
             tool_timeout: None,
+            state_key_file: None,
+            input_state_ttl: Duration::from_secs(600),
             max_inflight_per_session: 64,
             max_inflight: 1024,
             max_sessions: None,

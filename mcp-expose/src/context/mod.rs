@@ -6,14 +6,18 @@ use std::sync::Arc;
 use rmcp::{
     RoleServer,
     model::{
-        ClientCapabilities, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams,
-        ElicitResult, ElicitationSchema, LoggingLevel, LoggingMessageNotificationParam,
-        ProgressNotificationParam, ProgressToken, ProtocolVersion, RequestId,
+        ClientCapabilities, CreateMessageRequest, CreateMessageRequestParams, CreateMessageResult,
+        ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationSchema, InputRequest,
+        ListRootsResult, LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam,
+        ProgressToken, ProtocolVersion, RequestId,
     },
     service::{Peer, RequestContext},
 };
 use tokio_util::sync::CancellationToken;
 
+pub(crate) mod input;
+
+use self::input::Round;
 pub use crate::session::Caller;
 use crate::{
     error::{Error, ErrorKind},
@@ -25,6 +29,29 @@ use crate::{
 ///
 /// Add a parameter of type `Context` (or `&Context`) to a `#[tool]` function to receive it; it
 /// is not part of the tool's input schema.
+///
+/// # Asking the client: the same code on every revision
+///
+/// [`elicit`](Self::elicit), [`sample`](Self::sample) and [`list_roots`](Self::list_roots)
+/// work on both protocol revisions, with the same tool code:
+///
+/// - **MCP 2025-xx (sessions)**: a real request to the client, sent on the call's response
+///   stream; the method returns the client's answer.
+/// - **MCP 2026-07-28 (sessionless)**: there are no requests to the client. A request the
+///   client has not answered yet fails with [`ErrorKind::InputRequired`]; return it (`?`)
+///   and the call (`tools/call`, or a prompt's `prompts/get`) is answered with an *input-required result* listing every request of the
+///   run that lacks an answer. The client answers them and retries the call with its
+///   `inputResponses` and the `requestState`; **the tool then runs again from the start**,
+///   and this time each request returns its answer at once.
+///
+/// So on 2026-07-28 a tool may run several times for one call: do side effects (writes,
+/// payments) only after the last question, and keep the questions in the same order from run
+/// to run. The Nth request of a run is matched with the Nth of the previous runs (its key is
+/// `elicitation-N`, `sampling-N` or `roots-N`; [`elicit_as`](Self::elicit_as) names one).
+/// To ask several questions in one round trip, make the requests together
+/// (`tokio::join!`): each one without an answer is listed. `requestState` carries the answers
+/// of earlier rounds, signed with the server's key (`--state-key-file`, else a random key per
+/// process) and valid for 10 minutes; an altered or expired one is refused with -32602.
 ///
 /// ```no_run
 /// use mcp_expose::{tool, Context, ToolError};
@@ -64,6 +91,8 @@ struct Inner {
     log_level: Option<LoggingLevel>,
     /// The capability a request to the client lacked, once one was refused for it.
     refused: std::sync::Mutex<Option<ClientCapabilities>>,
+    /// On MCP 2026-07-28, a `tools/call`'s answers so far and the requests still unanswered.
+    input: Option<Arc<Round>>,
 }
 
 /// Whether a request is on MCP 2026-07-28 or later, the sessionless revision (its own `_meta`
@@ -109,6 +138,7 @@ impl Context {
         request: RequestContext<RoleServer>,
         session: Arc<Session>,
         subscriptions: std::sync::Weak<Subscriptions>,
+        input: Option<Arc<Round>>,
     ) -> Self {
         let parts = request.extensions.get::<http::request::Parts>();
         let headers = parts
@@ -128,6 +158,7 @@ impl Context {
                 client_capabilities,
                 log_level: request.meta.log_level(),
                 refused: std::sync::Mutex::default(),
+                input,
                 progress_token: request.meta.get_progress_token(),
                 peer: request.peer,
                 ct: request.ct,
@@ -247,18 +278,30 @@ impl Context {
         self.log(LogLevel::Debug, message.into()).await;
     }
 
+    /// The capabilities the client declared: in this request's `_meta` (MCP 2026-07-28) or at
+    /// `initialize`. `None` when it declared none (a `--stateless` 2025 request).
+    pub fn client_capabilities(&self) -> Option<&ClientCapabilities> {
+        self.inner.client_capabilities.as_ref()
+    }
+
     /// Asks the client's model for a completion (`sampling/createMessage`).
+    ///
+    /// On MCP 2026-07-28, the answer comes from the client's retry of the call: see
+    /// [asking the client](Self#asking-the-client-the-same-code-on-every-revision).
     ///
     /// Fails at once, asking nothing, when the client cannot answer: it did not declare the
     /// `sampling` capability ([`ErrorKind::MissingCapability`]; on MCP 2026-07-28 the call is
-    /// then answered with a `-32021` error naming it, should the tool return an error), the
-    /// request is on MCP 2026-07-28 (which has no requests to the client), or the server runs
-    /// stateless (no session for the answer to come back on).
+    /// then answered with a `-32021` error naming it, should the tool return an error), or the
+    /// server runs stateless on 2025 (no session for the answer to come back on).
     pub async fn sample(
         &self,
         params: CreateMessageRequestParams,
     ) -> Result<CreateMessageResult, Error> {
-        self.may_ask(Ask::Sampling)?;
+        if let Some(round) = self.may_ask(Ask::Sampling)? {
+            let key = round.key("sampling", None);
+            let request = InputRequest::CreateMessage(CreateMessageRequest::new(params));
+            return round.answer(key, request, "a sampling result");
+        }
         #[allow(deprecated)]
         let result = self.inner.peer.create_message(params).await;
         result.map_err(|e| Error::with_source(ErrorKind::Peer, "sampling/createMessage failed", e))
@@ -267,26 +310,74 @@ impl Context {
     /// Asks the user for input through the client (`elicitation/create`) with a form whose
     /// fields follow `requested_schema`, a JSON Schema object of primitive properties.
     ///
-    /// Fails at once when the client cannot answer, as [`sample`](Self::sample) does (here the
+    /// On MCP 2026-07-28 the answer comes from the client's retry of the call, and fails at
+    /// once when the client cannot answer, as [`sample`](Self::sample) does (here the
     /// capability is `elicitation`).
     pub async fn elicit(
         &self,
         message: impl Into<String>,
         requested_schema: serde_json::Value,
     ) -> Result<ElicitResult, Error> {
+        self.elicit_keyed(None, message.into(), requested_schema)
+            .await
+    }
+
+    /// [`elicit`](Self::elicit), under the input-request key `key` on MCP 2026-07-28 (in
+    /// place of `elicitation-N`), for clients or tests that expect a given name. Use a key
+    /// once per run.
+    pub async fn elicit_as(
+        &self,
+        key: &str,
+        message: impl Into<String>,
+        requested_schema: serde_json::Value,
+    ) -> Result<ElicitResult, Error> {
+        self.elicit_keyed(Some(key), message.into(), requested_schema)
+            .await
+    }
+
+    async fn elicit_keyed(
+        &self,
+        key: Option<&str>,
+        message: String,
+        requested_schema: serde_json::Value,
+    ) -> Result<ElicitResult, Error> {
         let schema: ElicitationSchema = serde_json::from_value(requested_schema)
             .map_err(|e| Error::with_source(ErrorKind::Config, "invalid elicitation schema", e))?;
-        self.may_ask(Ask::Elicitation)?;
+        let round = self.may_ask(Ask::Elicitation)?;
         let params = ElicitRequestParams::FormElicitationParams {
             meta: None,
-            message: message.into(),
+            message,
             requested_schema: schema,
         };
+        if let Some(round) = round {
+            let key = round.key("elicitation", key);
+            let request = InputRequest::Elicitation(ElicitRequest::new(params));
+            return round.answer(key, request, "an elicitation result");
+        }
         self.inner
             .peer
             .create_elicitation(params)
             .await
             .map_err(|e| Error::with_source(ErrorKind::Peer, "elicitation/create failed", e))
+    }
+
+    /// Asks the client for its roots (`roots/list`): the directories or files it lets the
+    /// server work in.
+    ///
+    /// On MCP 2026-07-28 the answer comes from the client's retry of the call, and fails at
+    /// once when the client cannot answer, as [`sample`](Self::sample) does (here the
+    /// capability is `roots`).
+    pub async fn list_roots(&self) -> Result<ListRootsResult, Error> {
+        if let Some(round) = self.may_ask(Ask::Roots)? {
+            let key = round.key("roots", None);
+            let request = InputRequest::ListRoots(Default::default());
+            return round.answer(key, request, "a roots/list result");
+        }
+        self.inner
+            .peer
+            .list_roots()
+            .await
+            .map_err(|e| Error::with_source(ErrorKind::Peer, "roots/list failed", e))
     }
 
     /// Tells every client subscribed to `uri` that the resource changed
@@ -302,12 +393,14 @@ impl Context {
         &self.inner.peer
     }
 
-    /// Whether the client can be sent `ask` and answer it; if not, why, as the tool's error.
-    fn may_ask(&self, ask: Ask) -> Result<(), Error> {
+    /// Whether the client can be sent `ask` and answer it (on MCP 2026-07-28, the round its
+    /// answer comes from); if not, why, as the tool's error.
+    fn may_ask(&self, ask: Ask) -> Result<Option<&Round>, Error> {
         let inner = &self.inner;
         let declared = inner.client_capabilities.as_ref().map(|caps| match ask {
             Ask::Sampling => caps.sampling.is_some(),
             Ask::Elicitation => caps.elicitation.is_some(),
+            Ask::Roots => caps.roots.is_some(),
         });
         let (capability, method) = ask.names();
         // A stateless 2025 request has no capabilities to go by (there was no `initialize`).
@@ -325,11 +418,14 @@ impl Context {
             return Err(Error::new(ErrorKind::MissingCapability, message));
         }
         if inner.sessionless {
+            if let Some(round) = &inner.input {
+                return Ok(Some(round));
+            }
             let message = format!(
                 "cannot send {method}: MCP 2026-07-28 has no requests from server to client"
             );
             return Err(Error::new(ErrorKind::Peer, message)
-                .hint("input-required results, which replace them, are not supported yet"));
+                .hint("only tools/call and prompts/get are answered with input-required results"));
         }
         if inner.session.stateless {
             let message = format!(
@@ -338,7 +434,14 @@ impl Context {
             return Err(Error::new(ErrorKind::Peer, message)
                 .hint("serve with sessions (without --stateless) for tools that ask the client"));
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// How a 2026-07-28 call ends when its tool asked the client something without an answer.
+    pub(crate) fn input_outcome(
+        &self,
+    ) -> Option<Result<rmcp::model::InputRequiredResult, rmcp::model::ErrorData>> {
+        self.inner.input.as_ref()?.outcome()
     }
 
     /// The capability the client lacked for a request this tool wanted to make, on MCP
@@ -360,6 +463,7 @@ impl Context {
 enum Ask {
     Sampling,
     Elicitation,
+    Roots,
 }
 
 impl Ask {
@@ -368,6 +472,7 @@ impl Ask {
         match self {
             Ask::Sampling => ("sampling", "sampling/createMessage"),
             Ask::Elicitation => ("elicitation", "elicitation/create"),
+            Ask::Roots => ("roots", "roots/list"),
         }
     }
 }
