@@ -128,6 +128,9 @@ pub(crate) async fn post(bridge: Arc<Bridge>, request: Request) -> Response {
                 .into_response();
         }
     };
+    if session_header(&headers).is_none() && super::stateless::is_2026(&headers, &body) {
+        return super::stateless::post(&bridge, &body, message).await;
+    }
     let (session, new_id) = match (session_header(&headers), &message) {
         (Some(id), _) => match bridge.http.get(id) {
             Some(session) => (session, None),

@@ -49,6 +49,7 @@ mod routes;
 pub(crate) mod scan;
 mod shared;
 mod sse;
+mod stateless;
 mod stream;
 mod ws;
 
@@ -119,6 +120,8 @@ pub(crate) struct Bridge {
     /// How often a quiet legacy SSE stream gets a keep-alive comment.
     keep_alive: Duration,
     shared: Option<shared::SharedChild>,
+    /// The child MCP 2026-07-28 (sessionless) requests go to, once one came.
+    stateless: tokio::sync::OnceCell<stateless::Stateless>,
 }
 
 impl Bridge {
@@ -143,6 +146,7 @@ impl Bridge {
             sse: Arc::default(),
             keep_alive: Duration::from_secs(15),
             shared,
+            stateless: tokio::sync::OnceCell::new(),
         }
     }
 

@@ -1,0 +1,268 @@
+//! MCP 2026-07-28 clients of the bridge: sessionless requests (no `Mcp-Session-Id`, no
+//! `initialize`, the revision in the `MCP-Protocol-Version` header and each request's `_meta`).
+//!
+//! Most stdio children speak only the 2025 revisions, so they go to one **stateless child** per
+//! bridge, started on the first such request and initialized by the bridge itself (as a
+//! 2025-11-25 client declaring no capabilities); its `Link` is an ordinary session's (a child of
+//! its own, or the shared child), so crashes restart it and replay that `initialize`.
+//! `server/discover` is answered from the child's `initialize` result; the methods the revision
+//! removed are refused (404, -32601) as `serve()` refuses them; the rest is forwarded under an
+//! id of the bridge's own (unguessable, never the client's), the 2026-only `_meta` keys
+//! stripped, and the answer goes back as the POST's JSON body with the client's id.
+//!
+//! A request from the child to the client during such a call (sampling, elicitation, roots) is
+//! refused to the child: translating it into an input-required result is a later slice.
+
+use std::sync::{Arc, Mutex};
+
+use axum::{
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Map, Value, json};
+
+use super::{
+    Bridge, Link,
+    child::Outlet,
+    envelope::{self, Message},
+    routes::Routes,
+    stream::{self, STREAM_BYTES},
+};
+use crate::jsonrpc;
+
+/// The revision served here.
+pub(crate) const V2026: &str = "2026-07-28";
+
+/// The revisions `server/discover` names: the 2025 ones reach the child through sessions.
+const SUPPORTED: [&str; 5] = [
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    V2026,
+];
+
+/// Methods MCP 2026-07-28 removed: no session to initialize, ping, set a level on or
+/// subscribe in.
+const REMOVED: [&str; 5] = [
+    "initialize",
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+
+/// The `_meta` keys of the 2026 revision, which a 2025 child is not sent.
+const META_PREFIX: &str = "io.modelcontextprotocol/";
+
+/// The stateless child: its link, where its messages are routed, and its `initialize` result.
+pub(crate) struct Stateless {
+    link: Link,
+    routes: Arc<Mutex<Routes>>,
+    init: Value,
+}
+
+impl std::fmt::Debug for Stateless {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stateless").finish_non_exhaustive()
+    }
+}
+
+/// Whether a sessionless request speaks MCP 2026-07-28: the header says so, or its `_meta` does.
+pub(crate) fn is_2026(headers: &HeaderMap, body: &[u8]) -> bool {
+    let header = headers
+        .get("mcp-protocol-version")
+        .is_some_and(|v| v.as_bytes() == V2026.as_bytes());
+    header || {
+        let text = std::str::from_utf8(body).unwrap_or("");
+        envelope::member(text, "params")
+            .and_then(|params| envelope::member(params, "_meta"))
+            .and_then(|meta| envelope::member(meta, "io.modelcontextprotocol/protocolVersion"))
+            .is_some()
+    }
+}
+
+/// An id of the bridge's own, raw JSON: a client cannot guess it to reach another's answer.
+fn bridge_id() -> String {
+    let mut bytes = [0u8; 16];
+    let _ = getrandom::fill(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"sl-{hex}\"")
+}
+
+fn json_body(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Answers one sessionless 2026-07-28 message (`body`, whose envelope is `message`).
+pub(crate) async fn post(bridge: &Arc<Bridge>, body: &[u8], message: Message<'_>) -> Response {
+    let Message::Request { id, method, .. } = message else {
+        // A notification or an answer belongs to no call here: nothing waits for it.
+        return StatusCode::ACCEPTED.into_response();
+    };
+    if REMOVED.contains(&method.as_ref()) {
+        let text = format!("Method not found: {method} (removed in MCP {V2026})");
+        let body = jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &text);
+        return json_body(StatusCode::NOT_FOUND, body);
+    }
+    let child = match bridge.stateless.get_or_try_init(|| start(bridge)).await {
+        Ok(child) => child,
+        Err(why) => {
+            let body = jsonrpc::error(id, jsonrpc::SERVER_UNAVAILABLE, &why);
+            return json_body(StatusCode::OK, body);
+        }
+    };
+    if method == "server/discover" {
+        return json_body(StatusCode::OK, reply(id, discover(&child.init)));
+    }
+    let Some(frame) = for_child(body) else {
+        let text = "Invalid request: not a JSON-RPC request object";
+        let body = jsonrpc::error(id, jsonrpc::INVALID_REQUEST, text);
+        return json_body(StatusCode::BAD_REQUEST, body);
+    };
+    let ours = bridge_id();
+    let frame = envelope::with_id(frame.as_bytes(), &ours);
+    let answer = match frame {
+        Some(frame) => call(bridge, child, &ours, frame.into_bytes()).await,
+        None => Err("the request could not be forwarded".to_owned()),
+    };
+    match answer {
+        Ok(mut answer) => {
+            if let Some(Value::Object(result)) = answer.get_mut("result") {
+                result
+                    .entry("resultType")
+                    .or_insert_with(|| Value::from("complete"));
+            }
+            let Value::Object(mut answer) = answer else {
+                unreachable!("`call` returns objects")
+            };
+            answer.insert("id".to_owned(), raw_id(id));
+            json_body(StatusCode::OK, Value::Object(answer).to_string())
+        }
+        Err(why) => json_body(
+            StatusCode::OK,
+            jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, &why),
+        ),
+    }
+}
+
+/// The client's id, as a value (it parsed as part of the request).
+fn raw_id(id: &str) -> Value {
+    serde_json::from_str(id).unwrap_or(Value::Null)
+}
+
+fn reply(id: &str, result: Value) -> String {
+    json!({ "jsonrpc": "2.0", "id": raw_id(id), "result": result }).to_string()
+}
+
+/// `server/discover`'s result, from the child's `initialize` result.
+fn discover(init: &Value) -> Value {
+    let mut result = Map::new();
+    result.insert("resultType".into(), "complete".into());
+    result.insert("supportedVersions".into(), json!(SUPPORTED));
+    let capabilities = init.get("capabilities").cloned().unwrap_or(json!({}));
+    result.insert("capabilities".into(), capabilities);
+    if let Some(instructions) = init.get("instructions").filter(|v| v.is_string()) {
+        result.insert("instructions".into(), instructions.clone());
+    }
+    result.insert("ttlMs".into(), 0.into());
+    result.insert("cacheScope".into(), "private".into());
+    let info = init.get("serverInfo").cloned().unwrap_or(json!({}));
+    result.insert(
+        "_meta".into(),
+        json!({ "io.modelcontextprotocol/serverInfo": info }),
+    );
+    Value::Object(result)
+}
+
+/// The request as a 2025 child takes it: its 2026-only `_meta` keys gone (an empty `_meta`
+/// with them). `None` when it is not an object.
+fn for_child(body: &[u8]) -> Option<String> {
+    let mut request: Value = serde_json::from_slice(body).ok()?;
+    if let Some(params) = request.get_mut("params").and_then(Value::as_object_mut)
+        && let Some(Value::Object(meta)) = params.get_mut("_meta")
+    {
+        meta.retain(|key, _| !key.starts_with(META_PREFIX));
+        if meta.is_empty() {
+            params.remove("_meta");
+        }
+    }
+    request.is_object().then(|| request.to_string())
+}
+
+/// Starts the stateless child and initializes it; its `initialize` result, or why not.
+async fn start(bridge: &Arc<Bridge>) -> Result<Stateless, String> {
+    let routes: Arc<Mutex<Routes>> = Arc::default();
+    let link = bridge.open("stateless".to_owned(), Outlet::Http(routes.clone()));
+    let id = bridge_id();
+    let initialize = json!({
+        "jsonrpc": "2.0",
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": { "name": "mcp-expose-bridge", "version": env!("CARGO_PKG_VERSION") },
+        },
+    });
+    let frame = envelope::with_id(initialize.to_string().as_bytes(), &id)
+        .ok_or("cannot build initialize")?;
+    let mut child = Stateless {
+        link,
+        routes,
+        init: Value::Null,
+    };
+    let answer = call(bridge, &child, &id, frame.into_bytes()).await?;
+    let Some(result) = answer.get("result").filter(|r| r.is_object()) else {
+        let why = answer["error"]["message"].as_str().unwrap_or("no result");
+        return Err(format!("the MCP server refused initialize: {why}"));
+    };
+    child.init = result.clone();
+    let initialized = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    child.link.send(initialized.to_vec()).await;
+    Ok(child)
+}
+
+/// Sends `frame` (a request whose id is `id`, raw JSON) to the child and waits, bounded by the
+/// request timeout, for its answer (an object). The child's requests meanwhile are refused;
+/// its notifications (progress, logs) are dropped.
+async fn call(
+    bridge: &Bridge,
+    child: &Stateless,
+    id: &str,
+    frame: Vec<u8>,
+) -> Result<Value, String> {
+    let (tx, mut rx) = stream::channel(STREAM_BYTES.max(bridge.max_message.saturating_mul(2)));
+    lock(&child.routes).open_post(id, None, tx);
+    if !child.link.send(frame).await {
+        return Err("the MCP server is gone".to_owned());
+    }
+    let wait = async {
+        while let Some(routed) = rx.recv().await {
+            if routed.last {
+                return Some(routed.line);
+            }
+            if let Ok(Message::Request { id, method, .. }) = envelope::parse(routed.line.as_bytes())
+            {
+                // TODO(issue 17, item 5): an input-required result in place of this refusal.
+                let text = format!("{method} is not available to MCP {V2026} clients yet");
+                let refusal = jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &text);
+                child.link.send(refusal.into_bytes()).await;
+            }
+        }
+        None
+    };
+    let timeout = bridge.request_timeout + std::time::Duration::from_secs(1);
+    let line = match tokio::time::timeout(timeout, wait).await {
+        Ok(Some(line)) => line,
+        Ok(None) => return Err("the MCP server did not answer".to_owned()),
+        Err(_) => return Err("the MCP server did not answer in time".to_owned()),
+    };
+    match serde_json::from_str::<Value>(&line) {
+        Ok(answer) if answer.is_object() => Ok(answer),
+        _ => Err("the MCP server's answer is not a JSON-RPC object".to_owned()),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

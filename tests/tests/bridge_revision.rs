@@ -1,0 +1,189 @@
+//! MCP 2026-07-28 clients of `mcp-expose bridge`: sessionless requests (no `initialize`, the
+//! revision in a header and in each request's `_meta`) reach a 2025 Python child the bridge
+//! initialized itself; 2025 sessions on the same bridge are unchanged.
+
+use std::time::Duration;
+
+use mcp_expose_tests::{
+    ServerProcess, http_messages, initialize, initialized, python_server, request,
+    response_messages, session_id, tool_call,
+};
+use serde_json::{Value, json};
+
+const V2026: &str = "2026-07-28";
+
+async fn bridge(child: &str) -> ServerProcess {
+    let child = python_server(child);
+    let args = ["bridge", "--http", "0", "--", "python3", child.as_str()];
+    ServerProcess::start("mcp-expose", &args).await
+}
+
+/// `params` with the `_meta` every 2026-07-28 request carries.
+fn with_meta(mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": V2026,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": { "name": "bridge-revision-tests", "version": "0" },
+    });
+    params
+}
+
+/// POSTs a sessionless 2026-07-28 request; its HTTP status and messages, bounded to 20 s.
+async fn post26(server: &ServerProcess, id: Value, method: &str, params: Value) -> (u16, Value) {
+    let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": with_meta(params) });
+    let response = reqwest::Client::new()
+        .post(server.http())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", V2026)
+        .header("mcp-method", method)
+        .timeout(Duration::from_secs(20))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("an answer within 20 s");
+    let status = response.status().as_u16();
+    let mut messages = response_messages(response).await;
+    assert_eq!(messages.len(), 1, "{method}: {messages:?}");
+    (status, messages.remove(0))
+}
+
+#[tokio::test]
+async fn sessionless_2026_requests_reach_a_2025_child() {
+    let server = bridge("child_server.py").await;
+
+    let (status, discover) = post26(&server, json!(1), "server/discover", json!({})).await;
+    assert_eq!(status, 200, "{discover}");
+    assert_eq!(discover["id"], 1, "{discover}");
+    let result = &discover["result"];
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "py-child",
+        "{discover}"
+    );
+    assert!(result["capabilities"]["tools"].is_object(), "{discover}");
+    assert!(
+        result["supportedVersions"]
+            .as_array()
+            .is_some_and(|v| v.contains(&json!(V2026))),
+        "{discover}"
+    );
+
+    let (status, list) = post26(&server, json!("list-1"), "tools/list", json!({})).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["id"], "list-1", "{list}");
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|tool| tool["name"].as_str())
+        .collect();
+    assert!(names.contains(&"echo"), "{list}");
+    assert_eq!(list["result"]["resultType"], "complete", "{list}");
+
+    // Concurrent calls each get their own answer under their own id.
+    let calls = (0..4).map(|i| {
+        let params = json!({ "name": "echo", "arguments": { "text": format!("hi {i}") } });
+        post26(&server, json!(100 + i), "tools/call", params)
+    });
+    for (i, (status, answer)) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["id"], 100 + i, "{answer}");
+        assert_eq!(
+            answer["result"]["content"][0]["text"],
+            format!("hi {i}"),
+            "{answer}"
+        );
+    }
+
+    let (status, read) = post26(
+        &server,
+        json!(7),
+        "resources/read",
+        json!({ "uri": "py://greeting" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["id"], 7, "{read}");
+    assert_eq!(read["result"]["contents"][0]["text"], "hello from python");
+
+    // The child asks the client's model: refused (no input-required results from the bridge
+    // yet), so the call ends, with the client's id, instead of hanging.
+    let params = json!({ "name": "ask", "arguments": { "question": "?" } });
+    let (status, asked) = post26(&server, json!(8), "tools/call", params).await;
+    assert_eq!(status, 200, "{asked}");
+    assert_eq!(asked["id"], 8, "{asked}");
+}
+
+#[tokio::test]
+async fn removed_methods_are_404_method_not_found_with_the_id() {
+    let server = bridge("child_server.py").await;
+    let removed = [
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+        "resources/unsubscribe",
+    ];
+    for (id, method) in (40..).zip(removed) {
+        let (status, answer) = post26(&server, json!(id), method, json!({})).await;
+        assert_eq!(status, 404, "{method}: {answer}");
+        assert_eq!(answer["id"], id, "{method}: {answer}");
+        assert_eq!(answer["error"]["code"], -32601, "{method}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_2025_session_on_the_same_bridge_still_works() {
+    let server = bridge("child_server.py").await;
+    let (status, _) = post26(&server, json!(1), "tools/list", json!({})).await;
+    assert_eq!(status, 200);
+
+    let client = reqwest::Client::new();
+    let post = |body: String, session: Option<String>| {
+        let mut post = client
+            .post(server.http())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .timeout(Duration::from_secs(20));
+        if let Some(session) = session {
+            post = post.header("mcp-session-id", session);
+        }
+        post.body(body).send()
+    };
+    let response = post(initialize(0, json!({})), None)
+        .await
+        .expect("initialize");
+    let session = session_id(&response);
+    let init = response_messages(response).await;
+    assert_eq!(
+        init[0]["result"]["serverInfo"]["name"], "py-child",
+        "{init:?}"
+    );
+    let response = post(initialized(), Some(session.clone()))
+        .await
+        .expect("initialized");
+    assert_eq!(response.status(), 202);
+    let response = post(
+        tool_call(1, "echo", json!({ "text": "old" })),
+        Some(session.clone()),
+    )
+    .await
+    .expect("call");
+    let kind = response.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .to_owned();
+    let messages = http_messages(&kind, &response.text().await.expect("body"));
+    assert_eq!(messages[0]["id"], 1, "{messages:?}");
+    assert_eq!(messages[0]["result"]["content"][0]["text"], "old");
+
+    // Without a session and without the 2026 revision, a request is still refused.
+    let response = post(request(2, "tools/list", json!({})), None)
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 400);
+}
