@@ -137,6 +137,25 @@ async fn removed_methods_are_404_method_not_found_with_the_id() {
 }
 
 #[tokio::test]
+async fn a_request_without_its_meta_is_400_invalid_params_with_the_id() {
+    let server = bridge("child_server.py").await;
+    let response = reqwest::Client::new()
+        .post(server.http())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", V2026)
+        .timeout(Duration::from_secs(20))
+        .body(request(3, "tools/list", json!({})))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 400);
+    let messages = response_messages(response).await;
+    assert_eq!(messages[0]["id"], 3, "{messages:?}");
+    assert_eq!(messages[0]["error"]["code"], -32602, "{messages:?}");
+}
+
+#[tokio::test]
 async fn a_2025_session_on_the_same_bridge_still_works() {
     let server = bridge("child_server.py").await;
     let (status, _) = post26(&server, json!(1), "tools/list", json!({})).await;

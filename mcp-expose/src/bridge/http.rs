@@ -129,7 +129,7 @@ pub(crate) async fn post(bridge: Arc<Bridge>, request: Request) -> Response {
         }
     };
     if session_header(&headers).is_none() && super::stateless::is_2026(&headers, &body) {
-        return super::stateless::post(&bridge, &body, message).await;
+        return super::stateless::post(&bridge, &headers, &body, message).await;
     }
     let (session, new_id) = match (session_header(&headers), &message) {
         (Some(id), _) => match bridge.http.get(id) {

@@ -52,6 +52,56 @@ const REMOVED: [&str; 5] = [
     "resources/unsubscribe",
 ];
 
+/// Results the revision gives caching hints (`ttlMs`, `cacheScope`), which a 2025 child omits.
+const CACHEABLE: [&str; 5] = [
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+/// The header and the `_meta` disagree on the revision.
+const HEADER_MISMATCH: i32 = -32020;
+
+/// A 2026-07-28 request's `_meta` names the revision (as its header does, when it has one) and
+/// the client's capabilities: the error code and message when it does not.
+fn check_meta(headers: &HeaderMap, body: &[u8]) -> Result<(), (i32, String)> {
+    let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let meta = &request["params"]["_meta"];
+    let invalid = |what: &str| {
+        let text = format!("Invalid params: _meta has no {META_PREFIX}{what} (MCP {V2026})");
+        Err((jsonrpc::INVALID_PARAMS, text))
+    };
+    if !meta.is_object() {
+        return Err((
+            jsonrpc::INVALID_PARAMS,
+            format!("Invalid params: no _meta (MCP {V2026} requests carry one)"),
+        ));
+    }
+    let Some(version) = meta[format!("{META_PREFIX}protocolVersion")].as_str() else {
+        return invalid("protocolVersion");
+    };
+    if !meta[format!("{META_PREFIX}clientCapabilities")].is_object() {
+        return invalid("clientCapabilities");
+    }
+    let header = headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok());
+    if header.is_some_and(|header| header != version) {
+        let text = format!(
+            "MCP-Protocol-Version header {:?} does not match _meta protocolVersion {version:?}",
+            header.unwrap_or_default()
+        );
+        return Err((HEADER_MISMATCH, text));
+    }
+    if version != V2026 {
+        let text = format!("Unsupported protocol version {version:?}");
+        return Err((jsonrpc::INVALID_PARAMS, text));
+    }
+    Ok(())
+}
+
 /// The `_meta` keys of the 2026 revision, which a 2025 child is not sent.
 const META_PREFIX: &str = "io.modelcontextprotocol/";
 
@@ -95,7 +145,12 @@ fn json_body(status: StatusCode, body: String) -> Response {
 }
 
 /// Answers one sessionless 2026-07-28 message (`body`, whose envelope is `message`).
-pub(crate) async fn post(bridge: &Arc<Bridge>, body: &[u8], message: Message<'_>) -> Response {
+pub(crate) async fn post(
+    bridge: &Arc<Bridge>,
+    headers: &HeaderMap,
+    body: &[u8],
+    message: Message<'_>,
+) -> Response {
     let Message::Request { id, method, .. } = message else {
         // A notification or an answer belongs to no call here: nothing waits for it.
         return StatusCode::ACCEPTED.into_response();
@@ -104,6 +159,9 @@ pub(crate) async fn post(bridge: &Arc<Bridge>, body: &[u8], message: Message<'_>
         let text = format!("Method not found: {method} (removed in MCP {V2026})");
         let body = jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &text);
         return json_body(StatusCode::NOT_FOUND, body);
+    }
+    if let Err((code, text)) = check_meta(headers, body) {
+        return json_body(StatusCode::BAD_REQUEST, jsonrpc::error(id, code, &text));
     }
     let child = match bridge.stateless.get_or_try_init(|| start(bridge)).await {
         Ok(child) => child,
@@ -136,8 +194,21 @@ pub(crate) async fn post(bridge: &Arc<Bridge>, body: &[u8], message: Message<'_>
             let Value::Object(mut answer) = answer else {
                 unreachable!("`call` returns objects")
             };
+            if CACHEABLE.contains(&method.as_ref())
+                && let Some(Value::Object(result)) = answer.get_mut("result")
+            {
+                result.entry("ttlMs").or_insert_with(|| Value::from(0));
+                result
+                    .entry("cacheScope")
+                    .or_insert_with(|| Value::from("private"));
+            }
+            // The revision's transport answers an unknown method with 404.
+            let status = match answer.get("error").and_then(|e| e.get("code")) {
+                Some(code) if code == jsonrpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+                _ => StatusCode::OK,
+            };
             answer.insert("id".to_owned(), raw_id(id));
-            json_body(StatusCode::OK, Value::Object(answer).to_string())
+            json_body(status, Value::Object(answer).to_string())
         }
         Err(why) => json_body(
             StatusCode::OK,
