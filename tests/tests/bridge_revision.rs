@@ -119,6 +119,38 @@ async fn sessionless_2026_requests_reach_a_2025_child() {
 }
 
 #[tokio::test]
+async fn a_call_s_progress_comes_before_its_answer_under_the_client_s_token() {
+    let server = bridge("child_server.py").await;
+    let mut params = with_meta(json!({ "name": "steps", "arguments": { "count": 3 } }));
+    params["_meta"]["progressToken"] = json!("mine");
+    let body = json!({ "jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params });
+    let response = reqwest::Client::new()
+        .post(server.http())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", V2026)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "steps")
+        .timeout(Duration::from_secs(20))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("an answer within 20 s");
+    let messages = response_messages(response).await;
+    let (answer, progress) = messages.split_last().expect("messages");
+    assert_eq!(answer["id"], 5, "{messages:?}");
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "3 steps",
+        "{messages:?}"
+    );
+    assert_eq!(progress.len(), 3, "{messages:?}");
+    for note in progress {
+        assert_eq!(note["method"], "notifications/progress", "{messages:?}");
+        assert_eq!(note["params"]["progressToken"], "mine", "{messages:?}");
+    }
+}
+
+#[tokio::test]
 async fn removed_methods_are_404_method_not_found_with_the_id() {
     let server = bridge("child_server.py").await;
     let removed = [

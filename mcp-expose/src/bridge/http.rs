@@ -31,7 +31,7 @@ use crate::{jsonrpc, web::json_error};
 const SESSION_HEADER: &str = "mcp-session-id";
 /// How long a POST waits for its first message before it opens an event stream anyway (whose
 /// keep-alives then hold proxies off): the same as the keep-alive interval.
-const FIRST_WAIT: Duration = Duration::from_secs(15);
+pub(super) const FIRST_WAIT: Duration = Duration::from_secs(15);
 
 struct HttpSession {
     child: Link,

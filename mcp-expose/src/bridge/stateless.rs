@@ -13,6 +13,8 @@
 //! A request from the child to the client during such a call (sampling, elicitation, roots) is
 //! refused to the child: translating it into an input-required result is a later slice.
 
+mod relay;
+
 use std::sync::{Arc, Mutex};
 
 use axum::{
@@ -151,7 +153,12 @@ pub(crate) async fn post(
     body: &[u8],
     message: Message<'_>,
 ) -> Response {
-    let Message::Request { id, method, .. } = message else {
+    let Message::Request {
+        id,
+        method,
+        progress_token,
+    } = message
+    else {
         // A notification or an answer belongs to no call here: nothing waits for it.
         return StatusCode::ACCEPTED.into_response();
     };
@@ -178,43 +185,7 @@ pub(crate) async fn post(
         let body = jsonrpc::error(id, jsonrpc::INVALID_REQUEST, text);
         return json_body(StatusCode::BAD_REQUEST, body);
     };
-    let ours = bridge_id();
-    let frame = envelope::with_id(frame.as_bytes(), &ours);
-    let answer = match frame {
-        Some(frame) => call(bridge, child, &ours, frame.into_bytes()).await,
-        None => Err("the request could not be forwarded".to_owned()),
-    };
-    match answer {
-        Ok(mut answer) => {
-            if let Some(Value::Object(result)) = answer.get_mut("result") {
-                result
-                    .entry("resultType")
-                    .or_insert_with(|| Value::from("complete"));
-            }
-            let Value::Object(mut answer) = answer else {
-                unreachable!("`call` returns objects")
-            };
-            if CACHEABLE.contains(&method.as_ref())
-                && let Some(Value::Object(result)) = answer.get_mut("result")
-            {
-                result.entry("ttlMs").or_insert_with(|| Value::from(0));
-                result
-                    .entry("cacheScope")
-                    .or_insert_with(|| Value::from("private"));
-            }
-            // The revision's transport answers an unknown method with 404.
-            let status = match answer.get("error").and_then(|e| e.get("code")) {
-                Some(code) if code == jsonrpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-                _ => StatusCode::OK,
-            };
-            answer.insert("id".to_owned(), raw_id(id));
-            json_body(status, Value::Object(answer).to_string())
-        }
-        Err(why) => json_body(
-            StatusCode::OK,
-            jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, &why),
-        ),
-    }
+    relay::forward(bridge, id, &method, progress_token, frame).await
 }
 
 /// The client's id, as a value (it parsed as part of the request).

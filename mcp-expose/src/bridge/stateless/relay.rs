@@ -1,0 +1,190 @@
+//! One forwarded 2026-07-28 call: the child's answer as the POST's JSON body, or, when the
+//! call's progress comes first, an event stream of its progress and then its answer. Progress
+//! tokens are rewritten like ids (the child is shared by every 2026 client), so only the caller
+//! sees its progress; what the child sends unattributed (logs, `list_changed`) is dropped.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use futures::StreamExt as _;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{super::Bridge, CACHEABLE, V2026, bridge_id, json_body, lock, raw_id};
+use crate::{
+    bridge::{
+        envelope::{self, Message},
+        http::FIRST_WAIT,
+        stream::{self, STREAM_BYTES},
+    },
+    jsonrpc,
+};
+
+/// What the relay hands the POST: an event for its stream, or the call's end.
+enum Out {
+    Event(String),
+    Final(StatusCode, String),
+}
+
+/// The client's side of a call.
+struct Call {
+    /// The client's id, raw JSON.
+    id: String,
+    method: String,
+    /// The client's progress token, raw JSON, and the bridge's in its place.
+    token: Option<(String, String)>,
+}
+
+/// Forwards `frame` (the client's request, 2026-only `_meta` gone), whose id is `id` and
+/// progress token `token` (raw JSON), to the stateless child, and answers the POST.
+pub(super) async fn forward(
+    bridge: &Arc<Bridge>,
+    id: &str,
+    method: &str,
+    token: Option<&str>,
+    frame: String,
+) -> Response {
+    let Some(child) = bridge.stateless.get() else {
+        let body = jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, "no stateless child");
+        return json_body(StatusCode::OK, body);
+    };
+    let ours = bridge_id();
+    let token = token.map(|token| (token.to_owned(), bridge_id()));
+    let frame = match &token {
+        Some((_, our_token)) => envelope::with_param(&frame, "_meta.progressToken", our_token),
+        None => Some(frame),
+    }
+    .and_then(|frame| envelope::with_id(frame.as_bytes(), &ours));
+    let Some(frame) = frame else {
+        let body = jsonrpc::error(id, jsonrpc::INVALID_REQUEST, "cannot forward the request");
+        return json_body(StatusCode::BAD_REQUEST, body);
+    };
+    let (tx, rx) = stream::channel(STREAM_BYTES.max(bridge.max_message.saturating_mul(2)));
+    let our_token = token.as_ref().map(|(_, ours)| ours.as_str());
+    lock(&child.routes).open_post(&ours, our_token, tx);
+    if !child.link.send(frame.into_bytes()).await {
+        let body = jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, "the MCP server is gone");
+        return json_body(StatusCode::OK, body);
+    }
+    let call = Call {
+        id: id.to_owned(),
+        method: method.to_owned(),
+        token,
+    };
+    let (out_tx, mut out) = mpsc::channel(16);
+    tokio::spawn(relay(bridge.clone(), rx, call, out_tx));
+    let first = tokio::select! {
+        first = out.recv() => first,
+        () = tokio::time::sleep(FIRST_WAIT) => None,
+    };
+    match first {
+        Some(Out::Final(status, body)) => json_body(status, body),
+        first => event_stream(first, out),
+    }
+}
+
+/// An event stream of `first` (when there is one) and what `out` brings after it.
+fn event_stream(first: Option<Out>, out: mpsc::Receiver<Out>) -> Response {
+    let event = |out: Out| {
+        let (Out::Event(line) | Out::Final(_, line)) = out;
+        Ok::<_, Infallible>(Event::default().event("message").data(line))
+    };
+    let rest = futures::stream::unfold(out, move |mut out| async move {
+        let next = out.recv().await?;
+        Some((event(next), out))
+    });
+    let stream = futures::stream::iter(first.map(event)).chain(rest);
+    let keep_alive = KeepAlive::new()
+        .interval(Duration::from_secs(15))
+        .text("keepalive");
+    let mut response = Sse::new(stream).keep_alive(keep_alive).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    response
+}
+
+/// Reads what the child sends for one call until its answer, bounded by the request timeout:
+/// refuses its requests, hands on the call's progress, and ends with the answer.
+async fn relay(bridge: Arc<Bridge>, mut rx: stream::Receiver, call: Call, out: mpsc::Sender<Out>) {
+    let Some(child) = bridge.stateless.get() else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + bridge.request_timeout + Duration::from_secs(1);
+    loop {
+        let why = match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(routed)) if routed.last => {
+                let _ = out.send(finish(&routed.line, &call)).await;
+                return;
+            }
+            Ok(Some(routed)) => {
+                match envelope::parse(routed.line.as_bytes()) {
+                    Ok(Message::Request { id, method, .. }) => {
+                        // TODO(issue 17, item 5): an input-required result in place of this.
+                        let text = format!("{method} is not available to MCP {V2026} clients yet");
+                        let refusal = jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &text);
+                        child.link.send(refusal.into_bytes()).await;
+                    }
+                    Ok(Message::Notification {
+                        progress_token: Some(token),
+                        ..
+                    }) => {
+                        let Some((theirs, ours)) = &call.token else {
+                            continue;
+                        };
+                        if token != ours {
+                            continue;
+                        }
+                        let line = envelope::with_param(&routed.line, "progressToken", theirs);
+                        if let Some(line) = line
+                            && out.send(Out::Event(line)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            Ok(None) => "the MCP server did not answer",
+            Err(_) => "the MCP server did not answer in time",
+        };
+        let body = jsonrpc::error(&call.id, jsonrpc::INTERNAL_ERROR, why);
+        let _ = out.send(Out::Final(StatusCode::OK, body)).await;
+        return;
+    }
+}
+
+/// The child's answer as the client wants it: its id, and the revision's result fields.
+fn finish(line: &str, call: &Call) -> Out {
+    let Ok(Value::Object(mut answer)) = serde_json::from_str::<Value>(line) else {
+        let text = "the MCP server's answer is not a JSON-RPC object";
+        let body = jsonrpc::error(&call.id, jsonrpc::INTERNAL_ERROR, text);
+        return Out::Final(StatusCode::OK, body);
+    };
+    if let Some(Value::Object(result)) = answer.get_mut("result") {
+        result
+            .entry("resultType")
+            .or_insert_with(|| Value::from("complete"));
+        if CACHEABLE.contains(&call.method.as_str()) {
+            result.entry("ttlMs").or_insert_with(|| Value::from(0));
+            result
+                .entry("cacheScope")
+                .or_insert_with(|| Value::from("private"));
+        }
+    }
+    // The revision's transport answers an unknown method with 404.
+    let status = match answer.get("error").and_then(|e| e.get("code")) {
+        Some(code) if code == jsonrpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        _ => StatusCode::OK,
+    };
+    answer.insert("id".to_owned(), raw_id(&call.id));
+    Out::Final(status, Value::Object(answer).to_string())
+}
