@@ -22,6 +22,9 @@
 #   CONFORMANCE_OUT            outputs (default $REPO/.conformance26/run)
 #   CONFORMANCE_SUITE_TIMEOUT  seconds per run (default 600)
 #   HEALTH_TIMEOUT             seconds to wait for the server (default 30)
+#   SERVER_CMD                 replaces the start command, run as `bash -c "exec $SERVER_CMD"`
+#                              with PORT exported (as in conformance.sh), e.g. the server behind
+#                              the bridge; SERVER_BINARY may then be omitted
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,12 +42,15 @@ die() {
     exit 1
 }
 
+SERVER_CMD="${SERVER_CMD:-}"
 SERVER_BINARY="${1:-}"
-[[ -n "$SERVER_BINARY" ]] || {
-    printf 'usage: %s SERVER_BINARY\n' "$0" >&2
-    exit 2
-}
-[[ -x "$SERVER_BINARY" ]] || die "server binary '$SERVER_BINARY' is missing or not executable"
+if [[ -z "$SERVER_CMD" ]]; then
+    [[ -n "$SERVER_BINARY" ]] || {
+        printf 'usage: %s SERVER_BINARY   (or set SERVER_CMD)\n' "$0" >&2
+        exit 2
+    }
+    [[ -x "$SERVER_BINARY" ]] || die "server binary '$SERVER_BINARY' is missing or not executable"
+fi
 for n in "$MAX_FAILED_26" "$MIN_PASSED_25" "$SUITE_TIMEOUT" "$HEALTH_TIMEOUT"; do
     [[ "$n" =~ ^[0-9]+$ ]] || die "expected a whole number, got '$n'"
 done
@@ -73,7 +79,12 @@ mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 BASE="http://127.0.0.1:$PORT"
-"$SERVER_BINARY" --http "$PORT" >"$OUT/server.log" 2>&1 &
+if [[ -n "$SERVER_CMD" ]]; then
+    export PORT
+    bash -c "exec $SERVER_CMD" >"$OUT/server.log" 2>&1 &
+else
+    "$SERVER_BINARY" --http "$PORT" >"$OUT/server.log" 2>&1 &
+fi
 SERVER_PID=$!
 stop_server() {
     kill -TERM "$SERVER_PID" 2>/dev/null || true
