@@ -30,13 +30,22 @@ fn with_meta(mut params: Value) -> Value {
 
 /// POSTs a sessionless 2026-07-28 request; its HTTP status and messages, bounded to 20 s.
 async fn post26(server: &ServerProcess, id: Value, method: &str, params: Value) -> (u16, Value) {
+    let target = params["name"]
+        .as_str()
+        .or(params["uri"].as_str())
+        .map(str::to_owned);
     let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": with_meta(params) });
     let response = reqwest::Client::new()
         .post(server.http())
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", V2026)
-        .header("mcp-method", method)
+        .header("mcp-method", method);
+    let response = match target {
+        Some(name) => response.header("mcp-name", name),
+        None => response,
+    };
+    let response = response
         .timeout(Duration::from_secs(20))
         .body(body.to_string())
         .send()
@@ -110,12 +119,17 @@ async fn sessionless_2026_requests_reach_a_2025_child() {
     assert_eq!(read["id"], 7, "{read}");
     assert_eq!(read["result"]["contents"][0]["text"], "hello from python");
 
-    // The child asks the client's model: refused (no input-required results from the bridge
-    // yet), so the call ends, with the client's id, instead of hanging.
+    // The child asks the client's model, which this client did not declare: the call is
+    // refused with -32021 naming the capability (and the child's request refused to it).
     let params = json!({ "name": "ask", "arguments": { "question": "?" } });
     let (status, asked) = post26(&server, json!(8), "tools/call", params).await;
-    assert_eq!(status, 200, "{asked}");
+    assert_eq!(status, 400, "{asked}");
     assert_eq!(asked["id"], 8, "{asked}");
+    assert_eq!(asked["error"]["code"], -32021, "{asked}");
+    assert!(
+        asked["error"]["data"]["requiredCapabilities"]["sampling"].is_object(),
+        "{asked}"
+    );
 }
 
 #[tokio::test]
@@ -169,7 +183,7 @@ async fn removed_methods_are_404_method_not_found_with_the_id() {
 }
 
 #[tokio::test]
-async fn a_request_without_its_meta_is_400_invalid_params_with_the_id() {
+async fn a_request_without_its_meta_or_with_a_wrong_header_is_400_with_the_id() {
     let server = bridge("child_server.py").await;
     let response = reqwest::Client::new()
         .post(server.http())
@@ -185,6 +199,24 @@ async fn a_request_without_its_meta_is_400_invalid_params_with_the_id() {
     let messages = response_messages(response).await;
     assert_eq!(messages[0]["id"], 3, "{messages:?}");
     assert_eq!(messages[0]["error"]["code"], -32602, "{messages:?}");
+
+    // An Mcp-Method header that is not the body's method: 400, -32020.
+    let body = json!({ "jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": with_meta(json!({})) });
+    let response = reqwest::Client::new()
+        .post(server.http())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", V2026)
+        .header("mcp-method", "prompts/list")
+        .timeout(Duration::from_secs(20))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 400);
+    let messages = response_messages(response).await;
+    assert_eq!(messages[0]["id"], 4, "{messages:?}");
+    assert_eq!(messages[0]["error"]["code"], -32020, "{messages:?}");
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //!
 //! Most stdio children speak only the 2025 revisions, so they go to one **stateless child** per
 //! bridge, started on the first such request and initialized by the bridge itself (as a
-//! 2025-11-25 client declaring no capabilities); its `Link` is an ordinary session's (a child of
+//! 2025-11-25 client declaring sampling and elicitation); its `Link` is an ordinary session's (a child of
 //! its own, or the shared child), so crashes restart it and replay that `initialize`.
 //! `server/discover` is answered from the child's `initialize` result; the methods the revision
 //! removed are refused (404, -32601) as `serve()` refuses them; the rest is forwarded under an
@@ -11,8 +11,11 @@
 //! stripped, and the answer goes back as the POST's JSON body with the client's id.
 //!
 //! A request from the child to the client during such a call (sampling, elicitation, roots) is
-//! refused to the child: translating it into an input-required result is a later slice.
+//! refused to the child, and when the client did not declare the capability it needs, the call
+//! is answered with -32021 naming it (HTTP 400). Translating the child's requests into
+//! input-required results for clients that declared them is a later slice.
 
+mod check;
 mod relay;
 
 use std::sync::{Arc, Mutex};
@@ -62,47 +65,6 @@ const CACHEABLE: [&str; 5] = [
     "resources/templates/list",
     "resources/read",
 ];
-
-/// The header and the `_meta` disagree on the revision.
-const HEADER_MISMATCH: i32 = -32020;
-
-/// A 2026-07-28 request's `_meta` names the revision (as its header does, when it has one) and
-/// the client's capabilities: the error code and message when it does not.
-fn check_meta(headers: &HeaderMap, body: &[u8]) -> Result<(), (i32, String)> {
-    let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let meta = &request["params"]["_meta"];
-    let invalid = |what: &str| {
-        let text = format!("Invalid params: _meta has no {META_PREFIX}{what} (MCP {V2026})");
-        Err((jsonrpc::INVALID_PARAMS, text))
-    };
-    if !meta.is_object() {
-        return Err((
-            jsonrpc::INVALID_PARAMS,
-            format!("Invalid params: no _meta (MCP {V2026} requests carry one)"),
-        ));
-    }
-    let Some(version) = meta[format!("{META_PREFIX}protocolVersion")].as_str() else {
-        return invalid("protocolVersion");
-    };
-    if !meta[format!("{META_PREFIX}clientCapabilities")].is_object() {
-        return invalid("clientCapabilities");
-    }
-    let header = headers
-        .get("mcp-protocol-version")
-        .and_then(|v| v.to_str().ok());
-    if header.is_some_and(|header| header != version) {
-        let text = format!(
-            "MCP-Protocol-Version header {:?} does not match _meta protocolVersion {version:?}",
-            header.unwrap_or_default()
-        );
-        return Err((HEADER_MISMATCH, text));
-    }
-    if version != V2026 {
-        let text = format!("Unsupported protocol version {version:?}");
-        return Err((jsonrpc::INVALID_PARAMS, text));
-    }
-    Ok(())
-}
 
 /// The `_meta` keys of the 2026 revision, which a 2025 child is not sent.
 const META_PREFIX: &str = "io.modelcontextprotocol/";
@@ -167,8 +129,9 @@ pub(crate) async fn post(
         let body = jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &text);
         return json_body(StatusCode::NOT_FOUND, body);
     }
-    if let Err((code, text)) = check_meta(headers, body) {
-        return json_body(StatusCode::BAD_REQUEST, jsonrpc::error(id, code, &text));
+    let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if let Err(why) = check::check(headers, &request) {
+        return json_body(StatusCode::BAD_REQUEST, check::refusal(id, why));
     }
     let child = match bridge.stateless.get_or_try_init(|| start(bridge)).await {
         Ok(child) => child,
@@ -185,7 +148,8 @@ pub(crate) async fn post(
         let body = jsonrpc::error(id, jsonrpc::INVALID_REQUEST, text);
         return json_body(StatusCode::BAD_REQUEST, body);
     };
-    relay::forward(bridge, id, &method, progress_token, frame).await
+    let declared = &request["params"]["_meta"][format!("{META_PREFIX}clientCapabilities")];
+    relay::forward(bridge, id, &method, progress_token, declared, frame).await
 }
 
 /// The client's id, as a value (it parsed as part of the request).
@@ -242,7 +206,11 @@ async fn start(bridge: &Arc<Bridge>) -> Result<Stateless, String> {
         "method": "initialize",
         "params": {
             "protocolVersion": "2025-11-25",
-            "capabilities": {},
+            // Its requests of these kinds reach the bridge, which refuses them with -32021 to a
+            // 2026 client that did not declare the capability, and (until they become
+            // input-required results) to the child otherwise. Not `roots`: a child may ask for
+            // them outside any call, when no one would answer.
+            "capabilities": { "sampling": {}, "elicitation": {} },
             "clientInfo": { "name": "mcp-expose-bridge", "version": env!("CARGO_PKG_VERSION") },
         },
     });

@@ -26,6 +26,9 @@ use crate::{
     jsonrpc,
 };
 
+/// The call needs a client capability the client did not declare.
+const MISSING_CAPABILITY: i32 = -32021;
+
 /// What the relay hands the POST: an event for its stream, or the call's end.
 enum Out {
     Event(String),
@@ -39,6 +42,8 @@ struct Call {
     method: String,
     /// The client's progress token, raw JSON, and the bridge's in its place.
     token: Option<(String, String)>,
+    /// The client capabilities its `_meta` declares.
+    declared: Value,
 }
 
 /// Forwards `frame` (the client's request, 2026-only `_meta` gone), whose id is `id` and
@@ -48,6 +53,7 @@ pub(super) async fn forward(
     id: &str,
     method: &str,
     token: Option<&str>,
+    declared: &Value,
     frame: String,
 ) -> Response {
     let Some(child) = bridge.stateless.get() else {
@@ -76,6 +82,7 @@ pub(super) async fn forward(
         id: id.to_owned(),
         method: method.to_owned(),
         token,
+        declared: declared.clone(),
     };
     let (out_tx, mut out) = mpsc::channel(16);
     tokio::spawn(relay(bridge.clone(), rx, call, out_tx));
@@ -130,7 +137,22 @@ async fn relay(bridge: Arc<Bridge>, mut rx: stream::Receiver, call: Call, out: m
                         // TODO(issue 17, item 5): an input-required result in place of this.
                         let text = format!("{method} is not available to MCP {V2026} clients yet");
                         let refusal = jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &text);
+                        let missing = super::check::capability(&method)
+                            .filter(|needed| !call.declared[*needed].is_object());
                         child.link.send(refusal.into_bytes()).await;
+                        if let Some(needed) = missing {
+                            // The call needs what the client did not declare: it ends here.
+                            let data =
+                                serde_json::json!({ "requiredCapabilities": { needed: {} } });
+                            let why = (
+                                MISSING_CAPABILITY,
+                                "Missing required client capability".to_owned(),
+                                Some(data),
+                            );
+                            let body = super::check::refusal(&call.id, why);
+                            let _ = out.send(Out::Final(StatusCode::BAD_REQUEST, body)).await;
+                            return;
+                        }
                     }
                     Ok(Message::Notification {
                         progress_token: Some(token),

@@ -1,0 +1,110 @@
+//! What a 2026-07-28 request must carry before the bridge serves it: its `_meta` (the revision
+//! and the client's capabilities, the revision agreeing with the `MCP-Protocol-Version`
+//! header), and the `Mcp-Method` (and, for a named target, `Mcp-Name`) headers matching its body.
+
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use super::{META_PREFIX, SUPPORTED, V2026};
+use crate::jsonrpc;
+
+/// The header and the body disagree (on the revision, the method or the name).
+const HEADER_MISMATCH: i32 = -32020;
+/// The revision asked for is not served.
+const UNSUPPORTED_VERSION: i32 = -32022;
+
+/// Why a request is refused: its error's code, message and data.
+pub(super) type Refusal = (i32, String, Option<Value>);
+
+/// Checks `request` (the body, parsed) against `headers`; `Ok` or why not.
+pub(super) fn check(headers: &HeaderMap, request: &Value) -> Result<(), Refusal> {
+    meta(headers, request)?;
+    names(headers, request)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn meta(headers: &HeaderMap, request: &Value) -> Result<(), Refusal> {
+    let meta = &request["params"]["_meta"];
+    let invalid = |text: String| Err((jsonrpc::INVALID_PARAMS, text, None));
+    if !meta.is_object() {
+        return invalid(format!(
+            "Invalid params: no _meta (MCP {V2026} requests carry one)"
+        ));
+    }
+    let Some(version) = meta[format!("{META_PREFIX}protocolVersion")].as_str() else {
+        return invalid(format!(
+            "Invalid params: _meta has no {META_PREFIX}protocolVersion"
+        ));
+    };
+    if !meta[format!("{META_PREFIX}clientCapabilities")].is_object() {
+        return invalid(format!(
+            "Invalid params: _meta has no {META_PREFIX}clientCapabilities"
+        ));
+    }
+    if let Some(header) = header(headers, "mcp-protocol-version").filter(|h| *h != version) {
+        let text = format!(
+            "MCP-Protocol-Version header `{header}` does not match _meta protocolVersion `{version}`"
+        );
+        return Err((HEADER_MISMATCH, text, None));
+    }
+    if version != V2026 {
+        let data = json!({ "requested": version, "supported": SUPPORTED });
+        let text = "Unsupported protocol version".to_owned();
+        return Err((UNSUPPORTED_VERSION, text, Some(data)));
+    }
+    Ok(())
+}
+
+/// `Mcp-Method` names the body's method, `Mcp-Name` the tool, prompt or resource it targets
+/// (values are case-sensitive).
+fn names(headers: &HeaderMap, request: &Value) -> Result<(), Refusal> {
+    let mismatch = |text: String| Err((HEADER_MISMATCH, text, None));
+    let method = request["method"].as_str().unwrap_or_default();
+    match header(headers, "mcp-method") {
+        None => return mismatch("missing required Mcp-Method header".to_owned()),
+        Some(header) if header != method => {
+            return mismatch(format!(
+                "Mcp-Method header `{header}` does not match body method `{method}`"
+            ));
+        }
+        Some(_) => {}
+    }
+    let target = match method {
+        "tools/call" | "prompts/get" => request["params"]["name"].as_str(),
+        "resources/read" => request["params"]["uri"].as_str(),
+        _ => None,
+    };
+    let Some(target) = target else {
+        return Ok(());
+    };
+    match header(headers, "mcp-name") {
+        None => mismatch(format!("missing required Mcp-Name header for `{method}`")),
+        Some(header) if header != target => mismatch(format!(
+            "Mcp-Name header `{header}` does not match `{target}` in the body"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The capability the child's request to the client needs, when it is one the client declares.
+pub(super) fn capability(method: &str) -> Option<&'static str> {
+    match method {
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" => Some("elicitation"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
+}
+
+/// The error body refusing request `id` (raw JSON).
+pub(super) fn refusal(id: &str, (code, message, data): Refusal) -> String {
+    let mut error = json!({ "code": code, "message": message });
+    if let Some(data) = data {
+        error["data"] = data;
+    }
+    let id: Value = serde_json::from_str(id).unwrap_or(Value::Null);
+    json!({ "jsonrpc": "2.0", "id": id, "error": error }).to_string()
+}
