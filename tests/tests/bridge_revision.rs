@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use mcp_expose_tests::{
-    ServerProcess, http_messages, initialize, initialized, python_server, request,
+    ServerProcess, http_messages, initialize, initialized, kill, python_server, request,
     response_messages, session_id, tool_call,
 };
 use serde_json::{Value, json};
@@ -161,6 +161,30 @@ async fn a_call_s_progress_comes_before_its_answer_under_the_client_s_token() {
     for note in progress {
         assert_eq!(note["method"], "notifications/progress", "{messages:?}");
         assert_eq!(note["params"]["progressToken"], "mine", "{messages:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_killed_stateless_child_is_restarted() {
+    let server = bridge("child_server.py").await;
+    let pid_of = |answer: &Value| answer["result"]["structuredContent"]["result"].as_u64();
+    let pid_call = || json!({ "name": "pid", "arguments": {} });
+    let (_, answer) = post26(&server, json!(1), "tools/call", pid_call()).await;
+    let first = pid_of(&answer).expect("a pid") as u32;
+    kill("-KILL", first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, answer) = post26(&server, json!(2), "tools/call", pid_call()).await;
+        assert_eq!(answer["id"], 2, "{answer}");
+        match pid_of(&answer) {
+            Some(pid) if pid as u32 != first => break,
+            _ => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not restarted: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -120,8 +120,9 @@ pub(crate) struct Bridge {
     /// How often a quiet legacy SSE stream gets a keep-alive comment.
     keep_alive: Duration,
     shared: Option<shared::SharedChild>,
-    /// The child MCP 2026-07-28 (sessionless) requests go to, once one came.
-    stateless: tokio::sync::OnceCell<stateless::Stateless>,
+    /// The child MCP 2026-07-28 (sessionless) requests go to, once one came (and until it is
+    /// gone for good).
+    stateless: tokio::sync::Mutex<Option<Arc<stateless::Stateless>>>,
 }
 
 impl Bridge {
@@ -146,7 +147,7 @@ impl Bridge {
             sse: Arc::default(),
             keep_alive: Duration::from_secs(15),
             shared,
-            stateless: tokio::sync::OnceCell::new(),
+            stateless: tokio::sync::Mutex::default(),
         }
     }
 

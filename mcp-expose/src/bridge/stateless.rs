@@ -133,7 +133,7 @@ pub(crate) async fn post(
     if let Err(why) = check::check(headers, &request) {
         return json_body(StatusCode::BAD_REQUEST, check::refusal(id, why));
     }
-    let child = match bridge.stateless.get_or_try_init(|| start(bridge)).await {
+    let child = match child(bridge).await {
         Ok(child) => child,
         Err(why) => {
             let body = jsonrpc::error(id, jsonrpc::SERVER_UNAVAILABLE, &why);
@@ -149,7 +149,7 @@ pub(crate) async fn post(
         return json_body(StatusCode::BAD_REQUEST, body);
     };
     let declared = &request["params"]["_meta"][format!("{META_PREFIX}clientCapabilities")];
-    relay::forward(bridge, id, &method, progress_token, declared, frame).await
+    relay::forward(bridge, child, id, &method, progress_token, declared, frame).await
 }
 
 /// The client's id, as a value (it parsed as part of the request).
@@ -194,6 +194,26 @@ fn for_child(body: &[u8]) -> Option<String> {
         }
     }
     request.is_object().then(|| request.to_string())
+}
+
+/// The stateless child, started (and initialized) when there is none.
+async fn child(bridge: &Arc<Bridge>) -> Result<Arc<Stateless>, String> {
+    let mut slot = bridge.stateless.lock().await;
+    if let Some(child) = slot.as_ref() {
+        return Ok(child.clone());
+    }
+    let child = Arc::new(start(bridge).await?);
+    *slot = Some(child.clone());
+    Ok(child)
+}
+
+/// Forgets `child`, whose link is closed (it crash-looped): the next request starts another.
+async fn forget(bridge: &Bridge, child: &Arc<Stateless>) {
+    let mut slot = bridge.stateless.lock().await;
+    if slot.as_ref().is_some_and(|held| Arc::ptr_eq(held, child)) {
+        tracing::warn!("the stateless child is gone; the next 2026-07-28 request starts another");
+        *slot = None;
+    }
 }
 
 /// Starts the stateless child and initializes it; its `initialize` result, or why not.

@@ -16,7 +16,7 @@ use futures::StreamExt as _;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{super::Bridge, CACHEABLE, V2026, bridge_id, json_body, lock, raw_id};
+use super::{super::Bridge, CACHEABLE, Stateless, V2026, bridge_id, json_body, lock, raw_id};
 use crate::{
     bridge::{
         envelope::{self, Message},
@@ -50,16 +50,13 @@ struct Call {
 /// progress token `token` (raw JSON), to the stateless child, and answers the POST.
 pub(super) async fn forward(
     bridge: &Arc<Bridge>,
+    child: Arc<Stateless>,
     id: &str,
     method: &str,
     token: Option<&str>,
     declared: &Value,
     frame: String,
 ) -> Response {
-    let Some(child) = bridge.stateless.get() else {
-        let body = jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, "no stateless child");
-        return json_body(StatusCode::OK, body);
-    };
     let ours = bridge_id();
     let token = token.map(|token| (token.to_owned(), bridge_id()));
     let frame = match &token {
@@ -75,6 +72,7 @@ pub(super) async fn forward(
     let our_token = token.as_ref().map(|(_, ours)| ours.as_str());
     lock(&child.routes).open_post(&ours, our_token, tx);
     if !child.link.send(frame.into_bytes()).await {
+        super::forget(bridge, &child).await;
         let body = jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, "the MCP server is gone");
         return json_body(StatusCode::OK, body);
     }
@@ -85,7 +83,7 @@ pub(super) async fn forward(
         declared: declared.clone(),
     };
     let (out_tx, mut out) = mpsc::channel(16);
-    tokio::spawn(relay(bridge.clone(), rx, call, out_tx));
+    tokio::spawn(relay(bridge.clone(), child, rx, call, out_tx));
     let first = tokio::select! {
         first = out.recv() => first,
         () = tokio::time::sleep(FIRST_WAIT) => None,
@@ -120,10 +118,13 @@ fn event_stream(first: Option<Out>, out: mpsc::Receiver<Out>) -> Response {
 
 /// Reads what the child sends for one call until its answer, bounded by the request timeout:
 /// refuses its requests, hands on the call's progress, and ends with the answer.
-async fn relay(bridge: Arc<Bridge>, mut rx: stream::Receiver, call: Call, out: mpsc::Sender<Out>) {
-    let Some(child) = bridge.stateless.get() else {
-        return;
-    };
+async fn relay(
+    bridge: Arc<Bridge>,
+    child: Arc<Stateless>,
+    mut rx: stream::Receiver,
+    call: Call,
+    out: mpsc::Sender<Out>,
+) {
     let deadline = tokio::time::Instant::now() + bridge.request_timeout + Duration::from_secs(1);
     loop {
         let why = match tokio::time::timeout_at(deadline, rx.recv()).await {
