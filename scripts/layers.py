@@ -29,6 +29,7 @@ LAYERS = [
     ["registry"],
     ["tool", "resource", "prompt"],
     ["context"],
+    ["task"],
     ["session"],
     ["observe"],
     ["content", "process"],

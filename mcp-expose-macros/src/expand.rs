@@ -137,6 +137,18 @@ fn tool(options: &Options, function: &Function, krate: &Path) -> TokenStream {
         format_ident!("input_schema")
     };
     let title = options.title.as_ref().map(|t| quote!(.with_title(#t)));
+    let task = options.task.as_ref().map(|task| {
+        let support = match task.value().as_str() {
+            "required" => format_ident!("Required"),
+            _ => format_ident!("Optional"),
+        };
+        quote!(.with_task_support(#krate::__private::TaskSupport::#support))
+    });
+    let task_start = options
+        .task_start
+        .as_ref()
+        .filter(|start| start.value() == "explicit")
+        .map(|_| quote!(.with_task_start(#krate::__private::TaskStart::Explicit)));
     let annotations = (!options.hints.is_empty()).then(|| {
         let hints = options
             .hints
@@ -178,6 +190,8 @@ fn tool(options: &Options, function: &Function, krate: &Path) -> TokenStream {
                 .with_description(#description)
                 #title
                 #annotations
+                #task
+                #task_start
                 .with_output_schema(__schema)
             }
         }

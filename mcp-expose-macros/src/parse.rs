@@ -36,6 +36,10 @@ pub(crate) struct Options {
     pub(crate) hints: Vec<(Ident, bool)>,
     /// `Option` parameters as `T` or `null` unions in the input schema.
     pub(crate) nullable_union: bool,
+    /// `task = "optional" | "required"`: the tool's calls may (must) run as tasks.
+    pub(crate) task: Option<LitStr>,
+    /// `task_start = "explicit"`: a call becomes a task when the tool says so.
+    pub(crate) task_start: Option<LitStr>,
 }
 
 pub(crate) const HINTS: [&str; 4] = ["read_only", "destructive", "idempotent", "open_world"];
@@ -52,6 +56,8 @@ fn allowed(kind: Kind) -> &'static [&'static str] {
             "idempotent",
             "open_world",
             "nullable_union",
+            "task",
+            "task_start",
         ],
         Kind::Resource => &["uri", "name", "title", "description", "mime_type", "crate"],
         Kind::Prompt => &["name", "title", "description", "complete", "crate"],
@@ -134,6 +140,20 @@ pub(crate) fn options(kind: Kind, attr: TokenStream, errors: &mut Vec<syn::Error
             "description" => options.description = Some(value),
             "uri" => options.uri = Some(value),
             "mime_type" => options.mime_type = Some(value),
+            "task" if matches!(value.value().as_str(), "optional" | "required") => {
+                options.task = Some(value);
+            }
+            "task" => errors.push(syn::Error::new_spanned(
+                &value,
+                "`task` is \"optional\" (a task when the client supports tasks) or \"required\"",
+            )),
+            "task_start" if matches!(value.value().as_str(), "at_once" | "explicit") => {
+                options.task_start = Some(value);
+            }
+            "task_start" => errors.push(syn::Error::new_spanned(
+                &value,
+                "`task_start` is \"at_once\" (the default) or \"explicit\" (when the tool calls `Context::start_task`)",
+            )),
             "crate" => match value.parse::<Path>() {
                 Ok(path) => options.krate = Some(path),
                 Err(e) => errors.push(e),
@@ -168,6 +188,26 @@ fn flag(meta: &Meta, key: &str, errors: &mut Vec<syn::Error>) -> Option<bool> {
             None
         }
     }
+}
+
+/// `#[header("Name")]` on a parameter: the argument is mirrored in the HTTP header
+/// `Mcp-Param-Name` (SEP-2243), as `x-mcp-header` in the input schema says.
+fn header(attr: &Attribute) -> syn::Result<Attribute> {
+    let name: LitStr = attr.parse_args().map_err(|_| {
+        syn::Error::new_spanned(
+            attr,
+            "write `#[header(\"Name\")]`: the header is `Mcp-Param-Name`",
+        )
+    })?;
+    let value = name.value();
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if value.is_empty() || !value.chars().all(token) {
+        return Err(syn::Error::new_spanned(
+            &name,
+            "a header name is letters, digits and `-` (an HTTP token), e.g. \"Region\"",
+        ));
+    }
+    Ok(syn::parse_quote!(#[schemars(extend("x-mcp-header" = #name))]))
 }
 
 /// One function parameter.
@@ -271,10 +311,22 @@ pub(crate) fn function(mut item: ItemFn, errors: &mut Vec<syn::Error>) -> Functi
             )),
             FnArg::Typed(typed) => {
                 let docs = doc_lines(&typed.attrs);
-                let (field_attrs, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut typed.attrs)
+                let (mut field_attrs, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut typed.attrs)
                     .into_iter()
                     .filter(|a| !a.path().is_ident("doc"))
-                    .partition(|a| a.path().is_ident("serde") || a.path().is_ident("schemars"));
+                    .partition(|a| {
+                        a.path().is_ident("serde")
+                            || a.path().is_ident("schemars")
+                            || a.path().is_ident("header")
+                    });
+                for attr in &mut field_attrs {
+                    if attr.path().is_ident("header") {
+                        match header(attr) {
+                            Ok(extended) => *attr = extended,
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                }
                 typed.attrs = kept;
                 let ident = match &*typed.pat {
                     Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),

@@ -39,6 +39,19 @@ pub(crate) fn function(
             "variadic functions are not supported",
         ));
     }
+    if let Some(start) = &options.task_start {
+        if options.task.is_none() {
+            errors.push(syn::Error::new_spanned(
+                start,
+                "`task_start` needs `task = \"optional\"` or `task = \"required\"`",
+            ));
+        } else if start.value() == "explicit" && !function.params.iter().any(|p| p.is_context) {
+            errors.push(syn::Error::new_spanned(
+                start,
+                "`task_start = \"explicit\"` needs a `Context` parameter, to call `ctx.start_task()`",
+            ));
+        }
+    }
     let contexts: Vec<_> = function.params.iter().filter(|p| p.is_context).collect();
     for extra in contexts.iter().skip(1) {
         errors.push(syn::Error::new(

@@ -86,6 +86,7 @@ pub mod security;
 pub mod serve;
 mod session;
 mod state;
+pub mod task;
 pub mod tool;
 mod transport;
 #[cfg(feature = "tunnel")]
@@ -159,6 +160,7 @@ pub mod __private {
         PromptRegistration, ResourceRegistration, ToolFactory, ToolRegistration,
     };
     pub use crate::resource::{IntoResourceContents, UriVars, parse_var, read_error};
+    pub use crate::task::{TaskStart, TaskSupport};
     pub use crate::tool::{
         OutputSpec, Probe, ViaContent, ViaStructured, error_result, input_schema,
         input_schema_with_null, parse_args,

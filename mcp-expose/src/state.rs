@@ -41,6 +41,8 @@ pub(crate) struct ServerState {
     pub(crate) sessions: Arc<SessionCount>,
     /// Signs and checks the `requestState` of input-required results (MCP 2026-07-28).
     pub(crate) sealer: crate::context::input::Sealer,
+    /// The tasks of task-supporting tools (the tasks extension).
+    pub(crate) tasks: Arc<crate::task::run::Tasks>,
 }
 
 impl ServerState {
@@ -50,9 +52,11 @@ impl ServerState {
         capabilities: ServerCapabilities,
         limits: Limits,
         sealer: crate::context::input::Sealer,
+        tasks: Arc<crate::task::run::Tasks>,
     ) -> Self {
         Self {
             sealer,
+            tasks,
             registry,
             identity,
             capabilities,

@@ -19,9 +19,13 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotation
 use schemars::{JsonSchema, Schema, generate::SchemaSettings, transform::RecursiveTransform};
 use serde::Serialize;
 
-use crate::context::Context;
+use crate::{
+    context::Context,
+    task::{TaskStart, TaskSupport},
+};
 
-type ToolFn = dyn Fn(Context, JsonObject) -> BoxFuture<'static, CallToolResult> + Send + Sync;
+pub(crate) type ToolFn =
+    dyn Fn(Context, JsonObject) -> BoxFuture<'static, CallToolResult> + Send + Sync;
 
 /// A tool: what `tools/list` shows of it and the function `tools/call` runs.
 #[derive(Clone)]
@@ -29,6 +33,8 @@ type ToolFn = dyn Fn(Context, JsonObject) -> BoxFuture<'static, CallToolResult> 
 pub struct ToolDef {
     pub(crate) tool: Tool,
     pub(crate) handler: Arc<ToolFn>,
+    /// Whether its calls run as tasks, and when they become one.
+    pub(crate) tasks: (TaskSupport, TaskStart),
 }
 
 impl fmt::Debug for ToolDef {
@@ -55,6 +61,7 @@ impl ToolDef {
         Self {
             tool,
             handler: Arc::new(move |ctx, args| Box::pin(handler(ctx, args))),
+            tasks: (TaskSupport::Never, TaskStart::AtOnce),
         }
     }
 
@@ -79,6 +86,19 @@ impl ToolDef {
     /// The JSON Schema of `structuredContent`.
     pub fn with_output_schema(mut self, schema: Option<Arc<JsonObject>>) -> Self {
         self.tool.output_schema = schema;
+        self
+    }
+
+    /// Whether its calls run as tasks (the tasks extension; see [`crate::task`]).
+    pub fn with_task_support(mut self, support: TaskSupport) -> Self {
+        self.tasks.0 = support;
+        self
+    }
+
+    /// When a call of a task-supporting tool becomes a task: as it starts (the default), or
+    /// when the tool calls [`Context::start_task`].
+    pub fn with_task_start(mut self, start: TaskStart) -> Self {
+        self.tasks.1 = start;
         self
     }
 

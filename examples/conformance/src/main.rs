@@ -9,6 +9,7 @@
 use std::{sync::Arc, time::Duration};
 
 mod input_required;
+mod tasks;
 
 use mcp_expose::{
     Audio, Content, Context, Image, Resource, ToolDef,

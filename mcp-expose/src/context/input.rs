@@ -35,10 +35,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{
-    error::{Error, ErrorKind},
-    session::Caller,
-};
+use crate::error::{Error, ErrorKind};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -63,6 +60,18 @@ impl std::fmt::Debug for Sealer {
             .field("ttl", &self.ttl)
             .finish()
     }
+}
+
+/// The client's answer under `key` as the type its request wants.
+pub(crate) fn decode<T: DeserializeOwned>(
+    key: &str,
+    answer: Value,
+    wanted: &str,
+) -> Result<T, Error> {
+    serde_json::from_value(answer).map_err(|e| {
+        let message = format!("inputResponses[\"{key}\"] is not {wanted}: {e}");
+        Error::new(ErrorKind::Peer, message)
+    })
 }
 
 /// What a `requestState` holds.
@@ -225,24 +234,17 @@ struct Asked {
 
 impl Round {
     /// The round of a call on MCP 2026-07-28 (on older revisions, none: requests go to the
-    /// client), bound to the caller its token names (this request's, else the session's).
+    /// client), bound to `caller` (the subject its token names).
     pub(crate) fn for_call(
         sealer: &Sealer,
         request: &mut impl Retry,
         context: &RequestContext<RoleServer>,
         arguments: &serde_json::Map<String, Value>,
-        session_caller: Option<&Caller>,
+        caller: Option<&str>,
     ) -> Result<Option<Arc<Self>>, ErrorData> {
         if !super::sessionless(context) {
             return Ok(None);
         }
-        let caller = context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Arc<Caller>>())
-            .map(|caller| &**caller)
-            .or(session_caller)
-            .and_then(|caller| caller.subject.as_deref());
         let (responses, state) = request.take_input();
         let target = request.target();
         let round = Self::start(
@@ -290,6 +292,11 @@ impl Round {
         name.map_or_else(|| format!("{kind}-{}", asked.count), str::to_owned)
     }
 
+    /// The answer under `key` from this retry or an earlier round, if there is one.
+    pub(crate) fn answered(&self, key: &str) -> Option<&Value> {
+        self.answers.get(key)
+    }
+
     /// The answer under `key`, or the request recorded as pending and an error.
     pub(crate) fn answer<T: DeserializeOwned>(
         &self,
@@ -302,10 +309,8 @@ impl Round {
             self.asked().pending.insert(key, request);
             return Err(Error::new(ErrorKind::InputRequired, message));
         };
-        serde_json::from_value(answer.clone()).map_err(|e| {
-            let message = format!("inputResponses[\"{key}\"] is not {wanted}: {e}");
-            self.asked().invalid.get_or_insert(message.clone());
-            Error::new(ErrorKind::Peer, message)
+        decode(&key, answer.clone(), wanted).inspect_err(|e| {
+            self.asked().invalid.get_or_insert(e.to_string());
         })
     }
 

@@ -16,8 +16,10 @@ use rmcp::{
 use tokio_util::sync::CancellationToken;
 
 pub(crate) mod input;
+mod task;
 
 use self::input::Round;
+pub(crate) use self::task::Launch;
 pub use crate::session::Caller;
 use crate::{
     error::{Error, ErrorKind},
@@ -52,6 +54,10 @@ use crate::{
 /// (`tokio::join!`): each one without an answer is listed. `requestState` carries the answers
 /// of earlier rounds, signed with the server's key (`--state-key-file`, else a random key per
 /// process) and valid for 10 minutes; an altered or expired one is refused with -32602.
+///
+/// - **In a task** (a tool declared with `#[tool(task = ..)]`, called by a client with the
+///   tasks extension): the request is shown on the task (`input_required`) and the method
+///   waits for the client's `tasks/update`; the tool runs once. See [`crate::task`].
 ///
 /// ```no_run
 /// use mcp_expose::{tool, Context, ToolError};
@@ -93,6 +99,9 @@ struct Inner {
     refused: std::sync::Mutex<Option<ClientCapabilities>>,
     /// On MCP 2026-07-28, a `tools/call`'s answers so far and the requests still unanswered.
     input: Option<Arc<Round>>,
+    /// For a task-supporting tool called by a client with the tasks extension: how the call
+    /// becomes a task, and the task once it is one.
+    launch: Option<Launch>,
 }
 
 /// Whether a request is on MCP 2026-07-28 or later, the sessionless revision (its own `_meta`
@@ -139,6 +148,7 @@ impl Context {
         session: Arc<Session>,
         subscriptions: std::sync::Weak<Subscriptions>,
         input: Option<Arc<Round>>,
+        launch: Option<Launch>,
     ) -> Self {
         let parts = request.extensions.get::<http::request::Parts>();
         let headers = parts
@@ -159,6 +169,7 @@ impl Context {
                 log_level: request.meta.log_level(),
                 refused: std::sync::Mutex::default(),
                 input,
+                launch,
                 progress_token: request.meta.get_progress_token(),
                 peer: request.peer,
                 ct: request.ct,
@@ -177,14 +188,23 @@ impl Context {
         &self.inner.id
     }
 
-    /// True once the client cancelled the request (or the server is shutting down).
+    /// True once the client cancelled the request (in a task: the task, with
+    /// `tasks/cancel`), or the server is shutting down.
     pub fn is_cancelled(&self) -> bool {
-        self.inner.ct.is_cancelled()
+        self.cancel_token().is_cancelled()
     }
 
-    /// Completes when the request is cancelled; use it in `tokio::select!` to stop early.
+    /// Completes when the request (in a task: the task) is cancelled; use it in
+    /// `tokio::select!` to stop early.
     pub async fn cancelled(&self) {
-        self.inner.ct.cancelled().await;
+        self.cancel_token().cancelled().await;
+    }
+
+    fn cancel_token(&self) -> &CancellationToken {
+        self.inner
+            .launch
+            .as_ref()
+            .map_or(&self.inner.ct, Launch::cancel_token)
     }
 
     /// The HTTP request headers (streamable HTTP: this request; WebSocket: the upgrade
@@ -297,10 +317,12 @@ impl Context {
         &self,
         params: CreateMessageRequestParams,
     ) -> Result<CreateMessageResult, Error> {
-        if let Some(round) = self.may_ask(Ask::Sampling)? {
-            let key = round.key("sampling", None);
+        let via = self.may_ask(Ask::Sampling)?;
+        if !matches!(via, Via::Client) {
             let request = InputRequest::CreateMessage(CreateMessageRequest::new(params));
-            return round.answer(key, request, "a sampling result");
+            return self
+                .ask(via, "sampling", None, request, "a sampling result")
+                .await;
         }
         #[allow(deprecated)]
         let result = self.inner.peer.create_message(params).await;
@@ -343,16 +365,17 @@ impl Context {
     ) -> Result<ElicitResult, Error> {
         let schema: ElicitationSchema = serde_json::from_value(requested_schema)
             .map_err(|e| Error::with_source(ErrorKind::Config, "invalid elicitation schema", e))?;
-        let round = self.may_ask(Ask::Elicitation)?;
+        let via = self.may_ask(Ask::Elicitation)?;
         let params = ElicitRequestParams::FormElicitationParams {
             meta: None,
             message,
             requested_schema: schema,
         };
-        if let Some(round) = round {
-            let key = round.key("elicitation", key);
+        if !matches!(via, Via::Client) {
             let request = InputRequest::Elicitation(ElicitRequest::new(params));
-            return round.answer(key, request, "an elicitation result");
+            return self
+                .ask(via, "elicitation", key, request, "an elicitation result")
+                .await;
         }
         self.inner
             .peer
@@ -368,10 +391,12 @@ impl Context {
     /// once when the client cannot answer, as [`sample`](Self::sample) does (here the
     /// capability is `roots`).
     pub async fn list_roots(&self) -> Result<ListRootsResult, Error> {
-        if let Some(round) = self.may_ask(Ask::Roots)? {
-            let key = round.key("roots", None);
+        let via = self.may_ask(Ask::Roots)?;
+        if !matches!(via, Via::Client) {
             let request = InputRequest::ListRoots(Default::default());
-            return round.answer(key, request, "a roots/list result");
+            return self
+                .ask(via, "roots", None, request, "a roots/list result")
+                .await;
         }
         self.inner
             .peer
@@ -393,9 +418,9 @@ impl Context {
         &self.inner.peer
     }
 
-    /// Whether the client can be sent `ask` and answer it (on MCP 2026-07-28, the round its
-    /// answer comes from); if not, why, as the tool's error.
-    fn may_ask(&self, ask: Ask) -> Result<Option<&Round>, Error> {
+    /// Whether the client can be sent `ask` and answer it, and how: a request, the round of
+    /// an input-required result (MCP 2026-07-28) or the task; if not, why, as the tool's error.
+    fn may_ask(&self, ask: Ask) -> Result<Via<'_>, Error> {
         let inner = &self.inner;
         let declared = inner.client_capabilities.as_ref().map(|caps| match ask {
             Ask::Sampling => caps.sampling.is_some(),
@@ -417,9 +442,12 @@ impl Context {
                 format!("the client did not declare the `{capability}` capability ({method})");
             return Err(Error::new(ErrorKind::MissingCapability, message));
         }
+        if let Some(task) = self.running() {
+            return Ok(Via::Task(task));
+        }
         if inner.sessionless {
             if let Some(round) = &inner.input {
-                return Ok(Some(round));
+                return Ok(Via::Round(round));
             }
             let message = format!(
                 "cannot send {method}: MCP 2026-07-28 has no requests from server to client"
@@ -434,7 +462,7 @@ impl Context {
             return Err(Error::new(ErrorKind::Peer, message)
                 .hint("serve with sessions (without --stateless) for tools that ask the client"));
         }
-        Ok(None)
+        Ok(Via::Client)
     }
 
     /// How a 2026-07-28 call ends when its tool asked the client something without an answer.
@@ -456,6 +484,16 @@ impl Context {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+/// How a request to the client is made.
+enum Via<'a> {
+    /// As a request to the client (MCP 2025-xx sessions).
+    Client,
+    /// Through the round of an input-required result (MCP 2026-07-28).
+    Round(&'a Round),
+    /// On the task the call became.
+    Task(&'a crate::task::run::Running),
 }
 
 /// A request to the client.

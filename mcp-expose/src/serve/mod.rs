@@ -58,6 +58,7 @@ pub struct Server {
     prompts: Vec<PromptDef>,
     options: Options,
     tunnel: Option<tunneling::TunnelConfig>,
+    task_store: Option<std::sync::Arc<dyn crate::task::TaskStore>>,
 }
 
 impl Server {
@@ -76,6 +77,7 @@ impl Server {
             tools: Vec::new(),
             resources: Vec::new(),
             prompts: Vec::new(),
+            task_store: None,
             options: Options::default(),
             tunnel: None,
         }
@@ -200,6 +202,19 @@ impl Server {
         self
     }
 
+    /// How long a task (of a tool declared with `#[tool(task = ..)]`) is kept after it was
+    /// created, and the longest its tool may run (default 1 h).
+    pub fn task_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.options.task_ttl = ttl;
+        self
+    }
+
+    /// Where tasks are kept (default: [`MemoryTaskStore`](crate::task::MemoryTaskStore)).
+    pub fn task_store(mut self, store: impl crate::task::TaskStore) -> Self {
+        self.task_store = Some(std::sync::Arc::new(store));
+        self
+    }
+
     /// Tool calls in flight allowed per session and in total; more are refused with an error.
     pub fn max_inflight(mut self, per_session: usize, total: usize) -> Self {
         self.options.max_inflight_per_session = per_session;
@@ -308,6 +323,10 @@ impl Server {
             Some(path) => crate::context::input::Sealer::from_file(path, ttl)?,
             None => crate::context::input::Sealer::random(ttl),
         };
+        let store = self
+            .task_store
+            .unwrap_or_else(|| std::sync::Arc::new(crate::task::MemoryTaskStore::default()));
+        let tasks = crate::task::run::Tasks::new(store, self.options.task_ttl);
         let mut registry = if self.collected {
             Registry::collected()
         } else {
@@ -329,7 +348,7 @@ impl Server {
             tool_timeout: self.options.tool_timeout.filter(|limit| !limit.is_zero()),
         };
         Ok((
-            Handler::new(registry, self.identity, limits, sealer),
+            Handler::new(registry, self.identity, limits, sealer, tasks),
             self.options,
         ))
     }

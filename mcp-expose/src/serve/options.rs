@@ -109,6 +109,11 @@ pub struct Options {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::flags::duration)]
     pub input_state_ttl: Duration,
 
+    /// How long a task (the tasks extension) is kept after it was created, and the longest
+    /// its tool may run (seconds, or a unit).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::flags::duration)]
+    pub task_ttl: Duration,
+
     /// Tool calls one session may have in flight; more are refused with an error.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_inflight_per_session: usize,
@@ -192,6 +197,7 @@ impl Default for Options {
             tool_timeout: None,
             state_key_file: None,
             input_state_ttl: Duration::from_secs(600),
+            task_ttl: Duration::from_secs(3600),
             max_inflight_per_session: 64,
             max_inflight: 1024,
             max_sessions: None,

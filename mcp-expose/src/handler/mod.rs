@@ -2,6 +2,9 @@
 //! The rmcp `ServerHandler` over the registry: the one place that answers MCP requests, for
 //! every transport.
 
+mod call;
+mod tasks;
+
 use crate::observe::metrics::{Outcome, TransportKind};
 use std::{panic::AssertUnwindSafe, sync::Arc};
 
@@ -21,11 +24,11 @@ use rmcp::{
 
 use crate::{
     Context,
-    context::input::Round,
+    context::{Launch, input::Round},
     registry::Registry,
-    session::Session,
+    session::{Caller, Session},
     state::{Identity, Limits, ServerState},
-    tool::error_result,
+    task::{TaskSupport, run::Tasks},
 };
 
 /// The MCP handler of one session. Cheap to clone and to create per session.
@@ -41,6 +44,7 @@ impl Handler {
         identity: Identity,
         limits: Limits,
         sealer: crate::context::input::Sealer,
+        tasks: Tasks,
     ) -> Self {
         let capabilities = capabilities(&registry);
         Self {
@@ -50,6 +54,7 @@ impl Handler {
                 capabilities,
                 limits,
                 sealer,
+                Arc::new(tasks),
             )),
             session: Arc::new(Session::new(TransportKind::None, None, None, None, None)),
         }
@@ -106,116 +111,32 @@ impl Handler {
         crate::observe::metrics::request(self.session.transport, method);
     }
 
-    fn context(&self, request: RequestContext<RoleServer>, input: Option<Arc<Round>>) -> Context {
+    fn context(
+        &self,
+        request: RequestContext<RoleServer>,
+        input: Option<Arc<Round>>,
+        launch: Option<Launch>,
+    ) -> Context {
         Context::new(
             request,
             self.session.clone(),
             Arc::downgrade(&self.state.subscriptions),
             input,
+            launch,
         )
     }
+}
 
-    /// Runs a tool call; also says how it ended, for metrics and the log.
-    async fn run_tool(
-        &self,
-        mut request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> (Result<CallToolResponse, ErrorData>, Outcome) {
-        let Some(tool) = self.state.registry.tool(&request.name) else {
-            let error = ErrorData::invalid_params(format!("unknown tool: {}", request.name), None);
-            return (Err(error), Outcome::Unknown);
-        };
-        let handler = tool.handler.clone();
-        let _slot = match self.state.admit(&self.session) {
-            Ok(slot) => slot,
-            Err(message) => {
-                let busy = rmcp::model::ErrorCode(crate::jsonrpc::SERVER_UNAVAILABLE);
-                let error = ErrorData::new(busy, message, None);
-                return (Err(error), Outcome::Refused);
-            }
-        };
-        let args = request.arguments.take().unwrap_or_default();
-        let sealer = &self.state.sealer;
-        let caller = self.session.caller.as_deref();
-        let input = match Round::for_call(sealer, &mut request, &context, &args, caller) {
-            Ok(input) => input,
-            Err(error) => return (Err(error), Outcome::Error),
-        };
-        let cancelled = context.ct.clone();
-        let ctx = self.context(context, input);
-        let probe = ctx.clone();
-        // The tool runs in this task (not spawned) so that requests it sends to the client
-        // travel on this call's response stream.
-        let call = AssertUnwindSafe(handler(ctx, args)).catch_unwind();
-        // A cancelled request (notifications/cancelled, or its client gone) drops the tool's
-        // future: the tool stops at its next await.
-        let call = async {
-            tokio::select! {
-                outcome = call => Some(outcome),
-                () = cancelled.cancelled() => None,
-            }
-        };
-        let call = async {
-            match call.await {
-                Some(outcome) => outcome,
-                None => Ok(error_result(&format_args!(
-                    "tool `{}` was cancelled",
-                    request.name
-                ))),
-            }
-        };
-        let outcome = match self.state.limits.tool_timeout {
-            Some(limit) => match tokio::time::timeout(limit, call).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    tracing::warn!(tool = %request.name, "tool call timed out after {limit:?}; cancelled");
-                    let message = format!(
-                        "tool `{}` timed out after {} s and was cancelled",
-                        request.name,
-                        limit.as_secs_f64()
-                    );
-                    return (
-                        Ok(CallToolResponse::Complete(error_result(&message))),
-                        Outcome::Timeout,
-                    );
-                }
-            },
-            None => call.await,
-        };
-        // MCP 2026-07-28: a run that asked the client something without an answer ends with
-        // the requests listed (whatever the tool returned), or with the invalid answer's error.
-        if outcome.is_ok()
-            && !cancelled.is_cancelled()
-            && let Some(input) = probe.input_outcome()
-        {
-            return match input {
-                Ok(result) => (Ok(CallToolResponse::InputRequired(result)), Outcome::Ok),
-                Err(error) => (Err(error), Outcome::Error),
-            };
-        }
-        let (result, how) = match outcome {
-            Ok(result) if cancelled.is_cancelled() => (result, Outcome::Cancelled),
-            Ok(result) if result.is_error == Some(true) => {
-                // MCP 2026-07-28: a call that needed a capability the client did not declare
-                // is answered with the error that names it, not with the tool's text.
-                if let Some(required) = probe.refused_capability() {
-                    let error = ErrorData::missing_required_client_capability(required);
-                    return (Err(error), Outcome::Error);
-                }
-                (result, Outcome::Error)
-            }
-            Ok(result) => (result, Outcome::Ok),
-            Err(panic) => {
-                let message = panic_message(panic.as_ref());
-                tracing::error!(tool = %request.name, panic = %message, "tool panicked");
-                (
-                    error_result(&format_args!("tool `{}` panicked: {message}", request.name)),
-                    Outcome::Panic,
-                )
-            }
-        };
-        (Ok(CallToolResponse::Complete(result)), how)
-    }
+/// Whom a request is from, as its token (or its session's) names them: the owner of the
+/// tasks it creates, the one an input-required state is bound to.
+fn owner<'a>(context: &'a RequestContext<RoleServer>, session: &'a Session) -> Option<&'a str> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Arc<Caller>>())
+        .map(|caller| &**caller)
+        .or(session.caller.as_deref())
+        .and_then(|caller| caller.subject.as_deref())
 }
 
 fn capabilities(registry: &Registry) -> ServerCapabilities {
@@ -228,6 +149,14 @@ fn capabilities(registry: &Registry) -> ServerCapabilities {
     }
     if !registry.prompts.is_empty() {
         caps["prompts"] = serde_json::json!({ "listChanged": false });
+    }
+    if registry
+        .tools
+        .iter()
+        .any(|t| t.tasks.0 != TaskSupport::Never)
+    {
+        let tasks = rmcp::model::TASKS_EXTENSION_ID;
+        caps["extensions"] = serde_json::json!({ tasks: {} });
     }
     serde_json::from_value(caps).unwrap_or_default()
 }
@@ -356,22 +285,25 @@ impl ServerHandler for Handler {
             ));
         };
         let read = resource.read.clone();
-        let contents =
-            match AssertUnwindSafe(read(self.context(context, None), request.uri.clone(), vars))
-                .catch_unwind()
-                .await
-            {
-                Ok(contents) => contents?,
-                Err(panic) => {
-                    let message = format!(
-                        "resource {} panicked: {}",
-                        request.uri,
-                        panic_message(panic.as_ref())
-                    );
-                    tracing::error!("{message}");
-                    return Err(ErrorData::internal_error(message, None));
-                }
-            };
+        let contents = match AssertUnwindSafe(read(
+            self.context(context, None, None),
+            request.uri.clone(),
+            vars,
+        ))
+        .catch_unwind()
+        .await
+        {
+            Ok(contents) => contents?,
+            Err(panic) => {
+                let message = format!(
+                    "resource {} panicked: {}",
+                    request.uri,
+                    panic_message(panic.as_ref())
+                );
+                tracing::error!("{message}");
+                return Err(ErrorData::internal_error(message, None));
+            }
+        };
         Ok(ReadResourceResponse::Complete(ReadResourceResult::new(
             contents,
         )))
@@ -437,9 +369,15 @@ impl ServerHandler for Handler {
         let get = prompt.get.clone();
         let description = prompt.prompt.description.clone();
         let args = request.arguments.take().unwrap_or_default();
-        let caller = self.session.caller.as_deref();
-        let input = Round::for_call(&self.state.sealer, &mut request, &context, &args, caller)?;
-        let ctx = self.context(context, input);
+        let caller = owner(&context, &self.session).map(str::to_owned);
+        let input = Round::for_call(
+            &self.state.sealer,
+            &mut request,
+            &context,
+            &args,
+            caller.as_deref(),
+        )?;
+        let ctx = self.context(context, input, None);
         let probe = ctx.clone();
         let messages = match AssertUnwindSafe(get(ctx, args)).catch_unwind().await {
             Ok(messages) => match probe.input_outcome() {
@@ -530,6 +468,30 @@ impl ServerHandler for Handler {
         let _listening = self.state.subscriptions.listen(subscription.sink().clone());
         subscription.cancelled().await;
         Ok(())
+    }
+
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, ErrorData> {
+        self.task_get(request, context).await
+    }
+
+    async fn update_task(
+        &self,
+        request: rmcp::model::UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.task_update(request, context).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.task_cancel(request, context).await
     }
 
     async fn set_level(
