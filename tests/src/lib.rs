@@ -198,6 +198,41 @@ pub fn tool_call(id: u64, name: &str, arguments: serde_json::Value) -> String {
     )
 }
 
+/// The version of PyPI's `mcp` (the official Python SDK 2.x) in the virtualenv `.venv-mcp2`.
+pub const PYTHON_SDK2_VERSION: &str = "2.3.0";
+
+/// The Python of the virtualenv `.venv-mcp2` at the workspace root, which holds the official
+/// Python SDK 2.x ([`PYTHON_SDK2_VERSION`]) beside the global 1.x; scripts/test.sh creates it.
+/// Panics with the command that creates it when it is missing.
+pub fn python_sdk2() -> PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root");
+    let python = root.join(".venv-mcp2").join("bin").join("python");
+    let check = format!(
+        "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '{PYTHON_SDK2_VERSION}')"
+    );
+    let probe = std::process::Command::new(&python)
+        .args(["-c", &check])
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "the Python SDK 2.x tests need the virtualenv {venv} with mcp=={PYTHON_SDK2_VERSION}: \
+         run scripts/test.sh, or `cd {root} && python3 -m venv .venv-mcp2 && \
+         .venv-mcp2/bin/python -m pip install 'mcp=={PYTHON_SDK2_VERSION}'`",
+        venv = root.join(".venv-mcp2").display(),
+        root = root.display(),
+    );
+    python
+}
+
+/// The path of `tests/python/NAME` (a script; nothing checked).
+pub fn python_script(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
+    path.join(name).display().to_string()
+}
+
 /// The path of `tests/python/NAME`, a Python stdio MCP server (PyPI's `mcp` 1.x), after
 /// checking that `mcp` imports.
 pub fn python_server(name: &str) -> String {
