@@ -8,10 +8,15 @@
 //! 2025-11-25 (`mode="legacy"`: the `initialize` handshake), the same tools, and the 2025 ones,
 //! ask by real server-to-client requests. `python/sdk2_session.py` taps the SDK's transport and
 //! reports the messages that went over the wire, which the tests check.
+//!
+//! And the SDK 2.x's legacy HTTP+SSE client (`sse_client`), as `sse.rs` drives the 1.x one:
+//! against bioseq and through a bridge.
 
 use std::time::Duration;
 
-use mcp_expose_tests::{PYTHON_SDK2_VERSION, ServerProcess, bin, python_script, python_sdk2};
+use mcp_expose_tests::{
+    PYTHON_SDK2_VERSION, ServerProcess, assert_gc_ggccat, bin, python_script, python_sdk2,
+};
 use serde_json::{Value, json};
 
 /// Runs `python/SCRIPT ARGS...` with the SDK 2.x's Python (at most 60 s): its one JSON line.
@@ -244,4 +249,48 @@ async fn sdk2_pinned_to_2025_answers_real_requests_over_streamable_http() {
 #[tokio::test]
 async fn sdk2_pinned_to_2025_answers_real_requests_over_stdio() {
     a_2025_session_answers_real_requests(Target::Stdio).await;
+}
+
+/// The origin (`http://127.0.0.1:PORT`) of a server's streamable HTTP URL.
+fn origin(server: &ServerProcess) -> String {
+    let url = server.http();
+    let path = url["http://".len()..].find('/').expect("a path");
+    url[.."http://".len() + path].to_owned()
+}
+
+/// `python/sse_session2.py`: the SDK 2.x's `sse_client` session, its one JSON line.
+async fn sse_session(url: &str, tool: &str, arguments: &Value) -> Value {
+    let args = [url.to_owned(), tool.to_owned(), arguments.to_string()];
+    let result = run("sse_session2.py", &args).await;
+    assert_eq!(result["sdk"], PYTHON_SDK2_VERSION, "{result}");
+    assert_eq!(result["is_error"], false, "{result}");
+    result
+}
+
+#[tokio::test]
+async fn the_python_sdk2_sse_client_lists_and_calls_a_served_server() {
+    let server = ServerProcess::start("bioseq", &["--http", "0"]).await;
+    let url = format!("{}/sse", origin(&server));
+    let result = sse_session(&url, "gc_content", &json!({ "seq": "GGCCAT" })).await;
+    assert_eq!(result["server"], "bioseq", "{result}");
+    let tools = result["tools"].to_string();
+    for tool in ["gc_content", "reverse_complement", "translate"] {
+        assert!(tools.contains(tool), "{result}");
+    }
+    assert_gc_ggccat(result["structured"]["result"].as_f64().expect("a number"));
+}
+
+#[tokio::test]
+async fn the_python_sdk2_sse_client_through_a_bridge() {
+    let child = mcp_expose_tests::python_server("child_server.py");
+    let bridged = ServerProcess::start(
+        "mcp-expose",
+        &["bridge", "--http", "0", "--", "python3", &child],
+    )
+    .await;
+    let url = format!("{}/sse", origin(&bridged));
+    let result = sse_session(&url, "echo", &json!({ "text": "through sse, sdk 2" })).await;
+    assert_eq!(result["server"], "py-child", "{result}");
+    assert!(result["tools"].to_string().contains("echo"), "{result}");
+    assert_eq!(result["text"], json!(["through sse, sdk 2"]), "{result}");
 }
