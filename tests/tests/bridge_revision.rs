@@ -18,11 +18,16 @@ async fn bridge(child: &str) -> ServerProcess {
     ServerProcess::start("mcp-expose", &args).await
 }
 
-/// `params` with the `_meta` every 2026-07-28 request carries.
+/// `params` with the `_meta` every 2026-07-28 request carries (declaring no capabilities,
+/// unless `params` has `capabilities`, which become the declared ones).
 fn with_meta(mut params: Value) -> Value {
+    let capabilities = params
+        .as_object_mut()
+        .and_then(|p| p.remove("capabilities"))
+        .unwrap_or(json!({}));
     params["_meta"] = json!({
         "io.modelcontextprotocol/protocolVersion": V2026,
-        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
         "io.modelcontextprotocol/clientInfo": { "name": "bridge-revision-tests", "version": "0" },
     });
     params
@@ -293,4 +298,58 @@ async fn a_2025_session_on_the_same_bridge_still_works() {
         .await
         .expect("post");
     assert_eq!(response.status(), 400);
+}
+
+/// A bridge in front of conformance-server, which speaks MCP 2026-07-28 itself.
+async fn bridge_to_2026_child() -> ServerProcess {
+    let child = mcp_expose_tests::bin("conformance-server");
+    let child = child.display().to_string();
+    let args = ["bridge", "--http", "0", "--", child.as_str()];
+    ServerProcess::start("mcp-expose", &args).await
+}
+
+#[tokio::test]
+async fn a_child_that_speaks_2026_gets_requests_as_sent_and_answers_them_itself() {
+    let server = bridge_to_2026_child().await;
+    // Its own server/discover, not one made up from a 2025 initialize.
+    let (status, discover) = post26(&server, json!(1), "server/discover", json!({})).await;
+    assert_eq!(status, 200, "{discover}");
+    let info = &discover["result"]["_meta"]["io.modelcontextprotocol/serverInfo"];
+    assert_eq!(info["name"], "conformance-server", "{discover}");
+    let tasks = &discover["result"]["capabilities"]["extensions"]["io.modelcontextprotocol/tasks"];
+    assert!(tasks.is_object(), "{discover}");
+
+    // Without the capability the call needs: the child's -32021, as 400 with the id.
+    let params = json!({ "name": "test_input_required_result_elicitation", "arguments": {} });
+    let (status, refused) = post26(&server, json!(2), "tools/call", params.clone()).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], -32021, "{refused}");
+    assert_eq!(refused["id"], 2, "{refused}");
+
+    // With it: an input-required result, keyed as the child keys it, then the retry's result.
+    let mut params = params;
+    params["capabilities"] = json!({ "elicitation": {} });
+    let (status, first) = post26(&server, json!(3), "tools/call", params.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    assert!(
+        first["result"]["inputRequests"]["user_name"].is_object(),
+        "{first}"
+    );
+    let mut retry = params;
+    retry["inputResponses"] =
+        json!({ "user_name": { "action": "accept", "content": { "name": "Ada" } } });
+    retry["requestState"] = first["result"]["requestState"].clone();
+    let (status, done) = post26(&server, json!(4), "tools/call", retry).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["id"], 4, "{done}");
+    let text = done["result"]["content"][0]["text"].as_str().unwrap_or("");
+    assert!(text.contains("Ada"), "{done}");
+
+    // A header-mirrored parameter is checked at the bridge, which the child cannot do.
+    let params = json!({ "name": "test_header_param", "arguments": { "region": "eu" } });
+    let (status, refused) = post26(&server, json!(5), "tools/call", params).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], -32020, "{refused}");
+    assert_eq!(refused["id"], 5, "{refused}");
 }

@@ -1,5 +1,6 @@
 //! The routing of a child's messages into a streamable HTTP session's streams: an answer ends
-//! the POST stream of its request, a progress notification goes to that request's stream, and
+//! the POST stream of its request, a progress notification goes to that request's stream (and
+//! one tagged with a `subscriptionId`, MCP 2026-07-28, to that `subscriptions/listen`'s), and
 //! the rest to the GET stream (else the newest open POST stream, else a bounded backlog the next
 //! GET stream starts with).
 
@@ -53,6 +54,13 @@ impl Routes {
     }
 }
 
+/// The `subscriptions/listen` request a notification is tagged with, raw JSON.
+fn subscription(line: &str) -> Option<&str> {
+    envelope::member(line, "params")
+        .and_then(|params| envelope::member(params, "_meta"))
+        .and_then(|meta| envelope::member(meta, "io.modelcontextprotocol/subscriptionId"))
+}
+
 /// Delivers one of the child's messages to the stream it belongs to, without waiting.
 pub(crate) fn route(routes: &Mutex<Routes>, line: String) {
     let mut routes = routes.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,6 +90,14 @@ pub(crate) fn route(routes: &Mutex<Routes>, line: String) {
                 post => post.map(|(_, tx)| tx),
             }
         }
+        Ok(Message::Notification { .. }) => match subscription(&line) {
+            Some(id) => match routes.posts.iter().find(|(request, _)| request == id) {
+                Some((_, tx)) if !tx.is_closed() => Some(tx),
+                // Nobody listens under that id any more.
+                _ => return,
+            },
+            None => None,
+        },
         _ => None,
     };
     let target = target

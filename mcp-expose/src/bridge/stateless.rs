@@ -1,14 +1,23 @@
 //! MCP 2026-07-28 clients of the bridge: sessionless requests (no `Mcp-Session-Id`, no
 //! `initialize`, the revision in the `MCP-Protocol-Version` header and each request's `_meta`).
 //!
-//! Most stdio children speak only the 2025 revisions, so they go to one **stateless child** per
-//! bridge, started on the first such request and initialized by the bridge itself (as a
-//! 2025-11-25 client declaring sampling and elicitation); its `Link` is an ordinary session's (a child of
-//! its own, or the shared child), so crashes restart it and replay that `initialize`.
-//! `server/discover` is answered from the child's `initialize` result; the methods the revision
-//! removed are refused (404, -32601) as `serve()` refuses them; the rest is forwarded under an
-//! id of the bridge's own (unguessable, never the client's), the 2026-only `_meta` keys
-//! stripped, and the answer goes back as the POST's JSON body with the client's id.
+//! They go to one **stateless child** per bridge, started on the first such request and
+//! initialized by the bridge itself (as a 2025-11-25 client declaring sampling and
+//! elicitation); its `Link` is an ordinary session's (a child of its own, or the shared child),
+//! so crashes restart it and replay that `initialize`. The bridge then asks it
+//! `server/discover` the 2026 way:
+//!
+//! - **A child that speaks 2026-07-28** (one built on mcp-expose or another SDK that serves
+//!   both) gets each request as the client sent it, `_meta` and all: it answers with
+//!   input-required results, tasks and `-32021` itself. The bridge checks the headers the
+//!   child cannot see, `Mcp-Param-*` included (against the input schemas of its
+//!   `tools/list`, kept from each listing).
+//! - **A 2025 child**: `server/discover` is answered from its `initialize` result, the
+//!   2026-only `_meta` keys are stripped.
+//!
+//! Either way the methods the revision removed are refused (404, -32601) as `serve()` refuses
+//! them; the rest is forwarded under an id of the bridge's own (unguessable, never the
+//! client's), and the answer goes back as the POST's JSON body with the client's id.
 //!
 //! A request from the child to the client during such a call (sampling, elicitation, roots) is
 //! refused to the child, and when the client did not declare the capability it needs, the call
@@ -66,6 +75,9 @@ const CACHEABLE: [&str; 5] = [
     "resources/read",
 ];
 
+/// How long the child has to answer the bridge's own 2026 requests (`server/discover`).
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The `_meta` keys of the 2026 revision, which a 2025 child is not sent.
 const META_PREFIX: &str = "io.modelcontextprotocol/";
 
@@ -74,6 +86,10 @@ pub(crate) struct Stateless {
     link: Link,
     routes: Arc<Mutex<Routes>>,
     init: Value,
+    /// It speaks MCP 2026-07-28 itself: requests go to it as they come.
+    native: bool,
+    /// Its tools' input schemas by name, from its latest `tools/list` (for `Mcp-Param-*`).
+    schemas: Mutex<std::collections::HashMap<String, Value>>,
 }
 
 impl std::fmt::Debug for Stateless {
@@ -140,10 +156,23 @@ pub(crate) async fn post(
             return json_body(StatusCode::OK, body);
         }
     };
-    if method == "server/discover" {
+    if method == "tools/call"
+        && let Some(schema) = request["params"]["name"]
+            .as_str()
+            .and_then(|name| lock(&child.schemas).get(name).cloned())
+        && let Err(why) = check::params(headers, &request, &schema)
+    {
+        return json_body(StatusCode::BAD_REQUEST, check::refusal(id, why));
+    }
+    if method == "server/discover" && !child.native {
         return json_body(StatusCode::OK, reply(id, discover(&child.init)));
     }
-    let Some(frame) = for_child(body) else {
+    let frame = if child.native {
+        request.is_object().then(|| request.to_string())
+    } else {
+        for_child(body)
+    };
+    let Some(frame) = frame else {
         let text = "Invalid request: not a JSON-RPC request object";
         let body = jsonrpc::error(id, jsonrpc::INVALID_REQUEST, text);
         return json_body(StatusCode::BAD_REQUEST, body);
@@ -240,6 +269,8 @@ async fn start(bridge: &Arc<Bridge>) -> Result<Stateless, String> {
         link,
         routes,
         init: Value::Null,
+        native: false,
+        schemas: Mutex::default(),
     };
     let answer = call(bridge, &child, &id, frame.into_bytes()).await?;
     let Some(result) = answer.get("result").filter(|r| r.is_object()) else {
@@ -249,7 +280,65 @@ async fn start(bridge: &Arc<Bridge>) -> Result<Stateless, String> {
     child.init = result.clone();
     let initialized = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
     child.link.send(initialized.to_vec()).await;
+    child.native = speaks_2026(bridge, &child).await;
+    if child.native {
+        let list = ask_2026(bridge, &child, "tools/list").await;
+        if let Some(tools) = list
+            .as_ref()
+            .and_then(|answer| answer["result"]["tools"].as_array())
+        {
+            child.keep_schemas(tools);
+        }
+    }
+    tracing::info!(
+        native = child.native,
+        "stateless child ready for MCP {V2026} clients{}",
+        if child.native {
+            ""
+        } else {
+            " (translating to 2025-11-25)"
+        }
+    );
     Ok(child)
+}
+
+impl Stateless {
+    /// Keeps the input schemas of `tools` (a `tools/list` result's), replacing the last ones.
+    fn keep_schemas(&self, tools: &[Value]) {
+        let schemas = tools.iter().filter_map(|tool| {
+            let name = tool["name"].as_str()?;
+            Some((name.to_owned(), tool["inputSchema"].clone()))
+        });
+        *lock(&self.schemas) = schemas.collect();
+    }
+}
+
+/// Asks the child `method` the 2026 way (its `_meta` naming the revision); its answer, if it
+/// gave one in time.
+async fn ask_2026(bridge: &Bridge, child: &Stateless, method: &str) -> Option<Value> {
+    let id = bridge_id();
+    let request = json!({
+        "jsonrpc": "2.0",
+        "method": method,
+        "params": { "_meta": {
+            "io.modelcontextprotocol/protocolVersion": V2026,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }},
+    });
+    let frame = envelope::with_id(request.to_string().as_bytes(), &id)?;
+    // A child that ignores what it does not know must not hold up the first call for long.
+    let asked = call(bridge, child, &id, frame.into_bytes());
+    tokio::time::timeout(PROBE_TIMEOUT, asked).await.ok()?.ok()
+}
+
+/// Whether the child answers `server/discover` naming MCP 2026-07-28 among its versions.
+async fn speaks_2026(bridge: &Bridge, child: &Stateless) -> bool {
+    let answer = ask_2026(bridge, child, "server/discover").await;
+    answer.is_some_and(|answer| {
+        answer["result"]["supportedVersions"]
+            .as_array()
+            .is_some_and(|versions| versions.iter().any(|v| v == V2026))
+    })
 }
 
 /// Sends `frame` (a request whose id is `id`, raw JSON) to the child and waits, bounded by the

@@ -1,7 +1,9 @@
 //! One forwarded 2026-07-28 call: the child's answer as the POST's JSON body, or, when the
 //! call's progress comes first, an event stream of its progress and then its answer. Progress
 //! tokens are rewritten like ids (the child is shared by every 2026 client), so only the caller
-//! sees its progress; what the child sends unattributed (logs, `list_changed`) is dropped.
+//! sees its progress; what the child sends unattributed (logs, `list_changed`) is dropped. A
+//! `subscriptions/listen` (of a child that speaks 2026-07-28) streams what the child tags with
+//! its id until the client leaves, when the child is told to stop (`notifications/cancelled`).
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
@@ -39,6 +41,8 @@ enum Out {
 struct Call {
     /// The client's id, raw JSON.
     id: String,
+    /// The bridge's id for it, raw JSON.
+    ours: String,
     method: String,
     /// The client's progress token, raw JSON, and the bridge's in its place.
     token: Option<(String, String)>,
@@ -78,6 +82,7 @@ pub(super) async fn forward(
     }
     let call = Call {
         id: id.to_owned(),
+        ours: ours.clone(),
         method: method.to_owned(),
         token,
         declared: declared.clone(),
@@ -125,10 +130,19 @@ async fn relay(
     call: Call,
     out: mpsc::Sender<Out>,
 ) {
-    let deadline = tokio::time::Instant::now() + bridge.request_timeout + Duration::from_secs(1);
+    // A listen lasts as long as its client; a call, no longer than the request timeout.
+    let listen = call.method == "subscriptions/listen";
+    let timeout = bridge.request_timeout + Duration::from_secs(1);
+    let deadline = tokio::time::Instant::now() + if listen { LISTEN_LIMIT } else { timeout };
     loop {
         let why = match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(routed)) if routed.last => {
+                if call.method == "tools/list" && child.native {
+                    let answer: Value = serde_json::from_str(&routed.line).unwrap_or_default();
+                    if let Some(tools) = answer["result"]["tools"].as_array() {
+                        child.keep_schemas(tools);
+                    }
+                }
                 let _ = out.send(finish(&routed.line, &call)).await;
                 return;
             }
@@ -172,6 +186,21 @@ async fn relay(
                             return;
                         }
                     }
+                    Ok(Message::Notification { .. }) if listen => {
+                        let Some(line) = retag(&routed.line, &call) else {
+                            continue;
+                        };
+                        if out.send(Out::Event(line)).await.is_err() {
+                            // The client left: the child stops listening for it.
+                            let cancel = serde_json::json!({
+                                "jsonrpc": "2.0",
+                                "method": "notifications/cancelled",
+                                "params": { "requestId": raw_id(&call.ours), "reason": "the client left" },
+                            });
+                            child.link.send(cancel.to_string().into_bytes()).await;
+                            return;
+                        }
+                    }
                     _ => {}
                 }
                 continue;
@@ -183,6 +212,22 @@ async fn relay(
         let _ = out.send(Out::Final(StatusCode::OK, body)).await;
         return;
     }
+}
+
+/// The longest a `subscriptions/listen` stream is held; the client listens again after it.
+const LISTEN_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// A notification of a listen stream, tagged with the client's id in place of the bridge's;
+/// `None` when it is not tagged with this call's.
+fn retag(line: &str, call: &Call) -> Option<String> {
+    const KEY: &str = "io.modelcontextprotocol/subscriptionId";
+    let mut notification: Value = serde_json::from_str(line).ok()?;
+    let tag = notification.pointer_mut("/params/_meta")?.get_mut(KEY)?;
+    if *tag != raw_id(&call.ours) {
+        return None;
+    }
+    *tag = raw_id(&call.id);
+    Some(notification.to_string())
 }
 
 /// The child's answer as the client wants it: its id, and the revision's result fields.
@@ -203,9 +248,15 @@ fn finish(line: &str, call: &Call) -> Out {
                 .or_insert_with(|| Value::from("private"));
         }
     }
-    // The revision's transport answers an unknown method with 404.
-    let status = match answer.get("error").and_then(|e| e.get("code")) {
-        Some(code) if code == jsonrpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+    // The revision's transport answers an unknown method with 404, and a missing capability,
+    // a header mismatch or an unsupported revision with 400.
+    let code = answer
+        .get("error")
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_i64);
+    let status = match code {
+        Some(code) if code == i64::from(jsonrpc::METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,
+        Some(-32022..=-32020) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
     answer.insert("id".to_owned(), raw_id(&call.id));
