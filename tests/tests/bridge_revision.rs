@@ -353,3 +353,71 @@ async fn a_child_that_speaks_2026_gets_requests_as_sent_and_answers_them_itself(
     assert_eq!(refused["error"]["code"], -32020, "{refused}");
     assert_eq!(refused["id"], 5, "{refused}");
 }
+
+/// `subscriptions/listen` through a shared bridge: acknowledged under the client's id; and
+/// once its client leaves, it no longer counts as a call in flight, so a 2025 session's
+/// sampling request can be attributed again (before, the abandoned listen lingered and every
+/// later sampling request of the shared child was refused).
+#[tokio::test]
+async fn a_listen_is_tagged_for_its_client_and_ends_with_it() {
+    let child = mcp_expose_tests::bin("conformance-server");
+    let child = child.display().to_string();
+    let args = [
+        "bridge",
+        "--child",
+        "shared",
+        "--http",
+        "0",
+        "--ws",
+        "0",
+        "--",
+        child.as_str(),
+    ];
+    let server = ServerProcess::start("mcp-expose", &args).await;
+    let params = with_meta(json!({ "notifications": { "toolsListChanged": true } }));
+    let body = json!({ "jsonrpc": "2.0", "id": "listen-1", "method": "subscriptions/listen", "params": params });
+    let mut listen = reqwest::Client::new()
+        .post(server.http())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", V2026)
+        .header("mcp-method", "subscriptions/listen")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("a listen stream");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !text.contains("notifications/subscriptions/acknowledged") {
+        let chunk = tokio::time::timeout_at(deadline, listen.chunk())
+            .await
+            .expect("the acknowledgement within 10 s")
+            .expect("the stream");
+        text.push_str(&String::from_utf8_lossy(
+            &chunk.expect("more of the stream"),
+        ));
+    }
+    assert!(
+        text.contains("\"io.modelcontextprotocol/subscriptionId\":\"listen-1\""),
+        "{text}"
+    );
+    drop(listen);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A 2025 session's call that samples: its request reaches the session.
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws())
+        .await
+        .expect("websocket");
+    mcp_expose_tests::send(&mut socket, initialize(1, json!({ "sampling": {} }))).await;
+    assert!(mcp_expose_tests::next_json(&mut socket).await["result"].is_object());
+    mcp_expose_tests::send(&mut socket, initialized()).await;
+    let args = json!({ "prompt": "hi" });
+    mcp_expose_tests::send(&mut socket, tool_call(2, "test_sampling", args)).await;
+    let asked = tokio::time::timeout(
+        Duration::from_secs(10),
+        mcp_expose_tests::next_json(&mut socket),
+    )
+    .await
+    .expect("a message within 10 s");
+    assert_eq!(asked["method"], "sampling/createMessage", "{asked}");
+}

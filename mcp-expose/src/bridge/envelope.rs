@@ -346,6 +346,15 @@ pub fn with_param(frame: &str, key: &str, value: &str) -> Option<String> {
     replace(frame, "params", &params)
 }
 
+/// Where MCP 2026-07-28 tags a notification with the `subscriptions/listen` it belongs to.
+pub(crate) const SUBSCRIPTION_ID: &str = "_meta.io.modelcontextprotocol/subscriptionId";
+
+/// The `subscriptions/listen` request a notification is tagged with, raw JSON.
+pub(crate) fn subscription(line: &str) -> Option<&str> {
+    let (meta, key) = SUBSCRIPTION_ID.split_once('.')?;
+    member(member(member(line, "params")?, meta)?, key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

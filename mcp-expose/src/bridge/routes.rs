@@ -43,6 +43,13 @@ impl Routes {
         self.posts.push((id.to_owned(), tx));
     }
 
+    /// Closes the POST stream of request `id`, given up (cancelled): its answer, should it come,
+    /// is routed as an unasked message.
+    pub(super) fn close_post(&mut self, id: &str) {
+        self.posts.retain(|(request, _)| request != id);
+        self.tokens.retain(|_, request| request != id);
+    }
+
     /// Opens the GET stream, starting with the backlog.
     pub(super) fn open_get(&mut self, tx: stream::Sender) {
         self.backlog_bytes = 0;
@@ -52,13 +59,6 @@ impl Routes {
         }
         self.get = Some(tx);
     }
-}
-
-/// The `subscriptions/listen` request a notification is tagged with, raw JSON.
-fn subscription(line: &str) -> Option<&str> {
-    envelope::member(line, "params")
-        .and_then(|params| envelope::member(params, "_meta"))
-        .and_then(|meta| envelope::member(meta, "io.modelcontextprotocol/subscriptionId"))
 }
 
 /// Delivers one of the child's messages to the stream it belongs to, without waiting.
@@ -90,7 +90,7 @@ pub(crate) fn route(routes: &Mutex<Routes>, line: String) {
                 post => post.map(|(_, tx)| tx),
             }
         }
-        Ok(Message::Notification { .. }) => match subscription(&line) {
+        Ok(Message::Notification { .. }) => match envelope::subscription(&line) {
             Some(id) => match routes.posts.iter().find(|(request, _)| request == id) {
                 Some((_, tx)) if !tx.is_closed() => Some(tx),
                 // Nobody listens under that id any more.

@@ -374,12 +374,22 @@ impl Actor {
                     let original = envelope::member(&text, "params")
                         .and_then(|p| envelope::member(p, "requestId"))
                         .map(IdKey::of);
-                    let child_id = original.and_then(|original| {
+                    // A cancelled request is not answered: it no longer counts as in flight
+                    // (which would leave what the child sends unattributable).
+                    let cancelled = original.and_then(|original| {
                         self.requests
-                            .values()
-                            .find(|r| r.session == session && r.key == original)
-                            .map(|r| r.child_id.clone())
+                            .iter()
+                            .find(|(_, r)| r.session == session && r.key == original)
+                            .map(|(key, _)| key.clone())
                     });
+                    let child_id = cancelled
+                        .and_then(|key| self.requests.remove(&key))
+                        .map(|r| {
+                            if let Some(token) = &r.token {
+                                self.tokens.remove(token);
+                            }
+                            r.child_id
+                        });
                     if let Some(rewritten) =
                         child_id.and_then(|c| envelope::with_param(&text, "requestId", &c))
                     {
@@ -456,6 +466,15 @@ impl Actor {
                 method,
                 progress_token,
             }) => {
+                // MCP 2026-07-28: what a `subscriptions/listen` streams goes to its listener.
+                let listen = envelope::subscription(&text).map(IdKey::of);
+                if let Some(request) = listen.and_then(|key| self.requests.get(&key)) {
+                    let tag = envelope::SUBSCRIPTION_ID;
+                    if let Some(rewritten) = envelope::with_param(&text, tag, &request.id) {
+                        self.send_to(request.session, rewritten);
+                    }
+                    return;
+                }
                 let targets: Vec<u64> = if method == "notifications/progress" {
                     let token = progress_token.map(IdKey::of);
                     match token.and_then(|t| self.tokens.get(&t).cloned()) {

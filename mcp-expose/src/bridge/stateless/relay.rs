@@ -135,7 +135,15 @@ async fn relay(
     let timeout = bridge.request_timeout + Duration::from_secs(1);
     let deadline = tokio::time::Instant::now() + if listen { LISTEN_LIMIT } else { timeout };
     loop {
-        let why = match tokio::time::timeout_at(deadline, rx.recv()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline, rx.recv()) => next,
+            () = out.closed() => {
+                // The client left (a listen's end, or a call given up): the child stops too.
+                cancel(&child, &call).await;
+                return;
+            }
+        };
+        let why = match next {
             Ok(Some(routed)) if routed.last => {
                 if call.method == "tools/list" && child.native {
                     let answer: Value = serde_json::from_str(&routed.line).unwrap_or_default();
@@ -191,13 +199,7 @@ async fn relay(
                             continue;
                         };
                         if out.send(Out::Event(line)).await.is_err() {
-                            // The client left: the child stops listening for it.
-                            let cancel = serde_json::json!({
-                                "jsonrpc": "2.0",
-                                "method": "notifications/cancelled",
-                                "params": { "requestId": raw_id(&call.ours), "reason": "the client left" },
-                            });
-                            child.link.send(cancel.to_string().into_bytes()).await;
+                            cancel(&child, &call).await;
                             return;
                         }
                     }
@@ -212,6 +214,17 @@ async fn relay(
         let _ = out.send(Out::Final(StatusCode::OK, body)).await;
         return;
     }
+}
+
+/// Tells the child the client gave up `call` (`notifications/cancelled`).
+async fn cancel(child: &Stateless, call: &Call) {
+    lock(&child.routes).close_post(&call.ours);
+    let cancel = serde_json::json!({
+        "jsonrpc": "2.0",
+        "method": "notifications/cancelled",
+        "params": { "requestId": raw_id(&call.ours), "reason": "the client left" },
+    });
+    child.link.send(cancel.to_string().into_bytes()).await;
 }
 
 /// The longest a `subscriptions/listen` stream is held; the client listens again after it.
