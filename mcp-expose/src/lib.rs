@@ -59,7 +59,12 @@
     allow(rustdoc::broken_intra_doc_links)
 )]
 
-#[cfg(any(feature = "connect", feature = "bridge", feature = "tunnel"))]
+#[cfg(any(
+    feature = "connect",
+    feature = "bridge",
+    feature = "tunnel",
+    feature = "redis"
+))]
 mod backoff;
 #[cfg(feature = "bridge")]
 pub mod bridge;

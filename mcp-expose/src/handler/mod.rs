@@ -44,7 +44,7 @@ impl Handler {
         identity: Identity,
         limits: Limits,
         sealer: crate::context::input::Sealer,
-        tasks: Tasks,
+        tasks: Arc<Tasks>,
     ) -> Self {
         let capabilities = capabilities(&registry);
         Self {
@@ -54,7 +54,7 @@ impl Handler {
                 capabilities,
                 limits,
                 sealer,
-                Arc::new(tasks),
+                tasks,
             )),
             session: Arc::new(Session::new(TransportKind::None, None, None, None, None)),
         }

@@ -323,9 +323,10 @@ impl Server {
             Some(path) => crate::context::input::Sealer::from_file(path, ttl)?,
             None => crate::context::input::Sealer::random(ttl),
         };
-        let store = self
-            .task_store
-            .unwrap_or_else(|| std::sync::Arc::new(crate::task::MemoryTaskStore::default()));
+        let store = match self.task_store {
+            Some(store) => store,
+            None => task_store(self.options.state.as_deref(), &self.identity.name)?,
+        };
         let tasks = crate::task::run::Tasks::new(store, self.options.task_ttl);
         let mut registry = if self.collected {
             Registry::collected()
@@ -351,6 +352,42 @@ impl Server {
             Handler::new(registry, self.identity, limits, sealer, tasks),
             self.options,
         ))
+    }
+}
+
+/// The task store `--state` names (`redis://..`, `memory`, or nothing: memory), its keys
+/// under the server's name.
+fn task_store(
+    state: Option<&str>,
+    name: &str,
+) -> Result<std::sync::Arc<dyn crate::task::TaskStore>> {
+    use crate::error::{Error, ErrorKind};
+    let memory = || std::sync::Arc::new(crate::task::MemoryTaskStore::default());
+    match state {
+        None | Some("memory") => Ok(memory()),
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            #[cfg(feature = "redis")]
+            {
+                let prefix = format!("mcp-expose:{name}:");
+                let store = crate::task::RedisTaskStore::new(url, prefix)
+                    .map_err(|e| Error::with_source(ErrorKind::Config, "invalid --state", e))?;
+                Ok(std::sync::Arc::new(store))
+            }
+            #[cfg(not(feature = "redis"))]
+            {
+                let _ = name;
+                Err(Error::new(
+                    ErrorKind::Config,
+                    format!("--state {url} needs Redis support, which this build lacks"),
+                )
+                .hint("build with the `redis` feature (cargo build --features redis)"))
+            }
+        }
+        Some(other) => Err(Error::new(
+            ErrorKind::Config,
+            format!("--state `{other}` is neither `memory` nor a redis:// URL"),
+        )
+        .hint("e.g. --state redis://127.0.0.1:6379/0")),
     }
 }
 

@@ -109,6 +109,11 @@ pub struct Options {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::flags::duration)]
     pub input_state_ttl: Duration,
 
+    /// Where state shared by replicas is kept: `redis://HOST:PORT/DB` (tasks today; build with
+    /// the `redis` feature), or `memory` [default: memory, this process only].
+    #[arg(long, value_name = "URL", env = "MCP_EXPOSE_STATE")]
+    pub state: Option<String>,
+
     /// How long a task (the tasks extension) is kept after it was created, and the longest
     /// its tool may run (seconds, or a unit).
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::flags::duration)]
@@ -198,6 +203,7 @@ impl Default for Options {
             state_key_file: None,
             input_state_ttl: Duration::from_secs(600),
             task_ttl: Duration::from_secs(3600),
+            state: None,
             max_inflight_per_session: 64,
             max_inflight: 1024,
             max_sessions: None,

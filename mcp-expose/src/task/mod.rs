@@ -17,6 +17,8 @@
 //! that started it.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 pub(crate) mod run;
 
 use futures::future::BoxFuture;
@@ -24,6 +26,8 @@ use rmcp::model::DetailedTask;
 use serde::{Deserialize, Serialize};
 
 pub use self::memory::MemoryTaskStore;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisTaskStore;
 
 /// Whether a tool's calls may run as tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,6 +66,10 @@ pub struct TaskRecord {
     pub owner: Option<String>,
     /// When the store may drop it, in milliseconds since the Unix epoch.
     pub expires_at_ms: u64,
+    /// Answers to its open requests that came in on a replica that does not run it, for the
+    /// one that does.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub answers: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl TaskRecord {
@@ -71,6 +79,7 @@ impl TaskRecord {
             task,
             owner,
             expires_at_ms,
+            answers: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -123,4 +132,18 @@ pub trait TaskStore: Send + Sync + std::fmt::Debug + 'static {
         id: &'a str,
         change: TaskChange<'a>,
     ) -> StoreFuture<'a, Option<TaskRecord>>;
+
+    /// Tells every replica that task `id` changed (it got an answer or a cancel where its tool
+    /// does not run). One process needs none of it: the default does nothing.
+    fn notify<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        let _ = id;
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The ids [`notify`](Self::notify) announces, from every replica, for as long as the
+    /// receiver is kept; `None` (the default) when there are no other replicas. Called once,
+    /// within a Tokio runtime.
+    fn changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        None
+    }
 }

@@ -93,11 +93,55 @@ fn settle(record: &mut TaskRecord, payload: TaskPayload) {
 }
 
 impl Tasks {
-    pub(crate) fn new(store: Arc<dyn TaskStore>, ttl: Duration) -> Self {
-        Self {
+    /// The tasks kept in `store` for `ttl`; with a store shared by replicas, a task that
+    /// changes elsewhere wakes its tool here (call within a Tokio runtime).
+    pub(crate) fn new(store: Arc<dyn TaskStore>, ttl: Duration) -> Arc<Self> {
+        let tasks = Arc::new(Self {
             store,
             ttl,
             local: Mutex::default(),
+        });
+        if let Some(mut changes) = tasks.store.changes() {
+            let weak = Arc::downgrade(&tasks);
+            tokio::spawn(async move {
+                while let Some(id) = changes.recv().await {
+                    let Some(tasks) = weak.upgrade() else { return };
+                    tasks.changed(&id).await;
+                }
+            });
+        }
+        tasks
+    }
+
+    /// Task `id` changed on another replica: if its tool runs here, it gets the answers that
+    /// came in, or stops if it was cancelled.
+    async fn changed(&self, id: &str) {
+        let Some(local) = self.local().get(id).cloned() else {
+            return;
+        };
+        let Ok(Some(record)) = self.store.get(id).await else {
+            return;
+        };
+        if record.task.status() == TaskStatus::Cancelled {
+            local.cancel.cancel();
+            return;
+        }
+        let delivered: Vec<String> = {
+            let mut waiting = local.waiting();
+            let mut delivered = Vec::new();
+            for (key, answer) in &record.answers {
+                if let Some(reply) = waiting.remove(key) {
+                    let _ = reply.send(answer.clone());
+                    delivered.push(key.clone());
+                }
+            }
+            delivered
+        };
+        if !delivered.is_empty() {
+            let taken = |record: &mut TaskRecord| {
+                record.answers.retain(|key, _| !delivered.contains(key));
+            };
+            let _ = self.store.update(id, &taken).await;
         }
     }
 
@@ -181,10 +225,19 @@ impl Tasks {
         if answered.is_empty() {
             return Ok(());
         }
+        // Answers for a tool that runs on another replica wait in the record for it.
+        let here = self.local().get(id).cloned();
         let close = |record: &mut TaskRecord| {
             let TaskPayload::InputRequired { input_requests } = &record.task.payload else {
                 return;
             };
+            if here.is_none() {
+                for key in &answered {
+                    if let Some(answer) = responses.get(key) {
+                        record.answers.insert(key.clone(), answer.clone());
+                    }
+                }
+            }
             let mut open = input_requests.clone();
             open.retain(|key, _| !answered.contains(key));
             let payload = if open.is_empty() {
@@ -200,13 +253,16 @@ impl Tasks {
             .update(id, &close)
             .await
             .map_err(|e| store_failed(&e))?;
-        if let Some(local) = self.local().get(id).cloned() {
-            let mut waiting = local.waiting();
-            for key in &answered {
-                if let (Some(reply), Some(answer)) = (waiting.remove(key), responses.get(key)) {
-                    let _ = reply.send(answer.clone());
+        match here {
+            Some(local) => {
+                let mut waiting = local.waiting();
+                for key in &answered {
+                    if let (Some(reply), Some(answer)) = (waiting.remove(key), responses.get(key)) {
+                        let _ = reply.send(answer.clone());
+                    }
                 }
             }
+            None => self.store.notify(id).await.map_err(|e| store_failed(&e))?,
         }
         Ok(())
     }
@@ -227,8 +283,10 @@ impl Tasks {
             .update(id, &cancel)
             .await
             .map_err(|e| store_failed(&e))?;
-        if let Some(local) = self.local().get(id) {
-            local.cancel.cancel();
+        let here = self.local().get(id).cloned();
+        match here {
+            Some(local) => local.cancel.cancel(),
+            None => self.store.notify(id).await.map_err(|e| store_failed(&e))?,
         }
         Ok(())
     }
