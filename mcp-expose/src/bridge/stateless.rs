@@ -21,8 +21,10 @@
 //!
 //! A request from the child to the client during such a call (sampling, elicitation, roots) is
 //! refused to the child, and when the client did not declare the capability it needs, the call
-//! is answered with -32021 naming it (HTTP 400). Translating the child's requests into
-//! input-required results for clients that declared them is a later slice.
+//! is answered with -32021 naming it (HTTP 400). A request the child sends outside any call
+//! (a `roots/list` on its own, say) is answered at once with an error: no client is there to
+//! ask. Translating the child's requests into input-required results for clients that
+//! declared them is a later slice.
 
 mod check;
 mod relay;
@@ -90,6 +92,8 @@ pub(crate) struct Stateless {
     native: bool,
     /// Its tools' input schemas by name, from its latest `tools/list` (for `Mcp-Param-*`).
     schemas: Mutex<std::collections::HashMap<String, Value>>,
+    /// The child's requests that no call took, until [`refuse_strays`] takes them.
+    strays: Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
 }
 
 impl std::fmt::Debug for Stateless {
@@ -232,6 +236,9 @@ async fn child(bridge: &Arc<Bridge>) -> Result<Arc<Stateless>, String> {
         return Ok(child.clone());
     }
     let child = Arc::new(start(bridge).await?);
+    if let Some(strays) = lock(&child.strays).take() {
+        tokio::spawn(refuse_strays(Arc::downgrade(&child), strays));
+    }
     *slot = Some(child.clone());
     Ok(child)
 }
@@ -245,9 +252,32 @@ async fn forget(bridge: &Bridge, child: &Arc<Stateless>) {
     }
 }
 
+/// Answers each request the child sends outside any call with an error, as it comes: no
+/// client is there to ask (a `roots/list` of its own, say), and a child left waiting would
+/// hang. Ends when the child's routes are gone.
+async fn refuse_strays(
+    child: std::sync::Weak<Stateless>,
+    mut strays: tokio::sync::mpsc::Receiver<String>,
+) {
+    while let Some(line) = strays.recv().await {
+        let Some(child) = child.upgrade() else {
+            return;
+        };
+        if let Ok(Message::Request { id, method, .. }) = envelope::parse(line.as_bytes()) {
+            let text = format!("{method} cannot reach an MCP client outside a call");
+            let refusal = jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &text);
+            child.link.send(refusal.into_bytes()).await;
+        }
+    }
+}
+
+/// How many stray requests of the child may wait for [`refuse_strays`].
+const STRAYS: usize = 64;
+
 /// Starts the stateless child and initializes it; its `initialize` result, or why not.
 async fn start(bridge: &Arc<Bridge>) -> Result<Stateless, String> {
-    let routes: Arc<Mutex<Routes>> = Arc::default();
+    let (strays_tx, strays) = tokio::sync::mpsc::channel(STRAYS);
+    let routes = Arc::new(Mutex::new(Routes::stateless(strays_tx)));
     let link = bridge.open("stateless".to_owned(), Outlet::Http(routes.clone()));
     let id = bridge_id();
     let initialize = json!({
@@ -257,9 +287,8 @@ async fn start(bridge: &Arc<Bridge>) -> Result<Stateless, String> {
             "protocolVersion": "2025-11-25",
             // Its requests of these kinds reach the bridge, which refuses them with -32021 to a
             // 2026 client that did not declare the capability, and (until they become
-            // input-required results) to the child otherwise. Not `roots`: a child may ask for
-            // them outside any call, when no one would answer.
-            "capabilities": { "sampling": {}, "elicitation": {} },
+            // input-required results) to the child otherwise; outside a call, at once.
+            "capabilities": { "sampling": {}, "elicitation": {}, "roots": {} },
             "clientInfo": { "name": "mcp-expose-bridge", "version": env!("CARGO_PKG_VERSION") },
         },
     });
@@ -271,6 +300,7 @@ async fn start(bridge: &Arc<Bridge>) -> Result<Stateless, String> {
         init: Value::Null,
         native: false,
         schemas: Mutex::default(),
+        strays: Mutex::new(Some(strays)),
     };
     let answer = call(bridge, &child, &id, frame.into_bytes()).await?;
     let Some(result) = answer.get("result").filter(|r| r.is_object()) else {
@@ -342,8 +372,9 @@ async fn speaks_2026(bridge: &Bridge, child: &Stateless) -> bool {
 }
 
 /// Sends `frame` (a request whose id is `id`, raw JSON) to the child and waits, bounded by the
-/// request timeout, for its answer (an object). The child's requests meanwhile are refused;
-/// its notifications (progress, logs) are dropped.
+/// request timeout, for its answer (an object). The child's requests meanwhile are refused
+/// (these are the bridge's own requests: no client is there to ask); its notifications
+/// (progress, logs) are dropped.
 async fn call(
     bridge: &Bridge,
     child: &Stateless,
@@ -362,8 +393,7 @@ async fn call(
             }
             if let Ok(Message::Request { id, method, .. }) = envelope::parse(routed.line.as_bytes())
             {
-                // TODO(issue 17, item 5): an input-required result in place of this refusal.
-                let text = format!("{method} is not available to MCP {V2026} clients yet");
+                let text = format!("{method} cannot reach an MCP client outside a call");
                 let refusal = jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &text);
                 child.link.send(refusal.into_bytes()).await;
             }
