@@ -41,6 +41,13 @@ impl Routes {
         }
     }
 
+    /// Closes the POST stream of request `id` (and its progress token's route) before its
+    /// answer: what the child sends for it from now on is not routed to it.
+    pub(super) fn close_post(&mut self, id: &str) {
+        self.posts.retain(|(request, _)| request != id);
+        self.tokens.retain(|_, request| request != id);
+    }
+
     /// Whether a stream is open whose client is still there (a dropped receiver is not).
     pub(super) fn has_open_stream(&self) -> bool {
         self.posts.iter().any(|(_, tx)| !tx.is_closed())
