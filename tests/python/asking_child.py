@@ -3,7 +3,7 @@ during a call, for the bridge's input-required results (MCP 2026-07-28 clients).
 
 Tools: confirm (elicitation; confirmations lists how each ended), ask (sampling), both (elicitation and sampling at once, with
 asyncio.gather), roots (roots/list), roots_later (roots/list after its call ended; roots_seen
-tells how that went), echo.
+tells how that went), echo; prompt greet (elicitation).
 """
 
 import asyncio
@@ -102,6 +102,13 @@ async def roots_later(ctx: Context) -> str:
 def roots_seen() -> str:
     """How the roots/list roots_later sent went."""
     return later["outcome"]
+
+
+@mcp.prompt()
+async def greet(topic: str, ctx: Context) -> str:
+    """A greeting about `topic` for the user, whose name it asks (elicitation)."""
+    result = await ctx.elicit(message="Your name?", schema=Name)
+    return f"Hi {result.data.name}, about {topic}"
 
 
 if __name__ == "__main__":

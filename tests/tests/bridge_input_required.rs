@@ -29,6 +29,18 @@ async fn call(
     capabilities: Value,
     extra: Value,
 ) -> (u16, Value) {
+    let request = (id, "tools/call", name);
+    post(server, request, arguments, capabilities, extra).await
+}
+
+/// POSTs a sessionless 2026-07-28 request (id, method, and the name it targets) as [`call`].
+async fn post(
+    server: &ServerProcess,
+    (id, method, name): (u64, &str, &str),
+    arguments: Value,
+    capabilities: Value,
+    extra: Value,
+) -> (u16, Value) {
     let mut params = json!({
         "name": name,
         "arguments": arguments,
@@ -40,13 +52,13 @@ async fn call(
     if let Value::Object(extra) = extra {
         params.as_object_mut().expect("params").extend(extra);
     }
-    let body = json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params });
+    let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
     let response = reqwest::Client::new()
         .post(server.http())
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", V2026)
-        .header("mcp-method", "tools/call")
+        .header("mcp-method", method)
         .header("mcp-name", name)
         .timeout(Duration::from_secs(20))
         .body(body.to_string())
@@ -353,4 +365,22 @@ async fn a_call_never_resumed_is_dropped_and_its_tool_fails_instead_of_hanging()
     let answers = json!({ "elicitation-1": accept("Bo") });
     let (_, done) = call(&server, 4, "confirm", args, caps, resume(&state, answers)).await;
     assert_eq!(text(&done), "hello Bo", "{done}");
+}
+
+#[tokio::test]
+async fn a_prompt_that_asks_is_resumed_too() {
+    let server = bridge(&[]).await;
+    let caps = json!({ "elicitation": {} });
+    let args = json!({ "topic": "tides" });
+    let request = (1, "prompts/get", "greet");
+    let (_, round) = post(&server, request, args.clone(), caps.clone(), json!({})).await;
+    let state = state_of(&round);
+    let asked = &round["result"]["inputRequests"]["elicitation-1"];
+    assert_eq!(asked["params"]["message"], "Your name?", "{round}");
+    let answers = json!({ "elicitation-1": accept("Ada") });
+    let request = (2, "prompts/get", "greet");
+    let (status, done) = post(&server, request, args, caps, resume(&state, answers)).await;
+    assert_eq!((status, done["id"].clone()), (200, json!(2)), "{done}");
+    let message = &done["result"]["messages"][0]["content"]["text"];
+    assert_eq!(message, "Hi Ada, about tides", "{done}");
 }
