@@ -150,3 +150,48 @@ pub(super) async fn expire(
     }
     tracing::info!("a parked MCP 2026-07-28 call was not resumed in time and is dropped");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_tells_calls_apart_by_method_name_and_arguments() {
+        let call = |method: &str, name: &str, arguments: Value| {
+            let request =
+                json!({ "params": { "name": name, "arguments": arguments, "_meta": {} } });
+            digest(method, &request)
+        };
+        let one = call("tools/call", "confirm", json!({ "q": "a" }));
+        assert_eq!(one, call("tools/call", "confirm", json!({ "q": "a" })));
+        assert_ne!(one, call("tools/call", "confirm", json!({ "q": "b" })));
+        assert_ne!(one, call("tools/call", "other", json!({ "q": "a" })));
+        assert_ne!(one, call("prompts/get", "confirm", json!({ "q": "a" })));
+    }
+
+    #[test]
+    fn input_responses_are_objects_of_objects() {
+        let with = |responses: Value| json!({ "params": { "inputResponses": responses } });
+        assert!(responses(&json!({ "params": {} })).is_ok_and(|r| r.is_empty()));
+        assert!(responses(&with(json!({ "a-1": { "action": "decline" } }))).is_ok());
+        let why = responses(&with(json!({ "a-1": "yes" }))).expect_err("a string");
+        assert!(why.contains("inputResponses[\"a-1\"]"), "{why}");
+        assert!(responses(&with(json!(["a"]))).is_err());
+    }
+
+    #[test]
+    fn a_pending_request_keeps_its_params_but_not_the_child_s_meta() {
+        let line = r#"{"jsonrpc":"2.0","id":4,"method":"elicitation/create","params":{"message":"m","_meta":{"progressToken":"sl-x"}}}"#;
+        let pending = Pending::new(line, "4", "elicitation/create", 3);
+        assert_eq!(pending.key, "elicitation-3");
+        assert_eq!(pending.params, json!({ "message": "m" }));
+        let result = input_required(&[pending], "s");
+        assert_eq!(
+            result["inputRequests"]["elicitation-3"]["method"],
+            "elicitation/create"
+        );
+        assert_eq!(result["requestState"], "s");
+        assert_eq!(new_state().len(), 32);
+        assert_ne!(new_state(), new_state());
+    }
+}
