@@ -2,7 +2,9 @@
 //! the POST stream of its request, a progress notification goes to that request's stream (and
 //! one tagged with a `subscriptionId`, MCP 2026-07-28, to that `subscriptions/listen`'s), and
 //! the rest to the GET stream (else the newest open POST stream, else a bounded backlog the next
-//! GET stream starts with).
+//! GET stream starts with). The stateless link of MCP 2026-07-28 clients has no GET stream and
+//! no backlog: a request of its child that no open call takes goes to its stray handler (which
+//! refuses it at once), and anything else no one takes is dropped.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -26,9 +28,26 @@ pub(crate) struct Routes {
     backlog: VecDeque<String>,
     backlog_bytes: usize,
     backlog_full: bool,
+    /// The stateless link's: where requests of the child that no call takes go.
+    strays: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
 impl Routes {
+    /// The routes of the stateless link, whose child's stray requests go to `strays`.
+    pub(super) fn stateless(strays: tokio::sync::mpsc::Sender<String>) -> Self {
+        Self {
+            strays: Some(strays),
+            ..Self::default()
+        }
+    }
+
+    /// Closes the POST stream of request `id` (and its progress token's route) before its
+    /// answer: what the child sends for it from now on is not routed to it.
+    pub(super) fn close_post(&mut self, id: &str) {
+        self.posts.retain(|(request, _)| request != id);
+        self.tokens.retain(|_, request| request != id);
+    }
+
     /// Whether a stream is open whose client is still there (a dropped receiver is not).
     pub(super) fn has_open_stream(&self) -> bool {
         self.posts.iter().any(|(_, tx)| !tx.is_closed())
@@ -43,13 +62,6 @@ impl Routes {
         self.posts.push((id.to_owned(), tx));
     }
 
-    /// Closes the POST stream of request `id`, given up (cancelled): its answer, should it come,
-    /// is routed as an unasked message.
-    pub(super) fn close_post(&mut self, id: &str) {
-        self.posts.retain(|(request, _)| request != id);
-        self.tokens.retain(|_, request| request != id);
-    }
-
     /// Opens the GET stream, starting with the backlog.
     pub(super) fn open_get(&mut self, tx: stream::Sender) {
         self.backlog_bytes = 0;
@@ -59,6 +71,13 @@ impl Routes {
         }
         self.get = Some(tx);
     }
+}
+
+fn is_request(line: &str) -> bool {
+    matches!(
+        envelope::parse(line.as_bytes()),
+        Ok(Message::Request { .. })
+    )
 }
 
 /// Delivers one of the child's messages to the stream it belongs to, without waiting.
@@ -100,6 +119,27 @@ pub(crate) fn route(routes: &Mutex<Routes>, line: String) {
         },
         _ => None,
     };
+    if let Some(strays) = &routes.strays {
+        // The stateless link: a request goes to the newest open call, else is a stray.
+        if let Some(tx) = target {
+            let _ = tx.send(Routed::event(line));
+            return;
+        }
+        if !is_request(&line) {
+            return;
+        }
+        let line = match routes.posts.iter().rev().map(|(_, tx)| tx).find(open) {
+            Some(tx) => match tx.send(Routed::event(line)) {
+                Sent::Closed(routed) => routed.line,
+                Sent::Queued | Sent::Cut => return,
+            },
+            None => line,
+        };
+        if strays.try_send(line).is_err() {
+            tracing::warn!("dropping a request of the MCP server: too many strays waiting");
+        }
+        return;
+    }
     let target = target
         .or_else(|| routes.get.as_ref().filter(open))
         .or_else(|| routes.posts.iter().rev().map(|(_, tx)| tx).find(open));

@@ -19,12 +19,23 @@
 //! them; the rest is forwarded under an id of the bridge's own (unguessable, never the
 //! client's), and the answer goes back as the POST's JSON body with the client's id.
 //!
-//! A request from the child to the client during such a call (sampling, elicitation, roots) is
-//! refused to the child, and when the client did not declare the capability it needs, the call
-//! is answered with -32021 naming it (HTTP 400). Translating the child's requests into
-//! input-required results for clients that declared them is a later slice.
+//! A 2025 child may ask the client something during such a call (sampling, elicitation,
+//! roots), which a 2026 client cannot be asked: the bridge declares those capabilities to the
+//! child and turns its requests into **input-required results** ([`relay`], [`park`]). The
+//! child's call stays open, its requests unanswered; the requests it sends within a moment of
+//! the first are listed together (`sampling-1`, `elicitation-2`, ... per call) with a
+//! `requestState` that names the parked call (128 random bits, bound to the method, name and
+//! arguments). The client's retry with that state and its `inputResponses` resumes the call:
+//! each answer goes to the child as the result of its request, and the retry's POST gets the
+//! rest (progress, the answer, or another round). A state the retry does not match, or that
+//! expired, is -32602; a call not resumed within the request timeout is dropped, its child's
+//! requests answered with an error so that its tool fails rather than hangs. When the client
+//! did not declare the capability a request needs, the call ends with -32021 naming it (HTTP
+//! 400). A request the child sends outside any call (a `roots/list` on its own, say) is
+//! answered at once with an error: no client is there to ask.
 
 mod check;
+mod park;
 mod relay;
 
 use std::sync::{Arc, Mutex};
@@ -90,6 +101,10 @@ pub(crate) struct Stateless {
     native: bool,
     /// Its tools' input schemas by name, from its latest `tools/list` (for `Mcp-Param-*`).
     schemas: Mutex<std::collections::HashMap<String, Value>>,
+    /// Calls waiting for their clients' answers, by `requestState`.
+    parked: park::Parked<relay::Held>,
+    /// The child's requests that no call took, until [`refuse_strays`] takes them.
+    strays: Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
 }
 
 impl std::fmt::Debug for Stateless {
@@ -167,6 +182,10 @@ pub(crate) async fn post(
     if method == "server/discover" && !child.native {
         return json_body(StatusCode::OK, reply(id, discover(&child.init)));
     }
+    if !child.native && !request["params"]["requestState"].is_null() {
+        // The retry of a call parked on the child's requests to the client.
+        return relay::resume(bridge, child, id, &method, progress_token, &request).await;
+    }
     let frame = if child.native {
         request.is_object().then(|| request.to_string())
     } else {
@@ -177,8 +196,7 @@ pub(crate) async fn post(
         let body = jsonrpc::error(id, jsonrpc::INVALID_REQUEST, text);
         return json_body(StatusCode::BAD_REQUEST, body);
     };
-    let declared = &request["params"]["_meta"][format!("{META_PREFIX}clientCapabilities")];
-    relay::forward(bridge, child, id, &method, progress_token, declared, frame).await
+    relay::forward(bridge, child, id, &method, progress_token, &request, frame).await
 }
 
 /// The client's id, as a value (it parsed as part of the request).
@@ -211,15 +229,17 @@ fn discover(init: &Value) -> Value {
 }
 
 /// The request as a 2025 child takes it: its 2026-only `_meta` keys gone (an empty `_meta`
-/// with them). `None` when it is not an object.
+/// with them), and `inputResponses` (answers to no round of the bridge's). `None` when it is
+/// not an object.
 fn for_child(body: &[u8]) -> Option<String> {
     let mut request: Value = serde_json::from_slice(body).ok()?;
-    if let Some(params) = request.get_mut("params").and_then(Value::as_object_mut)
-        && let Some(Value::Object(meta)) = params.get_mut("_meta")
-    {
-        meta.retain(|key, _| !key.starts_with(META_PREFIX));
-        if meta.is_empty() {
-            params.remove("_meta");
+    if let Some(params) = request.get_mut("params").and_then(Value::as_object_mut) {
+        params.remove("inputResponses");
+        if let Some(Value::Object(meta)) = params.get_mut("_meta") {
+            meta.retain(|key, _| !key.starts_with(META_PREFIX));
+            if meta.is_empty() {
+                params.remove("_meta");
+            }
         }
     }
     request.is_object().then(|| request.to_string())
@@ -232,6 +252,9 @@ async fn child(bridge: &Arc<Bridge>) -> Result<Arc<Stateless>, String> {
         return Ok(child.clone());
     }
     let child = Arc::new(start(bridge).await?);
+    if let Some(strays) = lock(&child.strays).take() {
+        tokio::spawn(refuse_strays(Arc::downgrade(&child), strays));
+    }
     *slot = Some(child.clone());
     Ok(child)
 }
@@ -245,9 +268,32 @@ async fn forget(bridge: &Bridge, child: &Arc<Stateless>) {
     }
 }
 
+/// Answers each request the child sends outside any call with an error, as it comes: no
+/// client is there to ask (a `roots/list` of its own, say), and a child left waiting would
+/// hang. Ends when the child's routes are gone.
+async fn refuse_strays(
+    child: std::sync::Weak<Stateless>,
+    mut strays: tokio::sync::mpsc::Receiver<String>,
+) {
+    while let Some(line) = strays.recv().await {
+        let Some(child) = child.upgrade() else {
+            return;
+        };
+        if let Ok(Message::Request { id, method, .. }) = envelope::parse(line.as_bytes()) {
+            let text = format!("{method} cannot reach an MCP client outside a call");
+            let refusal = jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &text);
+            child.link.send(refusal.into_bytes()).await;
+        }
+    }
+}
+
+/// How many stray requests of the child may wait for [`refuse_strays`].
+const STRAYS: usize = 64;
+
 /// Starts the stateless child and initializes it; its `initialize` result, or why not.
 async fn start(bridge: &Arc<Bridge>) -> Result<Stateless, String> {
-    let routes: Arc<Mutex<Routes>> = Arc::default();
+    let (strays_tx, strays) = tokio::sync::mpsc::channel(STRAYS);
+    let routes = Arc::new(Mutex::new(Routes::stateless(strays_tx)));
     let link = bridge.open("stateless".to_owned(), Outlet::Http(routes.clone()));
     let id = bridge_id();
     let initialize = json!({
@@ -255,11 +301,10 @@ async fn start(bridge: &Arc<Bridge>) -> Result<Stateless, String> {
         "method": "initialize",
         "params": {
             "protocolVersion": "2025-11-25",
-            // Its requests of these kinds reach the bridge, which refuses them with -32021 to a
-            // 2026 client that did not declare the capability, and (until they become
-            // input-required results) to the child otherwise. Not `roots`: a child may ask for
-            // them outside any call, when no one would answer.
-            "capabilities": { "sampling": {}, "elicitation": {} },
+            // Its requests of these kinds become input-required results for a 2026 client that
+            // declared the capability (and -32021 for one that did not); outside a call they
+            // are refused at once.
+            "capabilities": { "sampling": {}, "elicitation": {}, "roots": {} },
             "clientInfo": { "name": "mcp-expose-bridge", "version": env!("CARGO_PKG_VERSION") },
         },
     });
@@ -271,6 +316,8 @@ async fn start(bridge: &Arc<Bridge>) -> Result<Stateless, String> {
         init: Value::Null,
         native: false,
         schemas: Mutex::default(),
+        parked: Mutex::default(),
+        strays: Mutex::new(Some(strays)),
     };
     let answer = call(bridge, &child, &id, frame.into_bytes()).await?;
     let Some(result) = answer.get("result").filter(|r| r.is_object()) else {
@@ -342,8 +389,9 @@ async fn speaks_2026(bridge: &Bridge, child: &Stateless) -> bool {
 }
 
 /// Sends `frame` (a request whose id is `id`, raw JSON) to the child and waits, bounded by the
-/// request timeout, for its answer (an object). The child's requests meanwhile are refused;
-/// its notifications (progress, logs) are dropped.
+/// request timeout, for its answer (an object). The child's requests meanwhile are refused
+/// (these are the bridge's own requests: no client is there to ask); its notifications
+/// (progress, logs) are dropped.
 async fn call(
     bridge: &Bridge,
     child: &Stateless,
@@ -362,8 +410,7 @@ async fn call(
             }
             if let Ok(Message::Request { id, method, .. }) = envelope::parse(routed.line.as_bytes())
             {
-                // TODO(issue 17, item 5): an input-required result in place of this refusal.
-                let text = format!("{method} is not available to MCP {V2026} clients yet");
+                let text = format!("{method} cannot reach an MCP client outside a call");
                 let refusal = jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &text);
                 child.link.send(refusal.into_bytes()).await;
             }

@@ -4,6 +4,12 @@
 //! sees its progress; what the child sends unattributed (logs, `list_changed`) is dropped. A
 //! `subscriptions/listen` (of a child that speaks 2026-07-28) streams what the child tags with
 //! its id until the client leaves, when the child is told to stop (`notifications/cancelled`).
+//!
+//! A 2025 child's requests to the client during a call (sampling, elicitation, roots) are
+//! gathered for a moment ([`park::GATHER`]) and the call is parked ([`park`]): the POST gets an
+//! input-required result listing them, and the client's retry ([`resume`]) answers them and
+//! takes the rest of the call. A request whose capability the client did not declare ends the
+//! call with -32021 naming it (HTTP 400); any other request of the child's is refused to it.
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
@@ -16,9 +22,14 @@ use axum::{
 };
 use futures::StreamExt as _;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, time::Instant};
 
-use super::{super::Bridge, CACHEABLE, Stateless, V2026, bridge_id, json_body, lock, raw_id};
+use super::{
+    super::Bridge,
+    CACHEABLE, META_PREFIX, Stateless, V2026, bridge_id, json_body, lock,
+    park::{self, Pending},
+    raw_id,
+};
 use crate::{
     bridge::{
         envelope::{self, Message},
@@ -38,19 +49,38 @@ enum Out {
 }
 
 /// The client's side of a call.
-struct Call {
-    /// The client's id, raw JSON.
+pub(super) struct Call {
+    /// The client's id, raw JSON (the retry's, once resumed).
     id: String,
     /// The bridge's id for it, raw JSON.
     ours: String,
     method: String,
-    /// The client's progress token, raw JSON, and the bridge's in its place.
-    token: Option<(String, String)>,
+    /// The client's progress token, raw JSON (the retry's, once resumed).
+    token: Option<String>,
+    /// The bridge's progress token in its place, raw JSON.
+    our_token: Option<String>,
     /// The client capabilities its `_meta` declares.
     declared: Value,
+    /// Its method, name and arguments, digested: a retry must repeat them.
+    digest: [u8; 32],
+    /// The child's requests that wait for the client's answers.
+    pending: Vec<Pending>,
+    /// How many requests of the child's it had so far (their keys are numbered by it).
+    asked: usize,
 }
 
-/// Forwards `frame` (the client's request, 2026-only `_meta` gone), whose id is `id` and
+/// A call parked under a `requestState`: the child's messages for it wait in `rx`.
+pub(super) struct Held {
+    rx: stream::Receiver,
+    call: Call,
+}
+
+/// The capabilities `request` (a 2026-07-28 request) declares in its `_meta`.
+fn declared(request: &Value) -> Value {
+    request["params"]["_meta"][format!("{META_PREFIX}clientCapabilities")].clone()
+}
+
+/// Forwards `frame` (the client's `request`, 2026-only `_meta` gone), whose id is `id` and
 /// progress token `token` (raw JSON), to the stateless child, and answers the POST.
 pub(super) async fn forward(
     bridge: &Arc<Bridge>,
@@ -58,13 +88,13 @@ pub(super) async fn forward(
     id: &str,
     method: &str,
     token: Option<&str>,
-    declared: &Value,
+    request: &Value,
     frame: String,
 ) -> Response {
     let ours = bridge_id();
-    let token = token.map(|token| (token.to_owned(), bridge_id()));
-    let frame = match &token {
-        Some((_, our_token)) => envelope::with_param(&frame, "_meta.progressToken", our_token),
+    let our_token = token.map(|_| bridge_id());
+    let frame = match &our_token {
+        Some(our_token) => envelope::with_param(&frame, "_meta.progressToken", our_token),
         None => Some(frame),
     }
     .and_then(|frame| envelope::with_id(frame.as_bytes(), &ours));
@@ -73,8 +103,7 @@ pub(super) async fn forward(
         return json_body(StatusCode::BAD_REQUEST, body);
     };
     let (tx, rx) = stream::channel(STREAM_BYTES.max(bridge.max_message.saturating_mul(2)));
-    let our_token = token.as_ref().map(|(_, ours)| ours.as_str());
-    lock(&child.routes).open_post(&ours, our_token, tx);
+    lock(&child.routes).open_post(&ours, our_token.as_deref(), tx);
     if !child.link.send(frame.into_bytes()).await {
         super::forget(bridge, &child).await;
         let body = jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, "the MCP server is gone");
@@ -82,11 +111,84 @@ pub(super) async fn forward(
     }
     let call = Call {
         id: id.to_owned(),
-        ours: ours.clone(),
+        ours,
         method: method.to_owned(),
-        token,
-        declared: declared.clone(),
+        token: token.map(str::to_owned),
+        our_token,
+        declared: declared(request),
+        digest: park::digest(method, request),
+        pending: Vec::new(),
+        asked: 0,
     };
+    respond(bridge, child, rx, call).await
+}
+
+/// Resumes the call parked under the retry's `requestState`: the child gets the answers in
+/// its `inputResponses`, and the call is relayed on to this POST. -32602 (with the id) when
+/// the state is unknown, expired or another call's, or an answer is not an object.
+pub(super) async fn resume(
+    bridge: &Arc<Bridge>,
+    child: Arc<Stateless>,
+    id: &str,
+    method: &str,
+    token: Option<&str>,
+    request: &Value,
+) -> Response {
+    let invalid = |text: &str| {
+        json_body(
+            StatusCode::OK,
+            jsonrpc::error(id, jsonrpc::INVALID_PARAMS, text),
+        )
+    };
+    let Some(state) = request["params"]["requestState"].as_str() else {
+        return invalid("Invalid params: requestState is not a string");
+    };
+    let responses = match park::responses(request) {
+        Ok(responses) => responses,
+        Err(why) => return invalid(&why),
+    };
+    let digest = park::digest(method, request);
+    let held = {
+        let mut parked = lock(&child.parked);
+        let theirs = parked.get(state).map(|held| held.call.digest == digest);
+        match theirs {
+            Some(true) => parked.remove(state),
+            Some(false) => None,
+            None => {
+                drop(parked);
+                return invalid(
+                    "Invalid params: requestState is unknown or expired (a call waits for its answers only for the request timeout); call again without it",
+                );
+            }
+        }
+    };
+    let Some(Held { rx, mut call }) = held else {
+        return invalid(
+            "Invalid params: requestState belongs to another call (the method, name or arguments differ)",
+        );
+    };
+    let mut unanswered = Vec::new();
+    for pending in std::mem::take(&mut call.pending) {
+        match responses.get(&pending.key) {
+            Some(result) => park::answer(&child, &pending.id, result).await,
+            None => unanswered.push(pending),
+        }
+    }
+    call.pending = unanswered;
+    id.clone_into(&mut call.id);
+    call.token = token.map(str::to_owned);
+    call.declared = declared(request);
+    respond(bridge, child, rx, call).await
+}
+
+/// Relays `call` (the child's messages for it coming in `rx`) and answers the POST: a JSON
+/// body when its end comes first, else an event stream.
+async fn respond(
+    bridge: &Arc<Bridge>,
+    child: Arc<Stateless>,
+    rx: stream::Receiver,
+    call: Call,
+) -> Response {
     let (out_tx, mut out) = mpsc::channel(16);
     tokio::spawn(relay(bridge.clone(), child, rx, call, out_tx));
     let first = tokio::select! {
@@ -121,22 +223,34 @@ fn event_stream(first: Option<Out>, out: mpsc::Receiver<Out>) -> Response {
     response
 }
 
+/// Answers the child's requests still waiting in `call` with an error saying `why`.
+async fn refuse_pending(child: &Stateless, call: &mut Call, why: &str) {
+    for pending in std::mem::take(&mut call.pending) {
+        park::refuse(child, &pending.id, why).await;
+    }
+}
+
 /// Reads what the child sends for one call until its answer, bounded by the request timeout:
-/// refuses its requests, hands on the call's progress, and ends with the answer.
+/// hands on the call's progress, gathers the child's requests to the client (a 2025 child's,
+/// for a capability the client declared) and parks the call with them, refuses its other
+/// requests, and ends with the answer.
 async fn relay(
     bridge: Arc<Bridge>,
     child: Arc<Stateless>,
     mut rx: stream::Receiver,
-    call: Call,
+    mut call: Call,
     out: mpsc::Sender<Out>,
 ) {
     // A listen lasts as long as its client; a call, no longer than the request timeout.
     let listen = call.method == "subscriptions/listen";
     let timeout = bridge.request_timeout + Duration::from_secs(1);
-    let deadline = tokio::time::Instant::now() + if listen { LISTEN_LIMIT } else { timeout };
+    let deadline = Instant::now() + if listen { LISTEN_LIMIT } else { timeout };
+    // Requests left unanswered by a retry are listed again when this window ends.
+    let mut window = (!call.pending.is_empty()).then(|| Instant::now() + park::GATHER);
     loop {
+        let until = window.map_or(deadline, |window| window.min(deadline));
         let next = tokio::select! {
-            next = tokio::time::timeout_at(deadline, rx.recv()) => next,
+            next = tokio::time::timeout_at(until, rx.recv()) => next,
             () = out.closed() => {
                 // The client left (a listen's end, or a call given up): the child stops too.
                 cancel(&child, &call).await;
@@ -151,20 +265,24 @@ async fn relay(
                         child.keep_schemas(tools);
                     }
                 }
+                refuse_pending(
+                    &child,
+                    &mut call,
+                    "the call ended before the client answered",
+                )
+                .await;
                 let _ = out.send(finish(&routed.line, &call)).await;
                 return;
             }
             Ok(Some(routed)) => {
                 match envelope::parse(routed.line.as_bytes()) {
                     Ok(Message::Request { id, method, .. }) => {
-                        // TODO(issue 17, item 5): an input-required result in place of this.
-                        let text = format!("{method} is not available to MCP {V2026} clients yet");
-                        let refusal = jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &text);
-                        let missing = super::check::capability(&method)
-                            .filter(|needed| !call.declared[*needed].is_object());
-                        child.link.send(refusal.into_bytes()).await;
-                        if let Some(needed) = missing {
+                        let needed = super::check::capability(&method);
+                        if let Some(needed) = needed.filter(|n| !call.declared[*n].is_object()) {
                             // The call needs what the client did not declare: it ends here.
+                            let text = format!("the MCP client did not declare {needed}");
+                            park::refuse(&child, id, &text).await;
+                            refuse_pending(&child, &mut call, &text).await;
                             let data =
                                 serde_json::json!({ "requiredCapabilities": { needed: {} } });
                             let why = (
@@ -176,12 +294,23 @@ async fn relay(
                             let _ = out.send(Out::Final(StatusCode::BAD_REQUEST, body)).await;
                             return;
                         }
+                        if needed.is_some() && !child.native {
+                            // The client answers it, in an input-required result.
+                            call.asked += 1;
+                            let pending = Pending::new(&routed.line, id, &method, call.asked);
+                            call.pending.push(pending);
+                            window.get_or_insert_with(|| Instant::now() + park::GATHER);
+                        } else {
+                            let text = format!("{method} cannot reach MCP {V2026} clients");
+                            let refusal = jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &text);
+                            child.link.send(refusal.into_bytes()).await;
+                        }
                     }
                     Ok(Message::Notification {
                         progress_token: Some(token),
                         ..
                     }) => {
-                        let Some((theirs, ours)) = &call.token else {
+                        let (Some(theirs), Some(ours)) = (&call.token, &call.our_token) else {
                             continue;
                         };
                         if token != ours {
@@ -208,8 +337,20 @@ async fn relay(
                 continue;
             }
             Ok(None) => "the MCP server did not answer",
+            Err(_) if window.is_some_and(|window| window <= Instant::now()) => {
+                if lock(&child.parked).len() >= park::MAX_PARKED {
+                    let why = "too many calls wait for their MCP clients' answers";
+                    tracing::warn!("{why}: the MCP server's requests are refused");
+                    refuse_pending(&child, &mut call, why).await;
+                    window = None;
+                    continue;
+                }
+                park_call(&bridge, &child, rx, call, &out).await;
+                return;
+            }
             Err(_) => "the MCP server did not answer in time",
         };
+        refuse_pending(&child, &mut call, why).await;
         let body = jsonrpc::error(&call.id, jsonrpc::INTERNAL_ERROR, why);
         let _ = out.send(Out::Final(StatusCode::OK, body)).await;
         return;
@@ -225,6 +366,30 @@ async fn cancel(child: &Stateless, call: &Call) {
         "params": { "requestId": raw_id(&call.ours), "reason": "the client left" },
     });
     child.link.send(cancel.to_string().into_bytes()).await;
+}
+
+/// Parks `call` under a fresh `requestState`, answers the POST with the input-required
+/// result listing its pending requests, and drops the call when no retry resumes it in time.
+async fn park_call(
+    bridge: &Bridge,
+    child: &Arc<Stateless>,
+    rx: stream::Receiver,
+    call: Call,
+    out: &mpsc::Sender<Out>,
+) {
+    let state = park::new_state();
+    let result = park::input_required(&call.pending, &state);
+    let body = super::reply(&call.id, result);
+    lock(&child.parked).insert(state.clone(), Held { rx, call });
+    let (child, ttl) = (child.clone(), bridge.request_timeout);
+    tokio::spawn(async move {
+        tokio::time::sleep(ttl).await;
+        let held = lock(&child.parked).remove(&state);
+        if let Some(Held { rx, call }) = held {
+            park::expire(&child, &call.ours, &call.pending, rx).await;
+        }
+    });
+    let _ = out.send(Out::Final(StatusCode::OK, body)).await;
 }
 
 /// The longest a `subscriptions/listen` stream is held; the client listens again after it.
