@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command. Installs what the tests drive besides Rust — PyPI's `mcp` (a Python MCP server
 # behind the bridge, the official SDK 1.x as a client; the SDK 2.x in the virtualenv .venv-mcp2),
-# Debian's chromium (the landing page) and systemd (`systemd-analyze verify` on the printed
-# units) — then runs every test of the workspace: unit, integration (real processes and
+# Debian's chromium (the landing page), systemd (`systemd-analyze verify` on the printed
+# units) and redis-server (state shared by replicas; the tests start their own) — then runs every test of the workspace: unit, integration (real processes and
 # sockets), trybuild UI, fuzz, doc tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,7 @@ fi
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v redis-server >/dev/null || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
