@@ -34,7 +34,8 @@ LAYERS = [
     ["observe"],
     ["content", "process"],
     ["web"],
-    ["jsonrpc", "backoff", "flags", "error"],
+    ["jsonrpc", "backoff", "flags"],
+    ["error"],
 ]
 
 # Within a top-level module, sub-modules that must not be used from below (top first);
@@ -46,7 +47,7 @@ SUBLAYERS = {
         ["routes"],
         ["app"],
         ["tunneling", "no_tunnel"],
-        ["accept", "options", "gate", "console"],
+        ["accept", "options", "gate", "console", "nginx"],
     ],
     "bridge": [
         ["mod"],

@@ -2,8 +2,9 @@
 # The test command. Installs what the tests drive besides Rust — PyPI's `mcp` (a Python MCP server
 # behind the bridge, the official SDK 1.x as a client; the SDK 2.x in the virtualenv .venv-mcp2),
 # Debian's chromium (the landing page), systemd (`systemd-analyze verify` on the printed
-# units) and redis-server (state shared by replicas; the tests start their own) — then runs every test of the workspace: unit, integration (real processes and
-# sockets), trybuild UI, fuzz, doc tests.
+# units), redis-server and nginx (state shared by replicas and the load balancer in front of
+# them; the tests start their own on free loopback ports) — then runs every test of the
+# workspace: unit, integration (real processes and sockets), trybuild UI, fuzz, doc tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -c "import mcp.server.fastmcp" 2>/dev/null \
@@ -18,6 +19,7 @@ missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

@@ -1,6 +1,20 @@
-//! Value parsers for command-line flags that every module's options share.
+//! Value parsers for command-line flags that every module's options share, and the output of
+//! the print-only flags (`--print-nginx-config`, `--print-systemd-unit`, ..).
 
 use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Writes what a print-only flag asked for to stdout: not serving, stdout is the user's, for
+/// redirecting into a file.
+pub(crate) fn print(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write to stdout", e))
+}
 
 /// A duration flag: whole seconds (`30`) or a unit (`500ms`, `90s`, `5m`, `1h 30m`).
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {

@@ -3,6 +3,7 @@
 mod accept;
 mod app;
 mod console;
+mod nginx;
 mod options;
 mod routes;
 mod run;
@@ -248,6 +249,10 @@ impl Server {
         let matches = command.get_matches();
         let cli = options::Cli::from_arg_matches(&matches)
             .map_err(|e| Error::with_source(ErrorKind::Config, "invalid command line", e))?;
+        if cli.print_nginx_config {
+            let text = nginx::config(&self.identity.name, &cli.replicas, &cli.nginx_listen)?;
+            return crate::flags::print(&text);
+        }
         if let Some(printed) = tunneling::print_requested(&cli.options, &self.identity.name) {
             return printed;
         }

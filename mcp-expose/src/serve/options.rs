@@ -243,6 +243,20 @@ fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) options: Options,
+
+    /// Print an nginx configuration for several replicas of this server (include it in nginx's
+    /// `http {}` block) and exit: 2026-07-28 requests round-robin, 2025 sessions kept on one
+    /// replica; no buffering, long reads, WebSocket upgrades.
+    #[arg(long, requires = "replicas")]
+    pub(crate) print_nginx_config: bool,
+
+    /// The replicas nginx balances, for --print-nginx-config.
+    #[arg(long, value_name = "HOST:PORT,..", value_delimiter = ',')]
+    pub(crate) replicas: Vec<String>,
+
+    /// Where nginx listens, for --print-nginx-config.
+    #[arg(long, value_name = "[ADDR:]PORT", default_value = "127.0.0.1:8080")]
+    pub(crate) nginx_listen: String,
 }
 
 #[cfg(feature = "tunnel")]

@@ -33,15 +33,7 @@ pub(crate) fn print_requested(tunnel: &TunnelOptions, what: &Deployment<'_>) -> 
     } else {
         return None;
     };
-    // Not serving: stdout is the user's, for redirecting into a file.
-    Some(text.and_then(|text| {
-        use std::io::Write as _;
-        let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush())
-            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot write to stdout", e))
-    }))
+    Some(text.and_then(|text| crate::flags::print(&text)))
 }
 
 /// The arguments a print flag was given with, minus the print-only ones: how to run the server.
