@@ -32,7 +32,7 @@ LAYERS = [
     ["task"],
     ["session"],
     ["observe"],
-    ["content", "process"],
+    ["content", "process", "store"],
     ["web"],
     ["jsonrpc", "backoff", "flags"],
     ["error"],

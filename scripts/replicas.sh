@@ -19,12 +19,15 @@ for tool in redis-server nginx curl python3; do
 done
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/mcp-replicas.XXXXXX")
 PIDS=()
-stop() {
+stop() { # SIGTERM to all, SIGKILL to what is left after 3 s in all
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 30); do
+        alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
     done
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     rm -rf "$DIR"
 }
 trap stop EXIT
@@ -56,7 +59,7 @@ for replica in "${REPLICAS[@]}"; do
 done
 
 mkdir -p "$DIR/nginx"
-"$SERVER" --print-nginx-config --replicas "$(IFS=,; echo "${REPLICAS[*]}")" --nginx-listen "127.0.0.1:$PORT" >"$DIR/nginx/mcp.conf"
+"$SERVER" --print-nginx-config --state "redis://127.0.0.1:$REDIS_PORT/0" --replicas "$(IFS=,; echo "${REPLICAS[*]}")" --nginx-listen "127.0.0.1:$PORT" >"$DIR/nginx/mcp.conf"
 cat >"$DIR/nginx/nginx.conf" <<CONF
 worker_processes 1;
 error_log $DIR/nginx/error.log warn;

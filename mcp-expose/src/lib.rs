@@ -91,6 +91,8 @@ pub mod security;
 pub mod serve;
 mod session;
 mod state;
+#[cfg(feature = "redis")]
+mod store;
 pub mod task;
 pub mod tool;
 mod transport;

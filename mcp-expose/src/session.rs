@@ -318,3 +318,49 @@ fn level_rank(level: LoggingLevel) -> u8 {
         LoggingLevel::Emergency => 7,
     }
 }
+
+/// The sessions whose tools wait for the client's answer to a request of theirs (sampling,
+/// elicitation, roots), with how many wait: a replica that gets an answer for a session that
+/// waits for nothing here hands it on to the others (`--state redis://..`).
+static ASKING: std::sync::LazyLock<Mutex<std::collections::HashMap<String, usize>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+fn asking_sessions() -> std::sync::MutexGuard<'static, std::collections::HashMap<String, usize>> {
+    ASKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether a tool of `session` waits for the client's answer in this process.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn asking(session: &str) -> bool {
+    asking_sessions().contains_key(session)
+}
+
+/// Marks a tool of `session` as waiting for the client's answer, until dropped.
+#[derive(Debug)]
+pub(crate) struct Asking(Option<String>);
+
+impl Asking {
+    pub(crate) fn start(session: Option<&str>) -> Self {
+        if let Some(session) = session {
+            *asking_sessions().entry(session.to_owned()).or_default() += 1;
+        }
+        Self(session.map(str::to_owned))
+    }
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        let Some(session) = self.0.take() else {
+            return;
+        };
+        let mut sessions = asking_sessions();
+        if let Some(count) = sessions.get_mut(&session) {
+            *count -= 1;
+            if *count == 0 {
+                sessions.remove(&session);
+            }
+        }
+    }
+}

@@ -324,6 +324,7 @@ impl Context {
                 .ask(via, "sampling", None, request, "a sampling result")
                 .await;
         }
+        let _asking = self.asking();
         #[allow(deprecated)]
         let result = self.inner.peer.create_message(params).await;
         result.map_err(|e| Error::with_source(ErrorKind::Peer, "sampling/createMessage failed", e))
@@ -377,6 +378,7 @@ impl Context {
                 .ask(via, "elicitation", key, request, "an elicitation result")
                 .await;
         }
+        let _asking = self.asking();
         self.inner
             .peer
             .create_elicitation(params)
@@ -398,6 +400,7 @@ impl Context {
                 .ask(via, "roots", None, request, "a roots/list result")
                 .await;
         }
+        let _asking = self.asking();
         self.inner
             .peer
             .list_roots()
@@ -411,6 +414,18 @@ impl Context {
         if let Some(subscriptions) = self.inner.subscriptions.upgrade() {
             subscriptions.notify_resource_updated(uri).await;
         }
+    }
+
+    /// Marks this call's session as waiting for the client's answer while it is kept, so
+    /// that another replica that gets the answer hands it on here.
+    fn asking(&self) -> crate::session::Asking {
+        let session = self
+            .inner
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok());
+        crate::session::Asking::start(session)
     }
 
     /// The rmcp peer, for requests this type does not wrap.

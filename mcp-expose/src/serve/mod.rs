@@ -250,7 +250,13 @@ impl Server {
         let cli = options::Cli::from_arg_matches(&matches)
             .map_err(|e| Error::with_source(ErrorKind::Config, "invalid command line", e))?;
         if cli.print_nginx_config {
-            let text = nginx::config(&self.identity.name, &cli.replicas, &cli.nginx_listen)?;
+            let shared = shared_redis(cli.options.state.as_deref(), &self.identity.name)?.is_some();
+            let text = nginx::config(
+                &self.identity.name,
+                &cli.replicas,
+                &cli.nginx_listen,
+                shared,
+            )?;
             return crate::flags::print(&text);
         }
         if let Some(printed) = tunneling::print_requested(&cli.options, &self.identity.name) {
@@ -366,28 +372,48 @@ fn task_store(
     state: Option<&str>,
     name: &str,
 ) -> Result<std::sync::Arc<dyn crate::task::TaskStore>> {
+    #[cfg(feature = "redis")]
+    if let Some(redis) = shared_redis(state, name)? {
+        return Ok(std::sync::Arc::new(crate::task::RedisTaskStore::on(redis)));
+    }
+    #[cfg(not(feature = "redis"))]
+    shared_redis(state, name)?;
+    Ok(std::sync::Arc::new(crate::task::MemoryTaskStore::default()))
+}
+
+/// The Redis `--state` names, its keys under `mcp-expose:NAME:`; `None` for `memory` (or
+/// nothing).
+#[cfg(feature = "redis")]
+pub(crate) fn shared_redis(state: Option<&str>, name: &str) -> Result<Option<crate::store::Redis>> {
     use crate::error::{Error, ErrorKind};
-    let memory = || std::sync::Arc::new(crate::task::MemoryTaskStore::default());
+    match state_kind(state)? {
+        None => Ok(None),
+        Some(url) => crate::store::Redis::new(url, format!("mcp-expose:{name}:"))
+            .map(Some)
+            .map_err(|e| Error::with_source(ErrorKind::Config, "invalid --state", e)),
+    }
+}
+
+/// Without Redis support: `memory` (or nothing), else an error saying how to get it.
+#[cfg(not(feature = "redis"))]
+pub(crate) fn shared_redis(state: Option<&str>, _name: &str) -> Result<Option<()>> {
+    use crate::error::{Error, ErrorKind};
+    match state_kind(state)? {
+        None => Ok(None),
+        Some(url) => Err(Error::new(
+            ErrorKind::Config,
+            format!("--state {url} needs Redis support, which this build lacks"),
+        )
+        .hint("build with the `redis` feature (cargo build --features redis)")),
+    }
+}
+
+/// The Redis URL `--state` names, or `None` for `memory` (or nothing).
+fn state_kind(state: Option<&str>) -> Result<Option<&str>> {
+    use crate::error::{Error, ErrorKind};
     match state {
-        None | Some("memory") => Ok(memory()),
-        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            #[cfg(feature = "redis")]
-            {
-                let prefix = format!("mcp-expose:{name}:");
-                let store = crate::task::RedisTaskStore::new(url, prefix)
-                    .map_err(|e| Error::with_source(ErrorKind::Config, "invalid --state", e))?;
-                Ok(std::sync::Arc::new(store))
-            }
-            #[cfg(not(feature = "redis"))]
-            {
-                let _ = name;
-                Err(Error::new(
-                    ErrorKind::Config,
-                    format!("--state {url} needs Redis support, which this build lacks"),
-                )
-                .hint("build with the `redis` feature (cargo build --features redis)"))
-            }
-        }
+        None | Some("memory") => Ok(None),
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(Some(url)),
         Some(other) => Err(Error::new(
             ErrorKind::Config,
             format!("--state `{other}` is neither `memory` nor a redis:// URL"),

@@ -2,15 +2,23 @@
 //! server, with the settings MCP needs (no buffering, long reads, WebSocket upgrades).
 //!
 //! MCP 2026-07-28 requests (their `MCP-Protocol-Version` header says so) carry everything they
-//! need and go round-robin to any replica. A 2025 session lives in the replica that created
-//! it, so the rest of a client's traffic is kept on one replica by its address (`hash` on it,
-//! consistent, so that a replica leaving moves only its own clients).
+//! need and go round-robin to any replica. With the sessions in Redis (`--state redis://..`)
+//! so does everything else: any replica serves any session. Without, a 2025 session lives in
+//! the replica that created it, so the rest of a client's traffic is kept on one replica by
+//! its address (`hash` on it, consistent, so that a replica leaving moves only its own
+//! clients).
 
 use crate::error::{Error, ErrorKind, Result};
 
 /// The configuration to include in nginx's `http {}` block: an upstream of `replicas` and a
-/// server listening on `listen`, named after `name`.
-pub(crate) fn config(name: &str, replicas: &[String], listen: &str) -> Result<String> {
+/// server listening on `listen`, named after `name`; round-robin for everything when the
+/// replicas share their sessions (`shared`).
+pub(crate) fn config(
+    name: &str,
+    replicas: &[String],
+    listen: &str,
+    shared: bool,
+) -> Result<String> {
     if replicas.is_empty() {
         return Err(Error::new(
             ErrorKind::Config,
@@ -37,23 +45,34 @@ pub(crate) fn config(name: &str, replicas: &[String], listen: &str) -> Result<St
         .iter()
         .map(|replica| format!("    server {replica} max_fails=1 fail_timeout=5s;\n"))
         .collect();
+    let (balance, how) = if shared {
+        (
+            String::new(),
+            "Every request goes round-robin: the\n# replicas share their sessions (--state redis://..).",
+        )
+    } else {
+        (
+            format!(
+                "map $http_mcp_protocol_version $mcp_{upstream}_affinity {{\n    \"2026-07-28\" \"\";\n    default $binary_remote_addr;\n}}\n\n"
+            ),
+            "MCP 2026-07-28 requests go round-robin; a 2025\n# session stays on the replica that created it (by client address).",
+        )
+    };
+    let hash = if shared {
+        String::new()
+    } else {
+        format!("    hash $mcp_{upstream}_affinity consistent;\n")
+    };
     Ok(format!(
         r#"# nginx in front of {count} replicas of {name} (made by --print-nginx-config).
-# Include it in nginx's http {{}} block. MCP 2026-07-28 requests go round-robin; a 2025
-# session stays on the replica that created it (by client address).
-map $http_mcp_protocol_version $mcp_{upstream}_affinity {{
-    "2026-07-28" "";
-    default $binary_remote_addr;
-}}
-
-map $http_upgrade $mcp_{upstream}_connection {{
+# Include it in nginx's http {{}} block. {how}
+{balance}map $http_upgrade $mcp_{upstream}_connection {{
     default upgrade;
     "" "";
 }}
 
 upstream mcp_{upstream} {{
-    hash $mcp_{upstream}_affinity consistent;
-{servers}    keepalive 32;
+{hash}{servers}    keepalive 32;
 }}
 
 server {{
@@ -88,10 +107,18 @@ mod tests {
 
     #[test]
     fn replicas_are_checked() {
-        assert!(config("s", &[], "8080").is_err());
-        assert!(config("s", &["nope".to_owned()], "8080").is_err());
-        let text = config("my-server", &["127.0.0.1:8001".to_owned()], "8080").expect("config");
+        assert!(config("s", &[], "8080", false).is_err());
+        assert!(config("s", &["nope".to_owned()], "8080", false).is_err());
+        let text =
+            config("my-server", &["127.0.0.1:8001".to_owned()], "8080", false).expect("config");
         assert!(text.contains("upstream mcp_my_server {"), "{text}");
         assert!(text.contains("server 127.0.0.1:8001 max_fails=1"), "{text}");
+        assert!(
+            text.contains("hash $mcp_my_server_affinity consistent;"),
+            "{text}"
+        );
+        let shared =
+            config("my-server", &["127.0.0.1:8001".to_owned()], "8080", true).expect("config");
+        assert!(!shared.contains("hash "), "round-robin: {shared}");
     }
 }

@@ -167,6 +167,8 @@ pub(super) async fn start(
         stateless: options.stateless,
         max_body: options.max_message_size,
         keep_alive: options.sse_keep_alive.max(MIN_INTERVAL),
+        #[cfg(feature = "redis")]
+        redis: super::shared_redis(options.state.as_deref(), &handler.state().identity.name)?,
     };
     let sse_settings = SseSettings {
         max_message: options.max_message_size,

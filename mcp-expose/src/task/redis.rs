@@ -8,18 +8,16 @@
 //! replica listens there and wakes the tool if it runs it. Every Redis call is bounded; an
 //! unreachable Redis is an error saying so, and the connection comes back by itself.
 
-use std::time::Duration;
-
-use redis::{AsyncCommands as _, Script, aio::ConnectionManager};
+use redis::{AsyncCommands as _, Script};
 use tokio::sync::mpsc;
 
 use super::{StoreError, StoreFuture, TaskChange, TaskRecord, TaskStore};
-use crate::backoff::Backoff;
+use crate::store::{Failure, Redis};
 
-/// How long one Redis command may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a contended change is retried.
 const ATTEMPTS: usize = 32;
+/// Where a replica that changes a task another runs says so.
+const CHANNEL: &str = "task-changes";
 
 /// Writes `ARGV[2]` (expiring at `ARGV[3]` ms) if the key still holds `ARGV[1]`.
 const COMPARE_AND_SET: &str = r"
@@ -31,19 +29,15 @@ return 0
 ";
 
 /// Tasks in Redis, for replicas that share them.
+#[derive(Debug)]
 pub struct RedisTaskStore {
-    client: redis::Client,
-    connection: ConnectionManager,
-    prefix: String,
-    url: String,
+    redis: Redis,
     cas: Script,
 }
 
-impl std::fmt::Debug for RedisTaskStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisTaskStore")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
+impl From<Failure> for StoreError {
+    fn from(failure: Failure) -> Self {
+        StoreError::new(failure.0)
     }
 }
 
@@ -55,55 +49,24 @@ impl RedisTaskStore {
     ///
     /// When `url` is not a Redis URL.
     pub fn new(url: &str, prefix: impl Into<String>) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::new(format!("`{url}` is not a Redis URL: {e}")))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT));
-        let connection = client
-            .get_connection_manager_lazy(config)
-            .map_err(|e| StoreError::new(format!("cannot use the Redis at {url}: {e}")))?;
-        Ok(Self {
-            client,
-            connection,
-            prefix: prefix.into(),
-            url: url.to_owned(),
+        Ok(Self::on(Redis::new(url, prefix)?))
+    }
+
+    /// A store in `redis`, shared with the server's other uses of it.
+    pub(crate) fn on(redis: Redis) -> Self {
+        Self {
+            redis,
             cas: Script::new(COMPARE_AND_SET),
-        })
-    }
-
-    fn key(&self, id: &str) -> String {
-        format!("{}task:{id}", self.prefix)
-    }
-
-    fn channel(&self) -> String {
-        format!("{}task-changes", self.prefix)
-    }
-
-    fn failed(&self, error: &redis::RedisError) -> StoreError {
-        StoreError::new(format!(
-            "the Redis at {} failed ({error}); is it running?",
-            self.url
-        ))
-    }
-
-    async fn bounded<T>(
-        &self,
-        call: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
-            Ok(result) => result.map_err(|e| self.failed(&e)),
-            Err(_) => Err(StoreError::new(format!(
-                "the Redis at {} did not answer within {} s",
-                self.url,
-                COMMAND_TIMEOUT.as_secs()
-            ))),
         }
     }
 
+    fn key(&self, id: &str) -> String {
+        self.redis.key(&format!("task:{id}"))
+    }
+
     async fn read(&self, key: &str) -> Result<Option<(String, TaskRecord)>, StoreError> {
-        let mut connection = self.connection.clone();
-        let text: Option<String> = self.bounded(connection.get(key)).await?;
+        let mut connection = self.redis.connection();
+        let text: Option<String> = self.redis.bounded(connection.get(key)).await?;
         let Some(text) = text else {
             return Ok(None);
         };
@@ -122,11 +85,12 @@ impl TaskStore for RedisTaskStore {
         Box::pin(async move {
             let key = self.key(&record.task.task.task_id);
             let text = encode(&record)?;
-            let mut connection = self.connection.clone();
+            let mut connection = self.redis.connection();
             let options = redis::SetOptions::default()
                 .conditional_set(redis::ExistenceCheck::NX)
                 .with_expiration(redis::SetExpiry::PXAT(record.expires_at_ms));
             let set: Option<String> = self
+                .redis
                 .bounded(connection.set_options(&key, text, options))
                 .await?;
             match set {
@@ -153,10 +117,11 @@ impl TaskStore for RedisTaskStore {
                 };
                 change(&mut record);
                 let new = encode(&record)?;
-                let mut connection = self.connection.clone();
+                let mut connection = self.redis.connection();
                 let mut invocation = self.cas.key(&key);
                 invocation.arg(&old).arg(&new).arg(record.expires_at_ms);
                 let written: i64 = self
+                    .redis
                     .bounded(invocation.invoke_async(&mut connection))
                     .await?;
                 if written == 1 {
@@ -171,60 +136,26 @@ impl TaskStore for RedisTaskStore {
 
     fn notify<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let _: i64 = self.bounded(connection.publish(self.channel(), id)).await?;
+            let mut connection = self.redis.connection();
+            let channel = self.redis.key(CHANNEL);
+            let _: i64 = self.redis.bounded(connection.publish(channel, id)).await?;
             Ok(())
         })
     }
 
     fn changes(&self) -> Option<mpsc::UnboundedReceiver<String>> {
+        let mut payloads = self.redis.subscribe(CHANNEL, "task changes");
         let (tx, rx) = mpsc::unbounded_channel();
-        let client = self.client.clone();
-        let channel = self.channel();
-        let url = self.url.clone();
         tokio::spawn(async move {
-            let mut backoff =
-                Backoff::new(Duration::from_millis(100), Duration::from_secs(5)).with_jitter();
-            while !tx.is_closed() {
-                match listen(&client, &channel, &tx).await {
-                    Ok(()) => return,
-                    Err(error) => {
-                        tracing::warn!(
-                            "task changes from other replicas: the Redis at {url} failed ({error}); listening again"
-                        );
-                        tokio::time::sleep(backoff.next_delay()).await;
-                    }
+            while let Some(payload) = payloads.recv().await {
+                let Ok(id) = String::from_utf8(payload) else {
+                    continue;
+                };
+                if tx.send(id).is_err() {
+                    return;
                 }
             }
         });
         Some(rx)
     }
-}
-
-/// Forwards the ids published on `channel` to `tx` until the connection fails (an error) or
-/// nobody takes them any more (`Ok`).
-async fn listen(
-    client: &redis::Client,
-    channel: &str,
-    tx: &mpsc::UnboundedSender<String>,
-) -> redis::RedisResult<()> {
-    use futures::StreamExt as _;
-    let connect = tokio::time::timeout(COMMAND_TIMEOUT, client.get_async_pubsub());
-    let mut pubsub = connect
-        .await
-        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
-    pubsub.subscribe(channel).await?;
-    let mut messages = pubsub.into_on_message();
-    while let Some(message) = messages.next().await {
-        let Ok(id) = message.get_payload::<String>() else {
-            continue;
-        };
-        if tx.send(id).is_err() {
-            return Ok(());
-        }
-    }
-    Err(redis::RedisError::from((
-        redis::ErrorKind::Io,
-        "the subscription ended",
-    )))
 }

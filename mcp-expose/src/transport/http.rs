@@ -31,21 +31,39 @@ pub(crate) struct HttpSettings {
     pub(crate) stateless: bool,
     pub(crate) max_body: usize,
     pub(crate) keep_alive: Duration,
+    /// `--state redis://..`: sessions and event streams shared by replicas.
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::store::Redis>,
 }
+
+/// rmcp's streamable HTTP service for this server's handler.
+pub(crate) type Service = StreamableHttpService<Handler, LocalSessionManager>;
+
+/// What a response of rmcp's service is.
+pub(crate) type ServiceResponse = axum::http::Response<BoxBody<Bytes, Infallible>>;
 
 /// rmcp's service behind one `Arc`: axum clones a route's service for every request and rmcp's
 /// own `call` clones it again, each clone copying its config (a cancellation token whose clone
 /// and drop take a lock shared by every request); here a request costs one reference count.
 #[derive(Clone)]
-pub(crate) struct Shared(Arc<StreamableHttpService<Handler, LocalSessionManager>>);
+pub(crate) struct Shared(Arc<Services>);
+
+/// The services requests go to.
+pub(crate) struct Services {
+    /// Sessions (and, with no replicas, everything).
+    pub(crate) sessions: Service,
+    /// With `--state redis://..`: sessions any replica can serve.
+    #[cfg(feature = "redis")]
+    pub(crate) replicas: Option<super::redis::Replicas>,
+}
 
 impl<B> tower::Service<Request<B>> for Shared
 where
     B: axum::body::HttpBody + Send + 'static,
-    B::Error: Display,
+    B::Error: Display + Into<axum::BoxError>,
     B::Data: Send + 'static,
 {
-    type Response = axum::http::Response<BoxBody<Bytes, Infallible>>;
+    type Response = ServiceResponse;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
@@ -54,19 +72,28 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let service = Arc::clone(&self.0);
+        let services = Arc::clone(&self.0);
         let delete = request.method() == axum::http::Method::DELETE;
         Box::pin(async move {
-            let mut response = service.handle(request).await;
-            // rmcp ends a session with 202; the MCP SDKs expect 200 or 204 and warn
-            // ("Session termination failed: 202") on every disconnect otherwise. The bridge
-            // answers 204 too.
-            if delete && response.status() == axum::http::StatusCode::ACCEPTED {
-                *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
-            }
-            Ok(response)
+            #[cfg(feature = "redis")]
+            let response = match &services.replicas {
+                Some(replicas) => replicas.handle(&services.sessions, request).await,
+                None => services.sessions.handle(request).await,
+            };
+            #[cfg(not(feature = "redis"))]
+            let response = services.sessions.handle(request).await;
+            Ok(no_content(delete, response))
         })
     }
+}
+
+/// rmcp ends a session with 202; the MCP SDKs expect 200 or 204 and warn ("Session
+/// termination failed: 202") on every disconnect otherwise. The bridge answers 204 too.
+fn no_content(delete: bool, mut response: ServiceResponse) -> ServiceResponse {
+    if delete && response.status() == axum::http::StatusCode::ACCEPTED {
+        *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+    }
+    response
 }
 
 pub(crate) fn service(handler: &Handler, settings: &HttpSettings, ct: CancellationToken) -> Shared {
@@ -77,10 +104,39 @@ pub(crate) fn service(handler: &Handler, settings: &HttpSettings, ct: Cancellati
         .with_legacy_session_mode(!settings.stateless)
         .with_json_response(settings.stateless)
         .with_max_request_body_bytes(settings.max_body)
-        .with_cancellation_token(ct);
+        .with_cancellation_token(ct.clone());
+    #[cfg(feature = "redis")]
+    if let Some(redis) = settings.redis.as_ref().filter(|_| !settings.stateless) {
+        return Shared(super::redis::services(
+            handler,
+            config,
+            redis,
+            settings.max_body,
+            ct,
+        ));
+    }
+    let sessions = build(
+        handler,
+        settings.stateless,
+        config,
+        LocalSessionManager::default(),
+    );
+    Shared(Arc::new(Services {
+        sessions,
+        #[cfg(feature = "redis")]
+        replicas: None,
+    }))
+}
+
+/// rmcp's service for `handler`, with `config` and sessions kept by `manager`.
+pub(crate) fn build(
+    handler: &Handler,
+    stateless: bool,
+    config: StreamableHttpServerConfig,
+    manager: LocalSessionManager,
+) -> Service {
     let handler = handler.clone();
-    let stateless = settings.stateless;
-    Shared(Arc::new(StreamableHttpService::new(
+    StreamableHttpService::new(
         move || {
             Ok(if stateless {
                 handler.stateless_session(TransportKind::Http)
@@ -88,9 +144,9 @@ pub(crate) fn service(handler: &Handler, settings: &HttpSettings, ct: Cancellati
                 handler.session(TransportKind::Http, None, None, None)
             })
         },
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(manager),
         config,
-    )))
+    )
 }
 
 /// Anti-buffering headers on every response, and a JSON-RPC error body on errors that rmcp

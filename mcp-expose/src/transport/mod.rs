@@ -8,6 +8,8 @@ pub(crate) mod decode;
 pub(crate) mod framed;
 pub(crate) mod http;
 pub(crate) mod lines;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 pub(crate) mod sse;
 pub(crate) mod stdio;
 pub(crate) mod ws;
