@@ -19,15 +19,17 @@ for tool in redis-server nginx curl python3; do
 done
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/mcp-replicas.XXXXXX")
 PIDS=()
-stop() { # SIGTERM to all, SIGKILL to what is left after 3 s in all
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+stop() { # SIGTERM to nginx and the replicas, then Redis; SIGKILL to what is left after 3 s
+    local redis=${PIDS[0]:-}
+    for pid in "${PIDS[@]:1}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for _ in $(seq 30); do
         alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        for pid in "${PIDS[@]:1}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
         [ "$alive" = 0 ] && break
         sleep 0.1
     done
     for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    [ -n "$redis" ] && wait "$redis" 2>/dev/null
     rm -rf "$DIR"
 }
 trap stop EXIT

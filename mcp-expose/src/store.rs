@@ -77,7 +77,16 @@ impl Redis {
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Failure> {
-        match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
+        self.bounded_by(COMMAND_TIMEOUT, call).await
+    }
+
+    /// Runs one Redis call, bounded by `limit`; a failure says which Redis.
+    pub(crate) async fn bounded_by<T>(
+        &self,
+        limit: Duration,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(limit, call).await {
             Ok(result) => result.map_err(|e| {
                 Failure(format!(
                     "the Redis at {} failed ({e}); is it running?",
@@ -87,7 +96,7 @@ impl Redis {
             Err(_) => Err(Failure(format!(
                 "the Redis at {} did not answer within {} s",
                 self.url,
-                COMMAND_TIMEOUT.as_secs()
+                limit.as_secs()
             ))),
         }
     }
@@ -99,6 +108,21 @@ impl Redis {
     ) -> Result<T, Failure> {
         let mut connection = self.connection();
         self.bounded(command.query_async(&mut connection)).await
+    }
+
+    /// A connection of its own, for commands that block (`XREAD BLOCK`) up to `wait`.
+    pub(crate) async fn dedicated(
+        &self,
+        wait: Duration,
+    ) -> Result<redis::aio::MultiplexedConnection, Failure> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(wait + COMMAND_TIMEOUT));
+        self.bounded(
+            self.client
+                .get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
     }
 
     /// The payloads published on the channel `name` (under the prefix), for as long as the

@@ -30,7 +30,7 @@ use serde_json::value::RawValue;
 
 use axum::body::Bytes;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::{BodyExt, Full};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, session::local::LocalSessionManager,
 };
@@ -97,15 +97,102 @@ impl SessionStore for RedisSessions {
     }
 }
 
-/// Sessions' event streams in Redis streams: an event's id is `{redis id}@{stream}`.
+/// Sessions' event streams in Redis streams: an event's id is `{redis id}@{stream}`; each
+/// entry names the replica that stored it (`o`).
 #[derive(Debug, Clone)]
-pub(crate) struct RedisEvents(pub(crate) Redis);
+pub(crate) struct RedisEvents {
+    redis: Redis,
+    /// This replica, in the entries it stores.
+    origin: Arc<str>,
+}
 
 impl RedisEvents {
+    pub(crate) fn new(redis: Redis) -> Self {
+        let mut random = [0u8; 8];
+        let _ = getrandom::fill(&mut random);
+        Self {
+            redis,
+            origin: u64::from_le_bytes(random).to_string().into(),
+        }
+    }
+
     fn key(&self, stream: &str) -> String {
-        self.0.key(&format!("events:{stream}"))
+        self.redis.key(&format!("events:{stream}"))
+    }
+
+    /// The notifications other replicas send on `session`'s standalone stream (its `GET`),
+    /// from now on, as SSE events, while the receiver is kept.
+    fn others_common(&self, session: &str) -> tokio::sync::mpsc::Receiver<Bytes> {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let events = self.clone();
+        let stream = format!("{session}:common");
+        tokio::spawn(async move {
+            if let Err(failure) = events.tail(&stream, &tx).await {
+                tracing::warn!(
+                    "a GET stream misses the notifications of other replicas: {failure}"
+                );
+            }
+        });
+        rx
+    }
+
+    async fn tail(
+        &self,
+        stream: &str,
+        tx: &tokio::sync::mpsc::Sender<Bytes>,
+    ) -> Result<(), Failure> {
+        const BLOCK: Duration = Duration::from_secs(5);
+        let key = self.key(stream);
+        let mut latest = redis::cmd("XREVRANGE");
+        latest.arg(&key).arg("+").arg("-").arg("COUNT").arg(1);
+        let mut after = self
+            .redis
+            .query::<Vec<(String, Vec<(String, String)>)>>(&latest)
+            .await?
+            .into_iter()
+            .next()
+            .map_or_else(|| "0-0".to_owned(), |(id, _)| id);
+        let mut connection = self.redis.dedicated(BLOCK).await?;
+        while !tx.is_closed() {
+            let mut read = redis::cmd("XREAD");
+            read.arg("COUNT")
+                .arg(100)
+                .arg("BLOCK")
+                .arg(u64::try_from(BLOCK.as_millis()).unwrap_or(5000))
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(&after);
+            type Reply = Option<Vec<(String, Vec<(String, Vec<(String, String)>)>)>>;
+            let call = read.query_async::<Reply>(&mut connection);
+            let reply = self.redis.bounded_by(BLOCK + COMMAND_GRACE, call).await?;
+            for (_, entries) in reply.unwrap_or_default() {
+                for (entry, fields) in entries {
+                    after.clone_from(&entry);
+                    let mut message = None;
+                    let mut ours = false;
+                    for (name, value) in fields {
+                        match name.as_str() {
+                            "m" if !value.is_empty() => message = Some(value),
+                            "o" => ours = *value == *self.origin,
+                            _ => {}
+                        }
+                    }
+                    let Some(message) = message.filter(|_| !ours) else {
+                        continue;
+                    };
+                    let event = format!("data: {message}\nid: {entry}@{stream}\n\n");
+                    if tx.send(Bytes::from(event)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
+
+/// How much longer than its own block a blocking Redis command may take.
+const COMMAND_GRACE: Duration = Duration::from_secs(2);
 
 /// Splits an event id into the Redis stream entry's id and the stream's.
 fn split_event_id(id: &str) -> Option<(&str, &str)> {
@@ -137,6 +224,7 @@ impl EventStore for RedisEvents {
         if let Some(retry) = event.retry {
             add.arg("r").arg(ms(retry));
         }
+        add.arg("o").arg(&*self.origin);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .add_command(add)
@@ -144,8 +232,11 @@ impl EventStore for RedisEvents {
             .arg(&key)
             .arg(ms(EVENTS_TTL))
             .ignore();
-        let mut connection = self.0.connection();
-        let (entry,): (String,) = self.0.bounded(pipe.query_async(&mut connection)).await?;
+        let mut connection = self.redis.connection();
+        let (entry,): (String,) = self
+            .redis
+            .bounded(pipe.query_async(&mut connection))
+            .await?;
         Ok(format!("{entry}@{stream_id}"))
     }
 
@@ -164,7 +255,7 @@ impl EventStore for RedisEvents {
             .arg(format!("({entry}"))
             .arg("+");
         let entries = self
-            .0
+            .redis
             .query::<Vec<(String, Vec<(String, String)>)>>(&range)
             .await?;
         let mut events = Vec::with_capacity(entries.len());
@@ -274,14 +365,15 @@ pub(crate) fn services(
 ) -> Arc<Services> {
     let mut stored = config.clone();
     stored.session_store = Some(Arc::new(RedisSessions(redis.clone())));
-    let manager =
-        LocalSessionManager::default().with_event_store(Arc::new(RedisEvents(redis.clone())));
+    let events = RedisEvents::new(redis.clone());
+    let manager = LocalSessionManager::default().with_event_store(Arc::new(events.clone()));
     let answers = Answers(redis.clone());
     let services = Arc::new(Services {
         sessions: build(handler, false, stored, manager),
         replicas: Some(Replicas {
             sessionless: build(handler, false, config, LocalSessionManager::default()),
             answers: answers.clone(),
+            events,
             max_body,
         }),
     });
@@ -314,6 +406,7 @@ fn answer_request(session: &str, version: Option<&str>, body: Vec<u8>) -> Reques
     *request.method_mut() = Method::POST;
     *request.uri_mut() = axum::http::Uri::from_static("/mcp");
     let headers = request.headers_mut();
+    headers.insert(header::HOST, HeaderValue::from_static("localhost"));
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -335,6 +428,7 @@ fn answer_request(session: &str, version: Option<&str>, body: Vec<u8>) -> Reques
 pub(crate) struct Replicas {
     sessionless: Service,
     answers: Answers,
+    events: RedisEvents,
     max_body: usize,
 }
 
@@ -363,6 +457,13 @@ impl Replicas {
             .is_some_and(|v| v >= sessionless.as_str())
         {
             return self.sessionless.handle(request).await;
+        }
+        if request.method() == Method::GET
+            && let Some(session) = session.as_deref()
+            && !request.headers().contains_key("last-event-id")
+        {
+            let others = self.events.others_common(session);
+            return with_others(sessions.handle(request).await, others);
         }
         let session = session.filter(|_| request.method() == Method::POST);
         let Some(session) = session.filter(|s| !crate::session::asking(s)) else {
@@ -418,6 +519,38 @@ impl Replicas {
             }
         }
     }
+}
+
+/// A session's standalone stream (`GET`) with the notifications other replicas send it
+/// merged in, for as long as rmcp's own stream lasts.
+fn with_others(
+    response: ServiceResponse,
+    others: tokio::sync::mpsc::Receiver<Bytes>,
+) -> ServiceResponse {
+    use futures::StreamExt as _;
+    let is_stream = response.status() == StatusCode::OK
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !is_stream {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let own = http_body_util::BodyStream::new(body)
+        .map(Some)
+        .chain(futures::stream::once(async { None }));
+    let others = futures::stream::unfold(others, |mut others| async move {
+        let event = others.recv().await?;
+        Some((Some(Ok(hyper::body::Frame::data(event))), others))
+    });
+    let merged = futures::stream::select(own, others)
+        .take_while(|frame| std::future::ready(frame.is_some()))
+        .filter_map(std::future::ready);
+    ServiceResponse::from_parts(
+        parts,
+        BodyExt::boxed(http_body_util::StreamBody::new(merged)),
+    )
 }
 
 /// Whether `body` is one JSON-RPC response (a result or an error, no method).
