@@ -131,68 +131,93 @@ async fn without_redis_task_requests_fail_at_once_and_recover_when_it_is_back() 
     }
 }
 
-/// `scripts/replicas.sh`: nginx (from `--print-nginx-config`) in front of three replicas
-/// sharing Redis. 2026-07-28 requests are spread round-robin, and a task created through
+/// `scripts/replicas.sh`: nginx (from `--print-nginx-config`) in front of three replicas of
+/// `conformance-server` sharing a Redis, all on free loopback ports; stopped (SIGTERM, which
+/// stops what it started) when dropped.
+struct Rig {
+    front: String,
+    replicas: Vec<String>,
+    _stop: Stop,
+}
+
+impl Rig {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/replicas.sh");
+        let server = mcp_expose_tests::bin("conformance-server");
+        let mut rig = tokio::process::Command::new("bash")
+            .arg(script)
+            .arg(server)
+            .arg(port.to_string())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("scripts/replicas.sh runs");
+        // SIGTERM (also on a failed assertion), so that it stops what it started.
+        let stop = Stop(rig.id().expect("a pid"));
+        // Its line naming the replicas, within 60 s.
+        let stderr = rig.stderr.take().expect("stderr");
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
+        let line = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("in front of") {
+                    return line;
+                }
+            }
+            panic!("scripts/replicas.sh ended without starting");
+        })
+        .await
+        .expect("the rig within 60 s");
+        let replicas: Vec<String> = line
+            .split("in front of ")
+            .nth(1)
+            .and_then(|rest| rest.split(", Redis").next())
+            .expect("replicas")
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(replicas.len(), 3, "{line}");
+        Self {
+            front: format!("http://127.0.0.1:{port}/mcp"),
+            replicas,
+            _stop: stop,
+        }
+    }
+
+    /// How many `method` requests over HTTP each replica served.
+    async fn served(&self, method: &str) -> Vec<f64> {
+        let mut counts = Vec::new();
+        for replica in &self.replicas {
+            let metrics = reqwest::get(format!("http://{replica}/metrics"))
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            counts.push(mcp_expose_tests::sample(
+                &metrics,
+                "mcp_requests_total",
+                &["transport=\"http\"", &format!("method=\"{method}\"")],
+            ));
+        }
+        counts
+    }
+}
+
+/// Through nginx: 2026-07-28 requests are spread round-robin, and a task created through
 /// nginx is followed through nginx wherever each request lands.
 #[tokio::test]
 async fn nginx_spreads_2026_requests_over_the_replicas_and_tasks_follow() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/replicas.sh");
-    let server = mcp_expose_tests::bin("conformance-server");
-    let mut rig = tokio::process::Command::new("bash")
-        .arg(script)
-        .arg(server)
-        .arg(port.to_string())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("scripts/replicas.sh runs");
-    // SIGTERM (also on a failed assertion), so that it stops what it started.
-    let _stop = Stop(rig.id().expect("a pid"));
-    // Its line naming the replicas, within 60 s.
-    let stderr = rig.stderr.take().expect("stderr");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
-    let line = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("in front of") {
-                return line;
-            }
-        }
-        panic!("scripts/replicas.sh ended without starting");
-    })
-    .await
-    .expect("the rig within 60 s");
-    let replicas: Vec<String> = line
-        .split("in front of ")
-        .nth(1)
-        .and_then(|rest| rest.split(", Redis").next())
-        .expect("replicas")
-        .split(' ')
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(replicas.len(), 3, "{line}");
-    let front = format!("http://127.0.0.1:{port}/mcp");
-    let front = front.as_str();
+    let rig = Rig::start().await;
+    let front = rig.front.as_str();
     for _ in 0..6 {
         let listed = post(front, "tools/list", "", json!({})).await;
         assert!(listed["result"]["tools"].is_array(), "{listed}");
     }
-    for replica in &replicas {
-        let metrics = reqwest::get(format!("http://{replica}/metrics"))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        let count = mcp_expose_tests::sample(
-            &metrics,
-            "mcp_requests_total",
-            &["transport=\"http\"", "method=\"tools/list\""],
-        );
-        assert_eq!(count, 2.0, "{replica} served {count} of 6");
-    }
+    assert_eq!(rig.served("tools/list").await, [2.0, 2.0, 2.0]);
     // A task through nginx: created on one replica, answered and finished through others.
     let args = json!({ "name": "confirm_delete", "arguments": { "filename": "y.txt" } });
     let task = task_of(&post(front, "tools/call", "confirm_delete", args).await);
@@ -217,5 +242,202 @@ struct Stop(u32);
 impl Drop for Stop {
     fn drop(&mut self) {
         mcp_expose_tests::kill("-TERM", self.0);
+    }
+}
+
+/// The events of an SSE text: each one's `id` and its JSON `data` (priming events, which
+/// carry none, left out).
+fn sse_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|event| {
+            let mut id = String::new();
+            let mut data = None;
+            for line in event.lines() {
+                if let Some(rest) = line.strip_prefix("id:") {
+                    id = rest.trim().to_owned();
+                } else if let Some(rest) = line.strip_prefix("data:") {
+                    data = serde_json::from_str(rest.trim()).ok();
+                }
+            }
+            data.map(|data| (id, data))
+        })
+        .collect()
+}
+
+/// Reads `response`'s body into `text` until `done(text)`, for `limit` at most.
+async fn read_until(
+    response: &mut reqwest::Response,
+    text: &mut String,
+    limit: Duration,
+    done: impl Fn(&str) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done(text) {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await;
+        match chunk {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => panic!("the stream failed: {e}"),
+            Err(_) => return,
+        }
+    }
+}
+
+/// A 2025-11-25 session through nginx round-robin, with no affinity: every request may land
+/// on another replica. The session is served by all of them, the sampling request of a tool
+/// is answered through another replica, the session's GET stream carries the log messages
+/// of tools that ran on every replica (each once), and `Last-Event-ID` resumes a call's
+/// stream wherever the GET lands.
+#[tokio::test]
+async fn a_2025_session_is_served_by_every_replica_behind_round_robin() {
+    let rig = Rig::start().await;
+    let client = reqwest::Client::new();
+    let post = |body: String, session: Option<&str>| {
+        let mut request = client
+            .post(&rig.front)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .timeout(Duration::from_secs(20))
+            .body(body);
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        request.send()
+    };
+    let init = post(
+        mcp_expose_tests::initialize(1, json!({ "sampling": {} })),
+        None,
+    )
+    .await
+    .expect("initialize");
+    assert!(init.status().is_success(), "{}", init.status());
+    let session = mcp_expose_tests::session_id(&init);
+    let session = session.as_str();
+    response_messages(init).await;
+    let ack = post(mcp_expose_tests::initialized(), Some(session))
+        .await
+        .expect("initialized");
+    assert!(ack.status().is_success(), "{}", ack.status());
+
+    // The session's GET stream, open on whichever replica it landed.
+    let mut stream = client
+        .get(&rig.front)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .expect("GET");
+    assert!(stream.status().is_success(), "{}", stream.status());
+
+    // Three calls that log, one per replica (round-robin).
+    for id in 2..5 {
+        let call = mcp_expose_tests::tool_call(id, "test_tool_with_logging", json!({}));
+        let answer = response_messages(post(call, Some(session)).await.expect("call")).await;
+        assert!(
+            answer
+                .last()
+                .is_some_and(|m| m["result"]["isError"] == false),
+            "{answer:?}"
+        );
+    }
+    let calls = rig.served("tools/call").await;
+    assert_eq!(calls.iter().filter(|c| **c > 0.0).count(), 3, "{calls:?}");
+    let mut logs = String::new();
+    let count = |text: &str| {
+        sse_events(text)
+            .iter()
+            .filter(|(_, m)| m["method"] == "notifications/message")
+            .count()
+    };
+    read_until(&mut stream, &mut logs, Duration::from_secs(10), |t| {
+        count(t) >= 9
+    })
+    .await;
+    // A duplicate would come with the others; give it a moment to show.
+    read_until(&mut stream, &mut logs, Duration::from_millis(500), |_| {
+        false
+    })
+    .await;
+    assert_eq!(count(&logs), 9, "each log message once: {logs}");
+
+    // A tool that samples: the client's answer lands on the next replica.
+    let call = mcp_expose_tests::tool_call(5, "test_sampling", json!({ "prompt": "hi" }));
+    let mut running = post(call, Some(session)).await.expect("call");
+    let mut text = String::new();
+    let asked = |t: &str| {
+        sse_events(t)
+            .iter()
+            .any(|(_, m)| m["method"] == "sampling/createMessage")
+    };
+    read_until(&mut running, &mut text, Duration::from_secs(10), asked).await;
+    let events = sse_events(&text);
+    let (asked_at, request) = events
+        .iter()
+        .find(|(_, m)| m["method"] == "sampling/createMessage")
+        .expect("a sampling request on the call's stream");
+    let answer = json!({
+        "jsonrpc": "2.0",
+        "id": request["id"],
+        "result": {
+            "role": "assistant",
+            "content": { "type": "text", "text": "hello back" },
+            "model": "test",
+        },
+    });
+    let handed = post(answer.to_string(), Some(session))
+        .await
+        .expect("answer");
+    assert_eq!(handed.status(), reqwest::StatusCode::ACCEPTED);
+    let result = |t: &str| sse_events(t).iter().any(|(_, m)| m["id"] == 5);
+    read_until(&mut running, &mut text, Duration::from_secs(10), result).await;
+    let events = sse_events(&text);
+    let done = events
+        .iter()
+        .find(|(_, m)| m["id"] == 5)
+        .expect("the result");
+    assert_eq!(
+        done.1["result"]["content"][0]["text"], "LLM response: hello back",
+        "{text}"
+    );
+
+    // The call's stream again, after the sampling request, from any replica: the result,
+    // once, and nothing before it.
+    for _ in 0..3 {
+        let resumed = client
+            .get(&rig.front)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("last-event-id", asked_at)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("resume");
+        assert!(resumed.status().is_success(), "{}", resumed.status());
+        let replayed = sse_events(&resumed.text().await.expect("replay"));
+        let ids: Vec<&Value> = replayed.iter().map(|(_, m)| &m["id"]).collect();
+        assert_eq!(ids, [&json!(5)], "{replayed:?}");
+    }
+
+    // Ended through one replica, gone on all of them.
+    let ended = client
+        .delete(&rig.front)
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .expect("DELETE");
+    assert!(ended.status().is_success(), "{}", ended.status());
+    for id in 6..9 {
+        let listed = post(
+            mcp_expose_tests::request(id, "tools/list", json!({})),
+            Some(session),
+        )
+        .await
+        .expect("tools/list");
+        assert_eq!(listed.status(), reqwest::StatusCode::NOT_FOUND);
     }
 }

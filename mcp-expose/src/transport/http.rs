@@ -115,12 +115,7 @@ pub(crate) fn service(handler: &Handler, settings: &HttpSettings, ct: Cancellati
             ct,
         ));
     }
-    let sessions = build(
-        handler,
-        settings.stateless,
-        config,
-        LocalSessionManager::default(),
-    );
+    let sessions = build(handler, settings.stateless, config, Arc::default());
     Shared(Arc::new(Services {
         sessions,
         #[cfg(feature = "redis")]
@@ -133,7 +128,7 @@ pub(crate) fn build(
     handler: &Handler,
     stateless: bool,
     config: StreamableHttpServerConfig,
-    manager: LocalSessionManager,
+    manager: Arc<LocalSessionManager>,
 ) -> Service {
     let handler = handler.clone();
     StreamableHttpService::new(
@@ -144,7 +139,7 @@ pub(crate) fn build(
                 handler.session(TransportKind::Http, None, None, None)
             })
         },
-        Arc::new(manager),
+        manager,
         config,
     )
 }

@@ -366,17 +366,19 @@ pub(crate) fn services(
     let mut stored = config.clone();
     stored.session_store = Some(Arc::new(RedisSessions(redis.clone())));
     let events = RedisEvents::new(redis.clone());
-    let manager = LocalSessionManager::default().with_event_store(Arc::new(events.clone()));
+    let manager =
+        Arc::new(LocalSessionManager::default().with_event_store(Arc::new(events.clone())));
     let answers = Answers(redis.clone());
     let services = Arc::new(Services {
-        sessions: build(handler, false, stored, manager),
+        sessions: build(handler, false, stored, Arc::clone(&manager)),
         replicas: Some(Replicas {
-            sessionless: build(handler, false, config, LocalSessionManager::default()),
+            sessionless: build(handler, false, config, Arc::default()),
             answers: answers.clone(),
             events,
             max_body,
         }),
     });
+    close_ended(redis, manager, stop.clone());
     let weak = Arc::downgrade(&services);
     answers.listen(
         move |session, version, body| {
@@ -397,6 +399,34 @@ pub(crate) fn services(
         stop,
     );
     services
+}
+
+/// Where a replica that ended a session (`DELETE`) says so.
+const ENDED: &str = "sessions-ended";
+
+/// Closes this replica's copy of each session another replica ended, until `stop`, so that
+/// the session is gone on every replica.
+fn close_ended(redis: &Redis, manager: Arc<LocalSessionManager>, stop: CancellationToken) {
+    use rmcp::transport::streamable_http_server::session::SessionManager as _;
+    let mut ended = redis.subscribe(ENDED, "ended sessions");
+    tokio::spawn(async move {
+        loop {
+            let id = tokio::select! {
+                id = ended.recv() => id,
+                () = stop.cancelled() => None,
+            };
+            let Some(id) = id else {
+                return;
+            };
+            let Ok(id) = String::from_utf8(id) else {
+                continue;
+            };
+            let id: rmcp::transport::common::server_side_http::SessionId = id.into();
+            if manager.has_session(&id).await.unwrap_or(false) {
+                let _ = manager.close_session(&id).await;
+            }
+        }
+    });
 }
 
 /// The POST that carries a client's answer, handed on by another replica, to this one's
@@ -464,6 +494,19 @@ impl Replicas {
         {
             let others = self.events.others_common(session);
             return with_others(sessions.handle(request).await, others);
+        }
+        if request.method() == Method::DELETE
+            && let Some(session) = session
+        {
+            let response = sessions.handle(request).await;
+            if response.status().is_success() {
+                let mut publish = redis::cmd("PUBLISH");
+                publish.arg(self.events.redis.key(ENDED)).arg(&session);
+                if let Err(failure) = self.events.redis.query::<i64>(&publish).await {
+                    tracing::warn!("other replicas may keep an ended session: {failure}");
+                }
+            }
+            return response;
         }
         let session = session.filter(|_| request.method() == Method::POST);
         let Some(session) = session.filter(|s| !crate::session::asking(s)) else {
