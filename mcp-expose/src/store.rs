@@ -32,6 +32,8 @@ pub(crate) struct Redis {
     connection: ConnectionManager,
     prefix: String,
     url: String,
+    /// The last command's failure, until one succeeds.
+    failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Redis {
@@ -59,7 +61,55 @@ impl Redis {
             connection,
             prefix: prefix.into(),
             url: url.to_owned(),
+            failure: std::sync::Arc::default(),
         })
+    }
+
+    /// Why Redis failed last, while it has not answered since; `None` when it works.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn record(&self, failure: Option<&Failure>) {
+        let mut last = self
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (failure, last.is_some()) {
+            (Some(failure), false) => {
+                tracing::warn!("shared state unavailable: {failure}");
+                *last = Some(failure.0.clone());
+            }
+            (Some(failure), true) => *last = Some(failure.0.clone()),
+            (None, true) => {
+                tracing::info!(
+                    "shared state available again: the Redis at {} answers",
+                    self.url
+                );
+                *last = None;
+            }
+            (None, false) => {}
+        }
+    }
+
+    /// Pings Redis every second until `stop`, so that [`failure`](Self::failure) clears by
+    /// itself once Redis is back, even when nothing else asks it anything.
+    pub(crate) fn watch(&self, stop: tokio_util::sync::CancellationToken) {
+        let redis = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    () = stop.cancelled() => return,
+                }
+                let _ = redis.query::<String>(&redis::cmd("PING")).await;
+            }
+        });
     }
 
     /// The key `name` under this server's prefix.
@@ -86,7 +136,7 @@ impl Redis {
         limit: Duration,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Failure> {
-        match tokio::time::timeout(limit, call).await {
+        let result = match tokio::time::timeout(limit, call).await {
             Ok(result) => result.map_err(|e| {
                 Failure(format!(
                     "the Redis at {} failed ({e}); is it running?",
@@ -98,7 +148,9 @@ impl Redis {
                 self.url,
                 limit.as_secs()
             ))),
-        }
+        };
+        self.record(result.as_ref().err());
+        result
     }
 
     /// Runs `command`, bounded by [`COMMAND_TIMEOUT`].

@@ -441,3 +441,77 @@ async fn a_2025_session_is_served_by_every_replica_behind_round_robin() {
         assert_eq!(listed.status(), reqwest::StatusCode::NOT_FOUND);
     }
 }
+
+/// With Redis gone, a session request is refused at once with 503, `Retry-After` and a
+/// JSON-RPC error carrying its id, `/ready` says why, and both recover by themselves when
+/// Redis is back.
+#[tokio::test]
+async fn without_redis_sessions_get_503_and_ready_says_why_until_it_is_back() {
+    let mut redis = RedisServer::start().await;
+    let a = replica(&redis).await;
+    let client = reqwest::Client::new();
+    let initialize = || {
+        client
+            .post(a.http())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .timeout(Duration::from_secs(10))
+            .body(mcp_expose_tests::initialize(7, json!({})))
+            .send()
+    };
+    let ready_url = a.http().replace("/mcp", "/ready");
+    let ready = || {
+        client
+            .get(&ready_url)
+            .timeout(Duration::from_secs(5))
+            .send()
+    };
+    assert!(
+        initialize()
+            .await
+            .expect("initialize")
+            .status()
+            .is_success()
+    );
+
+    redis.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let response = initialize().await.expect("an answer within 10 s");
+        if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            break response;
+        }
+        assert!(Instant::now() < deadline, "still {}", response.status());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(refused.headers()["retry-after"], "2");
+    let body: Value = refused.json().await.expect("a JSON body");
+    assert_eq!(body["id"], 7, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Redis"),
+        "{body}"
+    );
+    let not_ready = ready().await.expect("/ready");
+    assert_eq!(not_ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let why: Value = not_ready.json().await.expect("JSON");
+    assert_eq!(why["components"]["state"]["ready"], false, "{why}");
+
+    redis.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = initialize().await.expect("initialize");
+        if response.status().is_success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recovery: {}",
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready().await.expect("/ready").status().is_success());
+}

@@ -27,6 +27,9 @@ pub(super) struct App {
     pub(super) ws_addr: Option<SocketAddr>,
     /// The hostname a named tunnel or proxy run by someone else serves this server at.
     pub(super) public_hostname: Option<String>,
+    /// `--state redis://..`: the Redis replicas share, for `/ready`.
+    #[cfg(feature = "redis")]
+    pub(super) shared: Option<crate::store::Redis>,
 }
 
 /// A server as the listener serves it: its name, and the path prefix of its `/mcp` and `/ws`

@@ -109,8 +109,9 @@ pub struct Options {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::flags::duration)]
     pub input_state_ttl: Duration,
 
-    /// Where state shared by replicas is kept: `redis://HOST:PORT/DB` (tasks today; build with
-    /// the `redis` feature), or `memory` [default: memory, this process only].
+    /// Where state shared by replicas is kept: `redis://HOST:PORT/DB` (sessions, event streams,
+    /// clients' answers, tasks; build with the `redis` feature), or `memory` [default: memory,
+    /// this process only].
     #[arg(long, value_name = "URL", env = "MCP_EXPOSE_STATE")]
     pub state: Option<String>,
 

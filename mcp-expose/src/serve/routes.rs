@@ -205,6 +205,15 @@ pub(super) async fn ready_route(State(state): State<AppState>) -> Response {
     if let Some(tunnel) = state.tunnel.readiness(detailed) {
         components.insert("tunnel".into(), tunnel);
     }
+    #[cfg(feature = "redis")]
+    if let Some(redis) = &state.shared {
+        let failure = redis.failure();
+        let mut shared = serde_json::json!({ "ready": failure.is_none() });
+        if let (Some(failure), true) = (failure, detailed) {
+            shared["detail"] = failure.into();
+        }
+        components.insert("state".into(), shared);
+    }
     let ready = components.values().all(|c| c["ready"] == true);
     let status = if ready {
         StatusCode::OK

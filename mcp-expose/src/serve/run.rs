@@ -297,6 +297,8 @@ pub(super) async fn start(
         http_addr,
         ws_addr,
         public_hostname: public_hostname.clone(),
+        #[cfg(feature = "redis")]
+        shared: http_settings.redis.clone(),
     });
 
     // Which caller opened each HTTP session (with auth).
