@@ -223,6 +223,35 @@ fn printed_systemd_units_verify_with_absolute_paths_and_escaped_specifiers() {
     }
 }
 
+/// Replicas sharing their state (`--state redis://..`) get a template unit, one instance per
+/// port (`bioseq@8001`), which systemd accepts.
+#[test]
+fn replicas_sharing_state_get_a_template_unit_that_verifies() {
+    let dir = temp_dir("template");
+    let unit = printed(
+        &bin("bioseq"),
+        &[
+            "--http",
+            "8001",
+            "--state",
+            "redis://127.0.0.1:6379/0",
+            "--print-systemd-unit",
+        ],
+        &dir,
+    );
+    assert!(
+        unit.contains("/etc/systemd/system/bioseq@.service"),
+        "{unit}"
+    );
+    let exec = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .expect("ExecStart");
+    assert!(exec.contains("--http %i "), "{exec}");
+    assert!(exec.contains("--state redis://127.0.0.1:6379/0"), "{exec}");
+    verify(&dir, "bioseq@8001", &unit);
+}
+
 fn verify(dir: &std::path::Path, name: &str, unit: &str) {
     let file = dir.join(format!("{name}.service"));
     std::fs::write(&file, unit).expect("unit file");

@@ -265,6 +265,7 @@ pub(crate) fn systemd_unit(name: &str, args: &[String]) -> String {
     let words: Vec<String> = std::iter::once(exe)
         .chain(absolute_args(&server_args(args)))
         .collect();
+    let template = replicated(args);
     let in_home = words.iter().any(|w| under_home(w));
     let user = if in_home {
         let user = nix::unistd::User::from_uid(nix::unistd::getuid())
@@ -279,8 +280,38 @@ pub(crate) fn systemd_unit(name: &str, args: &[String]) -> String {
     } else {
         "DynamicUser=yes\nProtectHome=yes\n".to_owned()
     };
+    let (file, enable) = if template {
+        (
+            format!("{unit}@.service"),
+            format!(
+                "{unit}@8001 {unit}@8002 {unit}@8003\n\
+                 # (a template: one replica per instance, serving HTTP on the instance's port)"
+            ),
+        )
+    } else {
+        (format!("{unit}.service"), unit.clone())
+    };
+    let mut exec: Vec<String> = Vec::with_capacity(words.len() + 2);
+    let mut port_next = false;
+    for word in &words {
+        exec.push(if template && port_next {
+            "%i".to_owned()
+        } else if template && word.starts_with("--http=") {
+            "--http=%i".to_owned()
+        } else {
+            exec_word(word)
+        });
+        port_next = word == "--http";
+    }
+    if template
+        && !words
+            .iter()
+            .any(|w| w == "--http" || w.starts_with("--http="))
+    {
+        exec.extend(["--http".to_owned(), "%i".to_owned()]);
+    }
     format!(
-        "# /etc/systemd/system/{unit}.service, then: systemctl daemon-reload && systemctl enable --now {unit}\n\
+        "# /etc/systemd/system/{file}, then: systemctl daemon-reload && systemctl enable --now {enable}\n\
          [Unit]\n\
          Description={name} MCP server (mcp-expose)\n\
          Wants=network-online.target\n\
@@ -303,12 +334,29 @@ pub(crate) fn systemd_unit(name: &str, args: &[String]) -> String {
          [Install]\n\
          WantedBy=multi-user.target\n",
         name = name.replace('%', "%%"),
-        exec = words
-            .iter()
-            .map(|w| exec_word(w))
-            .collect::<Vec<_>>()
-            .join(" "),
+        exec = exec.join(" "),
     )
+}
+
+/// Whether the server shares its state with replicas (`--state redis://..`, or
+/// `MCP_EXPOSE_STATE`): then its unit is a template, one instance per port.
+fn replicated(args: &[String]) -> bool {
+    let redis = |v: &str| v.starts_with("redis://") || v.starts_with("rediss://");
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        let shared = if arg == "--state" {
+            args.next().is_some_and(|v| redis(v))
+        } else {
+            arg.strip_prefix("--state=").is_some_and(redis)
+        };
+        if shared {
+            return true;
+        }
+    }
+    std::env::var("MCP_EXPOSE_STATE").is_ok_and(|v| redis(&v))
 }
 
 #[cfg(test)]
@@ -322,6 +370,26 @@ mod tests {
         assert_eq!(exec_word("a b"), "\"a b\"");
         assert_eq!(exec_word("say \"hi\""), "\"say \\\"hi\\\"\"");
         assert_eq!(exec_word(";"), "\";\"");
+    }
+
+    #[test]
+    fn replicas_sharing_state_get_a_template_unit() {
+        let args: Vec<String> = ["--http", "8001", "--state", "redis://127.0.0.1:6379/0"]
+            .map(str::to_owned)
+            .to_vec();
+        let unit = systemd_unit("my-server", &args);
+        assert!(
+            unit.contains("/etc/systemd/system/my-server@.service"),
+            "{unit}"
+        );
+        assert!(unit.contains(" --http %i "), "{unit}");
+        assert!(!unit.contains("8001 --state"), "{unit}");
+        let single = systemd_unit("my-server", &args[..2]);
+        assert!(
+            single.contains("/etc/systemd/system/my-server.service"),
+            "{single}"
+        );
+        assert!(single.contains(" --http 8001"), "{single}");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 mod stores;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::body::Bytes;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
@@ -126,6 +126,8 @@ pub(crate) fn services(
             answers: answers.clone(),
             events,
             max_body,
+            manager: Arc::clone(&manager),
+            restoring: std::sync::Mutex::default(),
         }),
     });
     close_ended(redis, manager, stop.clone());
@@ -180,8 +182,8 @@ fn close_ended(redis: &Redis, manager: Arc<LocalSessionManager>, stop: Cancellat
     });
 }
 
-/// The POST that carries a client's answer, handed on by another replica, to this one's
-/// session.
+/// A POST of `body` to this replica's own copy of `session`: a client's answer handed on by
+/// another replica, or the `ping` that restores the session.
 fn answer_request(session: &str, version: Option<&str>, body: Vec<u8>) -> Request<Full<Bytes>> {
     let mut request = Request::new(Full::new(Bytes::from(body)));
     *request.method_mut() = Method::POST;
@@ -211,6 +213,9 @@ pub(crate) struct Replicas {
     answers: Answers,
     events: RedisEvents,
     max_body: usize,
+    manager: Arc<LocalSessionManager>,
+    /// Sessions being restored here, so that their concurrent requests wait for it.
+    restoring: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Replicas {
@@ -242,6 +247,9 @@ impl Replicas {
         // Sessions need Redis: refused at once while it is away, not after a timeout.
         if let Some(failure) = self.events.redis.failure() {
             return unavailable(request, &failure, self.max_body).await;
+        }
+        if let Some(session) = session.as_deref() {
+            self.restore(sessions, session, version.as_deref()).await;
         }
         if request.method() == Method::GET
             && let Some(session) = session.as_deref()
@@ -315,6 +323,46 @@ impl Replicas {
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
                 response
             }
+        }
+    }
+}
+
+impl Replicas {
+    /// Restores `session` here, if it is not here yet, before its request goes on: rmcp
+    /// restores a session on its first request, and a second request that arrives while the
+    /// `initialize` is replayed breaks the restored session (its worker gets the request
+    /// before the replay ends). One restore per session at a time, by a `ping`; concurrent
+    /// requests wait for it.
+    async fn restore(&self, sessions: &Service, session: &str, version: Option<&str>) {
+        use rmcp::transport::streamable_http_server::session::SessionManager as _;
+        let id: rmcp::transport::common::server_side_http::SessionId = session.into();
+        if self.manager.has_session(&id).await.unwrap_or(false) {
+            return;
+        }
+        let lock = {
+            let mut restoring = self
+                .restoring
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(restoring.entry(session.to_owned()).or_default())
+        };
+        {
+            let _one = lock.lock().await;
+            if !self.manager.has_session(&id).await.unwrap_or(false) {
+                let ping = br#"{"jsonrpc":"2.0","id":"mcp-expose-restore","method":"ping"}"#;
+                let request = answer_request(session, version, ping.to_vec());
+                let response = sessions.handle(request).await;
+                // The replay is over when the ping's answer is: read it, bounded.
+                let body = response.into_body().collect();
+                let _ = tokio::time::timeout(Duration::from_secs(10), body).await;
+            }
+        }
+        let mut restoring = self
+            .restoring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if Arc::strong_count(&lock) <= 2 {
+            restoring.remove(session);
         }
     }
 }
