@@ -316,10 +316,28 @@ async fn a_2025_session_is_served_by_every_replica_behind_round_robin() {
     let session = mcp_expose_tests::session_id(&init);
     let session = session.as_str();
     response_messages(init).await;
-    let ack = post(mcp_expose_tests::initialized(), Some(session))
-        .await
-        .expect("initialized");
-    assert!(ack.status().is_success(), "{}", ack.status());
+    // The first requests, at once and with the `initialized` notification: each replica
+    // restores the session once, and every request waits for it (before, a request that came
+    // during the restore got 500).
+    let (ack, a, b, c) = tokio::join!(
+        post(mcp_expose_tests::initialized(), Some(session)),
+        post(
+            mcp_expose_tests::request(20, "tools/list", json!({})),
+            Some(session)
+        ),
+        post(
+            mcp_expose_tests::request(21, "tools/list", json!({})),
+            Some(session)
+        ),
+        post(
+            mcp_expose_tests::request(22, "tools/list", json!({})),
+            Some(session)
+        ),
+    );
+    for response in [ack, a, b, c] {
+        let status = response.expect("an answer").status();
+        assert!(status.is_success(), "{status}");
+    }
 
     // The session's GET stream, open on whichever replica it landed.
     let mut stream = client
