@@ -58,7 +58,7 @@ SUBLAYERS = {
         ["stream", "envelope"],
         ["scan"],
     ],
-    "security": [["gate", "auth"], ["oauth", "rate", "sessions"], ["jwks", "policy", "principal"]],
+    "security": [["gate", "auth"], ["oauth", "rate", "sessions"], ["jwks", "policy", "principal", "shared"]],
 }
 
 # Imports no layer order forbids but the design does: serve composes what it is given.

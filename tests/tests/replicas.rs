@@ -533,3 +533,64 @@ async fn without_redis_sessions_get_503_and_ready_says_why_until_it_is_back() {
     }
     assert!(ready().await.expect("/ready").status().is_success());
 }
+
+/// `--rate-limit` and `--max-auth-failures` hold across replicas sharing Redis: a client
+/// spread over two replicas gets the budget it would get from one.
+#[tokio::test]
+async fn limits_hold_across_replicas() {
+    let redis = RedisServer::start().await;
+    let env = [
+        ("MCP_EXPOSE_STATE", redis.url()),
+        ("MCP_EXPOSE_TOKENS", "right-token".to_owned()),
+    ];
+    let args = [
+        "--http",
+        "0",
+        "--rate-limit",
+        "4",
+        "--max-auth-failures",
+        "3",
+    ];
+    let a = ServerProcess::start_with_env("conformance-server", &args, &env).await;
+    let b = ServerProcess::start_with_env("conformance-server", &args, &env).await;
+    let client = reqwest::Client::new();
+    let send = |url: &str, token: &str| {
+        client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(10))
+            .body(mcp_expose_tests::initialize(1, json!({})))
+            .send()
+    };
+
+    // Wrong tokens, alternating: the fourth is refused as over the budget of 3, and so is
+    // the right token from that address, on either replica.
+    for (n, url) in [a.http(), b.http(), a.http()].into_iter().enumerate() {
+        let status = send(url, "wrong").await.expect("an answer").status();
+        assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "guess {n}");
+    }
+    for url in [b.http(), a.http()] {
+        let locked = send(url, "right-token").await.expect("an answer");
+        assert_eq!(locked.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+        assert!(locked.headers().contains_key("retry-after"));
+    }
+
+    // A budget of 4 a second, 8 requests at once over two replicas without tokens (the
+    // budget, by address, has refilled since): about 4 get through, not 8.
+    let c = ServerProcess::start_with_env("conformance-server", &args, &env[..1]).await;
+    let d = ServerProcess::start_with_env("conformance-server", &args, &env[..1]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sends = (0..8).map(|n| send(if n % 2 == 0 { c.http() } else { d.http() }, "none"));
+    let statuses: Vec<_> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.expect("an answer").status())
+        .collect();
+    let through = statuses
+        .iter()
+        .filter(|s| **s != reqwest::StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!((4..=5).contains(&through), "{statuses:?}");
+}

@@ -166,6 +166,14 @@ impl Auth {
         }))
     }
 
+    /// Counts failed token checks in `redis`, across the replicas sharing it.
+    #[cfg(feature = "redis")]
+    pub(crate) fn share_strikes(&mut self, redis: crate::store::Redis) {
+        if let Some(strikes) = self.strikes.as_mut().and_then(Arc::get_mut) {
+            strikes.share(redis);
+        }
+    }
+
     /// Once the listeners are bound: tells OAuth the port of `/mcp` and a gateway's path
     /// prefixes (each a resource of its own), and refuses a setup where a token's audience would
     /// have to be guessed from the request (`direct` means: loopback bind, no trusted proxy).
@@ -293,9 +301,11 @@ pub(crate) async fn require(
     next: Next,
 ) -> Response {
     let client = crate::web::client_of(request.extensions());
-    if let (Some(strikes), Some(client)) = (&auth.strikes, client)
-        && let Some(wait) = strikes.locked(client)
-    {
+    let locked = match (&auth.strikes, client) {
+        (Some(strikes), Some(client)) => strikes.locked_anywhere(client).await,
+        _ => None,
+    };
+    if let (Some(wait), Some(client)) = (locked, client) {
         tracing::debug!(%client, retry_after = ?wait, "refused an address with too many failed token checks");
         crate::observe::metrics::rejected("auth_failures");
         return super::rate::too_many(
@@ -305,9 +315,9 @@ pub(crate) async fn require(
     }
     // A wrong token counts against its address; no token (a client discovering how to sign
     // in) does not.
-    let strike = |auth: &Auth| {
+    let strike = async |auth: &Auth| {
         if let (Some(strikes), Some(client)) = (&auth.strikes, client) {
-            strikes.strike(client);
+            strikes.strike_anywhere(client).await;
         }
     };
     let bearer = presented(&request).map(str::to_owned);
@@ -342,7 +352,7 @@ pub(crate) async fn require(
             _ => false,
         };
         if wrong {
-            strike(&auth);
+            strike(&auth).await;
         }
         if public_page(&request) {
             return next.run(request).await;
@@ -352,7 +362,7 @@ pub(crate) async fn require(
         return oauth.refusal(&verdict, request.headers(), request.uri().path());
     }
     if bearer.is_some() {
-        strike(&auth);
+        strike(&auth).await;
     }
     let challenge = match bearer {
         _ if public_page(&request) => return next.run(request).await,

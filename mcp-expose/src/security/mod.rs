@@ -12,6 +12,8 @@ pub(crate) mod policy;
 pub(crate) mod principal;
 pub(crate) mod rate;
 pub(crate) mod sessions;
+#[cfg(feature = "redis")]
+pub(crate) mod shared;
 
 pub use auth::AuthOptions;
 #[cfg(feature = "oauth")]

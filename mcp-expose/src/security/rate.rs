@@ -19,9 +19,15 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::web::{client_of, json_error};
 
-/// A limiter allowing `per_second` requests per client, with bursts of as many.
+/// A limiter allowing `per_second` requests per client, with bursts of as many: in this
+/// process, or in the Redis replicas share (then this process's own is the fallback while
+/// Redis is away).
 #[derive(Clone)]
-pub(crate) struct RateLimit(Arc<DefaultKeyedRateLimiter<String>>);
+pub(crate) struct RateLimit {
+    local: Arc<DefaultKeyedRateLimiter<String>>,
+    #[cfg(feature = "redis")]
+    shared: Option<Arc<(super::shared::SharedBudget, u32)>>,
+}
 
 impl std::fmt::Debug for RateLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,7 +56,41 @@ impl RateLimit {
                 }
             });
         }
-        Some(Self(limiter))
+        Some(Self {
+            local: limiter,
+            #[cfg(feature = "redis")]
+            shared: None,
+        })
+    }
+
+    /// Counts in `redis`, so that the limit holds across the replicas sharing it.
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared(mut self, redis: Option<crate::store::Redis>, per_second: u32) -> Self {
+        self.shared = redis
+            .map(|redis| Arc::new((super::shared::SharedBudget::new(redis, "rate"), per_second)));
+        self
+    }
+
+    /// The wait before `key` may send again, or `None` when it may now.
+    async fn check(&self, key: &str) -> Option<Duration> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let (budget, per_second) = shared.as_ref();
+            let cost = Duration::from_secs(1) / (*per_second).max(1);
+            let mode = super::shared::Mode::Spend;
+            match budget.check(key, cost, Duration::from_secs(1), mode).await {
+                Ok(wait) => return wait,
+                Err(failure) => tracing::debug!("rate limit counted here only: {failure}"),
+            }
+        }
+        self.local
+            .check_key(&key.to_owned())
+            .err()
+            .map(|not_until| {
+                not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ))
+            })
     }
 }
 
@@ -68,12 +108,9 @@ pub(crate) async fn limit(
         .map(|principal| principal.0.to_string())
         .or_else(|| client_of(request.extensions()).map(|addr| format!("ip:{}", bucket(addr))))
         .unwrap_or_default();
-    match limit.0.check_key(&key) {
-        Ok(()) => next.run(request).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
+    match limit.check(&key).await {
+        None => next.run(request).await,
+        Some(wait) => {
             tracing::debug!(retry_after = ?wait, "rate limited a client");
             crate::observe::metrics::rejected("rate");
             too_many("Too Many Requests: rate limit exceeded", wait)
@@ -109,6 +146,9 @@ pub(crate) struct Strikes {
     /// 60 s / the limit: what each failure adds to an address's debt.
     cost: Duration,
     book: Mutex<Book>,
+    /// Counted in the Redis replicas share (this book is the fallback while it is away).
+    #[cfg(feature = "redis")]
+    shared: Option<super::shared::SharedBudget>,
 }
 
 #[derive(Debug)]
@@ -142,7 +182,43 @@ impl Strikes {
                 swept: Instant::now(),
                 full_logged: false,
             }),
+            #[cfg(feature = "redis")]
+            shared: None,
         })
+    }
+
+    /// Counts in `redis`, so that the limit holds across the replicas sharing it.
+    #[cfg(feature = "redis")]
+    pub(crate) fn share(&mut self, redis: crate::store::Redis) {
+        self.shared = Some(super::shared::SharedBudget::new(redis, "strikes"));
+    }
+
+    /// [`locked`](Self::locked), across replicas when they share a Redis.
+    pub(crate) async fn locked_anywhere(&self, addr: IpAddr) -> Option<Duration> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let key = bucket(addr).to_string();
+            let mode = super::shared::Mode::Peek;
+            match shared.check(&key, self.cost, WINDOW, mode).await {
+                Ok(wait) => return wait,
+                Err(failure) => tracing::debug!("failed token checks counted here only: {failure}"),
+            }
+        }
+        self.locked(addr)
+    }
+
+    /// [`strike`](Self::strike), across replicas when they share a Redis.
+    pub(crate) async fn strike_anywhere(&self, addr: IpAddr) {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let key = bucket(addr).to_string();
+            let mode = super::shared::Mode::Add;
+            match shared.check(&key, self.cost, WINDOW, mode).await {
+                Ok(_) => return,
+                Err(failure) => tracing::debug!("failed token checks counted here only: {failure}"),
+            }
+        }
+        self.strike(addr);
     }
 
     /// How long `addr` must wait before its next token check, if it is locked out.

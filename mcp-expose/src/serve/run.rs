@@ -214,7 +214,12 @@ pub(super) async fn start(
         !options.stateless,
     );
     let exposure = exposure(&options, tunnel.requested(), public_hostname.as_deref());
-    let auth = Auth::resolve(&options.auth, exposure.is_some(), &policy)?;
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+    let mut auth = Auth::resolve(&options.auth, exposure.is_some(), &policy)?;
+    #[cfg(feature = "redis")]
+    if let (Some(auth), Some(redis)) = (auth.as_mut(), &http_settings.redis) {
+        auth.share_strikes(redis.clone());
+    }
     let token = auth.as_ref().and_then(|a| a.generated.clone());
     if let (Some(token), Some(why)) = (&token, &exposure) {
         super::console::announce(&format!(
@@ -363,6 +368,8 @@ pub(super) async fn start(
             };
         }
         if let Some(rate) = crate::security::rate::RateLimit::new(options.rate_limit) {
+            #[cfg(feature = "redis")]
+            let rate = rate.shared(http_settings.redis.clone(), options.rate_limit);
             mcp_routes = mcp_routes.layer(middleware::from_fn_with_state(
                 rate,
                 crate::security::rate::limit,
