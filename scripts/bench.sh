@@ -3,7 +3,7 @@
 # against today's peers (a copy of shared/bench with mcp-expose's columns), stdio load, memory per
 # idle WebSocket session, then scripts/bench_report.py writes BENCHMARKS.md from the output.
 #
-# usage: scripts/bench.sh [all|criterion|build|setup|load|stdio|idle|instructions|report]   (default: all)
+# usage: scripts/bench.sh [all|criterion|build|setup|load|stdio|idle|instructions|replicas|report]   (default: all)
 # knobs (env), defaults in brackets (one repetition swings ±30% on the shared 2-core machine: keep 3):
 #   CRITERION_ARGS ["--warm-up-time 1 --measurement-time 3"]
 #   REPS [3]  DURATION [5]  WARMUP [1]  CONCURRENCY_LIST ["1 32"]  PAYLOAD_LIST ["100 100000"]
@@ -235,11 +235,77 @@ PY
   done
 }
 
+# Replicas (issue 18): bench-echo alone in memory, alone on Redis, and three replicas on Redis
+# behind nginx round-robin (scripts/replicas.sh); mcp-load at c=32 with 100 B `tools/call echo`
+# over 2025 sessions, REPS runs each, interleaved; Redis commands per request from Redis's own
+# `total_commands_processed`. Then the same for MCP 2026-07-28 requests (sessionless): Redis
+# commands per request, counted over a bounded curl loop.
+replicas() {
+  log "replicas: memory vs Redis vs 3 replicas on Redis behind nginx (c=32, 100 B, $REPS reps)"
+  local dir=$OUT/replicas
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  if [ ! -x "$LOAD_BIN" ]; then
+    mkdir -p "$WORK"
+    cp -rTu "$SHARED_BENCH/load" "$WORK/load"
+    chmod -R u+w "$WORK/load"
+    grep -q '^\[workspace\]' "$WORK/load/Cargo.toml" || printf '\n[workspace]\n' >>"$WORK/load/Cargo.toml"
+    cargo build --release --manifest-path "$WORK/load/Cargo.toml"
+  fi
+  cargo build --release -p mcp-expose-benches --bin bench-echo
+  local redis_port
+  redis_port=$(free_port 16379)
+  redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no >"$dir/redis.log" 2>&1 &
+  local redis_pid=$!
+  commands() { redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed/ {print $2 + 0}'; }
+  for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  local rep setup port rig_redis before after
+  for rep in $(seq "$REPS"); do
+    for setup in memory redis nginx3; do
+      port=$(free_port 18500)
+      rig_redis=$redis_port
+      case $setup in
+        memory) "$BENCH_ECHO_BIN" --http "$port" 2>"$dir/$setup.$rep.log" & ;;
+        redis) MCP_EXPOSE_STATE="redis://127.0.0.1:$redis_port/0" "$BENCH_ECHO_BIN" --http "$port" 2>"$dir/$setup.$rep.log" & ;;
+        nginx3) "$ROOT/scripts/replicas.sh" "$BENCH_ECHO_BIN" "$port" 2>"$dir/$setup.$rep.log" & ;;
+      esac
+      SERVER_PID=$!
+      for _ in $(seq 200); do curl -sf --max-time 1 "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+      if [ "$setup" = nginx3 ]; then
+        for _ in $(seq 100); do grep -q "Redis on" "$dir/$setup.$rep.log" && break; sleep 0.1; done
+        rig_redis=$(grep -o 'Redis on 127.0.0.1:[0-9]*' "$dir/$setup.$rep.log" | cut -d: -f2)
+      fi
+      before=$(commands "$rig_redis")
+      "$LOAD_BIN" run --url "http://127.0.0.1:$port/mcp" --concurrency 32 --payload 100 \
+        --duration "$DURATION" --warmup "$WARMUP" --label "$setup" --json "$dir/$setup.$rep.json" >/dev/null
+      after=$(commands "$rig_redis")
+      echo "{\"commands\": $((after - before))}" >"$dir/$setup.$rep.redis.json"
+      if [ "$setup" != memory ]; then
+        # 2026-07-28: no session, nothing in Redis. 200 requests, one at a time.
+        before=$(commands "$rig_redis")
+        for n in $(seq 200); do
+          curl -s --max-time 5 "http://127.0.0.1:$port/mcp" -H 'content-type: application/json' \
+            -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2026-07-28' \
+            -H 'mcp-method: tools/call' -H 'mcp-name: echo' \
+            -d '{"jsonrpc":"2.0","id":'"$n"',"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' >/dev/null
+        done
+        after=$(commands "$rig_redis")
+        echo "{\"commands\": $((after - before)), \"requests\": 200}" >"$dir/$setup.$rep.redis26.json"
+      fi
+      stop_server
+    done
+  done
+  kill -TERM "$redis_pid" 2>/dev/null || true
+  wait "$redis_pid" 2>/dev/null || true
+  python3 "$ROOT/scripts/bench_report.py" --replicas-only "$dir" --out "$ROOT/BENCHMARKS.md"
+}
+
 report() {
   log "report: BENCHMARKS.md"
   python3 "$ROOT/scripts/bench_report.py" \
     --criterion "$ROOT/target/criterion" --batches "$ROOT/target/tmp/framing-batches.json" \
     --load "$OUT/load" --stdio "$OUT/stdio" --idle "$OUT/idle" --instructions "$OUT/instructions" \
+    --replicas "$OUT/replicas" \
     --knobs "REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY_LIST=\"$CONCURRENCY_LIST\" PAYLOAD_LIST=\"$PAYLOAD_LIST\" CRITERION_ARGS=\"$CRITERION_ARGS\" IDLE_SESSIONS=$IDLE_SESSIONS INSTR_SMALL=$INSTR_SMALL INSTR_LARGE=$INSTR_LARGE" \
     --gateways "$GATEWAYS" --out "$ROOT/BENCHMARKS.md"
 }
@@ -253,6 +319,7 @@ case "${1:-all}" in
   idle) idle ;;
   instructions) instructions ;;
   report) report ;;
-  all) build; setup; criterion; load; stdio; idle; instructions; report ;;
-  *) echo "usage: $0 [all|criterion|build|setup|load|stdio|idle|instructions|report]" >&2; exit 2 ;;
+  replicas) replicas ;;
+  all) build; setup; criterion; load; stdio; idle; instructions; replicas; report ;;
+  *) echo "usage: $0 [all|criterion|build|setup|load|stdio|idle|instructions|replicas|report]" >&2; exit 2 ;;
 esac

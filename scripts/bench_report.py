@@ -9,6 +9,8 @@ Inputs:
   --idle DIR        ws-idle results: <name>.{idle,stat0,probe}.json
   --instructions DIR  callgrind instructions per tools/call: <name>.json (optional; section left out
                     when missing)
+  --replicas DIR    the replicas bench: <setup>.<rep>.{json,redis.json,redis26.json} (optional)
+  --replicas-only DIR  writes only that section into --out, in place of the one there (or at the end)
 
 Every ratio compares figures measured in the same run on this machine: rmcp's own path for the
 framing benches, rmcp served natively and today's peers for the load bench.
@@ -21,6 +23,7 @@ import platform
 import re
 import statistics
 import subprocess
+import sys
 import time
 from collections import defaultdict
 
@@ -538,18 +541,96 @@ def targets(w, fr, M, S, idle, I):
 
 # ---------------------------------------------------------------- main
 
+REPLICAS_BEGIN = "<!-- replicas: scripts/bench.sh replicas -->"
+REPLICAS_END = "<!-- /replicas -->"
+REPLICA_SETUPS = [
+    ("memory", "1 replica, state in memory (baseline)"),
+    ("redis", "1 replica, `--state redis://..`"),
+    ("nginx3", "3 replicas on one Redis behind nginx round-robin (`scripts/replicas.sh`)"),
+]
+
+
+def replicas_section(d):
+    """The section on replicas, from `scripts/bench.sh replicas` output in `d` (lines)."""
+    runs = defaultdict(list)
+    for path in sorted(glob.glob(os.path.join(d, "*.json"))):
+        name = os.path.basename(path)
+        parts = name.split(".")
+        if len(parts) < 3:
+            continue
+        setup, rep, kind = parts[0], parts[1], ".".join(parts[2:-1]) or "run"
+        runs[(setup, kind)].append((rep, load(path)))
+    out = [REPLICAS_BEGIN, "## Replicas (issue 18)", ""]
+    out.append("`mcp-load` at concurrency 32, 100 B `tools/call echo` over 2025 sessions (one per "
+               "worker), against `bench-echo`; medians over the repetitions, ratios paired by "
+               "repetition against one replica in memory. Redis commands per request are Redis's "
+               "own `total_commands_processed` over the run divided by the requests answered "
+               "(session setup and the replicas' pings included). The 2026-07-28 column counts "
+               "the Redis commands of 200 sessionless `tools/call` requests sent one at a time.")
+    out.append("")
+    out.append("| setup | req/s | ratio to memory | p50 ms | p99 ms | errors | Redis commands / request | 2026-07-28: Redis commands / request |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    base = {rep: r for rep, r in runs.get(("memory", "run"), []) if r and r.get("rps")}
+    for setup, label in REPLICA_SETUPS:
+        rs = [(rep, r) for rep, r in runs.get((setup, "run"), []) if r and r.get("rps") is not None]
+        if not rs:
+            continue
+        rps = statistics.median(r["rps"] for _, r in rs)
+        ratios = [r["rps"] / base[rep]["rps"] for rep, r in rs if rep in base and base[rep]["rps"]]
+        ratio = (f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+                 if ratios else "-")
+        p50 = statistics.median(r["latency_ms"]["p50"] for _, r in rs)
+        p99 = statistics.median(r["latency_ms"]["p99"] for _, r in rs)
+        errors = sum(r.get("errors_total", 0) + sum(r.get("init_errors", {}).values()) for _, r in rs)
+        cmds = dict(runs.get((setup, "redis"), []))
+        per = [cmds[rep]["commands"] / r["requests_ok"] for rep, r in rs
+               if rep in cmds and cmds[rep] and r.get("requests_ok")]
+        per = f"{statistics.median(per):.2f}" if per and setup != "memory" else "-"
+        c26 = [v["commands"] / v["requests"] for _, v in runs.get((setup, "redis26"), []) if v]
+        c26 = f"{statistics.median(c26):.2f}" if c26 else "-"
+        out.append(f"| {label} | {rps:,.0f} | {ratio} | {p50:.2f} | {p99:.2f} | {errors} | {per} | {c26} |")
+    out.append("")
+    out.append(REPLICAS_END)
+    return out
+
+
+def splice_replicas(d, path):
+    """Puts the replicas section into the file at `path`, in place of the one there."""
+    section = "\n".join(replicas_section(d))
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    if REPLICAS_BEGIN in text and REPLICAS_END in text:
+        head, rest = text.split(REPLICAS_BEGIN, 1)
+        tail = rest.split(REPLICAS_END, 1)[1]
+        text = head + section + tail
+    else:
+        marker = "## Reproduce"
+        if marker in text:
+            head, tail = text.split(marker, 1)
+            text = head + section + "\n\n" + marker + tail
+        else:
+            text = text.rstrip("\n") + "\n\n" + section + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--criterion", required=True)
-    ap.add_argument("--batches", required=True)
-    ap.add_argument("--load", required=True)
-    ap.add_argument("--stdio", required=True)
-    ap.add_argument("--idle", required=True)
+    ap.add_argument("--replicas", default=None)
+    ap.add_argument("--replicas-only", default=None)
+    only = "--replicas-only" in sys.argv
+    ap.add_argument("--criterion", required=not only)
+    ap.add_argument("--batches", required=not only)
+    ap.add_argument("--load", required=not only)
+    ap.add_argument("--stdio", required=not only)
+    ap.add_argument("--idle", required=not only)
     ap.add_argument("--instructions", default=None)
     ap.add_argument("--knobs", default="")
     ap.add_argument("--gateways", default="")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if a.replicas_only:
+        splice_replicas(a.replicas_only, a.out)
+        return
 
     batches = load(a.batches)
     fr = framing(a.criterion, batches)
@@ -618,6 +699,10 @@ def main():
     w("## Idle WebSocket sessions")
     w("")
     idle_table(w, a.idle)
+    if a.replicas and os.path.isdir(a.replicas):
+        for line in replicas_section(a.replicas):
+            w(line)
+        w("")
     w("## Reproduce")
     w("")
     w("```sh")
@@ -629,6 +714,7 @@ def main():
     w("scripts/bench.sh stdio      # mcp-load --stdio-cmd: rmcp bench-child vs bench-echo")
     w("scripts/bench.sh idle       # ws-idle: memory per idle WebSocket session")
     w("scripts/bench.sh instructions  # valgrind --tool=callgrind: instructions per tools/call (INSTR_SMALL, INSTR_LARGE, INSTR_SERVERS)")
+    w("scripts/bench.sh replicas   # bench-echo: 1 replica in memory, 1 on Redis, 3 on Redis behind nginx (its section of this file)")
     w("scripts/bench.sh report     # scripts/bench_report.py -> BENCHMARKS.md")
     w("```")
     w("")
