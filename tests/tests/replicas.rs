@@ -594,3 +594,101 @@ async fn limits_hold_across_replicas() {
         .count();
     assert!((4..=5).contains(&through), "{statuses:?}");
 }
+
+/// The pid of the `conformance-server` listening at `replica` (`127.0.0.1:PORT`).
+fn replica_pid(replica: &str) -> u32 {
+    let port = replica.rsplit(':').next().expect("a port");
+    let found = std::process::Command::new("pgrep")
+        .args(["-f", &format!("conformance-server --http {port}$")])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .next()
+        .and_then(|pid| pid.trim().parse().ok())
+        .expect("the replica's pid")
+}
+
+/// 32 sessions through nginx round-robin; one replica killed with SIGKILL between two rounds
+/// of calls: every session goes on on the other two (restored there), every call of the
+/// second round is answered once, with its own id and the right result.
+#[tokio::test]
+async fn a_replica_killed_leaves_every_session_working_on_the_others() {
+    const SESSIONS: usize = 32;
+    let rig = Rig::start().await;
+    let client = reqwest::Client::new();
+    let post = |body: String, session: Option<String>| {
+        let mut request = client
+            .post(&rig.front)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .timeout(Duration::from_secs(20))
+            .body(body);
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        request.send()
+    };
+    let opened = futures::future::join_all((0..SESSIONS).map(|_| async {
+        let init = post(mcp_expose_tests::initialize(1, json!({})), None)
+            .await
+            .expect("initialize");
+        let session = mcp_expose_tests::session_id(&init);
+        response_messages(init).await;
+        post(mcp_expose_tests::initialized(), Some(session.clone()))
+            .await
+            .expect("initialized");
+        session
+    }))
+    .await;
+    // One round of calls, one per session at a time; the answers by id.
+    let round = |first: u64, calls: u64| {
+        let opened = &opened;
+        let post = &post;
+        async move {
+            futures::future::join_all(opened.iter().map(|session| async move {
+                let mut answered = Vec::new();
+                for id in first..first + calls {
+                    let call = mcp_expose_tests::tool_call(id, "test_simple_text", json!({}));
+                    let response = post(call, Some(session.clone())).await.expect("a call");
+                    assert!(response.status().is_success(), "{}", response.status());
+                    for message in response_messages(response).await {
+                        if message.get("id").is_some() {
+                            answered.push(message);
+                        }
+                    }
+                }
+                answered
+            }))
+            .await
+        }
+    };
+    let check = |answers: Vec<Vec<Value>>, first: u64, calls: u64| {
+        for answered in answers {
+            let ids: Vec<u64> = answered.iter().filter_map(|m| m["id"].as_u64()).collect();
+            assert_eq!(
+                ids,
+                (first..first + calls).collect::<Vec<_>>(),
+                "each once, in order"
+            );
+            for message in &answered {
+                assert_eq!(
+                    message["result"]["content"][0]["text"],
+                    "This is a simple text response for testing.",
+                    "{message}"
+                );
+            }
+        }
+    };
+    check(round(10, 3).await, 10, 3);
+    let served = rig.served("tools/call").await;
+    assert!(
+        served.iter().all(|n| *n > 0.0),
+        "all three served: {served:?}"
+    );
+
+    mcp_expose_tests::kill("-KILL", replica_pid(&rig.replicas[0]));
+    check(round(20, 5).await, 20, 5);
+}
