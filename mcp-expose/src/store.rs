@@ -50,9 +50,14 @@ impl Redis {
     pub(crate) fn new(url: &str, prefix: impl Into<String>) -> Result<Self, Failure> {
         let client = redis::Client::open(url)
             .map_err(|e| Failure(format!("`{url}` is not a Redis URL: {e}")))?;
+        // Reconnect attempts close together and few: a command fails fast while Redis is
+        // away, and the next one (the watch's ping, twice a second) finds it once it is back.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT));
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(250))
+            .set_number_of_retries(2);
         let connection = client
             .get_connection_manager_lazy(config)
             .map_err(|e| Failure(format!("cannot use the Redis at {url}: {e}")))?;
@@ -95,12 +100,12 @@ impl Redis {
         }
     }
 
-    /// Pings Redis every second until `stop`, so that [`failure`](Self::failure) clears by
+    /// Pings Redis twice a second until `stop`, so that [`failure`](Self::failure) clears by
     /// itself once Redis is back, even when nothing else asks it anything.
     pub(crate) fn watch(&self, stop: tokio_util::sync::CancellationToken) {
         let redis = self.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
+            let mut every = tokio::time::interval(Duration::from_millis(500));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {

@@ -336,34 +336,59 @@ impl Replicas {
     async fn restore(&self, sessions: &Service, session: &str, version: Option<&str>) {
         use rmcp::transport::streamable_http_server::session::SessionManager as _;
         let id: rmcp::transport::common::server_side_http::SessionId = session.into();
-        if self.manager.has_session(&id).await.unwrap_or(false) {
+        // A restore under way: wait for it. (rmcp lists the session before its replay ends,
+        // so "here" is only true once no restore of ours is under way.)
+        if let Some(underway) = self.underway(session) {
+            drop(underway.lock().await);
             return;
         }
-        let lock = {
+        if self.manager.has_session(&id).await.unwrap_or(false) {
+            if let Some(underway) = self.underway(session) {
+                drop(underway.lock().await);
+            }
+            return;
+        }
+        // Restore it here, unless another request began to meanwhile.
+        let mine = Arc::new(tokio::sync::Mutex::new(()));
+        let held = Arc::clone(&mine).lock_owned().await;
+        let other = {
             let mut restoring = self
                 .restoring
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            Arc::clone(restoring.entry(session.to_owned()).or_default())
-        };
-        {
-            let _one = lock.lock().await;
-            if !self.manager.has_session(&id).await.unwrap_or(false) {
-                let ping = br#"{"jsonrpc":"2.0","id":"mcp-expose-restore","method":"ping"}"#;
-                let request = answer_request(session, version, ping.to_vec());
-                let response = sessions.handle(request).await;
-                // The replay is over when the ping's answer is: read it, bounded.
-                let body = response.into_body().collect();
-                let _ = tokio::time::timeout(Duration::from_secs(10), body).await;
+            let other = restoring.get(session).cloned();
+            if other.is_none() {
+                restoring.insert(session.to_owned(), Arc::clone(&mine));
             }
+            other
+        };
+        if let Some(other) = other {
+            drop(held);
+            drop(other.lock().await);
+            return;
         }
-        let mut restoring = self
-            .restoring
+        if !self.manager.has_session(&id).await.unwrap_or(false) {
+            let ping = br#"{"jsonrpc":"2.0","id":"mcp-expose-restore","method":"ping"}"#;
+            let request = answer_request(session, version, ping.to_vec());
+            let response = sessions.handle(request).await;
+            // The replay is over when the ping's answer is: read it, bounded.
+            let body = response.into_body().collect();
+            let _ = tokio::time::timeout(Duration::from_secs(10), body).await;
+        }
+        self.restoring
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if Arc::strong_count(&lock) <= 2 {
-            restoring.remove(session);
-        }
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(session);
+        drop(held);
+    }
+
+    /// The lock of a restore of `session` under way here, if there is one.
+    fn underway(&self, session: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        self.restoring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(session)
+            .cloned()
     }
 }
 
