@@ -187,6 +187,27 @@ impl Rig {
         }
     }
 
+    /// POSTs `body` through nginx, in `session` (2025-11-25) when given (20 s).
+    fn post(
+        &self,
+        client: &reqwest::Client,
+        body: String,
+        session: Option<&str>,
+    ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+        let mut request = client
+            .post(&self.front)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .timeout(Duration::from_secs(20))
+            .body(body);
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        request.send()
+    }
+
     /// How many `method` requests over HTTP each replica served.
     async fn served(&self, method: &str) -> Vec<f64> {
         let mut counts = Vec::new();
@@ -292,20 +313,7 @@ async fn read_until(
 async fn a_2025_session_is_served_by_every_replica_behind_round_robin() {
     let rig = Rig::start().await;
     let client = reqwest::Client::new();
-    let post = |body: String, session: Option<&str>| {
-        let mut request = client
-            .post(&rig.front)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .timeout(Duration::from_secs(20))
-            .body(body);
-        if let Some(session) = session {
-            request = request
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-11-25");
-        }
-        request.send()
-    };
+    let post = |body: String, session: Option<&str>| rig.post(&client, body, session);
     let init = post(
         mcp_expose_tests::initialize(1, json!({ "sampling": {} })),
         None,
@@ -627,20 +635,7 @@ async fn a_replica_killed_leaves_every_session_working_on_the_others() {
     const SESSIONS: usize = 32;
     let rig = Rig::start().await;
     let client = reqwest::Client::new();
-    let post = |body: String, session: Option<String>| {
-        let mut request = client
-            .post(&rig.front)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .timeout(Duration::from_secs(20))
-            .body(body);
-        if let Some(session) = session {
-            request = request
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-11-25");
-        }
-        request.send()
-    };
+    let post = |body: String, session: Option<String>| rig.post(&client, body, session.as_deref());
     let opened = futures::future::join_all((0..SESSIONS).map(|_| async {
         let init = post(mcp_expose_tests::initialize(1, json!({})), None)
             .await
