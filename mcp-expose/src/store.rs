@@ -196,10 +196,19 @@ impl Redis {
         tokio::spawn(async move {
             let mut backoff =
                 Backoff::new(Duration::from_millis(100), Duration::from_secs(5)).with_jitter();
+            let mut warned = false;
             while !tx.is_closed() {
                 match listen(&client, &channel, &tx).await {
                     Ok(()) => return,
+                    // Said once; while Redis stays away, the retries are debug lines.
+                    Err(error) if warned => {
+                        tracing::debug!(
+                            "{what}: the Redis at {url} failed ({error}); listening again"
+                        );
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
                     Err(error) => {
+                        warned = true;
                         tracing::warn!(
                             "{what} from other replicas: the Redis at {url} failed ({error}); listening again"
                         );

@@ -246,8 +246,8 @@ pub(crate) struct Cli {
     pub(crate) options: Options,
 
     /// Print an nginx configuration for several replicas of this server (include it in nginx's
-    /// `http {}` block) and exit: 2026-07-28 requests round-robin, 2025 sessions kept on one
-    /// replica; no buffering, long reads, WebSocket upgrades.
+    /// `http {}` block) and exit: round-robin (with `--state redis://..`; without, a 2025
+    /// session is kept on one replica); no buffering, long reads, WebSocket upgrades.
     #[arg(long, requires = "replicas")]
     pub(crate) print_nginx_config: bool,
 

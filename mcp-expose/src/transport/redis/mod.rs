@@ -288,11 +288,13 @@ impl Replicas {
                 return if too_large {
                     error_response(
                         StatusCode::PAYLOAD_TOO_LARGE,
+                        "null",
                         &format!("the message is larger than {} bytes", self.max_body),
                     )
                 } else {
                     error_response(
                         StatusCode::BAD_REQUEST,
+                        "null",
                         &format!("cannot read the body: {error}"),
                     )
                 };
@@ -316,6 +318,7 @@ impl Replicas {
             Err(failure) => {
                 let mut response = error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
+                    "null",
                     &format!("cannot hand the answer on to the other replicas: {failure}"),
                 );
                 response
@@ -446,21 +449,10 @@ where
         .map_or_else(|| "null".to_owned(), |id| id.get().to_owned());
     let message =
         format!("the server's shared state is unavailable ({failure}); try again in a few seconds");
-    let mut response = ServiceResponse::new(
-        Full::new(Bytes::from(crate::jsonrpc::error(
-            &id,
-            crate::jsonrpc::SERVER_UNAVAILABLE,
-            &message,
-        )))
-        .boxed(),
-    );
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &id, &message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
     response
 }
 
@@ -477,14 +469,15 @@ fn is_response(body: &[u8]) -> bool {
         .is_ok_and(|s| s.method.is_none() && (s.result.is_some() || s.error.is_some()))
 }
 
-/// An error with a JSON-RPC error body.
-fn error_response(status: StatusCode, message: &str) -> ServiceResponse {
+/// An HTTP error whose body is the JSON-RPC error to the request `id` (raw JSON, `null` when
+/// unknown): -32000 for 503, -32600 otherwise.
+fn error_response(status: StatusCode, id: &str, message: &str) -> ServiceResponse {
     let code = match status {
         StatusCode::SERVICE_UNAVAILABLE => crate::jsonrpc::SERVER_UNAVAILABLE,
         _ => crate::jsonrpc::INVALID_REQUEST,
     };
     let mut response = ServiceResponse::new(
-        Full::new(Bytes::from(crate::jsonrpc::error("null", code, message))).boxed(),
+        Full::new(Bytes::from(crate::jsonrpc::error(id, code, message))).boxed(),
     );
     *response.status_mut() = status;
     response.headers_mut().insert(
