@@ -142,12 +142,20 @@ impl Redis {
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Failure> {
         let result = match tokio::time::timeout(limit, call).await {
-            Ok(result) => result.map_err(|e| {
-                Failure(format!(
-                    "the Redis at {} failed ({e}); is it running?",
+            Ok(Ok(value)) => Ok(value),
+            // Redis refused this command (a wrong argument, a script error): Redis itself is
+            // there, and the failure is this command's alone.
+            Ok(Err(e)) if !is_away(&e) => {
+                self.record(None);
+                return Err(Failure(format!(
+                    "the Redis at {} refused a command: {e}",
                     self.url
-                ))
-            }),
+                )));
+            }
+            Ok(Err(e)) => Err(Failure(format!(
+                "the Redis at {} failed ({e}); is it running?",
+                self.url
+            ))),
             Err(_) => Err(Failure(format!(
                 "the Redis at {} did not answer within {} s",
                 self.url,
@@ -218,6 +226,24 @@ impl Redis {
             }
         });
         rx
+    }
+}
+
+/// Whether `error` means Redis cannot serve now (unreachable, loading, read-only, down), as
+/// opposed to refusing one command.
+fn is_away(error: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    match error.kind() {
+        ErrorKind::Server(kind) => matches!(
+            kind,
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+        ),
+        ErrorKind::UnexpectedReturnType | ErrorKind::Parse | ErrorKind::Client => false,
+        _ => true,
     }
 }
 

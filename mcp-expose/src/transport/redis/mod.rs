@@ -9,11 +9,12 @@
 //!   land on another replica than the tool that waits for it; that replica publishes it and
 //!   the one whose tool waits takes it.
 //!
-//! Keys expire ([`SESSION_TTL`](stores::SESSION_TTL) after the last use of a session, [`EVENTS_TTL`](stores::EVENTS_TTL) after a
-//! stream's last event) and a stream keeps its last [`EVENTS_KEPT`](stores::EVENTS_KEPT) events: nothing grows
+//! Keys expire ([`SESSION_TTL`](sessions::SESSION_TTL) after the last use of a session, [`EVENTS_TTL`](events::EVENTS_TTL) after a
+//! stream's last event) and a stream keeps its last [`EVENTS_KEPT`](events::EVENTS_KEPT) events: nothing grows
 //! without bound.
 
-mod stores;
+mod events;
+mod sessions;
 
 use std::{sync::Arc, time::Duration};
 
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use self::stores::{RedisEvents, RedisSessions};
+use self::{events::RedisEvents, sessions::RedisSessions};
 use super::http::{Service, ServiceResponse, Services, build};
 use crate::{
     handler::Handler,
@@ -115,7 +116,7 @@ pub(crate) fn services(
 ) -> Arc<Services> {
     let mut stored = config.clone();
     stored.session_store = Some(Arc::new(RedisSessions(redis.clone())));
-    let events = RedisEvents::new(redis.clone());
+    let events = RedisEvents::new(redis.clone(), stop.clone());
     let manager =
         Arc::new(LocalSessionManager::default().with_event_store(Arc::new(events.clone())));
     let answers = Answers(redis.clone());
