@@ -2,6 +2,7 @@
 //! real processes on loopback.
 
 pub mod oauth;
+pub mod replicas;
 pub mod tunnel;
 
 use std::{path::PathBuf, process::Stdio, time::Duration};

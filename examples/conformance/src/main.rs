@@ -115,6 +115,20 @@ async fn test_tool_with_progress(ctx: Context) -> String {
     "Tool with progress executed successfully".into()
 }
 
+/// Reports progress 1 to `steps` (at most 100), one every `every_ms` milliseconds (10 to
+/// 1000), then says it is done. Not one of the suite's: a long call for the replicas tests.
+#[tool]
+async fn slow_progress(steps: u32, every_ms: u64, ctx: Context) -> String {
+    let steps = steps.min(100);
+    let every = Duration::from_millis(every_ms.clamp(10, 1000));
+    for step in 1..=steps {
+        tokio::time::sleep(every).await;
+        ctx.progress(f64::from(step), Some(f64::from(steps)), None)
+            .await;
+    }
+    format!("counted to {steps}")
+}
+
 /// Tests SSE stream reconnection with `Last-Event-ID` (SEP-1699).
 // The suite wants the POST stream closed mid-call (SEP-1699). mcp-expose cannot close a call's
 // stream yet (rmcp keeps the HTTP request id of a call private), so this tool answers on the

@@ -133,37 +133,49 @@ impl RedisEvents {
     }
 
     /// The notifications other replicas send on `session`'s standalone stream (its `GET`),
-    /// from now on, as SSE events, while the receiver is kept.
-    pub(super) fn others_common(&self, session: &str) -> tokio::sync::mpsc::Receiver<Bytes> {
+    /// from now on (every one sent once this returns), as SSE events, while the receiver is
+    /// kept.
+    pub(super) async fn others_common(
+        &self,
+        session: &str,
+    ) -> Result<tokio::sync::mpsc::Receiver<Bytes>, Failure> {
+        let stream = format!("{session}:common");
+        let mut latest = redis::cmd("XREVRANGE");
+        latest
+            .arg(self.key(&stream))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        let after = self
+            .redis
+            .query::<Entries>(&latest)
+            .await?
+            .into_iter()
+            .next()
+            .map_or_else(|| "0-0".to_owned(), |(id, _)| id);
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let events = self.clone();
-        let stream = format!("{session}:common");
         tokio::spawn(async move {
-            if let Err(failure) = events.tail(&stream, &tx).await {
+            if let Err(failure) = events.tail(&stream, after, &tx).await {
                 tracing::warn!(
                     "a GET stream misses the notifications of other replicas: {failure}"
                 );
             }
         });
-        rx
+        Ok(rx)
     }
 
+    /// Sends `stream`'s entries after `after` that other replicas wrote to `tx`, as they
+    /// come, while `tx` is open.
     async fn tail(
         &self,
         stream: &str,
+        mut after: String,
         tx: &tokio::sync::mpsc::Sender<Bytes>,
     ) -> Result<(), Failure> {
         const BLOCK: Duration = Duration::from_secs(5);
         let key = self.key(stream);
-        let mut latest = redis::cmd("XREVRANGE");
-        latest.arg(&key).arg("+").arg("-").arg("COUNT").arg(1);
-        let mut after = self
-            .redis
-            .query::<Vec<(String, Vec<(String, String)>)>>(&latest)
-            .await?
-            .into_iter()
-            .next()
-            .map_or_else(|| "0-0".to_owned(), |(id, _)| id);
         let mut connection = self.redis.dedicated(BLOCK).await?;
         while !tx.is_closed() {
             let mut read = redis::cmd("XREAD");

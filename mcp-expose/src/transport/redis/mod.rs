@@ -256,8 +256,10 @@ impl Replicas {
             && let Some(session) = session.as_deref()
             && !request.headers().contains_key("last-event-id")
         {
-            let others = self.events.others_common(session);
-            return with_others(sessions.handle(request).await, others);
+            return match self.events.others_common(session).await {
+                Ok(others) => with_others(sessions.handle(request).await, others),
+                Err(failure) => unavailable(request, &failure.0, self.max_body).await,
+            };
         }
         if request.method() == Method::DELETE
             && let Some(session) = session
