@@ -167,3 +167,68 @@ pub fn replica_pid(replica: &str) -> u32 {
         .and_then(|pid| pid.trim().parse().ok())
         .expect("the replica's pid")
 }
+
+/// nginx on `127.0.0.1:port` with `include` (a `--print-nginx-config` text) in its `http {}`
+/// block, in a temp directory of its own; stopped when dropped.
+#[derive(Debug)]
+pub struct Nginx {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Nginx {
+    /// Starts nginx and waits (20 s at most) until `probe` (a path) answers through it.
+    pub async fn start(include: &str, port: u16, probe: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mcp-nginx-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("nginx dir");
+        let d = dir.display();
+        std::fs::write(dir.join("mcp.conf"), include).expect("mcp.conf");
+        let conf = format!(
+            "worker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 1024; }}\nhttp {{\n    access_log off;\n    \
+             client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    \
+             fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    \
+             scgi_temp_path {d}/scgi;\n    include {d}/mcp.conf;\n}}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+        let child = std::process::Command::new("nginx")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx runs (apt-get install nginx-light)");
+        let nginx = Self { child, dir };
+        let url = format!("http://127.0.0.1:{port}{probe}");
+        for _ in 0..200 {
+            if reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return nginx;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default();
+        panic!("nginx did not come up on port {port} within 20 s: {log}");
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}

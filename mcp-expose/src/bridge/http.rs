@@ -98,12 +98,6 @@ fn sse(first: Option<String>, rx: stream::Receiver) -> Response {
     response
 }
 
-fn session_id() -> String {
-    let mut bytes = [0u8; 16];
-    let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The `Mcp-Session-Id` a request names.
 fn session_header(headers: &HeaderMap) -> Option<&str> {
     headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok())
@@ -139,7 +133,7 @@ pub(crate) async fn post(bridge: Arc<Bridge>, request: Request) -> Response {
             }
         },
         (None, Message::Request { method, .. }) if method == "initialize" => {
-            let id = session_id();
+            let id = bridge.new_session_id();
             // The child's messages are routed by its actor, with no task in between.
             let routes = Arc::default();
             let child = bridge.open(format!("http:{id}"), Outlet::Http(Arc::clone(&routes)));

@@ -123,6 +123,9 @@ pub(crate) struct Bridge {
     /// The child MCP 2026-07-28 (sessionless) requests go to, once one came (and until it is
     /// gone for good).
     stateless: tokio::sync::Mutex<Option<Arc<stateless::Stateless>>>,
+    /// This replica's id, which starts every session id it makes (`{replica}.{random}`), so
+    /// that a load balancer sends a session's requests to the replica that holds its child.
+    replica: Option<Arc<str>>,
 }
 
 impl Bridge {
@@ -148,6 +151,7 @@ impl Bridge {
             keep_alive: Duration::from_secs(15),
             shared,
             stateless: tokio::sync::Mutex::default(),
+            replica: None,
         }
     }
 
@@ -249,6 +253,23 @@ pub(crate) fn spawn_reaper(bridge: &Arc<Bridge>, idle: Duration) {
 }
 
 impl Bridge {
+    /// Starts every session id with `replica` (see `--replica-id`).
+    pub(crate) fn with_replica(mut self, replica: Option<String>) -> Self {
+        self.replica = replica.map(Into::into);
+        self
+    }
+
+    /// A new session id: 128 random bits in hex, after this replica's id when it has one.
+    pub(crate) fn new_session_id(&self) -> String {
+        let mut bytes = [0u8; 16];
+        let _ = getrandom::fill(&mut bytes);
+        let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        match &self.replica {
+            Some(replica) => format!("{replica}.{random}"),
+            None => random,
+        }
+    }
+
     /// How long a child may take to answer a request (`initialize` included).
     pub(crate) fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;

@@ -44,9 +44,30 @@ pub struct BridgeOptions {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::flags::duration)]
     pub request_timeout: Duration,
 
+    /// This replica's id, which starts every session id it makes, so that nginx in front of
+    /// several bridges sends a session's requests to the bridge that runs its child (see
+    /// --print-nginx-config) [default: the --http port].
+    #[arg(long, value_name = "ID", env = "MCP_EXPOSE_REPLICA_ID")]
+    pub replica_id: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) nginx: crate::serve::nginx::NginxFlags,
+
     /// The stdio MCP server to run, after `--`: `mcp-expose bridge --http 8000 -- CMD ARGS...`.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    #[arg(
+        last = true,
+        required_unless_present = "print_nginx_config",
+        value_name = "CMD"
+    )]
     pub command: Vec<String>,
+}
+
+/// The bridged program's file name, for the server's name.
+fn program_name(command: &[String]) -> String {
+    let program = command.first().map_or("bridge", String::as_str);
+    std::path::Path::new(program)
+        .file_stem()
+        .map_or_else(|| program.to_owned(), |s| s.to_string_lossy().into_owned())
 }
 
 fn parse_env(text: &str) -> std::result::Result<(String, String), String> {
@@ -58,7 +79,34 @@ fn parse_env(text: &str) -> std::result::Result<(String, String), String> {
 
 /// Runs the bridge until SIGINT/SIGTERM.
 pub async fn run(options: BridgeOptions) -> Result<()> {
+    use crate::serve::nginx;
     let mut serve = options.serve;
+    if options.nginx.print_nginx_config {
+        let name = options
+            .name
+            .clone()
+            .unwrap_or_else(|| program_name(&options.command));
+        let text = nginx::config(
+            &name,
+            &options.nginx.replicas,
+            &options.nginx.nginx_listen,
+            nginx::Balance::BySession,
+        )?;
+        return crate::flags::print(&text);
+    }
+    let replica = match options.replica_id {
+        Some(id) if !nginx::valid_replica_id(&id) => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("--replica-id `{id}` may only have letters, digits, - and _ (32 at most)"),
+            ));
+        }
+        Some(id) => Some(id),
+        None => serve
+            .http
+            .filter(|port| *port != 0)
+            .map(|port| port.to_string()),
+    };
     if serve.http.is_none() && serve.ws.is_none() {
         #[cfg(feature = "tunnel")]
         let tunnel = serve.tunnel.requested();
@@ -95,12 +143,9 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
         max_message: 0,
     };
     spec.check()?;
-    let name = options.name.unwrap_or_else(|| {
-        std::path::Path::new(&spec.program)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| spec.program.clone())
-    });
+    let name = options
+        .name
+        .unwrap_or_else(|| program_name(std::slice::from_ref(&spec.program)));
     #[cfg(feature = "tunnel")]
     if let Some(printed) = crate::tunnel::print_requested(
         &serve.tunnel,
@@ -122,7 +167,8 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
         serve.max_message_size,
     )
     .with_request_timeout(options.request_timeout.max(Duration::from_secs(1)))
-    .with_keep_alive(serve.sse_keep_alive);
+    .with_keep_alive(serve.sse_keep_alive)
+    .with_replica(replica);
     let bridge = Arc::new(bridge);
     bridge::spawn_reaper(&bridge, options.idle_timeout.max(Duration::from_secs(1)));
     crate::serve::Server::new(name.clone(), env!("CARGO_PKG_VERSION"))

@@ -3,7 +3,7 @@
 mod accept;
 mod app;
 mod console;
-mod nginx;
+pub(crate) mod nginx;
 mod options;
 mod routes;
 mod run;
@@ -249,13 +249,18 @@ impl Server {
         let matches = command.get_matches();
         let cli = options::Cli::from_arg_matches(&matches)
             .map_err(|e| Error::with_source(ErrorKind::Config, "invalid command line", e))?;
-        if cli.print_nginx_config {
+        if cli.nginx.print_nginx_config {
             let shared = shared_redis(cli.options.state.as_deref(), &self.identity.name)?.is_some();
+            let balance = if shared {
+                nginx::Balance::Shared
+            } else {
+                nginx::Balance::ByClient
+            };
             let text = nginx::config(
                 &self.identity.name,
-                &cli.replicas,
-                &cli.nginx_listen,
-                shared,
+                &cli.nginx.replicas,
+                &cli.nginx.nginx_listen,
+                balance,
             )?;
             return crate::flags::print(&text);
         }

@@ -245,19 +245,8 @@ pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) options: Options,
 
-    /// Print an nginx configuration for several replicas of this server (include it in nginx's
-    /// `http {}` block) and exit: round-robin (with `--state redis://..`; without, a 2025
-    /// session is kept on one replica); no buffering, long reads, WebSocket upgrades.
-    #[arg(long, requires = "replicas")]
-    pub(crate) print_nginx_config: bool,
-
-    /// The replicas nginx balances, for --print-nginx-config.
-    #[arg(long, value_name = "HOST:PORT,..", value_delimiter = ',')]
-    pub(crate) replicas: Vec<String>,
-
-    /// Where nginx listens, for --print-nginx-config.
-    #[arg(long, value_name = "[ADDR:]PORT", default_value = "127.0.0.1:8080")]
-    pub(crate) nginx_listen: String,
+    #[command(flatten)]
+    pub(crate) nginx: super::nginx::NginxFlags,
 }
 
 #[cfg(feature = "tunnel")]
