@@ -139,3 +139,42 @@ async fn sessions_stay_on_their_bridge_and_2026_requests_go_round_robin() {
         );
     }
 }
+
+/// The gateway names its sessions the same way (`--replica-id`, else its `--http` port), and
+/// prints the same nginx routing.
+#[tokio::test]
+async fn gateway_sessions_start_with_its_replica_id() {
+    let dir = std::env::temp_dir().join(format!("mcp-gateway-replica-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("servers.toml");
+    let child = serde_json::to_string(
+        mcp_expose_tests::bin("conformance-server")
+            .to_str()
+            .expect("a path"),
+    )
+    .expect("toml");
+    std::fs::write(&path, format!("[servers.conf]\ncommand = [{child}]\n")).expect("toml");
+    let path = path.to_str().expect("a path");
+    let args = ["gateway", path, "--http", "0", "--replica-id", "g1"];
+    let gateway = ServerProcess::start("mcp-expose", &args).await;
+    let client = reqwest::Client::new();
+    let init = post(
+        &client,
+        gateway.http(),
+        mcp_expose_tests::initialize(1, json!({})),
+        None,
+    )
+    .await;
+    assert!(init.status().is_success(), "{}", init.status());
+    let session = mcp_expose_tests::session_id(&init);
+    assert!(session.starts_with("g1."), "{session}");
+
+    let printed = std::process::Command::new(mcp_expose_tests::bin("mcp-expose"))
+        .args(["gateway", path, "--print-nginx-config", "--replicas"])
+        .arg("g1=127.0.0.1:8001,g2=127.0.0.1:8002")
+        .output()
+        .expect("--print-nginx-config");
+    let config = String::from_utf8_lossy(&printed.stdout);
+    assert!(config.contains("\"~^g2\\.\" 127.0.0.1:8002;"), "{config}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

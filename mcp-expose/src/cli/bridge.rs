@@ -62,6 +62,19 @@ pub struct BridgeOptions {
     pub command: Vec<String>,
 }
 
+/// The replica id that starts the session ids of a bridge serving HTTP on `http`: `given`
+/// (checked), else the port.
+pub(crate) fn replica_id(given: Option<String>, http: Option<u16>) -> Result<Option<String>> {
+    match given {
+        Some(id) if !crate::serve::nginx::valid_replica_id(&id) => Err(Error::new(
+            ErrorKind::Config,
+            format!("--replica-id `{id}` may only have letters, digits, - and _ (32 at most)"),
+        )),
+        Some(id) => Ok(Some(id)),
+        None => Ok(http.filter(|port| *port != 0).map(|port| port.to_string())),
+    }
+}
+
 /// The bridged program's file name, for the server's name.
 fn program_name(command: &[String]) -> String {
     let program = command.first().map_or("bridge", String::as_str);
@@ -94,19 +107,7 @@ pub async fn run(options: BridgeOptions) -> Result<()> {
         )?;
         return crate::flags::print(&text);
     }
-    let replica = match options.replica_id {
-        Some(id) if !nginx::valid_replica_id(&id) => {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!("--replica-id `{id}` may only have letters, digits, - and _ (32 at most)"),
-            ));
-        }
-        Some(id) => Some(id),
-        None => serve
-            .http
-            .filter(|port| *port != 0)
-            .map(|port| port.to_string()),
-    };
+    let replica = replica_id(options.replica_id, serve.http)?;
     if serve.http.is_none() && serve.ws.is_none() {
         #[cfg(feature = "tunnel")]
         let tunnel = serve.tunnel.requested();

@@ -42,6 +42,15 @@ pub struct GatewayOptions {
     /// With --print-cloudflared-config: route servers by subdomain (`NAME.HOST`) instead of by path.
     #[arg(long)]
     pub by_subdomain: bool,
+
+    /// This replica's id, which starts every session id it makes, so that nginx in front of
+    /// several gateways sends a session's requests to the gateway that runs its child (see
+    /// --print-nginx-config) [default: the --http port].
+    #[arg(long, value_name = "ID", env = "MCP_EXPOSE_REPLICA_ID")]
+    pub replica_id: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) nginx: crate::serve::nginx::NginxFlags,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,8 +134,18 @@ fn load(path: &std::path::Path) -> Result<Config> {
 
 /// Runs the gateway until SIGINT/SIGTERM (or prints a cloudflared config and exits).
 pub async fn run(options: GatewayOptions) -> Result<()> {
+    use crate::serve::nginx;
     let config = load(&options.config)?;
     let mut serve = options.serve;
+    if options.nginx.print_nginx_config {
+        let text = nginx::config(
+            "mcp-expose-gateway",
+            &options.nginx.replicas,
+            &options.nginx.nginx_listen,
+            nginx::Balance::BySession,
+        )?;
+        return crate::flags::print(&text);
+    }
     #[cfg(feature = "tunnel")]
     if let Some(printed) = crate::tunnel::print_requested(
         &serve.tunnel,
@@ -155,6 +174,7 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
             "the gateway serves its stdio servers over the network; --stdio does not apply",
         ));
     }
+    let replica = super::bridge::replica_id(options.replica_id.clone(), serve.http)?;
     let mut bridges = Vec::new();
     let mut per_session = 0;
     for (name, server) in config.servers {
@@ -193,8 +213,9 @@ pub async fn run(options: GatewayOptions) -> Result<()> {
         if model == ChildModel::PerSession {
             per_session += 1;
         }
-        let bridge =
-            Bridge::new(spec, health, model, max_message).with_keep_alive(serve.sse_keep_alive);
+        let bridge = Bridge::new(spec, health, model, max_message)
+            .with_keep_alive(serve.sse_keep_alive)
+            .with_replica(replica.clone());
         bridges.push((name, Arc::new(bridge)));
     }
     if per_session > 0 {
