@@ -28,7 +28,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use self::{events::RedisEvents, sessions::RedisSessions};
+use self::{
+    events::RedisEvents,
+    sessions::{RedisSessions, Renewals},
+};
 use super::http::{Service, ServiceResponse, Services, build};
 use crate::{
     handler::Handler,
@@ -115,7 +118,8 @@ pub(crate) fn services(
     stop: CancellationToken,
 ) -> Arc<Services> {
     let mut stored = config.clone();
-    stored.session_store = Some(Arc::new(RedisSessions(redis.clone())));
+    let sessions = RedisSessions(redis.clone());
+    stored.session_store = Some(Arc::new(sessions.clone()));
     let events = RedisEvents::new(redis.clone(), stop.clone());
     let manager =
         Arc::new(LocalSessionManager::default().with_event_store(Arc::new(events.clone())));
@@ -129,6 +133,8 @@ pub(crate) fn services(
             max_body,
             manager: Arc::clone(&manager),
             restoring: std::sync::Mutex::default(),
+            sessions,
+            renewals: Renewals::default(),
         }),
     });
     close_ended(redis, manager, stop.clone());
@@ -217,6 +223,9 @@ pub(crate) struct Replicas {
     manager: Arc<LocalSessionManager>,
     /// Sessions being restored here, so that their concurrent requests wait for it.
     restoring: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The sessions in Redis, whose expiry their use renews.
+    sessions: RedisSessions,
+    renewals: Renewals,
 }
 
 impl Replicas {
@@ -251,6 +260,9 @@ impl Replicas {
         }
         if let Some(session) = session.as_deref() {
             self.restore(sessions, session, version.as_deref()).await;
+            if self.renewals.due(session, std::time::Instant::now()) {
+                self.sessions.renew(session);
+            }
         }
         if request.method() == Method::GET
             && let Some(session) = session.as_deref()
@@ -266,6 +278,7 @@ impl Replicas {
         {
             let response = sessions.handle(request).await;
             if response.status().is_success() {
+                self.renewals.forget(&session);
                 let mut publish = redis::cmd("PUBLISH");
                 publish.arg(self.events.redis.key(ENDED)).arg(&session);
                 if let Err(failure) = self.events.redis.query::<i64>(&publish).await {
