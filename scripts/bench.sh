@@ -238,11 +238,11 @@ PY
 # Replicas (issue 18): bench-echo alone in memory, alone on Redis, and three replicas on Redis
 # behind nginx round-robin (scripts/replicas.sh); mcp-load at c=32 with 100 B `tools/call echo`
 # over 2025 sessions, REPS runs each, interleaved; Redis commands per request from Redis's own
-# `total_commands_processed`. Then the same for MCP 2026-07-28 requests (sessionless): Redis
-# commands per request, counted over a bounded curl loop.
+# `total_commands_processed`. Then the same for MCP 2026-07-28 requests (sessionless), on the
+# same server: load-2026 (benches/src/bin/load-2026.rs) at c=32 with 100 B, the same durations.
 replicas() {
-  log "replicas: memory vs Redis vs 3 replicas on Redis behind nginx (c=32, 100 B, $REPS reps)"
-  local dir=$OUT/replicas
+  log "replicas: memory vs Redis vs 3 replicas on Redis behind nginx (c=32, 100 B, 2025-06-18 sessions then 2026-07-28 sessionless, $REPS reps)"
+  local dir=$OUT/replicas load26=$ROOT/target/release/load-2026
   rm -rf "$dir"
   mkdir -p "$dir"
   if [ ! -x "$LOAD_BIN" ]; then
@@ -253,6 +253,7 @@ replicas() {
     cargo build --release --manifest-path "$WORK/load/Cargo.toml"
   fi
   cargo build --release -p mcp-expose-benches --bin bench-echo
+  cargo build --release -p mcp-expose-benches --bin load-2026
   local redis_port
   redis_port=$(free_port 16379)
   redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no >"$dir/redis.log" 2>&1 &
@@ -280,18 +281,13 @@ replicas() {
         --duration "$DURATION" --warmup "$WARMUP" --label "$setup" --json "$dir/$setup.$rep.json" >/dev/null
       after=$(commands "$rig_redis")
       echo "{\"commands\": $((after - before))}" >"$dir/$setup.$rep.redis.json"
-      if [ "$setup" != memory ]; then
-        # 2026-07-28: no session, nothing in Redis. 200 requests, one at a time.
-        before=$(commands "$rig_redis")
-        for n in $(seq 200); do
-          curl -s --max-time 5 "http://127.0.0.1:$port/mcp" -H 'content-type: application/json' \
-            -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2026-07-28' \
-            -H 'mcp-method: tools/call' -H 'mcp-name: echo' \
-            -d '{"jsonrpc":"2.0","id":'"$n"',"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' >/dev/null
-        done
-        after=$(commands "$rig_redis")
-        echo "{\"commands\": $((after - before)), \"requests\": 200}" >"$dir/$setup.$rep.redis26.json"
-      fi
+      # 2026-07-28: no session, so nothing in Redis but what the replicas do anyway.
+      before=$(commands "$rig_redis")
+      "$load26" --url "http://127.0.0.1:$port/mcp" --concurrency 32 --payload 100 \
+        --duration "$DURATION" --warmup "$WARMUP" --label "$setup" --json "$dir/$setup.$rep.2026.json" \
+        || log "load-2026 against $setup failed: no 2026-07-28 figures for this run"
+      after=$(commands "$rig_redis")
+      echo "{\"commands\": $((after - before))}" >"$dir/$setup.$rep.redis2026.json"
       stop_server
     done
   done

@@ -9,7 +9,8 @@ Inputs:
   --idle DIR        ws-idle results: <name>.{idle,stat0,probe}.json
   --instructions DIR  callgrind instructions per tools/call: <name>.json (optional; section left out
                     when missing)
-  --replicas DIR    the replicas bench: <setup>.<rep>.{json,redis.json,redis26.json} (optional)
+  --replicas DIR    the replicas bench: <setup>.<rep>.{json,redis.json,2026.json,redis2026.json}
+                    (optional)
   --replicas-only DIR  writes only that section into --out, in place of the one there (or at the end)
 
 Every ratio compares figures measured in the same run on this machine: rmcp's own path for the
@@ -550,6 +551,30 @@ REPLICA_SETUPS = [
 ]
 
 
+def replica_rows(runs, kind, cmds_kind, sent):
+    """One replicas table's rows: load runs of `kind` with Redis counts of `cmds_kind`, commands
+    divided by the run's `sent` field (falling back to the requests answered)."""
+    rows = []
+    base = {rep: r for rep, r in runs.get(("memory", kind), []) if r and r.get("rps")}
+    for setup, label in REPLICA_SETUPS:
+        rs = [(rep, r) for rep, r in runs.get((setup, kind), []) if r and r.get("rps") is not None]
+        if not rs:
+            continue
+        rps = statistics.median(r["rps"] for _, r in rs)
+        ratios = [r["rps"] / base[rep]["rps"] for rep, r in rs if rep in base]
+        ratio = (f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+                 if ratios else "-")
+        p50 = med([r["latency_ms"]["p50"] for _, r in rs])
+        p99 = med([r["latency_ms"]["p99"] for _, r in rs])
+        errors = sum(r.get("errors_total", 0) + sum(r.get("init_errors", {}).values()) for _, r in rs)
+        cmds = dict(runs.get((setup, cmds_kind), []))
+        per = [cmds[rep]["commands"] / (r.get(sent) or r["requests_ok"]) for rep, r in rs
+               if rep in cmds and cmds[rep] and (r.get(sent) or r.get("requests_ok"))]
+        per = f"{statistics.median(per):.2f}" if per and setup != "memory" else "-"
+        rows.append(f"| {label} | {rps:,.0f} | {ratio} | {num(p50)} | {num(p99)} | {errors} | {per} |")
+    return rows
+
+
 def replicas_section(d):
     """The section on replicas, from `scripts/bench.sh replicas` output in `d` (lines)."""
     runs = defaultdict(list)
@@ -561,34 +586,26 @@ def replicas_section(d):
         setup, rep, kind = parts[0], parts[1], ".".join(parts[2:-1]) or "run"
         runs[(setup, kind)].append((rep, load(path)))
     out = [REPLICAS_BEGIN, "## Replicas (issue 18)", ""]
-    out.append("`mcp-load` at concurrency 32, 100 B `tools/call echo` over 2025 sessions (one per "
-               "worker), against `bench-echo`; medians over the repetitions, ratios paired by "
-               "repetition against one replica in memory. Redis commands per request are Redis's "
-               "own `total_commands_processed` over the run divided by the requests answered "
-               "(session setup and the replicas' pings included). The 2026-07-28 column counts "
-               "the Redis commands of 200 sessionless `tools/call` requests sent one at a time.")
-    out.append("")
-    out.append("| setup | req/s | ratio to memory | p50 ms | p99 ms | errors | Redis commands / request | 2026-07-28: Redis commands / request |")
-    out.append("|---|---|---|---|---|---|---|---|")
-    base = {rep: r for rep, r in runs.get(("memory", "run"), []) if r and r.get("rps")}
-    for setup, label in REPLICA_SETUPS:
-        rs = [(rep, r) for rep, r in runs.get((setup, "run"), []) if r and r.get("rps") is not None]
-        if not rs:
-            continue
-        rps = statistics.median(r["rps"] for _, r in rs)
-        ratios = [r["rps"] / base[rep]["rps"] for rep, r in rs if rep in base and base[rep]["rps"]]
-        ratio = (f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
-                 if ratios else "-")
-        p50 = statistics.median(r["latency_ms"]["p50"] for _, r in rs)
-        p99 = statistics.median(r["latency_ms"]["p99"] for _, r in rs)
-        errors = sum(r.get("errors_total", 0) + sum(r.get("init_errors", {}).values()) for _, r in rs)
-        cmds = dict(runs.get((setup, "redis"), []))
-        per = [cmds[rep]["commands"] / r["requests_ok"] for rep, r in rs
-               if rep in cmds and cmds[rep] and r.get("requests_ok")]
-        per = f"{statistics.median(per):.2f}" if per and setup != "memory" else "-"
-        c26 = [v["commands"] / v["requests"] for _, v in runs.get((setup, "redis26"), []) if v]
-        c26 = f"{statistics.median(c26):.2f}" if c26 else "-"
-        out.append(f"| {label} | {rps:,.0f} | {ratio} | {p50:.2f} | {p99:.2f} | {errors} | {per} | {c26} |")
+    out.append("Each setup serves `bench-echo` and is loaded twice in a row at concurrency 32 with "
+               "100 B `tools/call echo`: first `mcp-load` over 2025-06-18 sessions (one per worker), "
+               "then `load-2026` (`benches/src/bin/load-2026.rs`) with sessionless MCP 2026-07-28 "
+               "requests (no `initialize`, the version in `_meta` and the `mcp-*` headers), each with "
+               "the same warm-up and duration. Medians over the repetitions; ratios paired by "
+               "repetition against one replica in memory under the same protocol, median (range). "
+               "Redis commands per request are Redis's own `total_commands_processed` over the run "
+               "(warm-up, session setup and the replicas' own traffic included) divided by the "
+               "requests answered in the measured window (2025-06-18) or by every request sent, "
+               "warm-up included (2026-07-28). The two clients differ (`load-2026` uses reqwest and "
+               "takes the shared cores a little more per request than `mcp-load`), so compare ratios "
+               "within a table, not req/s across the two.")
+    for kind, cmds_kind, title, sent in (("run", "redis", "2025-06-18, a session per worker", "requests_ok"),
+                                         ("2026", "redis2026", "2026-07-28, sessionless", "requests_sent")):
+        out.append("")
+        out.append(f"{title}:")
+        out.append("")
+        out.append("| setup | req/s | ratio to memory | p50 ms | p99 ms | errors | Redis commands / request |")
+        out.append("|---|---|---|---|---|---|---|")
+        out.extend(replica_rows(runs, kind, cmds_kind, sent))
     out.append("")
     out.append(REPLICAS_END)
     return out
