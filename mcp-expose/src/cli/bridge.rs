@@ -10,7 +10,10 @@ use crate::{
 
 /// `bridge` options.
 #[derive(Debug, Clone, clap::Args)]
-#[command(mut_arg("stdio", |a| a.hide(true)))]
+#[command(
+    mut_arg("stdio", |a| a.hide(true)),
+    mut_arg("state", |a| a.help("Where replicas share their --rate-limit and --max-auth-failures counts: `redis://HOST:PORT/DB` (build with the `redis` feature), or `memory` [default: memory, this process only]. Sessions stay with the process that runs their child: see --replica-id")),
+)]
 #[non_exhaustive]
 pub struct BridgeOptions {
     /// Serving options (--http, --ws, --bind, --tunnel, auth, ...).

@@ -29,6 +29,7 @@ use crate::{
     mut_arg("stdio", |a| a.hide(true)),
     mut_arg("http", |a| a.help("Serve streamable HTTP on this port, at /NAME/mcp for each server (0 picks a free port) [default: 8000]")),
     mut_arg("ws", |a| a.help("Serve WebSocket on this port, at /NAME/ws for each server (the same port as --http shares one listener) [default: 8000]")),
+    mut_arg("state", |a| a.help("Where replicas share their --rate-limit and --max-auth-failures counts: `redis://HOST:PORT/DB` (build with the `redis` feature), or `memory` [default: memory, this process only]. Sessions stay with the process that runs their child: see --replica-id")),
 )]
 #[non_exhaustive]
 pub struct GatewayOptions {
