@@ -308,6 +308,49 @@ async fn a_2025_session_is_served_by_every_replica_behind_round_robin() {
         assert_eq!(ids, [&json!(5)], "{replayed:?}");
     }
 
+    // A call whose stream holds nothing but its answer (kept in Redis apart from streams of
+    // several events): resumed from the stream's start on each replica, the answer, once.
+    let call = mcp_expose_tests::tool_call(10, "test_simple_text", json!({}));
+    let answered = post(call, Some(session))
+        .await
+        .expect("call")
+        .text()
+        .await
+        .expect("text");
+    let start = answered
+        .lines()
+        .find_map(|line| line.strip_prefix("id:"))
+        .map(|id| id.trim().to_owned())
+        .expect("the stream's first event id");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut resumed = 0;
+    while resumed < 3 {
+        let replayed = client
+            .get(&rig.front)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("last-event-id", &start)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("resume")
+            .text()
+            .await
+            .expect("replay");
+        let ids: Vec<Value> = sse_events(&replayed)
+            .into_iter()
+            .map(|(_, m)| m["id"].clone())
+            .collect();
+        // Written behind the answer: there within moments.
+        if ids.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        assert_eq!(ids, [json!(10)], "{replayed}");
+        resumed += 1;
+    }
+
     // Ended through one replica, gone on all of them.
     let ended = client
         .delete(&rig.front)

@@ -27,7 +27,10 @@ use rmcp::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::sessions::ms;
+use super::{
+    sessions::ms,
+    writer::{self, QUEUE, Write, answer_entry, answer_key, events_key},
+};
 use crate::store::{Failure, Redis};
 
 /// How long a stream's events are kept after its last event.
@@ -40,14 +43,6 @@ const BEAT: Duration = Duration::from_secs(1);
 const FOLLOW: Duration = Duration::from_secs(300);
 /// How long one read of a followed stream waits for its next event.
 const FOLLOW_BLOCK: Duration = Duration::from_secs(1);
-/// How many events wait for the writer at most; more wait for room.
-const QUEUE: usize = 4096;
-/// How many events the writer sends to Redis in one round trip at most.
-const BATCH: usize = 256;
-/// How long the writer lets events gather before a round trip: fewer, fuller round trips
-/// cost Redis and this process less, and nobody waits for them.
-const GATHER: Duration = Duration::from_millis(2);
-
 /// Sessions' event streams in Redis streams: an event's id is `{redis id}@{stream}`; each
 /// entry names the replica that stored it (`o`).
 #[derive(Debug, Clone)]
@@ -61,14 +56,6 @@ pub(crate) struct RedisEvents {
     last: Arc<Mutex<(u64, u64)>>,
 }
 
-/// An event of a request's stream, on its way to Redis.
-struct Write {
-    key: String,
-    entry: String,
-    message: String,
-    retry: Option<u64>,
-}
-
 impl RedisEvents {
     /// The event store, its writer (a task that lasts while the store does) and this
     /// replica's heartbeat in Redis (until `stop`).
@@ -77,7 +64,7 @@ impl RedisEvents {
         let _ = getrandom::fill(&mut random);
         let origin: Arc<str> = u64::from_le_bytes(random).to_string().into();
         let (writes, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write(redis.clone(), queue));
+        tokio::spawn(writer::write(redis.clone(), queue));
         let events = Self {
             redis,
             origin,
@@ -129,7 +116,7 @@ impl RedisEvents {
     }
 
     fn key(&self, stream: &str) -> String {
-        self.redis.key(&format!("events:{stream}"))
+        events_key(&self.redis, stream)
     }
 
     /// The notifications other replicas send on `session`'s standalone stream (its `GET`),
@@ -212,53 +199,6 @@ impl RedisEvents {
             }
         }
         Ok(())
-    }
-}
-
-/// Writes the events of requests' streams to Redis in order, as many per round trip as have
-/// queued up, until every sender is gone. A batch Redis refuses is lost to resumption (the
-/// client has had its events already), with a warning while Redis stays away.
-async fn write(redis: Redis, mut queue: mpsc::Receiver<Write>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut connection = redis.connection();
-    let mut failing = false;
-    while queue.recv_many(&mut batch, BATCH).await > 0 {
-        if batch.len() < BATCH {
-            tokio::time::sleep(GATHER).await;
-            while batch.len() < BATCH
-                && let Ok(write) = queue.try_recv()
-            {
-                batch.push(write);
-            }
-        }
-        let mut pipe = redis::pipe();
-        for write in batch.drain(..) {
-            let add = pipe
-                .cmd("XADD")
-                .arg(&write.key)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(EVENTS_KEPT)
-                .arg(&write.entry)
-                .arg("m")
-                .arg(&write.message);
-            if let Some(retry) = write.retry {
-                add.arg("r").arg(retry);
-            }
-            add.ignore();
-            pipe.cmd("PEXPIRE")
-                .arg(&write.key)
-                .arg(ms(EVENTS_TTL))
-                .ignore();
-        }
-        match redis.bounded(pipe.query_async::<()>(&mut connection)).await {
-            Ok(()) => failing = false,
-            Err(failure) if !failing => {
-                failing = true;
-                tracing::warn!("events could not be kept for resumption: {failure}");
-            }
-            Err(failure) => tracing::debug!("events could not be kept: {failure}"),
-        }
     }
 }
 
@@ -361,6 +301,14 @@ impl Following {
     /// ones.
     async fn read(&mut self) -> Result<(Entries, bool), Failure> {
         let redis = self.events.redis.clone();
+        // A lone answer is not in the Redis stream, which XREAD waits on.
+        let mut answer = redis::cmd("GET");
+        answer.arg(answer_key(&redis, &self.stream));
+        if let Some(text) = redis.query::<Option<String>>(&answer).await?
+            && let Some(entry) = answer_entry(&text).filter(|(e, _)| later(e, &self.after))
+        {
+            return Ok((vec![entry], true));
+        }
         let connection = match &mut self.connection {
             Some(connection) => connection,
             None => self.connection.insert(redis.dedicated(FOLLOW_BLOCK).await?),
@@ -390,12 +338,8 @@ impl Following {
             return Ok((entries, true));
         }
         // Gone: whatever it wrote before it went is all there is.
-        let mut range = redis::cmd("XRANGE");
-        range
-            .arg(&self.key)
-            .arg(format!("({}", self.after))
-            .arg("+");
-        Ok((redis.query::<Entries>(&range).await?, false))
+        let last = self.events.entries_after(&self.stream, &self.after).await?;
+        Ok((last, false))
     }
 }
 
@@ -460,6 +404,44 @@ impl Following {
         }
     }
 }
+impl RedisEvents {
+    /// A request's or a session's stream's entries after `after`, its lone answer included.
+    async fn entries_after(&self, stream: &str, after: &str) -> Result<Entries, Failure> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET")
+            .arg(answer_key(&self.redis, stream))
+            .cmd("XRANGE")
+            .arg(self.key(stream))
+            .arg(format!("({after}"))
+            .arg("+");
+        let mut connection = self.redis.connection();
+        let (answer, mut entries): (Option<String>, Entries) = self
+            .redis
+            .bounded(pipe.query_async(&mut connection))
+            .await?;
+        if let Some(entry) = answer
+            .as_deref()
+            .and_then(answer_entry)
+            .filter(|(e, _)| later(e, after))
+        {
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
+/// Whether the entry id `entry` (`ms-seq`) comes after `after`.
+fn later(entry: &str, after: &str) -> bool {
+    let parse = |id: &str| {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        (
+            ms.parse::<u64>().unwrap_or(0),
+            seq.parse::<u64>().unwrap_or(0),
+        )
+    };
+    parse(entry) > parse(after)
+}
+
 #[async_trait::async_trait]
 impl EventStore for RedisEvents {
     async fn store_event(
@@ -484,10 +466,11 @@ impl EventStore for RedisEvents {
             let entry = self.next_entry();
             let id = format!("{entry}@{stream_id}@{}", self.origin);
             let write = Write {
-                key,
+                stream: stream_id.to_owned(),
                 entry,
                 message: serde_json::to_string(message.as_ref())?,
                 retry: event.retry.map(ms),
+                last: is_final(event),
             };
             self.writes
                 .send(write)
@@ -532,12 +515,7 @@ impl EventStore for RedisEvents {
                 "Last-Event-ID `{last_event_id}` is not an event of this server"
             ))));
         };
-        let mut range = redis::cmd("XRANGE");
-        range
-            .arg(self.key(at.stream))
-            .arg(format!("({}", at.entry))
-            .arg("+");
-        let entries = self.redis.query::<Entries>(&range).await?;
+        let entries = self.entries_after(at.stream, at.entry).await?;
         let events = to_events(&at, entries)?;
         let replayed = futures::stream::iter(events.clone());
         // A request's stream not answered yet: followed until it is.
@@ -559,6 +537,14 @@ impl EventStore for RedisEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_are_ordered_by_time_then_sequence() {
+        assert!(later("1700000000001-0", "1700000000000-9"));
+        assert!(later("1700000000000-10", "1700000000000-9"));
+        assert!(!later("1700000000000-9", "1700000000000-9"));
+        assert!(later("1-0", "0-0"));
+    }
 
     #[test]
     fn event_ids_name_their_stream_and_replica() {

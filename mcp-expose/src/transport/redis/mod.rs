@@ -15,6 +15,7 @@
 
 mod events;
 mod sessions;
+mod writer;
 
 use std::{sync::Arc, time::Duration};
 
