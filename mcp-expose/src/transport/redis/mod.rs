@@ -239,6 +239,14 @@ impl Replicas {
         B::Data: Send + 'static,
     {
         let headers = request.headers();
+        // Sessionless revisions (2026-07-28 on) carry everything in each request.
+        let sessionless = rmcp::model::ProtocolVersion::NO_INITIALIZE;
+        if headers
+            .get("mcp-protocol-version")
+            .is_some_and(|v| v.as_bytes() >= sessionless.as_str().as_bytes())
+        {
+            return self.sessionless.handle(request).await;
+        }
         let header = |name: &str| {
             headers
                 .get(name)
@@ -247,14 +255,6 @@ impl Replicas {
         };
         let version = header("mcp-protocol-version");
         let session = header("mcp-session-id");
-        // Sessionless revisions (2026-07-28 on) carry everything in each request.
-        let sessionless = rmcp::model::ProtocolVersion::NO_INITIALIZE;
-        if version
-            .as_deref()
-            .is_some_and(|v| v >= sessionless.as_str())
-        {
-            return self.sessionless.handle(request).await;
-        }
         // Sessions need Redis: refused at once while it is away, not after a timeout.
         if let Some(failure) = self.events.redis.failure() {
             return unavailable(request, &failure, self.max_body).await;
