@@ -72,18 +72,29 @@ impl Rig {
         body: String,
         session: Option<&str>,
     ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+        post(client, &self.front, body, session)
+    }
+
+    /// Opens `session`'s GET stream through nginx (2025-11-25), resuming after `last` when
+    /// given (read within 120 s); asserts it is answered 2xx.
+    pub async fn get(
+        &self,
+        client: &reqwest::Client,
+        session: &str,
+        last: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = client
-            .post(&self.front)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .timeout(Duration::from_secs(20))
-            .body(body);
-        if let Some(session) = session {
-            request = request
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-11-25");
+            .get(&self.front)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .timeout(Duration::from_secs(120));
+        if let Some(last) = last {
+            request = request.header("last-event-id", last);
         }
-        request.send()
+        let response = request.send().await.expect("GET");
+        assert!(response.status().is_success(), "{}", response.status());
+        response
     }
 
     /// How many `method` requests over HTTP each replica served.
@@ -238,6 +249,27 @@ impl Drop for Nginx {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// POSTs `body` to the MCP endpoint `url`, in `session` (2025-11-25) when given (20 s).
+pub fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: String,
+    session: Option<&str>,
+) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .timeout(Duration::from_secs(20))
+        .body(body);
+    if let Some(session) = session {
+        request = request
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25");
+    }
+    request.send()
 }
 
 /// A free port on 127.0.0.1.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mcp_expose_tests::{
     ServerProcess,
-    replicas::{Nginx, free_port},
+    replicas::{self, Nginx, free_port},
     response_messages,
 };
 use serde_json::json;
@@ -19,18 +19,20 @@ async fn post(
     body: String,
     session: Option<&str>,
 ) -> reqwest::Response {
-    let mut request = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .timeout(Duration::from_secs(20))
-        .body(body);
-    if let Some(session) = session {
-        request = request
-            .header("mcp-session-id", session)
-            .header("mcp-protocol-version", "2025-11-25");
-    }
-    request.send().await.expect("an answer")
+    replicas::post(client, url, body, session)
+        .await
+        .expect("an answer")
+}
+
+/// Asserts that `answer` is `test_simple_text`'s.
+async fn assert_simple_text(answer: reqwest::Response) {
+    assert!(answer.status().is_success(), "{}", answer.status());
+    let messages = response_messages(answer).await;
+    assert_eq!(
+        messages.last().map(|m| &m["result"]["content"][0]["text"]),
+        Some(&json!("This is a simple text response for testing.")),
+        "{messages:?}"
+    );
 }
 
 #[tokio::test]
@@ -96,14 +98,7 @@ async fn sessions_stay_on_their_bridge_and_2026_requests_go_round_robin() {
         assert!(ack.status().is_success(), "{}", ack.status());
         for id in 2..7 {
             let call = mcp_expose_tests::tool_call(id, "test_simple_text", json!({}));
-            let answer = post(&client, &url, call, Some(session)).await;
-            assert!(answer.status().is_success(), "{}", answer.status());
-            let messages = response_messages(answer).await;
-            assert_eq!(
-                messages.last().map(|m| &m["result"]["content"][0]["text"]),
-                Some(&json!("This is a simple text response for testing.")),
-                "{messages:?}"
-            );
+            assert_simple_text(post(&client, &url, call, Some(session)).await).await;
         }
     }
     // MCP 2026-07-28 requests carry no session: any bridge answers them.
@@ -130,13 +125,7 @@ async fn sessions_stay_on_their_bridge_and_2026_requests_go_round_robin() {
             .send()
             .await
             .expect("an answer");
-        assert!(answer.status().is_success(), "{}", answer.status());
-        let messages = response_messages(answer).await;
-        assert_eq!(
-            messages.last().map(|m| &m["result"]["content"][0]["text"]),
-            Some(&json!("This is a simple text response for testing.")),
-            "{messages:?}"
-        );
+        assert_simple_text(answer).await;
     }
 }
 

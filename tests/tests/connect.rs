@@ -216,6 +216,33 @@ async fn stateless_server_answers_in_json_without_a_session() {
     assert!(connector.finish().await.success());
 }
 
+/// An MCP 2026-07-28 host (no `initialize`, the version in each request's `_meta`) through the
+/// connector over HTTP: each request carries the headers that revision requires
+/// (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`), so the server answers it (before, it
+/// refused `server/discover` with -32020 for want of `MCP-Protocol-Version`).
+#[tokio::test]
+async fn a_2026_host_gets_its_answers_over_http() {
+    let server = ServerProcess::start("bioseq", &["--http", "0"]).await;
+    let mut connector = Connector::start(&[server.http()], &[]).await;
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let discovered = connector
+        .call(1, "server/discover", json!({ "_meta": meta }), READ_TIMEOUT)
+        .await;
+    assert!(
+        discovered["result"]["supportedVersions"]
+            .as_array()
+            .is_some_and(|v| v.contains(&json!("2026-07-28"))),
+        "{discovered}"
+    );
+    let params = json!({ "name": "gc_content", "arguments": { "seq": "GGCCAT" }, "_meta": meta });
+    let reply = connector.call(2, "tools/call", params, READ_TIMEOUT).await;
+    assert_gc_result(&reply);
+    assert!(connector.finish().await.success());
+}
+
 #[tokio::test]
 async fn header_env_carries_a_bearer_token() {
     let dir = std::env::temp_dir().join(format!("mcp-expose-connect-{}", std::process::id()));

@@ -167,16 +167,7 @@ async fn resumed(
             .last()
             .map(|(id, _)| id.clone())
             .expect("an event seen");
-        let response = client
-            .get(&rig.front)
-            .header("accept", "text/event-stream")
-            .header("mcp-session-id", session)
-            .header("mcp-protocol-version", "2025-11-25")
-            .header("last-event-id", last)
-            .send()
-            .await
-            .expect("resume");
-        assert!(response.status().is_success(), "{}", response.status());
+        let response = rig.get(client, session, Some(&last)).await;
         let more = Collected::start(response, Duration::from_secs(15))
             .ended(Duration::from_secs(20))
             .await;
@@ -225,15 +216,7 @@ async fn a_replica_killed_mid_stream_loses_and_repeats_nothing() {
         let session = mcp_expose_tests::session_id(&init);
         response_messages(init).await;
         post(mcp_expose_tests::initialized(), Some(session.clone())).await;
-        let get = client
-            .get(&rig.front)
-            .header("accept", "text/event-stream")
-            .header("mcp-session-id", &session)
-            .header("mcp-protocol-version", "2025-11-25")
-            .send()
-            .await
-            .expect("GET");
-        assert!(get.status().is_success(), "{}", get.status());
+        let get = rig.get(client, &session, None).await;
         let get = Collected::start(get, Duration::from_secs(90));
         let call =
             mcp_expose_tests::tool_call(2, "test_sampling", json!({ "prompt": n.to_string() }));
@@ -371,15 +354,7 @@ async fn a_replica_killed_mid_stream_loses_and_repeats_nothing() {
         // The session goes on: a call that logs is answered, and its log messages reach the
         // session's GET stream (opened again if its replica died), each once.
         let get = if get.reader.is_finished() {
-            let get = client
-                .get(&rig.front)
-                .header("accept", "text/event-stream")
-                .header("mcp-session-id", &session)
-                .header("mcp-protocol-version", "2025-11-25")
-                .send()
-                .await
-                .expect("GET");
-            assert!(get.status().is_success(), "{}", get.status());
+            let get = rig.get(client, &session, None).await;
             Collected::start(get, Duration::from_secs(10))
         } else {
             get

@@ -208,15 +208,7 @@ async fn a_2025_session_is_served_by_every_replica_behind_round_robin() {
     }
 
     // The session's GET stream, open on whichever replica it landed.
-    let mut stream = client
-        .get(&rig.front)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .expect("GET");
-    assert!(stream.status().is_success(), "{}", stream.status());
+    let mut stream = rig.get(&client, session, None).await;
 
     // Three calls that log, one per replica (round-robin).
     for id in 2..5 {
@@ -292,17 +284,7 @@ async fn a_2025_session_is_served_by_every_replica_behind_round_robin() {
     // The call's stream again, after the sampling request, from any replica: the result,
     // once, and nothing before it.
     for _ in 0..3 {
-        let resumed = client
-            .get(&rig.front)
-            .header("accept", "text/event-stream")
-            .header("mcp-session-id", session)
-            .header("mcp-protocol-version", "2025-11-25")
-            .header("last-event-id", asked_at)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .expect("resume");
-        assert!(resumed.status().is_success(), "{}", resumed.status());
+        let resumed = rig.get(&client, session, Some(asked_at)).await;
         let replayed = sse_events(&resumed.text().await.expect("replay"));
         let ids: Vec<&Value> = replayed.iter().map(|(_, m)| &m["id"]).collect();
         assert_eq!(ids, [&json!(5)], "{replayed:?}");
@@ -325,16 +307,9 @@ async fn a_2025_session_is_served_by_every_replica_behind_round_robin() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut resumed = 0;
     while resumed < 3 {
-        let replayed = client
-            .get(&rig.front)
-            .header("accept", "text/event-stream")
-            .header("mcp-session-id", session)
-            .header("mcp-protocol-version", "2025-11-25")
-            .header("last-event-id", &start)
-            .timeout(Duration::from_secs(10))
-            .send()
+        let replayed = rig
+            .get(&client, session, Some(&start))
             .await
-            .expect("resume")
             .text()
             .await
             .expect("replay");

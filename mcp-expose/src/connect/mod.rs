@@ -16,6 +16,7 @@ mod http;
 mod message;
 mod output;
 mod retry;
+mod revision;
 mod sse;
 mod stream;
 mod ws;

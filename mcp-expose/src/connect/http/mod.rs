@@ -200,7 +200,8 @@ impl Inner {
         request
     }
 
-    /// POSTs `body` (with the current session when `with_session`), retrying while the server
+    /// POSTs `body` (with the current session when `with_session`, unless `body` is an MCP
+    /// 2026-07-28 request, which carries its own version headers), retrying while the server
     /// is unreachable, or refuses it for now (429 or 503 with `Retry-After`: it did not take the
     /// message, so sending it again runs nothing twice). Returns the response and the session it
     /// was sent under.
@@ -209,6 +210,8 @@ impl Inner {
         body: &str,
         with_session: bool,
     ) -> Result<(Response, Option<String>), String> {
+        let revision = super::revision::headers(body);
+        let with_session = with_session && revision.is_empty();
         let deadline = Instant::now() + GIVE_UP_AFTER;
         let mut backoff = retry::backoff();
         let mut attempts = 0u32;
@@ -219,8 +222,11 @@ impl Inner {
             } else {
                 (None, None)
             };
-            let sent = self
-                .request(Method::POST, session.as_deref(), version.as_deref())
+            let mut request = self.request(Method::POST, session.as_deref(), version.as_deref());
+            for (name, value) in &revision {
+                request = request.header(*name, value);
+            }
+            let sent = request
                 .header(ACCEPT, "application/json, text/event-stream")
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_owned())
