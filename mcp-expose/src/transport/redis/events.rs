@@ -43,8 +43,9 @@ const BEAT: Duration = Duration::from_secs(1);
 const FOLLOW: Duration = Duration::from_secs(300);
 /// How long one read of a followed stream waits for its next event.
 const FOLLOW_BLOCK: Duration = Duration::from_secs(1);
-/// Sessions' event streams in Redis streams: an event's id is `{redis id}@{stream}`; each
-/// entry names the replica that stored it (`o`).
+/// Sessions' event streams in Redis (ids as [`EventRef`] describes them); an entry of a
+/// session's standalone stream names the replica that stored it (`o`), so that its tail skips
+/// its own.
 #[derive(Debug, Clone)]
 pub(crate) struct RedisEvents {
     pub(super) redis: Redis,
@@ -165,40 +166,99 @@ impl RedisEvents {
         let key = self.key(stream);
         let mut connection = self.redis.dedicated(BLOCK).await?;
         while !tx.is_closed() {
-            let mut read = redis::cmd("XREAD");
-            read.arg("COUNT")
-                .arg(100)
-                .arg("BLOCK")
-                .arg(u64::try_from(BLOCK.as_millis()).unwrap_or(5000))
-                .arg("STREAMS")
-                .arg(&key)
-                .arg(&after);
-            type Reply = Option<Vec<(String, Vec<(String, Vec<(String, String)>)>)>>;
-            let call = read.query_async::<Reply>(&mut connection);
-            let reply = self.redis.bounded_by(BLOCK + COMMAND_GRACE, call).await?;
-            for (_, entries) in reply.unwrap_or_default() {
-                for (entry, fields) in entries {
-                    after.clone_from(&entry);
-                    let mut message = None;
-                    let mut ours = false;
-                    for (name, value) in fields {
-                        match name.as_str() {
-                            "m" if !value.is_empty() => message = Some(value),
-                            "o" => ours = *value == *self.origin,
-                            _ => {}
-                        }
+            for (entry, fields) in self.read(&mut connection, &key, &after, BLOCK).await? {
+                after.clone_from(&entry);
+                let mut message = None;
+                let mut ours = false;
+                for (name, value) in fields {
+                    match name.as_str() {
+                        "m" if !value.is_empty() => message = Some(value),
+                        "o" => ours = *value == *self.origin,
+                        _ => {}
                     }
-                    let Some(message) = message.filter(|_| !ours) else {
-                        continue;
-                    };
-                    let event = format!("data: {message}\nid: {entry}@{stream}\n\n");
-                    if tx.send(Bytes::from(event)).await.is_err() {
-                        return Ok(());
-                    }
+                }
+                let Some(message) = message.filter(|_| !ours) else {
+                    continue;
+                };
+                let event = format!("data: {message}\nid: {entry}@{stream}\n\n");
+                if tx.send(Bytes::from(event)).await.is_err() {
+                    return Ok(());
                 }
             }
         }
         Ok(())
+    }
+
+    /// The entries of the Redis stream `key` after `after`, waiting up to `block` for one, on
+    /// a connection of its own (`XREAD BLOCK` holds it).
+    async fn read(
+        &self,
+        connection: &mut redis::aio::MultiplexedConnection,
+        key: &str,
+        after: &str,
+        block: Duration,
+    ) -> Result<Entries, Failure> {
+        let mut read = redis::cmd("XREAD");
+        read.arg("COUNT")
+            .arg(100)
+            .arg("BLOCK")
+            .arg(ms(block))
+            .arg("STREAMS")
+            .arg(key)
+            .arg(after);
+        type Reply = Option<Vec<(String, Entries)>>;
+        let reply = self
+            .redis
+            .bounded_by(block + COMMAND_GRACE, read.query_async::<Reply>(connection))
+            .await?;
+        Ok(reply.into_iter().flatten().flat_map(|(_, e)| e).collect())
+    }
+
+    /// A request's or a session's stream's entries after `after`, its lone answer included.
+    async fn entries_after(&self, stream: &str, after: &str) -> Result<Entries, Failure> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET")
+            .arg(answer_key(&self.redis, stream))
+            .cmd("XRANGE")
+            .arg(self.key(stream))
+            .arg(format!("({after}"))
+            .arg("+");
+        let mut connection = self.redis.connection();
+        let (answer, mut entries): (Option<String>, Entries) = self
+            .redis
+            .bounded(pipe.query_async(&mut connection))
+            .await?;
+        if let Some(entry) = answer
+            .as_deref()
+            .and_then(answer_entry)
+            .filter(|(e, _)| later(e, after))
+        {
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// The events of a request's stream after `after`, as they come, until its answer; or
+    /// until the replica that runs the request stops running (its events are all in by
+    /// then), or after [`FOLLOW`] (the client resumes again).
+    fn follow(&self, stream: &str, origin: &str, after: &str) -> EventStream {
+        let state = Following {
+            key: self.key(stream),
+            events: self.clone(),
+            stream: stream.to_owned(),
+            origin: origin.to_owned(),
+            after: after.to_owned(),
+            until: tokio::time::Instant::now() + FOLLOW,
+            connection: None,
+            done: false,
+        };
+        // Followed by a task of its own (the stream rmcp takes must be `Sync`), which ends
+        // with the stream or when the client goes.
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(state.run(tx));
+        Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|event| (event, rx))
+        }))
     }
 }
 
@@ -313,22 +373,10 @@ impl Following {
             Some(connection) => connection,
             None => self.connection.insert(redis.dedicated(FOLLOW_BLOCK).await?),
         };
-        let mut read = redis::cmd("XREAD");
-        read.arg("COUNT")
-            .arg(100)
-            .arg("BLOCK")
-            .arg(ms(FOLLOW_BLOCK))
-            .arg("STREAMS")
-            .arg(&self.key)
-            .arg(&self.after);
-        type Reply = Option<Vec<(String, Entries)>>;
-        let reply = redis
-            .bounded_by(
-                FOLLOW_BLOCK + COMMAND_GRACE,
-                read.query_async::<Reply>(connection),
-            )
+        let entries = self
+            .events
+            .read(connection, &self.key, &self.after, FOLLOW_BLOCK)
             .await?;
-        let entries: Entries = reply.into_iter().flatten().flat_map(|(_, e)| e).collect();
         if !entries.is_empty() {
             return Ok((entries, true));
         }
@@ -341,34 +389,8 @@ impl Following {
         let last = self.events.entries_after(&self.stream, &self.after).await?;
         Ok((last, false))
     }
-}
 
-impl RedisEvents {
-    /// The events of a request's stream after `after`, as they come, until its answer; or
-    /// until the replica that runs the request stops running (its events are all in by
-    /// then), or after [`FOLLOW`] (the client resumes again).
-    fn follow(&self, stream: &str, origin: &str, after: &str) -> EventStream {
-        let state = Following {
-            key: self.key(stream),
-            events: self.clone(),
-            stream: stream.to_owned(),
-            origin: origin.to_owned(),
-            after: after.to_owned(),
-            until: tokio::time::Instant::now() + FOLLOW,
-            connection: None,
-            done: false,
-        };
-        // Followed by a task of its own (the stream rmcp takes must be `Sync`), which ends
-        // with the stream or when the client goes.
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(state.run(tx));
-        Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|event| (event, rx))
-        }))
-    }
-}
-
-impl Following {
+    /// Sends the stream's events to `tx` until it ends (see [`RedisEvents::follow`]).
     async fn run(mut self, tx: mpsc::Sender<ServerSseMessage>) {
         while !self.done && tokio::time::Instant::now() < self.until && !tx.is_closed() {
             let (entries, alive) = match self.read().await {
@@ -404,31 +426,6 @@ impl Following {
         }
     }
 }
-impl RedisEvents {
-    /// A request's or a session's stream's entries after `after`, its lone answer included.
-    async fn entries_after(&self, stream: &str, after: &str) -> Result<Entries, Failure> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET")
-            .arg(answer_key(&self.redis, stream))
-            .cmd("XRANGE")
-            .arg(self.key(stream))
-            .arg(format!("({after}"))
-            .arg("+");
-        let mut connection = self.redis.connection();
-        let (answer, mut entries): (Option<String>, Entries) = self
-            .redis
-            .bounded(pipe.query_async(&mut connection))
-            .await?;
-        if let Some(entry) = answer
-            .as_deref()
-            .and_then(answer_entry)
-            .filter(|(e, _)| later(e, after))
-        {
-            entries.push(entry);
-        }
-        Ok(entries)
-    }
-}
 
 /// Whether the entry id `entry` (`ms-seq`) comes after `after`.
 fn later(entry: &str, after: &str) -> bool {
@@ -460,7 +457,6 @@ impl EventStore for RedisEvents {
                 format!("0-0@{stream_id}@{}", self.origin)
             });
         };
-        let key = self.key(stream_id);
         if !common {
             // A request's stream: only this replica writes it, in order.
             let entry = self.next_entry();
@@ -478,6 +474,7 @@ impl EventStore for RedisEvents {
                 .map_err(|_| Failure("the writer of events to Redis has stopped".to_owned()))?;
             return Ok(id);
         }
+        let key = self.key(stream_id);
         let mut add = redis::cmd("XADD");
         add.arg(&key)
             .arg("MAXLEN")

@@ -332,17 +332,10 @@ impl Replicas {
                 *accepted.status_mut() = StatusCode::ACCEPTED;
                 accepted
             }
-            Err(failure) => {
-                let mut response = error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "null",
-                    &format!("cannot hand the answer on to the other replicas: {failure}"),
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-                response
-            }
+            Err(failure) => retry_later(
+                "null",
+                &format!("cannot hand the answer on to the other replicas: {failure}"),
+            ),
         }
     }
 }
@@ -466,7 +459,13 @@ where
         .map_or_else(|| "null".to_owned(), |id| id.get().to_owned());
     let message =
         format!("the server's shared state is unavailable ({failure}); try again in a few seconds");
-    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &id, &message);
+    retry_later(&id, &message)
+}
+
+/// 503 with `Retry-After: 2`, the JSON-RPC error to the request `id` (raw JSON) saying
+/// `message`.
+fn retry_later(id: &str, message: &str) -> ServiceResponse {
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, id, message);
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
