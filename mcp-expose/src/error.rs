@@ -24,6 +24,8 @@ pub enum ErrorKind {
     InputRequired,
     /// The tunnel could not run (with `--tunnel-required`).
     Tunnel,
+    /// Signing in to a remote server (OAuth) failed or was refused.
+    Auth,
     /// Something else inside mcp-expose failed.
     Internal,
 }
@@ -39,6 +41,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::MissingCapability => "the client lacks a capability",
             ErrorKind::InputRequired => "waiting for the client's input",
             ErrorKind::Tunnel => "tunnel failed",
+            ErrorKind::Auth => "sign-in failed",
             ErrorKind::Internal => "internal error",
         })
     }

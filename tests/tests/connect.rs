@@ -311,17 +311,24 @@ async fn header_env_carries_a_bearer_token() {
 
 #[tokio::test]
 async fn survives_a_server_restart_over_http() {
-    survives_a_server_restart("http").await;
+    survives_a_server_restart("http", &["--protocol", "2025-11-25"]).await;
+}
+
+/// MCP 2026-07-28 (what the connector speaks to bioseq by default) has no session to lose.
+#[tokio::test]
+async fn survives_a_server_restart_over_sessionless_http() {
+    survives_a_server_restart("http", &[]).await;
 }
 
 #[tokio::test]
 async fn survives_a_server_restart_over_websocket() {
-    survives_a_server_restart("ws").await;
+    survives_a_server_restart("ws", &[]).await;
 }
 
 /// Kills the server, starts a new one on the same port, and calls through the same connector:
-/// HTTP sees 404 for the old session and re-initializes; WebSocket reconnects and re-initializes.
-async fn survives_a_server_restart(scheme: &str) {
+/// HTTP with sessions sees 404 for the old session and re-initializes; WebSocket reconnects
+/// and re-initializes; sessionless HTTP just sends the next request to the new server.
+async fn survives_a_server_restart(scheme: &str, extra: &[&str]) {
     let port = free_port().to_string();
     let args = ["--http", port.as_str(), "--ws", port.as_str()];
     let mut server = ServerProcess::start("bioseq", &args).await;
@@ -330,9 +337,18 @@ async fn survives_a_server_restart(scheme: &str) {
     } else {
         server.ws().to_owned()
     };
-    let mut connector = Connector::start(&[&url], &[]).await;
+    let mut connect_args = vec![url.as_str()];
+    connect_args.extend_from_slice(extra);
+    let mut connector = Connector::start(&connect_args, &[]).await;
     connector.handshake().await;
     assert_gc_result(&connector.gc_content(2, READ_TIMEOUT).await);
+    let sessionless = connector.stderr().contains("speaks MCP 2026-07-28");
+    assert_eq!(
+        sessionless,
+        scheme == "http" && extra.is_empty(),
+        "{}",
+        connector.stderr()
+    );
 
     server.child.kill().await.expect("kill the server");
     // A request written to a connection that then dies may have run, so the connector answers
@@ -368,9 +384,10 @@ async fn survives_a_server_restart(scheme: &str) {
     // Within the connector's 30 s retry window, with room for its 5 s backoff cap.
     assert_gc_result(&connector.response(3, Duration::from_secs(40)).await);
     assert_gc_result(&connector.gc_content(4, READ_TIMEOUT).await);
-    assert!(
+    assert_eq!(
         connector.stderr().contains("re-initialized"),
-        "the connector logs the new session; stderr:\n{}",
+        !sessionless,
+        "the connector logs a new session (and has none to renew without sessions); stderr:\n{}",
         connector.stderr()
     );
     let status = connector.finish().await;

@@ -14,6 +14,7 @@
 mod headers;
 mod http;
 mod message;
+mod oauth;
 mod output;
 mod retry;
 mod revision;
@@ -42,6 +43,76 @@ pub struct ConnectOptions {
     /// for secrets, and for clients that split arguments at spaces.
     #[arg(long = "header-env", value_name = "NAME=ENVVAR")]
     pub header_envs: Vec<String>,
+
+    /// The MCP revision to speak over HTTP: by default the newest the server answers
+    /// (2026-07-28, sessionless, translated for clients of older revisions), else the
+    /// client's own; `2025-11-25` keeps the client's session revision; `2026-07-28` requires
+    /// the newest.
+    #[arg(long, value_enum, default_value_t = Revision::Auto, value_name = "REVISION")]
+    pub protocol: Revision,
+
+    /// Sign-in (OAuth 2.1), which starts by itself when the server answers 401: the browser
+    /// opens on the authorization server, the redirect comes back to a loopback port, and the
+    /// tokens are kept (mode 0600) in your config directory for the next run.
+    #[command(flatten)]
+    pub oauth: OAuthOptions,
+}
+
+/// Which MCP revision `connect` speaks to an HTTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum Revision {
+    /// MCP 2026-07-28 when the server answers `server/discover`, else the client's revision.
+    #[default]
+    Auto,
+    /// The client's own revision (2025-11-25 and earlier: `initialize` and a session).
+    #[value(name = "2025-11-25", alias = "2025")]
+    Sessions,
+    /// MCP 2026-07-28 only: fails when the server does not speak it.
+    #[value(name = "2026-07-28", alias = "2026")]
+    Latest,
+}
+
+/// How `connect` signs in to servers that require OAuth.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[non_exhaustive]
+#[command(next_help_heading = "Sign-in (OAuth)")]
+pub struct OAuthOptions {
+    /// Never sign in: a 401 from the server becomes an error for the client (also the case
+    /// when a --header sets Authorization).
+    #[arg(long)]
+    pub no_oauth: bool,
+
+    /// A client registered with the authorization server beforehand (default: register one
+    /// dynamically, or use --oauth-client-metadata-url where the server accepts it).
+    #[arg(long, value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+
+    /// The environment variable that holds the --oauth-client-id client's secret.
+    #[arg(long, value_name = "ENVVAR", requires = "oauth_client_id")]
+    pub oauth_client_secret_env: Option<String>,
+
+    /// The HTTPS URL of this client's metadata document, used as its client ID by
+    /// authorization servers that support client ID metadata documents.
+    #[arg(long, value_name = "URL")]
+    pub oauth_client_metadata_url: Option<String>,
+
+    /// The command that opens the sign-in URL, which is appended to it (default: the
+    /// desktop's browser; the URL is printed on stderr as well).
+    #[arg(long, value_name = "CMD")]
+    pub oauth_browser: Option<String>,
+
+    /// The loopback port the sign-in redirect comes back to (default: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub oauth_redirect_port: u16,
+
+    /// The scopes to ask for, space-separated (default: what the server asks for).
+    #[arg(long, value_name = "SCOPES")]
+    pub oauth_scope: Option<String>,
+
+    /// Sign out: forget the tokens saved for the server URL, then exit.
+    #[arg(long)]
+    pub logout: bool,
 }
 
 impl ConnectOptions {
@@ -51,6 +122,8 @@ impl ConnectOptions {
             url: url.into(),
             headers: Vec::new(),
             header_envs: Vec::new(),
+            protocol: Revision::Auto,
+            oauth: OAuthOptions::default(),
         }
     }
 
@@ -102,12 +175,32 @@ pub async fn run(options: ConnectOptions) -> Result<()> {
             e,
         )
     })?;
+    if options.oauth.logout {
+        return oauth::logout(&url);
+    }
     let headers = headers::parse(&options.headers, &options.header_envs, |var| {
         std::env::var(var).ok()
     })?;
     let (out, writer) = Output::spawn(tokio::io::stdout());
     let mut remote = match url.scheme() {
-        "http" | "https" => Remote::Http(HttpRemote::new(url.clone(), headers, out.clone())?),
+        "http" | "https" => {
+            let auth = sign_in(&url, &headers, &options.oauth)?;
+            let client = reqwest::Client::builder()
+                .connect_timeout(retry::CONNECT_TIMEOUT)
+                .user_agent(concat!("mcp-expose-connect/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| {
+                    Error::with_source(ErrorKind::Config, "cannot create the HTTP client", e)
+                })?;
+            Remote::Http(HttpRemote::new(
+                url.clone(),
+                headers,
+                options.protocol,
+                auth,
+                client,
+                out.clone(),
+            ))
+        }
         "ws" | "wss" => Remote::Ws(WsRemote::spawn(url.clone(), headers, out.clone())),
         other => {
             return Err(Error::new(
@@ -125,6 +218,41 @@ pub async fn run(options: ConnectOptions) -> Result<()> {
     drop(out);
     let _ = writer.await;
     result
+}
+
+/// The OAuth sign-in for `url`, unless turned off or the user sends their own credentials.
+fn sign_in(
+    url: &Url,
+    headers: &reqwest::header::HeaderMap,
+    options: &OAuthOptions,
+) -> Result<Option<std::sync::Arc<oauth::OAuth>>> {
+    if options.no_oauth || headers.contains_key(reqwest::header::AUTHORIZATION) {
+        return Ok(None);
+    }
+    let client_secret = match &options.oauth_client_secret_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| {
+            Error::new(
+                ErrorKind::Config,
+                format!("--oauth-client-secret-env names {var}, which is not set"),
+            )
+        })?),
+        None => None,
+    };
+    let settings = oauth::Settings {
+        client_id: options.oauth_client_id.clone(),
+        client_secret,
+        client_metadata_url: options.oauth_client_metadata_url.clone(),
+        browser: options.oauth_browser.clone(),
+        redirect_port: options.oauth_redirect_port,
+        scope: options.oauth_scope.clone(),
+    };
+    match oauth::OAuth::new(url.clone(), settings) {
+        Ok(auth) => Ok(Some(std::sync::Arc::new(auth))),
+        Err(e) => {
+            tracing::warn!(reason = %e.sentence(), "signing in with OAuth is not possible here");
+            Ok(None)
+        }
+    }
 }
 
 /// Reads newline-delimited messages from stdin and hands them to `remote` in order.

@@ -40,6 +40,8 @@ impl Inner {
             let version = self.session().1;
             let mut request = self
                 .request(Method::GET, Some(&session), version.as_deref())
+                .await
+                .0
                 .header(ACCEPT, "text/event-stream");
             if let Some(last) = &last_event_id {
                 request = request.header(LAST_EVENT_ID, last);

@@ -3,8 +3,11 @@
 //! and a transparent new session when the server forgets ours (404).
 
 mod listen;
+mod post;
+mod stateless;
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
@@ -13,25 +16,27 @@ use std::{
 };
 
 use reqwest::{
-    Method, RequestBuilder, Response, StatusCode, Url,
-    header::{ACCEPT, CONTENT_TYPE, HeaderMap},
+    Method, Response, StatusCode, Url,
+    header::{ACCEPT, HeaderMap},
 };
 use serde_json::value::RawValue;
 use tokio::{
-    sync::{OwnedRwLockReadGuard, RwLock, watch},
+    sync::{OwnedRwLockReadGuard, RwLock, oneshot, watch},
     task::{JoinHandle, JoinSet},
-    time::Instant,
 };
 
 use super::{
+    Revision,
     message::{self, Id, Kind, Message, from_server},
+    oauth::OAuth,
     output::Output,
-    retry::{self, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, is_transient},
+    retry::DRAIN,
+    revision::ToolHeaders,
     stream::Messages,
 };
 use crate::{
-    error::{Error, ErrorKind, Result, describe},
-    jsonrpc::SERVER_UNAVAILABLE,
+    error::describe,
+    jsonrpc::{IdKey, SERVER_UNAVAILABLE},
 };
 
 const SESSION_ID: &str = "mcp-session-id";
@@ -59,6 +64,9 @@ struct Inner {
     client: reqwest::Client,
     url: Url,
     headers: HeaderMap,
+    revision: Revision,
+    /// OAuth sign-in, unless the user turned it off or sends their own `Authorization`.
+    auth: Option<Arc<OAuth>>,
     out: Output,
     state: Mutex<State>,
     /// One re-initialization at a time; the others find the session already replaced.
@@ -66,6 +74,12 @@ struct Inner {
     /// Bumped when the session changes or is initialized: the GET stream follows it.
     generation: watch::Sender<u64>,
     internal_ids: AtomicU64,
+    /// Set when the server speaks only MCP 2026-07-28 and the client a 2025 revision.
+    mode: Mutex<Option<Arc<stateless::Stateless>>>,
+    /// The server's `x-mcp-header` annotations, from its 2026-07-28 `tools/list` answers.
+    tools: Mutex<ToolHeaders>,
+    /// Requests to the client on the server's behalf, waiting for its answer.
+    host_requests: Mutex<HashMap<IdKey, oneshot::Sender<String>>>,
 }
 
 #[derive(Debug, Default)]
@@ -79,31 +93,36 @@ struct State {
 }
 
 impl HttpRemote {
-    pub(crate) fn new(url: Url, headers: HeaderMap, out: Output) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("mcp-expose-connect/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                Error::with_source(ErrorKind::Config, "cannot create the HTTP client", e)
-            })?;
+    pub(crate) fn new(
+        url: Url,
+        headers: HeaderMap,
+        revision: Revision,
+        auth: Option<Arc<OAuth>>,
+        client: reqwest::Client,
+        out: Output,
+    ) -> Self {
         let inner = Arc::new(Inner {
             client,
             url,
             headers,
+            revision,
+            auth,
             out,
             state: Mutex::default(),
             recovering: tokio::sync::Mutex::new(()),
             generation: watch::Sender::new(0),
             internal_ids: AtomicU64::new(1),
+            mode: Mutex::default(),
+            tools: Mutex::default(),
+            host_requests: Mutex::default(),
         });
         let listener = tokio::spawn(inner.clone().listen());
-        Ok(Self {
+        Self {
             inner,
             order: Arc::new(RwLock::new(())),
             requests: JoinSet::new(),
             listener,
-        })
+        }
     }
 
     /// Sends one client message. Requests run concurrently; `initialize` (which decides the
@@ -120,14 +139,44 @@ impl HttpRemote {
                     };
                 }
                 self.inner.generation.send_modify(|g| *g += 1);
-                self.inner.deliver(&message, None).await;
+                let answer = match self.inner.revision {
+                    Revision::Auto | Revision::Latest => self.inner.negotiate(&message).await,
+                    Revision::Sessions => None,
+                };
+                let answer = match answer {
+                    Some(answer) => Some(answer),
+                    None if self.inner.revision == Revision::Latest => message.failure(
+                        SERVER_UNAVAILABLE,
+                        &format!("{} does not answer server/discover for MCP {}; leave out --protocol to use an older revision", self.inner.url, stateless::REVISION),
+                    ),
+                    None => self.inner.exchange(&message, None).await,
+                };
+                if let Some(answer) = answer {
+                    self.inner.out.send(answer).await;
+                }
             }
             Kind::Request { .. } => {
                 let turn = self.order.clone().read_owned().await;
                 let inner = self.inner.clone();
-                self.requests
-                    .spawn(async move { inner.deliver(&message, Some(turn)).await });
+                match inner.stateless() {
+                    Some(mode) => self.requests.spawn(async move {
+                        let out = inner.out.clone();
+                        if let Some(answer) = inner.call(mode, message, turn).await {
+                            out.send(answer).await;
+                        }
+                    }),
+                    None => self
+                        .requests
+                        .spawn(async move { inner.deliver(&message, Some(turn)).await }),
+                };
             }
+            Kind::Notification { .. } if self.inner.stateless().is_some() => {
+                let _turn = tokio::time::timeout(ORDER_WAIT, self.order.write()).await;
+                if let Some(mode) = self.inner.stateless() {
+                    self.inner.notify(&mode, &message).await;
+                }
+            }
+            Kind::Response { .. } if self.inner.answer_host_request(&message) => {}
             Kind::Notification { method } => {
                 let initialized = method == "notifications/initialized";
                 let _turn = tokio::time::timeout(ORDER_WAIT, self.order.write()).await;
@@ -152,12 +201,17 @@ impl HttpRemote {
         }
         self.requests.shutdown().await;
         self.listener.abort();
+        if let Some(mode) = self.inner.stateless() {
+            mode.stop();
+        }
         let _ = (&mut self.listener).await;
         let (session, version) = self.inner.session();
         if let Some(session) = session {
             let delete = self
                 .inner
                 .request(Method::DELETE, Some(&session), version.as_deref())
+                .await
+                .0
                 .send();
             match tokio::time::timeout(Duration::from_secs(2), delete).await {
                 Ok(Ok(response)) => tracing::debug!(status = %response.status(), "session deleted"),
@@ -176,106 +230,48 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn tools(&self) -> MutexGuard<'_, ToolHeaders> {
+        self.tools.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn host_requests(&self) -> MutexGuard<'_, HashMap<IdKey, oneshot::Sender<String>>> {
+        self.host_requests.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn session(&self) -> (Option<String>, Option<String>) {
         let state = self.state();
         (state.session.clone(), state.version.clone())
     }
 
-    fn request(
-        &self,
-        method: Method,
-        session: Option<&str>,
-        version: Option<&str>,
-    ) -> RequestBuilder {
-        let mut request = self
-            .client
-            .request(method, self.url.clone())
-            .headers(self.headers.clone());
-        if let Some(session) = session {
-            request = request.header(SESSION_ID, session);
-        }
-        if let Some(version) = version {
-            request = request.header(PROTOCOL_VERSION, version);
-        }
-        request
-    }
-
-    /// POSTs `body` (with the current session when `with_session`, unless `body` is an MCP
-    /// 2026-07-28 request, which carries its own version headers), retrying while the server
-    /// is unreachable, or refuses it for now (429 or 503 with `Retry-After`: it did not take the
-    /// message, so sending it again runs nothing twice). Returns the response and the session it
-    /// was sent under.
-    async fn post(
-        &self,
-        body: &str,
-        with_session: bool,
-    ) -> Result<(Response, Option<String>), String> {
-        let revision = super::revision::headers(body);
-        let with_session = with_session && revision.is_empty();
-        let deadline = Instant::now() + GIVE_UP_AFTER;
-        let mut backoff = retry::backoff();
-        let mut attempts = 0u32;
-        loop {
-            // Read on every attempt: another task may have re-initialized meanwhile.
-            let (session, version) = if with_session {
-                self.session()
-            } else {
-                (None, None)
-            };
-            let mut request = self.request(Method::POST, session.as_deref(), version.as_deref());
-            for (name, value) in &revision {
-                request = request.header(*name, value);
-            }
-            let sent = request
-                .header(ACCEPT, "application/json, text/event-stream")
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_owned())
-                .send()
-                .await;
-            match sent {
-                Ok(response) => {
-                    let wait = retry_after(&response)
-                        .map(|wait| wait.max(backoff.next_delay()))
-                        .filter(|wait| Instant::now() + *wait <= deadline);
-                    let Some(wait) = wait else {
-                        return Ok((response, session));
-                    };
-                    let status = response.status();
-                    if attempts == 0 {
-                        tracing::warn!(%status, ?wait, "the server asks to retry later; waiting");
-                    } else {
-                        tracing::debug!(%status, ?wait, attempts, "the server asks to retry later");
-                    }
-                    attempts += 1;
-                    tokio::time::sleep(wait).await;
-                }
-                // Nothing reached the server, so sending again cannot run anything twice.
-                Err(e) if e.is_connect() && (e.is_timeout() || is_transient(&e)) => {
-                    let delay = backoff.next_delay();
-                    if Instant::now() + delay > deadline {
-                        return Err(format!(
-                            "cannot reach {} (retried for {} s): {}",
-                            self.url,
-                            GIVE_UP_AFTER.as_secs(),
-                            describe(&e)
-                        ));
-                    }
-                    if attempts == 0 {
-                        tracing::warn!(error = %describe(&e), "server unreachable; retrying");
-                    } else {
-                        tracing::debug!(error = %describe(&e), ?delay, attempts, "server unreachable");
-                    }
-                    attempts += 1;
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(format!("request to {} failed: {}", self.url, describe(&e))),
-            }
+    /// Delivers one client message and forwards to the client what the server sends with
+    /// its answer, then the answer.
+    async fn deliver(&self, message: &Message, turn: Option<OwnedRwLockReadGuard<()>>) {
+        if let Some(answer) = self.exchange(message, turn).await {
+            self.out.send(answer).await;
         }
     }
 
-    /// Delivers one client message and forwards what the server answers; every failure
-    /// becomes an error reply (requests) or a log line (the rest).
-    async fn deliver(&self, message: &Message, mut turn: Option<OwnedRwLockReadGuard<()>>) {
+    /// Delivers one client message, forwards what the server sends before the answer, and
+    /// returns the answer (for a request): the server's, or an error reply for a failure. A
+    /// failure to deliver anything else is logged. A 2026-07-28 tool list is read for its
+    /// `x-mcp-header` annotations, and loses the tools whose annotations are invalid.
+    async fn exchange(
+        &self,
+        message: &Message,
+        turn: Option<OwnedRwLockReadGuard<()>>,
+    ) -> Option<String> {
+        let answer = self.exchange_raw(message, turn).await?;
+        if message.method() == Some("tools/list") && super::revision::is_versioned(&message.line) {
+            return Some(self.tools().learn(&answer).unwrap_or(answer));
+        }
+        Some(answer)
+    }
+
+    async fn exchange_raw(
+        &self,
+        message: &Message,
+        mut turn: Option<OwnedRwLockReadGuard<()>>,
+    ) -> Option<String> {
         let mut recovered = false;
         loop {
             let sent = self.post(&message.line, true).await;
@@ -292,7 +288,7 @@ impl Inner {
                 if !is_reply_to(&body, message) {
                     if matches!(message.kind, Kind::Response { .. }) {
                         tracing::warn!("dropped a response: the session that asked for it is gone");
-                        return;
+                        return None;
                     }
                     match self.recover(session.as_deref()).await {
                         Ok(()) => {
@@ -313,8 +309,14 @@ impl Inner {
         }
     }
 
-    /// Forwards the messages of a successful POST; for a request, until its response.
-    async fn receive(&self, message: &Message, response: Response, session: Option<String>) {
+    /// Forwards the messages of a successful POST; for a request, until its response, which
+    /// is returned.
+    async fn receive(
+        &self,
+        message: &Message,
+        response: Response,
+        session: Option<String>,
+    ) -> Option<String> {
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
@@ -331,7 +333,7 @@ impl Inner {
                     self.forward(&text).await;
                 }
             }
-            return;
+            return None;
         };
         if status == StatusCode::ACCEPTED {
             return self
@@ -356,10 +358,10 @@ impl Inner {
                     if done && is_initialize {
                         self.state().version = message::initialize_outcome(&reply.line).ok();
                     }
-                    self.out.send(reply.line).await;
                     if done {
-                        return;
+                        return Some(reply.line);
                     }
+                    self.out.send(reply.line).await;
                     continue;
                 }
                 Ok(None) => "the stream ended".to_owned(),
@@ -398,6 +400,8 @@ impl Inner {
         }
         let response = self
             .request(Method::GET, session, version.as_deref())
+            .await
+            .0
             .header(ACCEPT, "text/event-stream")
             .header(LAST_EVENT_ID, last_event_id)
             .send()
@@ -477,44 +481,29 @@ impl Inner {
         }
     }
 
-    async fn fail(&self, message: &Message, reason: &str) {
-        match message.failure(SERVER_UNAVAILABLE, reason) {
-            Some(reply) => {
-                self.out.send(reply).await;
-            }
-            None => {
-                tracing::warn!(method = message.method().unwrap_or("response"), %reason, "message not delivered")
-            }
+    /// The error reply to `message` (a request) that could not be delivered; for anything
+    /// else, a log line.
+    async fn fail(&self, message: &Message, reason: &str) -> Option<String> {
+        let reply = message.failure(SERVER_UNAVAILABLE, reason);
+        if reply.is_none() {
+            tracing::warn!(method = message.method().unwrap_or("response"), %reason, "message not delivered");
         }
+        reply
     }
 
     /// An HTTP error status, as the JSON-RPC reply the client is waiting for.
-    async fn http_error(&self, message: &Message, status: StatusCode, body: &str) {
+    async fn http_error(
+        &self,
+        message: &Message,
+        status: StatusCode,
+        body: &str,
+    ) -> Option<String> {
         if is_reply_to(body, message) {
-            return self.forward(body).await;
+            return from_server(body).map(|reply| reply.line);
         }
         let reason = format!("HTTP {status} from {}: {}", self.url, error_detail(body));
-        self.fail(message, &reason).await;
+        self.fail(message, &reason).await
     }
-}
-
-/// How long a 429 or 503 asks to wait (`Retry-After` in seconds; an HTTP date is not honoured).
-fn retry_after(response: &Response) -> Option<Duration> {
-    if !matches!(
-        response.status(),
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-    ) {
-        return None;
-    }
-    let seconds: u64 = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds))
 }
 
 fn header(response: &Response, name: &str) -> Option<String> {

@@ -1,0 +1,159 @@
+//! One request to the server: the session, version and 2026-07-28 headers, the OAuth token
+//! (and a sign-in when the server asks for one), and retries while the server is unreachable
+//! or asks to come back later.
+
+use std::time::Duration;
+
+use reqwest::{
+    Method, RequestBuilder, Response, StatusCode,
+    header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE},
+};
+use tokio::time::Instant;
+
+use super::{Inner, PROTOCOL_VERSION, SESSION_ID};
+use crate::{
+    connect::{
+        oauth::OAuth,
+        retry::{self, GIVE_UP_AFTER, is_transient},
+    },
+    error::describe,
+};
+
+/// Sign-ins (or refreshes) one request may cause: a server that keeps refusing every token
+/// (or keeps asking for more scope) gets an error, not a loop.
+const MAX_SIGN_INS: u32 = 3;
+
+impl Inner {
+    /// A request to the server with the given session and version, and the current token
+    /// (which is returned too: a 401 to it is answered by [`OAuth::respond`]).
+    pub(super) async fn request(
+        &self,
+        method: Method,
+        session: Option<&str>,
+        version: Option<&str>,
+    ) -> (RequestBuilder, Option<String>) {
+        let mut request = self
+            .client
+            .request(method, self.url.clone())
+            .headers(self.headers.clone());
+        let authorization = match &self.auth {
+            Some(auth) => auth.authorization().await,
+            None => None,
+        };
+        if let Some(value) = &authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        if let Some(session) = session {
+            request = request.header(SESSION_ID, session);
+        }
+        if let Some(version) = version {
+            request = request.header(PROTOCOL_VERSION, version);
+        }
+        (request, authorization)
+    }
+
+    /// POSTs `body` (with the current session when `with_session`, unless `body` is an MCP
+    /// 2026-07-28 request, which carries its own version headers), retrying while the server
+    /// is unreachable, or refuses it for now (429 or 503 with `Retry-After`: it did not take the
+    /// message, so sending it again runs nothing twice). Returns the response and the session it
+    /// was sent under.
+    pub(super) async fn post(
+        &self,
+        body: &str,
+        with_session: bool,
+    ) -> Result<(Response, Option<String>), String> {
+        let revision = crate::connect::revision::headers(body, &self.tools());
+        let with_session = with_session && revision.is_empty();
+        let deadline = Instant::now() + GIVE_UP_AFTER;
+        let mut backoff = retry::backoff();
+        let mut attempts = 0u32;
+        let mut sign_ins = 0u32;
+        loop {
+            // Read on every attempt: another task may have re-initialized meanwhile.
+            let (session, version) = if with_session {
+                self.session()
+            } else {
+                (None, None)
+            };
+            let (mut request, authorization) = self
+                .request(Method::POST, session.as_deref(), version.as_deref())
+                .await;
+            for (name, value) in &revision {
+                request = request.header(name.as_str(), value);
+            }
+            let sent = request
+                .header(ACCEPT, "application/json, text/event-stream")
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_owned())
+                .send()
+                .await;
+            match sent {
+                Ok(response) => {
+                    if let Some(auth) = &self.auth
+                        && let Some((forbidden, challenges)) = OAuth::challenged(&response)
+                        && sign_ins < MAX_SIGN_INS
+                    {
+                        sign_ins += 1;
+                        auth.respond(forbidden, &challenges, authorization.as_deref())
+                            .await
+                            .map_err(|e| e.sentence())?;
+                        continue;
+                    }
+                    let wait = retry_after(&response)
+                        .map(|wait| wait.max(backoff.next_delay()))
+                        .filter(|wait| Instant::now() + *wait <= deadline);
+                    let Some(wait) = wait else {
+                        return Ok((response, session));
+                    };
+                    let status = response.status();
+                    if attempts == 0 {
+                        tracing::warn!(%status, ?wait, "the server asks to retry later; waiting");
+                    } else {
+                        tracing::debug!(%status, ?wait, attempts, "the server asks to retry later");
+                    }
+                    attempts += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                // Nothing reached the server, so sending again cannot run anything twice.
+                Err(e) if e.is_connect() && (e.is_timeout() || is_transient(&e)) => {
+                    let delay = backoff.next_delay();
+                    if Instant::now() + delay > deadline {
+                        return Err(format!(
+                            "cannot reach {} (retried for {} s): {}",
+                            self.url,
+                            GIVE_UP_AFTER.as_secs(),
+                            describe(&e)
+                        ));
+                    }
+                    if attempts == 0 {
+                        tracing::warn!(error = %describe(&e), "server unreachable; retrying");
+                    } else {
+                        tracing::debug!(error = %describe(&e), ?delay, attempts, "server unreachable");
+                    }
+                    attempts += 1;
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(format!("request to {} failed: {}", self.url, describe(&e))),
+            }
+        }
+    }
+}
+
+/// How long a 429 or 503 asks to wait (`Retry-After` in seconds; an HTTP date is not honoured).
+fn retry_after(response: &Response) -> Option<Duration> {
+    if !matches!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        return None;
+    }
+    let seconds: u64 = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
+}

@@ -1,0 +1,271 @@
+//! Where to sign in: the server's protected-resource metadata (RFC 9728), then its
+//! authorization server's metadata (RFC 8414, or OpenID Connect discovery), as the MCP
+//! authorization spec orders the well-known URLs; for servers of MCP 2025-03-26 without
+//! either, the server's own origin with the default endpoints.
+
+use reqwest::Url;
+use serde::Deserialize;
+
+use super::{Challenge, auth_error};
+use crate::error::{Result, describe};
+
+const PRM: &str = "/.well-known/oauth-protected-resource";
+
+/// RFC 9728 protected-resource metadata, the fields a client uses.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ResourceMetadata {
+    pub(crate) resource: String,
+    #[serde(default)]
+    pub(crate) authorization_servers: Vec<String>,
+    #[serde(default)]
+    pub(crate) scopes_supported: Option<Vec<String>>,
+}
+
+/// RFC 8414 authorization server metadata, the fields a client uses.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ServerMetadata {
+    pub(crate) issuer: String,
+    pub(crate) authorization_endpoint: String,
+    pub(crate) token_endpoint: String,
+    #[serde(default)]
+    pub(crate) registration_endpoint: Option<String>,
+    #[serde(default)]
+    pub(crate) scopes_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) code_challenge_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) client_id_metadata_document_supported: bool,
+    #[serde(default)]
+    pub(crate) authorization_response_iss_parameter_supported: bool,
+}
+
+/// Everything discovery found.
+#[derive(Debug, Clone)]
+pub(crate) struct Discovered {
+    /// The RFC 8707 `resource` to ask tokens for.
+    pub(crate) resource: String,
+    /// Scopes the resource lists, when it lists them.
+    pub(crate) resource_scopes: Option<Vec<String>>,
+    pub(crate) server: ServerMetadata,
+    /// Whether the authorization server published metadata (else: MCP 2025-03-26 defaults).
+    pub(crate) has_metadata: bool,
+    /// Whether the server published protected-resource metadata (else: MCP 2025-03-26).
+    pub(crate) has_resource_metadata: bool,
+}
+
+/// Discovers how to sign in to `server` after `challenge`.
+pub(crate) async fn discover(
+    client: &reqwest::Client,
+    server: &Url,
+    challenge: &Challenge,
+) -> Result<Discovered> {
+    let resource = resource_metadata(client, server, challenge).await?;
+    let has_resource_metadata = resource.is_some();
+    let (issuer, resource_id, resource_scopes) = match resource {
+        Some(meta) => {
+            check_resource(server, &meta.resource)?;
+            let issuer = meta.authorization_servers.first().cloned().ok_or_else(|| {
+                auth_error(format!(
+                    "the server's resource metadata names no authorization server ({})",
+                    meta.resource
+                ))
+            })?;
+            (issuer, meta.resource, meta.scopes_supported)
+        }
+        // MCP 2025-03-26: the server is its own authorization server.
+        None => (origin(server), server.to_string(), None),
+    };
+    let issuer_url = Url::parse(&issuer).map_err(|e| {
+        auth_error(format!(
+            "the authorization server {issuer:?} is not a URL: {e}"
+        ))
+    })?;
+    let (server_meta, has_metadata) = match server_metadata(client, &issuer_url).await? {
+        Some(meta) => {
+            if !same_issuer(&meta.issuer, &issuer) {
+                return Err(auth_error(format!(
+                    "the authorization server's metadata names issuer {:?}, not {issuer:?} (RFC 8414 §3.3); refusing to sign in",
+                    meta.issuer
+                )));
+            }
+            (meta, true)
+        }
+        None => (fallback_endpoints(&issuer, &issuer_url), false),
+    };
+    Ok(Discovered {
+        resource: resource_id,
+        resource_scopes,
+        server: server_meta,
+        has_metadata,
+        has_resource_metadata,
+    })
+}
+
+/// The protected-resource metadata: from the challenge's `resource_metadata`, else the
+/// path-aware well-known URL, else the root one; `None` when the server has none.
+async fn resource_metadata(
+    client: &reqwest::Client,
+    server: &Url,
+    challenge: &Challenge,
+) -> Result<Option<ResourceMetadata>> {
+    let mut candidates = Vec::new();
+    if let Some(url) = &challenge.resource_metadata {
+        candidates.push(
+            server
+                .join(url)
+                .map_err(|e| auth_error(format!("resource_metadata {url:?} is not a URL: {e}")))?,
+        );
+    }
+    let path = server.path().trim_end_matches('/');
+    if !path.is_empty() {
+        candidates.push(with_path(server, &format!("{PRM}{path}")));
+    }
+    candidates.push(with_path(server, PRM));
+    for url in candidates {
+        if let Some(meta) = fetch_json::<ResourceMetadata>(client, &url).await? {
+            return Ok(Some(meta));
+        }
+    }
+    Ok(None)
+}
+
+/// The authorization server's metadata, trying the RFC 8414 and OpenID Connect URLs in the
+/// order the MCP spec gives (path-aware forms first for an issuer with a path).
+async fn server_metadata(client: &reqwest::Client, issuer: &Url) -> Result<Option<ServerMetadata>> {
+    let path = issuer.path().trim_end_matches('/');
+    let candidates = if path.is_empty() {
+        vec![
+            with_path(issuer, "/.well-known/oauth-authorization-server"),
+            with_path(issuer, "/.well-known/openid-configuration"),
+        ]
+    } else {
+        vec![
+            with_path(
+                issuer,
+                &format!("/.well-known/oauth-authorization-server{path}"),
+            ),
+            with_path(issuer, &format!("/.well-known/openid-configuration{path}")),
+            with_path(issuer, &format!("{path}/.well-known/openid-configuration")),
+        ]
+    };
+    for url in candidates {
+        if let Some(meta) = fetch_json::<ServerMetadata>(client, &url).await? {
+            return Ok(Some(meta));
+        }
+    }
+    Ok(None)
+}
+
+/// MCP 2025-03-26 defaults for an authorization server without metadata.
+fn fallback_endpoints(name: &str, issuer: &Url) -> ServerMetadata {
+    ServerMetadata {
+        issuer: name.to_owned(),
+        authorization_endpoint: with_path(issuer, "/authorize").to_string(),
+        token_endpoint: with_path(issuer, "/token").to_string(),
+        registration_endpoint: Some(with_path(issuer, "/register").to_string()),
+        scopes_supported: None,
+        token_endpoint_auth_methods_supported: None,
+        code_challenge_methods_supported: None,
+        client_id_metadata_document_supported: false,
+        authorization_response_iss_parameter_supported: false,
+    }
+}
+
+/// GETs `url` as JSON: `None` on 4xx (not published there), an error on anything else.
+async fn fetch_json<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &Url,
+) -> Result<Option<T>> {
+    let response = client
+        .get(url.clone())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| auth_error(format!("cannot fetch {url}: {}", describe(&e))))?;
+    let status = response.status();
+    if status.is_client_error() {
+        tracing::debug!(%url, %status, "no metadata here");
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(auth_error(format!("{url} answered HTTP {status}")));
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| auth_error(format!("cannot read {url}: {}", describe(&e))))?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| auth_error(format!("{url} is not valid metadata: {e}")))
+}
+
+/// RFC 9728 §3.3 / MCP: the metadata's `resource` must be the server, or a prefix of it on a
+/// path-segment boundary, at the same origin.
+fn check_resource(server: &Url, resource: &str) -> Result<()> {
+    let matches = Url::parse(resource).is_ok_and(|r| {
+        let (path, base) = (server.path(), r.path().trim_end_matches('/'));
+        r.origin() == server.origin()
+            && (path == base
+                || path.trim_end_matches('/') == base
+                || path.starts_with(&format!("{base}/")))
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(auth_error(format!(
+            "the server's resource metadata is for {resource:?}, not {server}; refusing to sign in (RFC 9728 §3.3)"
+        )))
+    }
+}
+
+/// Issuers compare as plain strings, without URL normalization (RFC 8414 §3.3, RFC 9207 §2.4):
+/// `https://as.example` and `https://as.example/` are different issuers.
+pub(crate) fn same_issuer(a: &str, b: &str) -> bool {
+    a == b
+}
+
+fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+fn with_path(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    url.set_path(path);
+    url.set_query(None);
+    url.set_fragment(None);
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_matches_itself_or_a_parent_path() {
+        let server = Url::parse("http://127.0.0.1:5/api/mcp").unwrap();
+        for ok in [
+            "http://127.0.0.1:5/api/mcp",
+            "http://127.0.0.1:5/api",
+            "http://127.0.0.1:5/",
+            "http://127.0.0.1:5",
+        ] {
+            assert!(check_resource(&server, ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:6/api/mcp",
+            "http://127.0.0.1:5/ap",
+            "https://evil.example/api/mcp",
+            "nonsense",
+        ] {
+            assert!(check_resource(&server, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn issuers_compare_as_strings() {
+        assert!(same_issuer("http://a:1", "http://a:1"));
+        assert!(!same_issuer("http://a:1/", "http://a:1"));
+    }
+}
