@@ -1,6 +1,8 @@
 //! Helpers for the integration tests: locate the workspace's built binaries and run them as
 //! real processes on loopback.
 
+pub mod authorization;
+pub mod connector;
 pub mod oauth;
 pub mod replicas;
 pub mod tunnel;
