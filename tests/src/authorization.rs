@@ -56,7 +56,9 @@ pub struct Log {
 
 impl std::fmt::Debug for AuthServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthServer").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("AuthServer")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -149,9 +151,14 @@ async fn authorize(
     State(server): State<AuthServer>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (Some(redirect), Some(challenge)) = (query.get("redirect_uri"), query.get("code_challenge"))
+    let (Some(redirect), Some(challenge)) =
+        (query.get("redirect_uri"), query.get("code_challenge"))
     else {
-        return (StatusCode::BAD_REQUEST, "redirect_uri and code_challenge are required").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "redirect_uri and code_challenge are required",
+        )
+            .into_response();
     };
     if query.get("code_challenge_method").map(String::as_str) != Some("S256") {
         return (StatusCode::BAD_REQUEST, "PKCE S256 is required").into_response();
@@ -169,17 +176,32 @@ async fn authorize(
         .append_pair("code", &code)
         .append_pair("state", query.get("state").map_or("", String::as_str))
         .append_pair("iss", &server.url);
-    (StatusCode::FOUND, [(header::LOCATION, location.to_string())]).into_response()
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, location.to_string())],
+    )
+        .into_response()
 }
 
-async fn token(State(server): State<AuthServer>, Form(form): Form<HashMap<String, String>>) -> Response {
-    let refused = |error: &str| (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
+async fn token(
+    State(server): State<AuthServer>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let refused =
+        |error: &str| (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
     let resource = form.get("resource").cloned().unwrap_or_default();
-    server.inner.log.lock().expect("log").resources.push(resource.clone());
+    server
+        .inner
+        .log
+        .lock()
+        .expect("log")
+        .resources
+        .push(resource.clone());
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let code = form.get("code").cloned().unwrap_or_default();
-            let Some((challenge, _)) = server.inner.log.lock().expect("log").codes.remove(&code) else {
+            let Some((challenge, _)) = server.inner.log.lock().expect("log").codes.remove(&code)
+            else {
                 return refused("invalid_grant");
             };
             let verifier = form.get("code_verifier").cloned().unwrap_or_default();
@@ -196,7 +218,9 @@ async fn token(State(server): State<AuthServer>, Form(form): Form<HashMap<String
                 log.refresh_tokens.remove(&token)
             };
             match known {
-                Some((bound, scope)) if bound == resource => Json(server.mint(&resource, &scope)).into_response(),
+                Some((bound, scope)) if bound == resource => {
+                    Json(server.mint(&resource, &scope)).into_response()
+                }
                 _ => refused("invalid_grant"),
             }
         }

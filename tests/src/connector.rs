@@ -150,4 +150,3 @@ pub fn assert_gc_result(reply: &Value) {
         .unwrap_or_else(|| panic!("no structured result: {reply}"));
     assert_gc_ggccat(value);
 }
-

@@ -19,7 +19,12 @@ fn saved_file(config: &Path) -> std::path::PathBuf {
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
-    assert_eq!(files.len(), 1, "one saved sign-in in {}: {files:?}", dir.display());
+    assert_eq!(
+        files.len(),
+        1,
+        "one saved sign-in in {}: {files:?}",
+        dir.display()
+    );
     files.pop().expect("file")
 }
 
@@ -32,7 +37,11 @@ async fn call_once(url: &str, browser: &str, config: &Path) -> String {
     )
     .await;
     let init = connector.handshake().await;
-    assert!(init.get("result").is_some(), "{init}\n{}", connector.stderr());
+    assert!(
+        init.get("result").is_some(),
+        "{init}\n{}",
+        connector.stderr()
+    );
     assert_gc_result(&connector.gc_content(2, READ_TIMEOUT).await);
     let log = connector.stderr();
     assert!(connector.finish().await.success(), "{log}");
@@ -43,7 +52,15 @@ async fn call_once(url: &str, browser: &str, config: &Path) -> String {
 async fn signs_in_once_then_reuses_refreshes_and_forgets_the_token() {
     let auth = AuthServer::start(SCOPE).await;
     let jwks = auth.jwks_url();
-    let server = bioseq(&["--oauth-issuer", &auth.url, "--oauth-jwks-url", &jwks, "--oauth-scope", SCOPE]).await;
+    let server = bioseq(&[
+        "--oauth-issuer",
+        &auth.url,
+        "--oauth-jwks-url",
+        &jwks,
+        "--oauth-scope",
+        SCOPE,
+    ])
+    .await;
     let url = server.http().to_owned();
     let dir = std::env::temp_dir().join(format!("mcp-expose-connect-oauth-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -52,7 +69,10 @@ async fn signs_in_once_then_reuses_refreshes_and_forgets_the_token() {
     let opened = dir.join("browser.log");
     // The "browser": notes that it was opened, then follows the authorization server's
     // redirect back to the connector, as a browser would.
-    let browser = format!("echo opened >> '{}'; curl -fsS -o /dev/null -L", opened.display());
+    let browser = format!(
+        "echo opened >> '{}'; curl -fsS -o /dev/null -L",
+        opened.display()
+    );
     let opened_count = || std::fs::read_to_string(&opened).map_or(0, |t| t.lines().count());
     let mut logs = Vec::new();
 
@@ -61,12 +81,22 @@ async fn signs_in_once_then_reuses_refreshes_and_forgets_the_token() {
     assert_eq!(opened_count(), 1, "the browser opened once");
     assert_eq!(auth.log().authorizations, 1);
     let file = saved_file(&config);
-    let mode = std::fs::metadata(&file).expect("saved").permissions().mode();
+    let mode = std::fs::metadata(&file)
+        .expect("saved")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "{}", file.display());
-    let dir_mode = std::fs::metadata(file.parent().expect("dir")).expect("dir").permissions().mode();
+    let dir_mode = std::fs::metadata(file.parent().expect("dir"))
+        .expect("dir")
+        .permissions()
+        .mode();
     assert_eq!(dir_mode & 0o077, 0, "the directory is the user's alone");
     // The token is for this server (RFC 8707), as its resource metadata names it.
-    assert!(auth.log().resources.iter().all(|r| r == &url), "{:?}", auth.log().resources);
+    assert!(
+        auth.log().resources.iter().all(|r| r == &url),
+        "{:?}",
+        auth.log().resources
+    );
 
     // Second run: the saved token, no browser, no refresh.
     logs.push(call_once(&url, &browser, &config).await);
@@ -74,18 +104,28 @@ async fn signs_in_once_then_reuses_refreshes_and_forgets_the_token() {
     assert_eq!((auth.log().authorizations, auth.log().refreshes), (1, 0));
 
     // An expired token is refreshed before it is sent.
-    let mut saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
+    let mut saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
     saved["tokens"]["expires_at"] = 1.into();
     std::fs::write(&file, saved.to_string()).expect("write");
     logs.push(call_once(&url, &browser, &config).await);
-    assert_eq!((opened_count(), auth.log().refreshes), (1, 1), "refreshed, no browser");
+    assert_eq!(
+        (opened_count(), auth.log().refreshes),
+        (1, 1),
+        "refreshed, no browser"
+    );
 
     // A token the server rejects (401) is refreshed, and the request sent again.
-    let mut saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
+    let mut saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
     saved["tokens"]["access_token"] = "not-a-jwt".into();
     std::fs::write(&file, saved.to_string()).expect("write");
     logs.push(call_once(&url, &browser, &config).await);
-    assert_eq!((opened_count(), auth.log().refreshes), (1, 2), "refreshed, no browser");
+    assert_eq!(
+        (opened_count(), auth.log().refreshes),
+        (1, 2),
+        "refreshed, no browser"
+    );
 
     // --logout forgets it: the next run signs in through the browser again.
     let logout = tokio::process::Command::new(mcp_expose_tests::bin("mcp-expose"))

@@ -13,6 +13,7 @@
 
 mod headers;
 mod http;
+mod legacy;
 mod message;
 mod oauth;
 mod output;
@@ -25,7 +26,9 @@ mod ws;
 use reqwest::Url;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-use self::{http::HttpRemote, message::Message, output::Output, ws::WsRemote};
+use self::{
+    http::HttpRemote, legacy::LegacyRemote, message::Message, output::Output, ws::WsRemote,
+};
 use crate::error::{Error, ErrorKind, Result};
 
 /// `connect` options.
@@ -140,23 +143,47 @@ impl ConnectOptions {
     }
 }
 
-/// The remote side, chosen by the URL's scheme.
+/// The remote side, chosen by the URL's scheme (and, over HTTP, by what the server answers).
 enum Remote {
     Http(HttpRemote),
+    /// HTTP+SSE (MCP 2024-11-05), when the server refused streamable HTTP.
+    Legacy(LegacyRemote),
     Ws(WsRemote),
 }
 
 impl Remote {
-    async fn send(&mut self, message: Message) {
-        match self {
-            Remote::Http(http) => http.send(message).await,
-            Remote::Ws(ws) => ws.send(message).await,
+    async fn send(&mut self, message: Message, out: &Output) {
+        let (initialize, answer) = match self {
+            Remote::Http(http) => match http.send(message).await {
+                Some(refused) => refused,
+                None => return,
+            },
+            Remote::Legacy(legacy) => return legacy.send(message).await,
+            Remote::Ws(ws) => return ws.send(message).await,
+        };
+        let Remote::Http(http) = self else {
+            return;
+        };
+        match http.legacy().await {
+            Ok(mut legacy) => {
+                legacy.send(initialize).await;
+                if let Remote::Http(http) = std::mem::replace(self, Remote::Legacy(legacy)) {
+                    http.close().await;
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "no streamable HTTP and no HTTP+SSE either");
+                if let Some(answer) = answer {
+                    out.send(answer).await;
+                }
+            }
         }
     }
 
     async fn close(self) {
         match self {
             Remote::Http(http) => http.close().await,
+            Remote::Legacy(legacy) => legacy.close().await,
             Remote::Ws(ws) => ws.close().await,
         }
     }
@@ -278,7 +305,7 @@ async fn pump(remote: &mut Remote, out: &Output) -> Result<()> {
             )),
         };
         match parsed {
-            Ok(message) => remote.send(message).await,
+            Ok(message) => remote.send(message, out).await,
             Err(reply) => {
                 out.send(reply).await;
             }

@@ -19,6 +19,9 @@ pub(crate) struct SseDecoder {
     pub(crate) last_event_id: Option<String>,
     /// The last `retry:` seen: how long to wait before reconnecting.
     pub(crate) retry: Option<Duration>,
+    /// The data of the last `endpoint` event: where a legacy HTTP+SSE server (MCP
+    /// 2024-11-05) takes the client's messages.
+    pub(crate) endpoint: Option<String>,
 }
 
 /// Too long a line.
@@ -92,6 +95,10 @@ impl SseDecoder {
         }
         data.pop();
         let is_message = event.is_empty() || event == "message";
+        if event == "endpoint" {
+            self.endpoint = Some(data.trim().to_owned());
+            return None;
+        }
         if !is_message {
             tracing::debug!(%event, "ignored a server-sent event that is not a message");
             return None;
@@ -143,6 +150,7 @@ mod tests {
     fn other_event_types_are_ignored() {
         let mut d = SseDecoder::default();
         assert!(all(&mut d, &["event: endpoint\ndata: /messages\n\n"]).is_empty());
+        assert_eq!(d.endpoint.as_deref(), Some("/messages"));
         assert_eq!(all(&mut d, &["data: {}\n\n"]), ["{}"]);
     }
 }

@@ -38,9 +38,6 @@ impl Messages {
             if let Some(text) = self.ready.pop_front() {
                 return Ok(Some(text));
             }
-            let Some(response) = self.response.as_mut() else {
-                return Ok(None);
-            };
             if !self.event_stream {
                 let Some(response) = self.response.take() else {
                     return Ok(None);
@@ -48,19 +45,49 @@ impl Messages {
                 let body = response.text().await.map_err(|e| describe(&e))?;
                 return Ok(Some(body).filter(|b| !b.trim().is_empty()));
             }
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let events = self.decoder.feed(&chunk).map_err(|_| {
-                        self.response = None;
-                        "an event-stream line exceeded 64 MiB".to_owned()
-                    })?;
-                    self.ready.extend(events);
-                }
-                Ok(None) => self.response = None,
-                Err(e) => {
+            if !self.read_chunk().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads until a legacy HTTP+SSE server's `endpoint` event (where it takes the client's
+    /// messages); messages before it stay queued for [`next`](Self::next).
+    pub(crate) async fn endpoint(&mut self) -> Result<String, String> {
+        loop {
+            if let Some(endpoint) = &self.decoder.endpoint {
+                return Ok(endpoint.clone());
+            }
+            if !self.event_stream {
+                return Err("the server answered without an event stream".to_owned());
+            }
+            if !self.read_chunk().await? {
+                return Err("the stream ended before the server named its endpoint".to_owned());
+            }
+        }
+    }
+
+    /// Feeds one chunk of an event stream to the decoder; `false` once the body ended.
+    async fn read_chunk(&mut self) -> Result<bool, String> {
+        let Some(response) = self.response.as_mut() else {
+            return Ok(false);
+        };
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let events = self.decoder.feed(&chunk).map_err(|_| {
                     self.response = None;
-                    return Err(describe(&e));
-                }
+                    "an event-stream line exceeded 64 MiB".to_owned()
+                })?;
+                self.ready.extend(events);
+                Ok(true)
+            }
+            Ok(None) => {
+                self.response = None;
+                Ok(false)
+            }
+            Err(e) => {
+                self.response = None;
+                Err(describe(&e))
             }
         }
     }

@@ -10,7 +10,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -27,6 +27,7 @@ use tokio::{
 
 use super::{
     Revision,
+    legacy::LegacyRemote,
     message::{self, Id, Kind, Message, from_server},
     oauth::OAuth,
     output::Output,
@@ -78,6 +79,9 @@ struct Inner {
     mode: Mutex<Option<Arc<stateless::Stateless>>>,
     /// The server's `x-mcp-header` annotations, from its 2026-07-28 `tools/list` answers.
     tools: Mutex<ToolHeaders>,
+    /// Whether the server refused the client's `initialize` with 404 or 405 (no streamable
+    /// HTTP here: perhaps HTTP+SSE).
+    refused: AtomicBool,
     /// Requests to the client on the server's behalf, waiting for its answer.
     host_requests: Mutex<HashMap<IdKey, oneshot::Sender<String>>>,
 }
@@ -114,6 +118,7 @@ impl HttpRemote {
             internal_ids: AtomicU64::new(1),
             mode: Mutex::default(),
             tools: Mutex::default(),
+            refused: AtomicBool::new(false),
             host_requests: Mutex::default(),
         });
         let listener = tokio::spawn(inner.clone().listen());
@@ -127,7 +132,9 @@ impl HttpRemote {
 
     /// Sends one client message. Requests run concurrently; `initialize` (which decides the
     /// session), notifications and responses are delivered in order before the next message.
-    pub(crate) async fn send(&mut self, message: Message) {
+    /// Returns the client's `initialize` (and the answer it got) when the server refused
+    /// streamable HTTP altogether (404 or 405), for the caller to try HTTP+SSE instead.
+    pub(crate) async fn send(&mut self, message: Message) -> Option<(Message, Option<String>)> {
         while self.requests.try_join_next().is_some() {}
         match &message.kind {
             Kind::Request { method, .. } if method == "initialize" => {
@@ -149,7 +156,13 @@ impl HttpRemote {
                         SERVER_UNAVAILABLE,
                         &format!("{} does not answer server/discover for MCP {}; leave out --protocol to use an older revision", self.inner.url, stateless::REVISION),
                     ),
-                    None => self.inner.exchange(&message, None).await,
+                    None => {
+                        let answer = self.inner.exchange(&message, None).await;
+                        if self.inner.refused.swap(false, Ordering::Relaxed) {
+                            return Some((message, answer));
+                        }
+                        answer
+                    }
                 };
                 if let Some(answer) = answer {
                     self.inner.out.send(answer).await;
@@ -188,6 +201,19 @@ impl HttpRemote {
             }
             Kind::Response { .. } => self.inner.deliver(&message, None).await,
         }
+        None
+    }
+
+    /// The legacy HTTP+SSE transport at the same URL, with the same headers and sign-in.
+    pub(crate) async fn legacy(&self) -> Result<LegacyRemote, String> {
+        LegacyRemote::connect(
+            &self.inner.url,
+            self.inner.client.clone(),
+            self.inner.headers.clone(),
+            self.inner.auth.as_deref(),
+            self.inner.out.clone(),
+        )
+        .await
     }
 
     /// Lets running requests finish (briefly), then ends the session (best effort).
@@ -500,6 +526,14 @@ impl Inner {
     ) -> Option<String> {
         if is_reply_to(body, message) {
             return from_server(body).map(|reply| reply.line);
+        }
+        if message.method() == Some("initialize")
+            && matches!(
+                status,
+                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+            )
+        {
+            self.refused.store(true, Ordering::Relaxed);
         }
         let reason = format!("HTTP {status} from {}: {}", self.url, error_detail(body));
         self.fail(message, &reason).await
