@@ -43,6 +43,8 @@ pub(crate) struct ServerState {
     pub(crate) sealer: crate::context::input::Sealer,
     /// The tasks of task-supporting tools (the tasks extension).
     pub(crate) tasks: Arc<crate::task::run::Tasks>,
+    /// `--protocol 2026-07-28`: `initialize` is refused.
+    pub(crate) latest_only: AtomicBool,
 }
 
 impl ServerState {
@@ -65,6 +67,7 @@ impl ServerState {
             limits,
             draining: Arc::default(),
             sessions: Arc::default(),
+            latest_only: AtomicBool::new(false),
         }
     }
 

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use mcp_expose_tests::{ServerProcess, bin, python_script, python_server, replicas::free_port};
+use mcp_expose_tests::{
+    ServerProcess, bin, connector::Connector, python_script, python_server, replicas::free_port,
+};
 use serde_json::{Value, json};
 
 /// Runs the Python host (`tests/python/stdio_host.py`) with `mcp-expose connect ARGS`, calling
@@ -32,10 +34,14 @@ async fn host(tool: &str, arguments: Value, connect: &[&str]) -> Value {
 #[tokio::test]
 async fn a_2025_host_answers_a_2026_servers_sampling_elicitation_and_roots() {
     let _ = python_server("stdio_host.py");
-    let server = ServerProcess::start("conformance-server", &["--http", "0"]).await;
+    // A server of MCP 2026-07-28 alone: it refuses `initialize`.
+    let server = ServerProcess::start(
+        "conformance-server",
+        &["--http", "0", "--protocol", "2026-07-28"],
+    )
+    .await;
     let url = server.http().to_owned();
-    // `--protocol 2026-07-28`: the server sees nothing but MCP 2026-07-28.
-    let connect = [url.as_str(), "--protocol", "2026-07-28"];
+    let connect = [url.as_str()];
 
     let sampled = host("test_sampling", json!({ "prompt": "Say hi" }), &connect).await;
     assert_eq!(sampled["protocol"], "2025-11-25", "{sampled}");
@@ -69,14 +75,24 @@ async fn a_2025_host_answers_a_2026_servers_sampling_elicitation_and_roots() {
     let text = rooted["text"].to_string();
     assert!(text.contains("file:///srv/data"), "{rooted}");
 
-    // The server never saw a 2025 request: no initialize, and two rounds per call.
+    // A host's initialize sent as it is (`--protocol 2025-11-25`) is refused by this server.
+    let mut direct = Connector::start(&[&url, "--protocol", "2025-11-25"], &[]).await;
+    let refused = direct.handshake().await;
+    assert_eq!(refused["error"]["code"], -32601, "{refused}");
+    drop(direct);
+
+    // Through the connector by default the server saw no 2025 request but that one, and two
+    // rounds per call.
     let metrics = reqwest::get(url.replace("/mcp", "/metrics"))
         .await
         .expect("metrics")
         .text()
         .await
         .expect("body");
-    assert!(!metrics.contains(r#"method="initialize""#), "{metrics}");
+    assert!(
+        metrics.contains(r#"mcp_requests_total{transport="http",method="initialize"} 1"#),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(r#"mcp_requests_total{transport="http",method="tools/call"} 6"#),
         "three calls of two rounds each:\n{metrics}"

@@ -31,7 +31,7 @@ enum Command {
     Bridge(Box<mcp_expose::cli::bridge::BridgeOptions>),
     /// Several stdio servers behind one port, under path prefixes: `gateway servers.toml --http 8000`.
     Gateway(Box<mcp_expose::cli::gateway::GatewayOptions>),
-    /// Connect a stdio client (Claude Desktop, ...) to a remote server over streamable HTTP or WebSocket.
+    /// Connect a stdio client (Claude Desktop, ...) to a remote server over HTTP or WebSocket, signing in with OAuth when it asks.
     Connect(mcp_expose::connect::ConnectOptions),
     /// Print a shell completion script: `mcp-expose completions bash > /etc/bash_completion.d/mcp-expose`.
     Completions {

@@ -1,12 +1,19 @@
 //! `mcp-expose connect URL`: a stdio MCP server on one side (for Claude Desktop and other
-//! stdio-only clients) forwarding to a remote server over streamable HTTP or WebSocket.
+//! stdio-only clients) forwarding to a remote server over streamable HTTP, HTTP+SSE or
+//! WebSocket.
 //!
-//! Messages are forwarded as they are: only the JSON-RPC envelope (`id`, `method`) is read,
-//! never re-serialized. The connector rides out server restarts: an unreachable server is
-//! retried with backoff (up to 30 s per request, then a JSON-RPC error), a lost HTTP session
-//! (404) or a dropped WebSocket is re-established by replaying the client's `initialize`.
+//! Messages of the client's own revision are forwarded as they are: only the JSON-RPC
+//! envelope (`id`, `method`) is read, never re-serialized. Over HTTP the connector speaks MCP
+//! 2026-07-28 when the server does (`http::stateless`: the client's `initialize` answered from
+//! `server/discover`, `_meta` added, input-required results turned into requests to the
+//! client), falls back to HTTP+SSE for servers of 2024-11-05 (`legacy`), and signs in with
+//! OAuth 2.1 when the server answers 401 (`oauth`). It rides out server restarts: an
+//! unreachable server is retried with backoff (up to 30 s per request, then a JSON-RPC
+//! error), a lost HTTP session (404) or a dropped WebSocket is re-established by replaying
+//! the client's `initialize`.
 //!
 //! ```text
+//! mcp-expose connect https://mcp.example.com/mcp        # signs in through the browser if asked
 //! mcp-expose connect https://mcp.example.com/mcp --header-env Authorization=MCP_AUTH
 //! mcp-expose connect ws://127.0.0.1:8000/ws --header 'X-Team: genomics'
 //! ```
@@ -35,7 +42,8 @@ use crate::error::{Error, ErrorKind, Result};
 #[derive(Debug, Clone, clap::Args)]
 #[non_exhaustive]
 pub struct ConnectOptions {
-    /// The remote server: `http(s)://host/mcp` (streamable HTTP) or `ws(s)://host/ws` (WebSocket).
+    /// The remote server: `http(s)://host/mcp` (streamable HTTP; an older server's HTTP+SSE
+    /// `http(s)://host/sse` works too) or `ws(s)://host/ws` (WebSocket).
     pub url: String,
 
     /// An extra header on every request and on the WebSocket upgrade, as 'Name: value' (repeatable).
@@ -105,9 +113,10 @@ pub struct OAuthOptions {
     #[arg(long, value_name = "CMD")]
     pub oauth_browser: Option<String>,
 
-    /// The loopback port the sign-in redirect comes back to (default: any free port).
-    #[arg(long, value_name = "PORT", default_value_t = 0)]
-    pub oauth_redirect_port: u16,
+    /// The loopback port the sign-in redirect comes back to (default: any free port; a client
+    /// registered beforehand may need the one its redirect URI names).
+    #[arg(long, value_name = "PORT")]
+    pub oauth_redirect_port: Option<u16>,
 
     /// The scopes to ask for, space-separated (default: what the server asks for).
     #[arg(long, value_name = "SCOPES")]
@@ -270,7 +279,7 @@ fn sign_in(
         client_secret,
         client_metadata_url: options.oauth_client_metadata_url.clone(),
         browser: options.oauth_browser.clone(),
-        redirect_port: options.oauth_redirect_port,
+        redirect_port: options.oauth_redirect_port.unwrap_or(0),
         scope: options.oauth_scope.clone(),
     };
     match oauth::OAuth::new(url.clone(), settings) {

@@ -168,6 +168,13 @@ impl ServerHandler for Handler {
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::InitializeResult, ErrorData> {
         self.count("initialize");
+        if self
+            .state
+            .latest_only
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(removed("initialize"));
+        }
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
     }

@@ -15,7 +15,7 @@ mod tunneling;
 
 use std::net::IpAddr;
 
-pub use options::{LogFormat, Options};
+pub use options::{LogFormat, Options, Revisions};
 pub use run::Running;
 
 use crate::{
@@ -166,6 +166,12 @@ impl Server {
     /// Streamable HTTP without sessions.
     pub fn stateless(mut self, stateless: bool) -> Self {
         self.options.stateless = stateless;
+        self
+    }
+
+    /// The MCP revisions to speak ([`Revisions::Latest`]: 2026-07-28 alone).
+    pub fn protocol(mut self, revisions: Revisions) -> Self {
+        self.options.protocol = revisions;
         self
     }
 

@@ -15,6 +15,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// The MCP revisions a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum Revisions {
+    /// Every revision from 2024-11-05 on: 2025 clients open sessions with `initialize`, MCP
+    /// 2026-07-28 clients send each request on its own.
+    #[default]
+    All,
+    /// MCP 2026-07-28 only: `initialize` is refused (-32601), so no 2025 session starts and
+    /// the server keeps no session state.
+    #[value(name = "2026-07-28", alias = "2026")]
+    Latest,
+}
+
 /// How and where to serve. Parsed from the command line by [`Server::serve`](crate::Server::serve);
 /// set from code with the [`Server`](crate::Server) builder methods.
 #[derive(Debug, Clone, clap::Args)]
@@ -80,6 +94,10 @@ pub struct Options {
     /// Streamable HTTP without sessions: every POST is answered on its own, in JSON when possible.
     #[arg(long)]
     pub stateless: bool,
+
+    /// The MCP revisions to speak: `all`, or `2026-07-28` alone (`initialize` refused).
+    #[arg(long, value_enum, value_name = "REVISIONS", default_value_t = Revisions::All)]
+    pub protocol: Revisions,
 
     /// Largest accepted message in bytes: a stdio line, a WebSocket message, an HTTP body.
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
@@ -197,6 +215,7 @@ impl Default for Options {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             stateless: false,
+            protocol: Revisions::All,
             max_message_size: 16 * 1024 * 1024,
             ws_ping_interval: Duration::from_secs(25),
             sse_keep_alive: Duration::from_secs(15),

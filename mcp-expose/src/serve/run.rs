@@ -157,6 +157,13 @@ pub(super) async fn start(
             _ => {}
         }
     }
+    // MCP 2026-07-28 alone keeps no sessions: a refused `initialize` opens none either.
+    let latest_only = options.protocol == super::options::Revisions::Latest;
+    let stateless = options.stateless || latest_only;
+    handler
+        .state()
+        .latest_only
+        .store(latest_only, std::sync::atomic::Ordering::Relaxed);
     // Install the recorder before anything counts.
     let _ = crate::observe::metrics::handle();
     let stop_accepting = CancellationToken::new();
@@ -164,7 +171,7 @@ pub(super) async fn start(
     let finished = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let http_settings = HttpSettings {
-        stateless: options.stateless,
+        stateless,
         max_body: options.max_message_size,
         keep_alive: options.sse_keep_alive.max(MIN_INTERVAL),
         #[cfg(feature = "redis")]
@@ -211,7 +218,7 @@ pub(super) async fn start(
     let session_cap = crate::security::sessions::SessionCap::new(
         options.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
         session_counts,
-        !options.stateless,
+        !stateless,
     );
     let exposure = exposure(&options, tunnel.requested(), public_hostname.as_deref());
     #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
