@@ -57,7 +57,10 @@ scenarios = passed = failed = 0
 for name, p, f in re.findall(r"^[✓✗] (\S+): (\d+) passed, (\d+) failed", head, re.M):
     if name not in unscored:
         scenarios += 1; passed += int(p); failed += int(f)
-print(f"{scenarios} scored scenarios, {passed} checks passed, {failed} failed")
+extras = re.findall(r"^  ([✓✗]) (\S+)", tail, re.M)
+passing = [name for mark, name in extras if mark == "✓"]
+print(f"{scenarios} scored scenarios, {passed} checks passed, {failed} failed; "
+      f"not scored: {len(passing)} of {len(extras)} pass ({', '.join(passing) or 'none'})")
 PY
 )
     if [[ $rc -ne 0 ]]; then

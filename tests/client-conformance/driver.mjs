@@ -9,7 +9,7 @@
 // The connector signs in with `--oauth-browser` set to a curl that follows the authorization
 // server's redirect back to the connector's loopback port, as a browser would.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -28,15 +28,22 @@ const log = (...a) => console.error("[driver]", ...a);
 const CIMD = "https://conformance-test.local/client-metadata.json";
 const args = ["connect", url, "--oauth-browser", "curl -fsS -o /dev/null -L", "--oauth-client-metadata-url", CIMD];
 const env = { ...process.env };
+// Each run signs in afresh: its own config directory.
+const config = mkdtempSync(join(tmpdir(), "mcp-expose-client-conformance-"));
 if (context.client_id) {
   args.push("--oauth-client-id", context.client_id);
   if (context.client_secret) {
     env.MCP_CONFORMANCE_CLIENT_SECRET = context.client_secret;
     args.push("--oauth-client-secret-env", "MCP_CONFORMANCE_CLIENT_SECRET");
   }
+  if (context.private_key_pem) {
+    const key = join(config, "client-key.pem");
+    writeFileSync(key, context.private_key_pem, { mode: 0o600 });
+    args.push("--oauth-client-key-file", key);
+  }
+  // The client credentials scenarios: a client signing in as itself, no browser.
+  if (scenario.startsWith("auth/client-credentials")) args.push("--oauth-client-credentials");
 }
-// Each run signs in afresh: its own config directory.
-const config = mkdtempSync(join(tmpdir(), "mcp-expose-client-conformance-"));
 env.XDG_CONFIG_HOME = config;
 env.RUST_LOG ??= "info";
 

@@ -32,7 +32,7 @@ enum Command {
     /// Several stdio servers behind one port, under path prefixes: `gateway servers.toml --http 8000`.
     Gateway(Box<mcp_expose::cli::gateway::GatewayOptions>),
     /// Connect a stdio client (Claude Desktop, ...) to a remote server over HTTP or WebSocket, signing in with OAuth when it asks.
-    Connect(mcp_expose::connect::ConnectOptions),
+    Connect(Box<mcp_expose::connect::ConnectOptions>),
     /// Print a shell completion script: `mcp-expose completions bash > /etc/bash_completion.d/mcp-expose`.
     Completions {
         /// The shell.
@@ -65,7 +65,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Connect(options) => mcp_expose::connect::run(options).await,
+            Command::Connect(options) => mcp_expose::connect::run(*options).await,
             Command::Bridge(options) => mcp_expose::cli::bridge::run(*options).await,
             Command::Gateway(options) => mcp_expose::cli::gateway::run(*options).await,
             Command::Completions { .. } => Ok(()),

@@ -103,6 +103,16 @@ pub struct OAuthOptions {
     #[arg(long, value_name = "ENVVAR", requires = "oauth_client_id")]
     pub oauth_client_secret_env: Option<String>,
 
+    /// Sign in as the --oauth-client-id client itself (the client credentials grant), for
+    /// jobs without a user: no browser.
+    #[arg(long, requires = "oauth_client_id")]
+    pub oauth_client_credentials: bool,
+
+    /// The PEM file of the --oauth-client-id client's private key (EC or RSA), which signs its
+    /// assertions at the token endpoint (`private_key_jwt`) instead of a secret.
+    #[arg(long, value_name = "PATH", requires = "oauth_client_id")]
+    pub oauth_client_key_file: Option<std::path::PathBuf>,
+
     /// The HTTPS URL of this client's metadata document, used as its client ID by
     /// authorization servers that support client ID metadata documents.
     #[arg(long, value_name = "URL")]
@@ -277,6 +287,8 @@ fn sign_in(
     let settings = oauth::Settings {
         client_id: options.oauth_client_id.clone(),
         client_secret,
+        client_key: options.oauth_client_key_file.clone(),
+        client_credentials: options.oauth_client_credentials,
         client_metadata_url: options.oauth_client_metadata_url.clone(),
         browser: options.oauth_browser.clone(),
         redirect_port: options.oauth_redirect_port.unwrap_or(0),

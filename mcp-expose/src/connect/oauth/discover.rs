@@ -41,6 +41,23 @@ pub(crate) struct ServerMetadata {
     pub(crate) authorization_response_iss_parameter_supported: bool,
 }
 
+impl ServerMetadata {
+    /// What a saved sign-in knows of its authorization server: enough for token requests.
+    pub(crate) fn endpoints(issuer: &str, token_endpoint: &str) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            authorization_endpoint: String::new(),
+            token_endpoint: token_endpoint.to_owned(),
+            registration_endpoint: None,
+            scopes_supported: None,
+            token_endpoint_auth_methods_supported: None,
+            code_challenge_methods_supported: None,
+            client_id_metadata_document_supported: false,
+            authorization_response_iss_parameter_supported: false,
+        }
+    }
+}
+
 /// Everything discovery found.
 #[derive(Debug, Clone)]
 pub(crate) struct Discovered {

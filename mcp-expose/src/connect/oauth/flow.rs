@@ -32,11 +32,17 @@ pub(crate) async fn register(
 ) -> Result<Registration> {
     let server = &found.server;
     if let Some(client_id) = &settings.client_id {
-        let auth_method = pick_method(server, settings.client_secret.is_some(), None);
+        let auth_method = if settings.client_key.is_some() {
+            "private_key_jwt".to_owned()
+        } else {
+            pick_method(server, settings.client_secret.is_some(), None)
+        };
         return Ok(Registration {
             client_id: client_id.clone(),
             client_secret: settings.client_secret.clone(),
             auth_method,
+            key_file: settings.client_key.clone(),
+            client_credentials: settings.client_credentials,
         });
     }
     if let Some(url) = settings
@@ -48,6 +54,8 @@ pub(crate) async fn register(
             client_id: url.clone(),
             client_secret: None,
             auth_method: "none".to_owned(),
+            key_file: None,
+            client_credentials: false,
         });
     }
     let Some(endpoint) = &server.registration_endpoint else {
@@ -107,6 +115,8 @@ pub(crate) async fn register(
         client_id: registered.client_id,
         client_secret: registered.client_secret,
         auth_method,
+        key_file: None,
+        client_credentials: false,
     })
 }
 
@@ -288,13 +298,31 @@ pub(crate) async fn authorize(
         ("code_verifier", verifier),
         ("resource", found.resource.clone()),
     ];
-    token_request(http, &server.token_endpoint, client, form).await
+    token_request(http, server, client, form).await
+}
+
+/// A token for the client itself (the client credentials grant, RFC 6749 §4.4): no user, no
+/// browser.
+pub(crate) async fn client_credentials(
+    http: &reqwest::Client,
+    found: &Discovered,
+    client: &Registration,
+    scope: Option<&str>,
+) -> Result<Tokens> {
+    let mut form = vec![
+        ("grant_type", "client_credentials".to_owned()),
+        ("resource", found.resource.clone()),
+    ];
+    if let Some(scope) = scope {
+        form.push(("scope", scope.to_owned()));
+    }
+    token_request(http, &found.server, client, form).await
 }
 
 /// A new access token from a refresh token.
 pub(crate) async fn refresh(
     http: &reqwest::Client,
-    token_endpoint: &str,
+    server: &ServerMetadata,
     client: &Registration,
     refresh_token: &str,
     resource: &str,
@@ -304,7 +332,7 @@ pub(crate) async fn refresh(
         ("refresh_token", refresh_token.to_owned()),
         ("resource", resource.to_owned()),
     ];
-    let mut tokens = token_request(http, token_endpoint, client, form).await?;
+    let mut tokens = token_request(http, server, client, form).await?;
     // A server that does not rotate refresh tokens keeps the old one valid.
     tokens
         .refresh_token
@@ -315,12 +343,21 @@ pub(crate) async fn refresh(
 /// POSTs a token request with the client's authentication.
 async fn token_request(
     http: &reqwest::Client,
-    endpoint: &str,
+    server: &ServerMetadata,
     client: &Registration,
     mut form: Vec<(&'static str, String)>,
 ) -> Result<Tokens> {
+    let endpoint = server.token_endpoint.as_str();
     let mut request = http.post(endpoint);
     match (client.auth_method.as_str(), &client.client_secret) {
+        ("private_key_jwt", _) => {
+            form.push(("client_id", client.client_id.clone()));
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ));
+            form.push(("client_assertion", assertion(client, &server.issuer)?));
+        }
         ("client_secret_basic", Some(secret)) => {
             let pair = format!("{}:{}", form_encode(&client.client_id), form_encode(secret));
             request = request.header(
@@ -377,6 +414,40 @@ async fn token_request(
         expires_at: parsed.expires_in.map(|s| now() + s),
         scope: parsed.scope,
     })
+}
+
+/// A signed client assertion (RFC 7523 §2.2, `private_key_jwt`): the client names itself to
+/// `issuer` with the key in its key file (EC keys sign ES256, RSA keys RS256).
+fn assertion(client: &Registration, issuer: &str) -> Result<String> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let path = client
+        .key_file
+        .as_ref()
+        .ok_or_else(|| auth_error("private_key_jwt needs --oauth-client-key-file"))?;
+    let pem = std::fs::read(path).map_err(|e| {
+        auth_error(format!(
+            "cannot read the client key {}: {e}",
+            path.display()
+        ))
+    })?;
+    let (key, alg) = match EncodingKey::from_ec_pem(&pem) {
+        Ok(key) => (key, Algorithm::ES256),
+        Err(_) => EncodingKey::from_rsa_pem(&pem)
+            .map(|key| (key, Algorithm::RS256))
+            .map_err(|_| {
+                auth_error(format!(
+                    "{} holds no EC or RSA private key in PEM",
+                    path.display()
+                ))
+            })?,
+    };
+    let now = now();
+    let claims = serde_json::json!({
+        "iss": client.client_id, "sub": client.client_id, "aud": issuer,
+        "iat": now, "exp": now + 300, "jti": random_token(),
+    });
+    jsonwebtoken::encode(&Header::new(alg), &claims, &key)
+        .map_err(|e| auth_error(format!("cannot sign the client assertion: {e}")))
 }
 
 /// Opens `url` with `browser` (a shell command, the URL as its last argument) or the

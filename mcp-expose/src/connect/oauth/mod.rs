@@ -27,6 +27,10 @@ pub(crate) struct Settings {
     /// A client registered beforehand (`--oauth-client-id`), and its secret.
     pub(crate) client_id: Option<String>,
     pub(crate) client_secret: Option<String>,
+    /// For `private_key_jwt`: the PEM file of the client's key.
+    pub(crate) client_key: Option<std::path::PathBuf>,
+    /// Sign in as the client itself (the client credentials grant): no user, no browser.
+    pub(crate) client_credentials: bool,
     /// A client ID metadata document URL, used where the server accepts one.
     pub(crate) client_metadata_url: Option<String>,
     /// A command that opens a URL (`--oauth-browser`), else the desktop's browser.
@@ -166,9 +170,15 @@ impl OAuth {
             .refresh_token
             .clone()
             .ok_or_else(|| auth_error("the token cannot be refreshed"))?;
+        if saved.client.client_credentials {
+            return Err(auth_error(
+                "client credentials are granted anew, not refreshed",
+            ));
+        }
+        let server = discover::ServerMetadata::endpoints(&saved.issuer, &saved.token_endpoint);
         let mut tokens = flow::refresh(
             &self.http,
-            &saved.token_endpoint,
+            &server,
             &saved.client,
             &refresh_token,
             &saved.resource,
@@ -190,6 +200,22 @@ impl OAuth {
             &found,
             step_up.then_some(granted).flatten(),
         );
+        if self.settings.client_credentials {
+            let client = flow::register(&self.http, &self.settings, &found, "").await?;
+            let mut tokens =
+                flow::client_credentials(&self.http, &found, &client, scope.as_deref()).await?;
+            tokens.scope = tokens.scope.or(scope);
+            self.keep(Saved {
+                server: self.server.to_string(),
+                issuer: found.server.issuer,
+                token_endpoint: found.server.token_endpoint,
+                resource: found.resource,
+                client,
+                tokens,
+            });
+            tracing::info!(server = %self.server, "signed in with the client's own credentials");
+            return Ok(());
+        }
         let mut redirect = flow::Redirect::listen(self.settings.redirect_port).await?;
         let client = flow::register(&self.http, &self.settings, &found, &redirect.uri)
             .await

@@ -32,8 +32,15 @@ pub(crate) struct Registration {
     pub(crate) client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) client_secret: Option<String>,
-    /// `none`, `client_secret_basic` or `client_secret_post`.
+    /// `none`, `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
     pub(crate) auth_method: String,
+    /// For `private_key_jwt`: the PEM file of the key that signs the client's assertions
+    /// (the key itself is never copied here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key_file: Option<std::path::PathBuf>,
+    /// Tokens come from the client credentials grant (no user, no browser).
+    #[serde(default)]
+    pub(crate) client_credentials: bool,
 }
 
 /// Access and refresh tokens.
@@ -168,6 +175,8 @@ mod tests {
                 client_id: "c".to_owned(),
                 client_secret: None,
                 auth_method: "none".to_owned(),
+                key_file: None,
+                client_credentials: false,
             },
             tokens: Tokens {
                 access_token: "secret-token".to_owned(),
