@@ -69,7 +69,22 @@ client.setRequestHandler(CreateMessageRequestSchema, async () => ({
 }));
 client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: "file:///tmp", name: "tmp" }] }));
 
-const transport = new StdioClientTransport({ command: process.env.MCP_EXPOSE_BIN, args, env, stderr: "inherit" });
+// MCP_CONNECTOR=mcp-remote measures that connector instead (scripts/client-conformance-peers.sh):
+// the same host, the same scenarios, its own flags for the same settings.
+let command = process.env.MCP_EXPOSE_BIN;
+let commandArgs = args;
+if (process.env.MCP_CONNECTOR === "mcp-remote") {
+  command = process.execPath;
+  commandArgs = [process.env.MCP_REMOTE_JS, url, "--protocol", "auto", "--client-metadata-url", CIMD];
+  if (context.client_id) {
+    const info = { client_id: context.client_id, client_secret: context.client_secret };
+    commandArgs.push("--static-oauth-client-info", JSON.stringify(info));
+    if (scenario.startsWith("auth/client-credentials")) commandArgs.push("--client-credentials");
+  }
+  env.MCP_REMOTE_CONFIG_DIR = config;
+  env.BROWSER = process.env.MCP_REMOTE_BROWSER; // the `open` package's xdg-open honours it
+}
+const transport = new StdioClientTransport({ command, args: commandArgs, env, stderr: "inherit" });
 
 async function callAll(tools, argumentsFor) {
   for (const tool of tools) {
