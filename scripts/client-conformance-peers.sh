@@ -33,6 +33,15 @@ for revision in 2025-11-25 2026-07-28; do
         --command "$NODE $REPO/tests/client-conformance/driver.mjs" --requirements "$revision" \
         -o "$PEERS/mcp-remote-$revision" >"$out" 2>&1 || true
     echo "== mcp-remote $VERSION, --requirements $revision"
-    grep -E '^(✓|✗) ' "$out" | sed -n '1,200p'
-    grep -E '^Total:' "$out" || true
+    grep -E '^(✓|✗) |^Total:' "$out" || true
+    python3 - "$out" <<'PY'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+head, _, tail = text.partition("Not scored for")
+unscored = set(re.findall(r"^  [✓✗] (\S+)", tail, re.M))
+rows = [(m, n) for m, n in re.findall(r"^([✓✗]) (\S+): ", head, re.M) if n not in unscored]
+passing = [n for m, n in rows if m == "✓"]
+print(f"scored scenarios passing: {len(passing)} of {len(rows)}; failing: "
+      + ", ".join(n for m, n in rows if m == "✗"))
+PY
 done

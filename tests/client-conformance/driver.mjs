@@ -75,7 +75,9 @@ let command = process.env.MCP_EXPOSE_BIN;
 let commandArgs = args;
 if (process.env.MCP_CONNECTOR === "mcp-remote") {
   command = process.execPath;
-  commandArgs = [process.env.MCP_REMOTE_JS, url, "--protocol", "auto", "--client-metadata-url", CIMD];
+  // Its callback port (fixed by default: the suite runs scenarios side by side).
+  const port = String(20000 + Math.floor(Math.random() * 30000));
+  commandArgs = [process.env.MCP_REMOTE_JS, url, port, "--protocol", "auto", "--client-metadata-url", CIMD];
   if (context.client_id) {
     const info = { client_id: context.client_id, client_secret: context.client_secret };
     commandArgs.push("--static-oauth-client-info", JSON.stringify(info));
@@ -127,6 +129,15 @@ async function main() {
     }
   }
 }
+
+// The suite stops a client after 30 s by killing its shell, which leaves this process and its
+// connector holding the suite's pipes: end both before that.
+const deadline = setTimeout(async () => {
+  log("no end after 25 s; stopping the connector");
+  await transport.close().catch(() => {});
+  process.exit(1);
+}, 25_000);
+deadline.unref();
 
 let code = 0;
 try {

@@ -37,8 +37,11 @@ pub(crate) struct LegacyRemote {
     endpoint: Url,
     headers: HeaderMap,
     out: Output,
-    /// Requests sent and not answered yet: when the stream ends, each gets an error.
-    pending: Arc<Mutex<HashMap<IdKey, Id>>>,
+    /// The sign-in, whose current token goes with every POST.
+    auth: Option<Arc<OAuth>>,
+    /// Requests sent and not answered yet: when the stream ends, each gets an error; `None`
+    /// once it ended (nothing could answer a request sent then).
+    pending: Arc<Mutex<Option<HashMap<IdKey, Id>>>>,
     reader: JoinHandle<()>,
 }
 
@@ -47,27 +50,21 @@ impl LegacyRemote {
     pub(crate) async fn connect(
         url: &Url,
         client: reqwest::Client,
-        mut headers: HeaderMap,
-        auth: Option<&OAuth>,
+        headers: HeaderMap,
+        auth: Option<Arc<OAuth>>,
         out: Output,
     ) -> Result<Self, String> {
-        if let Some(auth) = auth
-            && let Some(value) = auth.authorization().await
-            && let Ok(value) = value.parse()
-        {
-            headers.insert(AUTHORIZATION, value);
+        let mut get = client
+            .get(url.clone())
+            .headers(headers.clone())
+            .header(ACCEPT, "text/event-stream");
+        if let Some(value) = authorization(auth.as_deref()).await {
+            get = get.header(AUTHORIZATION, value);
         }
-        let opened = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            client
-                .get(url.clone())
-                .headers(headers.clone())
-                .header(ACCEPT, "text/event-stream")
-                .send(),
-        )
-        .await
-        .map_err(|_| format!("{url} did not answer the event-stream GET in time"))?
-        .map_err(|e| format!("cannot open the event stream at {url}: {}", describe(&e)))?;
+        let opened = tokio::time::timeout(CONNECT_TIMEOUT, get.send())
+            .await
+            .map_err(|_| format!("{url} did not answer the event-stream GET in time"))?
+            .map_err(|e| format!("cannot open the event stream at {url}: {}", describe(&e)))?;
         if !opened.status().is_success() {
             return Err(format!(
                 "{url} refused both streamable HTTP and an HTTP+SSE event stream (GET: HTTP {})",
@@ -92,13 +89,14 @@ impl LegacyRemote {
             ));
         }
         tracing::info!(%endpoint, "the server speaks HTTP+SSE (MCP 2024-11-05); using it");
-        let pending: Arc<Mutex<HashMap<IdKey, Id>>> = Arc::default();
+        let pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let reader = tokio::spawn(read(stream, out.clone(), pending.clone()));
         Ok(Self {
             client,
             endpoint,
             headers,
             out,
+            auth,
             pending,
             reader,
         })
@@ -107,23 +105,40 @@ impl LegacyRemote {
     /// POSTs one client message to the endpoint; its answer comes on the event stream.
     pub(crate) async fn send(&mut self, message: Message) {
         if let Kind::Request { id, .. } = &message.kind {
-            lock(&self.pending).insert(id.key().clone(), id.clone());
+            let open = lock(&self.pending)
+                .as_mut()
+                .map(|pending| pending.insert(id.key().clone(), id.clone()))
+                .is_some();
+            if !open {
+                let reply = message.failure(
+                    SERVER_UNAVAILABLE,
+                    "the server closed its HTTP+SSE event stream, which cannot be resumed; restart the client to reconnect",
+                );
+                if let Some(reply) = reply {
+                    self.out.send(reply).await;
+                }
+                return;
+            }
         }
-        let sent = self
+        let mut post = self
             .client
             .post(self.endpoint.clone())
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/json")
-            .body(message.line.clone())
-            .send()
-            .await;
+            .body(message.line.clone());
+        if let Some(value) = authorization(self.auth.as_deref()).await {
+            post = post.header(AUTHORIZATION, value);
+        }
+        let sent = post.send().await;
         let failure = match sent {
             Ok(response) if response.status().is_success() => return,
             Ok(response) => format!("HTTP {} from {}", response.status(), self.endpoint),
             Err(e) => format!("cannot reach {}: {}", self.endpoint, describe(&e)),
         };
-        if let Some(id) = message.id().filter(|_| message.is_request()) {
-            lock(&self.pending).remove(id.key());
+        if let Some(id) = message.id().filter(|_| message.is_request())
+            && let Some(pending) = lock(&self.pending).as_mut()
+        {
+            pending.remove(id.key());
         }
         match message.failure(SERVER_UNAVAILABLE, &failure) {
             Some(reply) => {
@@ -138,16 +153,24 @@ impl LegacyRemote {
     }
 }
 
+/// The current token (refreshed when about to expire); a 401 here is the client's error, as
+/// HTTP+SSE has no way to send the message again after a sign-in.
+async fn authorization(auth: Option<&OAuth>) -> Option<String> {
+    auth?.authorization().await
+}
+
 /// Forwards the event stream's messages; when it ends, fails the requests still waiting.
-async fn read(mut stream: Messages, out: Output, pending: Arc<Mutex<HashMap<IdKey, Id>>>) {
+async fn read(mut stream: Messages, out: Output, pending: Arc<Mutex<Option<HashMap<IdKey, Id>>>>) {
     let reason = loop {
         match stream.next().await {
             Ok(Some(text)) => {
                 let Some(message) = from_server(&text) else {
                     continue;
                 };
-                if let Kind::Response { id: Some(id) } = &message.kind {
-                    lock(&pending).remove(id.key());
+                if let Kind::Response { id: Some(id) } = &message.kind
+                    && let Some(pending) = lock(&pending).as_mut()
+                {
+                    pending.remove(id.key());
                 }
                 out.send(message.line).await;
             }
@@ -156,7 +179,10 @@ async fn read(mut stream: Messages, out: Output, pending: Arc<Mutex<HashMap<IdKe
         }
     };
     tracing::warn!(%reason, "HTTP+SSE has no way to resume; restart the client to reconnect");
-    let waiting: Vec<Id> = lock(&pending).drain().map(|(_, id)| id).collect();
+    let waiting: Vec<Id> = lock(&pending)
+        .take()
+        .map(|pending| pending.into_values().collect())
+        .unwrap_or_default();
     for id in waiting {
         let reply = super::message::error_reply(Some(&id), SERVER_UNAVAILABLE, &reason);
         out.send(reply).await;

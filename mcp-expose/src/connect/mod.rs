@@ -284,6 +284,15 @@ fn sign_in(
         })?),
         None => None,
     };
+    if let Some(url) = &options.oauth_client_metadata_url {
+        let valid = Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.path() != "/");
+        if !valid {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("--oauth-client-metadata-url {url:?} must be an https:// URL with a path"),
+            ));
+        }
+    }
     let settings = oauth::Settings {
         client_id: options.oauth_client_id.clone(),
         client_secret,

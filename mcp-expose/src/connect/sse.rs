@@ -52,7 +52,8 @@ impl SseDecoder {
             }
         }
         self.buffer.drain(..start);
-        if self.buffer.len() > MAX_LINE {
+        // One event's data may span many lines: bounded as a whole, like a line.
+        if self.buffer.len() > MAX_LINE || self.data.len() > MAX_LINE {
             return Err(LineTooLong);
         }
         Ok(events)
@@ -144,6 +145,17 @@ mod tests {
             &["data: {\"a\":\r", "\ndata: 1}\r\r", "data:x\r\n\r\n"],
         );
         assert_eq!(events, ["{\"a\":\n1}", "x"]);
+    }
+
+    #[test]
+    fn one_events_data_is_bounded_across_lines() {
+        let mut d = SseDecoder::default();
+        let line = format!("data: {}\n", "x".repeat(1 << 20));
+        let fed = (0..80).find_map(|_| d.feed(line.as_bytes()).err());
+        assert!(
+            fed.is_some(),
+            "80 MiB of data lines in one event is refused"
+        );
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl Messages {
             Ok(Some(chunk)) => {
                 let events = self.decoder.feed(&chunk).map_err(|_| {
                     self.response = None;
-                    "an event-stream line exceeded 64 MiB".to_owned()
+                    "an event-stream line or event exceeded 64 MiB".to_owned()
                 })?;
                 self.ready.extend(events);
                 Ok(true)
@@ -109,4 +109,18 @@ impl Messages {
     pub(crate) fn retry(&self) -> Option<Duration> {
         self.decoder.retry
     }
+}
+
+/// A response body of at most `limit` bytes (a longer one is cut there: what is kept is for
+/// reading, not for parsing whole), for error bodies and OAuth documents a server controls.
+pub(crate) async fn bounded_body(mut response: Response, limit: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+        let room = limit - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == limit {
+            break;
+        }
+    }
+    Ok(body)
 }

@@ -4,6 +4,7 @@
 
 mod listen;
 mod post;
+mod session;
 mod stateless;
 
 use std::{
@@ -15,25 +16,22 @@ use std::{
     time::Duration,
 };
 
-use reqwest::{
-    Method, Response, StatusCode, Url,
-    header::{ACCEPT, HeaderMap},
-};
+use reqwest::{Method, Response, StatusCode, Url, header::HeaderMap};
 use serde_json::value::RawValue;
 use tokio::{
     sync::{OwnedRwLockReadGuard, RwLock, oneshot, watch},
-    task::{JoinHandle, JoinSet},
+    task::{AbortHandle, JoinHandle, JoinSet},
 };
 
 use super::{
     Revision,
     legacy::LegacyRemote,
-    message::{self, Id, Kind, Message, from_server},
+    message::{self, Kind, Message, from_server},
     oauth::OAuth,
     output::Output,
     retry::DRAIN,
     revision::ToolHeaders,
-    stream::Messages,
+    stream::{Messages, bounded_body},
 };
 use crate::{
     error::describe,
@@ -46,6 +44,8 @@ const LAST_EVENT_ID: &str = "last-event-id";
 /// A notification waits at most this long for earlier requests to reach the server, so that a
 /// `notifications/cancelled` does not overtake the request it cancels.
 const ORDER_WAIT: Duration = Duration::from_secs(2);
+/// How long delivering a notification or a response may take (its POST's answer included).
+const NON_REQUEST_WAIT: Duration = Duration::from_secs(60);
 /// Attempts to resume a response stream that broke before its answer arrived.
 const MAX_RESUMES: u32 = 3;
 
@@ -57,6 +57,8 @@ pub(crate) struct HttpRemote {
     /// write side, so they reach the server after the requests read before them.
     order: Arc<RwLock<()>>,
     requests: JoinSet<()>,
+    /// Sessionless calls by the host's id, to stop one the host cancels.
+    calls: HashMap<IdKey, AbortHandle>,
     listener: JoinHandle<()>,
 }
 
@@ -126,6 +128,7 @@ impl HttpRemote {
             inner,
             order: Arc::new(RwLock::new(())),
             requests: JoinSet::new(),
+            calls: HashMap::new(),
             listener,
         }
     }
@@ -172,16 +175,35 @@ impl HttpRemote {
                 let turn = self.order.clone().read_owned().await;
                 let inner = self.inner.clone();
                 match inner.stateless() {
-                    Some(mode) => self.requests.spawn(async move {
-                        let out = inner.out.clone();
-                        if let Some(answer) = inner.call(mode, message, turn).await {
-                            out.send(answer).await;
+                    Some(mode) => {
+                        let key = message.id().map(|id| id.key().clone());
+                        let call = self.requests.spawn(async move {
+                            let out = inner.out.clone();
+                            if let Some(answer) = inner.call(mode, message, turn).await {
+                                out.send(answer).await;
+                            }
+                        });
+                        self.calls.retain(|_, call| !call.is_finished());
+                        if let Some(key) = key {
+                            self.calls.insert(key, call);
                         }
-                    }),
-                    None => self
-                        .requests
-                        .spawn(async move { inner.deliver(&message, Some(turn)).await }),
-                };
+                    }
+                    None => {
+                        self.requests
+                            .spawn(async move { inner.deliver(&message, Some(turn)).await });
+                    }
+                }
+            }
+            Kind::Notification { method }
+                if method == "notifications/cancelled" && self.inner.stateless().is_some() =>
+            {
+                // Without a session the server stops a request when its connection closes:
+                // dropping the call's task closes it (and the host expects no answer).
+                if let Some(call) =
+                    stateless::cancelled(&message).and_then(|key| self.calls.remove(&key))
+                {
+                    call.abort();
+                }
             }
             Kind::Notification { .. } if self.inner.stateless().is_some() => {
                 let _turn = tokio::time::timeout(ORDER_WAIT, self.order.write()).await;
@@ -210,7 +232,7 @@ impl HttpRemote {
             &self.inner.url,
             self.inner.client.clone(),
             self.inner.headers.clone(),
-            self.inner.auth.as_deref(),
+            self.inner.auth.clone(),
             self.inner.out.clone(),
         )
         .await
@@ -286,7 +308,23 @@ impl Inner {
         message: &Message,
         turn: Option<OwnedRwLockReadGuard<()>>,
     ) -> Option<String> {
-        let answer = self.exchange_raw(message, turn).await?;
+        // Notifications and responses are delivered in line with stdin: a server that holds
+        // one (no headers, or a stream where 202 belongs) must not stop the client's messages.
+        let answer = if message.is_request() {
+            self.exchange_raw(message, turn).await?
+        } else {
+            match tokio::time::timeout(NON_REQUEST_WAIT, self.exchange_raw(message, turn)).await {
+                Ok(answer) => answer?,
+                Err(_) => {
+                    tracing::warn!(
+                        method = message.method().unwrap_or("response"),
+                        "the server held a message for {} s; going on without its answer",
+                        NON_REQUEST_WAIT.as_secs()
+                    );
+                    return None;
+                }
+            }
+        };
         if message.method() == Some("tools/list") && super::revision::is_versioned(&message.line) {
             return Some(self.tools().learn(&answer).unwrap_or(answer));
         }
@@ -309,7 +347,7 @@ impl Inner {
             };
             let status = response.status();
             if status == StatusCode::NOT_FOUND && session.is_some() && !recovered {
-                let body = response.text().await.unwrap_or_default();
+                let body = error_body(response).await;
                 // A JSON-RPC answer to this very request (say -32601 sent as 404) is not a lost session.
                 if !is_reply_to(&body, message) {
                     if matches!(message.kind, Kind::Response { .. }) {
@@ -345,7 +383,7 @@ impl Inner {
     ) -> Option<String> {
         let status = response.status();
         if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
+            let body = error_body(response).await;
             return self.http_error(message, status, &body).await;
         }
         let is_initialize = message.method() == Some("initialize");
@@ -417,89 +455,6 @@ impl Inner {
         }
     }
 
-    /// GET with `Last-Event-ID`: the rest of a broken stream, if the server kept it. Not
-    /// after the session was replaced: the stream belonged to a server that is gone.
-    async fn resume(&self, last_event_id: &str, session: Option<&str>) -> Option<Response> {
-        let (current, version) = self.session();
-        if current.as_deref() != session {
-            return None;
-        }
-        let response = self
-            .request(Method::GET, session, version.as_deref())
-            .await
-            .0
-            .header(ACCEPT, "text/event-stream")
-            .header(LAST_EVENT_ID, last_event_id)
-            .send()
-            .await
-            .ok()?;
-        response.status().is_success().then_some(response)
-    }
-
-    /// Replaces a session the server no longer knows (it restarted, or expired it): the
-    /// client's own `initialize` again under an internal id, its answer swallowed, then
-    /// `notifications/initialized`. The client sees nothing but its retried message.
-    async fn recover(&self, stale: Option<&str>) -> Result<(), String> {
-        let _one = self.recovering.lock().await;
-        let params = {
-            let state = self.state();
-            if state.session.as_deref() != stale {
-                return Ok(());
-            }
-            state.init_params.clone()
-        };
-        let params = params.ok_or("the session was lost before the client initialized it")?;
-        let id = Id::internal(self.internal_ids.fetch_add(1, Ordering::Relaxed));
-        let (response, _) = self
-            .post(&message::initialize_request(&id, &params), false)
-            .await?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(format!(
-                "initialize: HTTP {status}: {}",
-                error_detail(&body)
-            ));
-        }
-        let session = header(&response, SESSION_ID);
-        let mut stream = Messages::new(response);
-        let version = loop {
-            let text = stream
-                .next()
-                .await?
-                .ok_or("the server closed the stream before answering initialize")?;
-            let Some(reply) = from_server(&text) else {
-                continue;
-            };
-            if reply.answers(&id) {
-                break message::initialize_outcome(&reply.line)?;
-            }
-            // Anything else the new session sends already is for the client.
-            self.out.send(reply.line).await;
-        };
-        let initialized = {
-            let mut state = self.state();
-            state.session = session.clone();
-            state.version = Some(version);
-            state.initialized
-        };
-        if initialized {
-            let (response, _) = self.post(message::INITIALIZED, true).await?;
-            if !response.status().is_success() {
-                return Err(format!(
-                    "notifications/initialized: HTTP {}",
-                    response.status()
-                ));
-            }
-        }
-        self.generation.send_modify(|g| *g += 1);
-        tracing::info!(
-            session = session.as_deref().unwrap_or("none"),
-            "the server lost the session; re-initialized"
-        );
-        Ok(())
-    }
-
     /// Writes one server message to stdout (dropping what is not JSON-RPC).
     async fn forward(&self, text: &str) {
         if let Some(message) = from_server(text) {
@@ -546,6 +501,12 @@ fn header(response: &Response, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// An error response's body (at most 1 MiB; its readable part goes into error messages).
+async fn error_body(response: Response) -> String {
+    let body = bounded_body(response, 1 << 20).await.unwrap_or_default();
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// Whether `body` is the JSON-RPC response to `message` (a request).

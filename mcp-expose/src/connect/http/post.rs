@@ -139,7 +139,9 @@ impl Inner {
     }
 }
 
-/// How long a 429 or 503 asks to wait (`Retry-After` in seconds; an HTTP date is not honoured).
+/// How long a 429 or 503 asks to wait (`Retry-After` in seconds; an HTTP date is not honoured),
+/// at most a little over [`GIVE_UP_AFTER`]: longer is as good as never, and a huge value would
+/// overflow the deadline arithmetic.
 fn retry_after(response: &Response) -> Option<Duration> {
     if !matches!(
         response.status(),
@@ -155,5 +157,41 @@ fn retry_after(response: &Response) -> Option<Duration> {
         .trim()
         .parse()
         .ok()?;
-    Some(Duration::from_secs(seconds))
+    Some(Duration::from_secs(
+        seconds.min(GIVE_UP_AFTER.as_secs() + 1),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, retry_after: &str) -> Response {
+        let response = http::Response::builder()
+            .status(status)
+            .header("retry-after", retry_after)
+            .body(Vec::<u8>::new())
+            .expect("response");
+        Response::from(response)
+    }
+
+    #[test]
+    fn a_huge_retry_after_is_capped_not_an_overflow() {
+        let wait = retry_after(&response(503, "18446744073709551615")).expect("a wait");
+        // Before the cap, this addition panicked ("overflow when adding duration to instant").
+        let _ = Instant::now() + wait;
+        assert!(
+            wait > GIVE_UP_AFTER,
+            "longer than the connector waits: {wait:?}"
+        );
+        assert_eq!(
+            retry_after(&response(429, " 2 ")),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(retry_after(&response(500, "2")), None);
+        assert_eq!(
+            retry_after(&response(503, "Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
+    }
 }

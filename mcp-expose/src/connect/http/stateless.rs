@@ -25,7 +25,7 @@ use crate::{
         retry,
         stream::Messages,
     },
-    jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS},
+    jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, IdKey},
 };
 
 /// The revision spoken to such servers.
@@ -226,7 +226,13 @@ impl Inner {
     ) -> Option<String> {
         let id = request.id()?.clone();
         let method = request.method()?.to_owned();
-        let mut value: Value = serde_json::from_str(&request.line).ok()?;
+        let Ok(mut value) = serde_json::from_str::<Value>(&request.line) else {
+            // An envelope that parsed, with params that do not (a number out of range).
+            return request.failure(
+                INVALID_PARAMS,
+                "Invalid params: the request's params cannot be read as JSON values",
+            );
+        };
         let params = match value.get_mut("params").map(Value::take) {
             Some(Value::Object(params)) => params,
             _ => Map::new(),
@@ -341,7 +347,8 @@ impl Inner {
                 }
             }
             let result = &reply["result"];
-            if result["resultType"] != "input_required" {
+            // `server/discover` runs before the host can answer anything: no rounds there.
+            if result["resultType"] != "input_required" || method == "server/discover" {
                 return reply;
             }
             rounds += 1;
@@ -377,10 +384,11 @@ impl Inner {
             let id = self.internal_id();
             let (tx, rx) = oneshot::channel();
             self.host_requests().insert(id.key().clone(), tx);
+            // Unregistered however this ends, the others failing first included.
+            let _waiting = Waiting { inner: self, id: id.key().clone() };
             let line = json!({ "jsonrpc": "2.0", "id": id.raw(), "method": method, "params": request["params"] });
             self.out.send(line.to_string()).await;
             let answer = tokio::time::timeout(HOST_WAIT, rx).await;
-            self.host_requests().remove(id.key());
             let reply: Value = match answer {
                 Ok(Ok(text)) => serde_json::from_str(&text).unwrap_or_default(),
                 _ => {
@@ -401,7 +409,10 @@ impl Inner {
                 }
             }
         });
-        futures::future::join_all(asks).await.into_iter().collect()
+        // The first refusal ends the call; the other questions are not waited for.
+        futures::future::try_join_all(asks)
+            .await
+            .map(|answers| answers.into_iter().collect())
     }
 
     /// Hands a host response to the input request waiting for it; `false` when none is.
@@ -423,6 +434,25 @@ impl Inner {
             self.internal_ids
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         )
+    }
+}
+
+/// The host request a `notifications/cancelled` names.
+pub(super) fn cancelled(notification: &Message) -> Option<IdKey> {
+    let value: Value = serde_json::from_str(&notification.line).ok()?;
+    let id = value["params"].get("requestId")?;
+    Some(IdKey::of(&id.to_string()))
+}
+
+/// An input request waiting for the host's answer; unregistered when dropped.
+struct Waiting<'a> {
+    inner: &'a Inner,
+    id: IdKey,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.inner.host_requests().remove(&self.id);
     }
 }
 

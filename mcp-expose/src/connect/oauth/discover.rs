@@ -10,6 +10,8 @@ use super::{Challenge, auth_error};
 use crate::error::{Result, describe};
 
 const PRM: &str = "/.well-known/oauth-protected-resource";
+/// The largest metadata document read.
+const MAX_DOCUMENT: usize = 1 << 20;
 
 /// RFC 9728 protected-resource metadata, the fields a client uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,8 +111,29 @@ pub(crate) async fn discover(
             }
             (meta, true)
         }
-        None => (fallback_endpoints(&issuer, &issuer_url), false),
+        // MCP 2025-03-26 (no resource metadata either): the default endpoints.
+        None if !has_resource_metadata => (fallback_endpoints(&issuer, &issuer_url), false),
+        None => {
+            return Err(auth_error(format!(
+                "the authorization server {issuer} publishes no metadata (RFC 8414 or OpenID Connect discovery); cannot sign in"
+            )));
+        }
     };
+    for (what, url) in [
+        (
+            "authorization endpoint",
+            Some(&server_meta.authorization_endpoint),
+        ),
+        ("token endpoint", Some(&server_meta.token_endpoint)),
+        (
+            "registration endpoint",
+            server_meta.registration_endpoint.as_ref(),
+        ),
+    ] {
+        if let Some(url) = url {
+            secure(what, url)?;
+        }
+    }
     Ok(Discovered {
         resource: resource_id,
         resource_scopes,
@@ -140,12 +163,7 @@ async fn resource_metadata(
         candidates.push(with_path(server, &format!("{PRM}{path}")));
     }
     candidates.push(with_path(server, PRM));
-    for url in candidates {
-        if let Some(meta) = fetch_json::<ResourceMetadata>(client, &url).await? {
-            return Ok(Some(meta));
-        }
-    }
-    Ok(None)
+    first_found(client, candidates).await
 }
 
 /// The authorization server's metadata, trying the RFC 8414 and OpenID Connect URLs in the
@@ -167,12 +185,7 @@ async fn server_metadata(client: &reqwest::Client, issuer: &Url) -> Result<Optio
             with_path(issuer, &format!("{path}/.well-known/openid-configuration")),
         ]
     };
-    for url in candidates {
-        if let Some(meta) = fetch_json::<ServerMetadata>(client, &url).await? {
-            return Ok(Some(meta));
-        }
-    }
-    Ok(None)
+    first_found(client, candidates).await
 }
 
 /// MCP 2025-03-26 defaults for an authorization server without metadata.
@@ -190,7 +203,50 @@ fn fallback_endpoints(name: &str, issuer: &Url) -> ServerMetadata {
     }
 }
 
-/// GETs `url` as JSON: `None` on 4xx (not published there), an error on anything else.
+/// Tries each URL in turn: the first document found, `None` when every one answered 4xx (not
+/// published), the last error when none was found and one failed otherwise.
+async fn first_found<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    candidates: Vec<Url>,
+) -> Result<Option<T>> {
+    let mut failure = None;
+    for url in candidates {
+        match fetch_json(client, &url).await {
+            Ok(Some(found)) => return Ok(Some(found)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(reason = %e.sentence(), "trying the next metadata URL");
+                failure = Some(e);
+            }
+        }
+    }
+    failure.map_or(Ok(None), Err)
+}
+
+/// An endpoint the client sends secrets or the user to: HTTPS, or HTTP on loopback.
+fn secure(what: &str, url: &str) -> Result<()> {
+    let parsed =
+        Url::parse(url).map_err(|e| auth_error(format!("the {what} {url:?} is not a URL: {e}")))?;
+    let loopback = match parsed.host_str() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(auth_error(format!(
+            "the {what} {url} is not HTTPS; refusing to sign in through it"
+        ))),
+    }
+}
+
+/// GETs `url` as JSON (at most 1 MiB): `None` on 4xx (not published there), an error on
+/// anything else.
 async fn fetch_json<T: serde::de::DeserializeOwned>(
     client: &reqwest::Client,
     url: &Url,
@@ -209,10 +265,9 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(
     if !status.is_success() {
         return Err(auth_error(format!("{url} answered HTTP {status}")));
     }
-    let body = response
-        .bytes()
+    let body = crate::connect::stream::bounded_body(response, MAX_DOCUMENT)
         .await
-        .map_err(|e| auth_error(format!("cannot read {url}: {}", describe(&e))))?;
+        .map_err(|e| auth_error(format!("cannot read {url}: {e}")))?;
     serde_json::from_slice(&body)
         .map(Some)
         .map_err(|e| auth_error(format!("{url} is not valid metadata: {e}")))
@@ -277,6 +332,26 @@ mod tests {
             "nonsense",
         ] {
             assert!(check_resource(&server, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoints_must_be_https_or_loopback() {
+        for ok in [
+            "https://as.example/token",
+            "http://localhost:9/t",
+            "http://127.0.0.1/t",
+            "http://[::1]:8/t",
+        ] {
+            assert!(secure("token endpoint", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://as.example/token",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "x",
+        ] {
+            assert!(secure("token endpoint", bad).is_err(), "{bad}");
         }
     }
 

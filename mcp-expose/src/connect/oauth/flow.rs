@@ -72,11 +72,15 @@ pub(crate) async fn register(
         "response_types": ["code"],
         "token_endpoint_auth_method": "none",
     });
+    // A public client where the server allows one; else a secret, sent the way it prefers.
     if let Some(supported) = &server.token_endpoint_auth_methods_supported
         && !supported.iter().any(|m| m == "none")
-        && let Some(first) = supported.first()
     {
-        body["token_endpoint_auth_method"] = first.clone().into();
+        let method = ["client_secret_basic", "client_secret_post"]
+            .into_iter()
+            .find(|m| supported.iter().any(|s| s == m))
+            .unwrap_or("client_secret_basic");
+        body["token_endpoint_auth_method"] = method.into();
     }
     #[derive(Deserialize)]
     struct Registered {
@@ -94,7 +98,7 @@ pub(crate) async fn register(
         .await
         .map_err(|e| auth_error(format!("cannot register at {endpoint}: {}", describe(&e))))?;
     let status = response.status();
-    let text = response.text().await.unwrap_or_default();
+    let text = body_text(response).await;
     if !status.is_success() {
         return Err(auth_error(format!(
             "client registration at {endpoint} failed: HTTP {status}: {}",
@@ -386,7 +390,7 @@ async fn token_request(
             ))
         })?;
     let status = response.status();
-    let text = response.text().await.unwrap_or_default();
+    let text = body_text(response).await;
     if !status.is_success() {
         return Err(auth_error(format!(
             "the token endpoint {endpoint} refused: HTTP {status}: {}",
@@ -396,6 +400,8 @@ async fn token_request(
     #[derive(Deserialize)]
     struct TokenResponse {
         access_token: String,
+        #[serde(default)]
+        token_type: Option<String>,
         #[serde(default)]
         refresh_token: Option<String>,
         #[serde(default)]
@@ -408,6 +414,15 @@ async fn token_request(
             "the token endpoint {endpoint} answered no access token"
         ))
     })?;
+    if let Some(kind) = parsed
+        .token_type
+        .as_deref()
+        .filter(|t| !t.eq_ignore_ascii_case("bearer"))
+    {
+        return Err(auth_error(format!(
+            "the token endpoint {endpoint} issued a {kind:?} token; only Bearer tokens can be sent"
+        )));
+    }
     Ok(Tokens {
         access_token: parsed.access_token,
         refresh_token: parsed.refresh_token,
@@ -454,11 +469,22 @@ fn assertion(client: &Registration, issuer: &str) -> Result<String> {
 /// desktop's browser; the URL is printed either way, for a machine without one.
 async fn open_browser(browser: Option<&str>, url: &str) {
     eprintln!("mcp-expose: to sign in, open this URL in a browser:\n  {url}");
-    match browser {
+    // $BROWSER (the first of its `:`-separated commands) runs like --oauth-browser, away from
+    // stdin and stdout: a text browser must not read or write the client's JSON-RPC.
+    let from_env = std::env::var("BROWSER").ok().and_then(|b| {
+        let first = b.split(':').next()?.trim().to_owned();
+        (!first.is_empty()).then_some(first)
+    });
+    match browser.map(str::to_owned).or(from_env) {
         Some(command) => {
+            let line = if command.contains("%s") {
+                command.replace("%s", "\"$1\"")
+            } else {
+                format!("{command} \"$1\"")
+            };
             let spawned = tokio::process::Command::new("sh")
                 .arg("-c")
-                .arg(format!("{command} \"$1\""))
+                .arg(line)
                 .arg("mcp-expose")
                 .arg(url)
                 .stdin(std::process::Stdio::null())
@@ -471,7 +497,7 @@ async fn open_browser(browser: Option<&str>, url: &str) {
                         let _ = tokio::time::timeout(SIGN_IN_WAIT, child.wait()).await;
                     });
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot run the --oauth-browser command"),
+                Err(e) => tracing::warn!(error = %e, "cannot run the browser command"),
             }
         }
         None => {
@@ -482,6 +508,14 @@ async fn open_browser(browser: Option<&str>, url: &str) {
             }
         }
     }
+}
+
+/// A registration or token response's body (at most 1 MiB).
+async fn body_text(response: reqwest::Response) -> String {
+    let body = crate::connect::stream::bounded_body(response, 1 << 20)
+        .await
+        .unwrap_or_default();
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// The readable part of an OAuth error body (`error` and `error_description`).

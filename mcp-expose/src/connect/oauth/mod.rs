@@ -18,11 +18,13 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// A token this close to expiry is refreshed before it is sent.
 const REFRESH_MARGIN_SECS: u64 = 30;
+/// How long a failed sign-in answers for the requests that waited on it.
+const FAILURE_MEMO: std::time::Duration = std::time::Duration::from_secs(30);
 /// Each request to a metadata, registration or token endpoint.
 const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How to sign in, from the command line.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Settings {
     /// A client registered beforehand (`--oauth-client-id`), and its secret.
     pub(crate) client_id: Option<String>,
@@ -41,30 +43,52 @@ pub(crate) struct Settings {
     pub(crate) scope: Option<String>,
 }
 
+// The client secret stays out of logs and panics.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("client_id", &self.client_id)
+            .field("client_credentials", &self.client_credentials)
+            .field("browser", &self.browser)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Signing in to one server, and the tokens for it.
 #[derive(Debug)]
 pub(crate) struct OAuth {
     settings: Settings,
     server: Url,
+    /// For metadata (GET).
     http: reqwest::Client,
+    /// For registration and tokens (POST, no redirects).
+    post: reqwest::Client,
     store: Store,
     /// The sign-in in use (saved earlier, refreshed, or new).
     saved: Mutex<Option<Saved>>,
     /// One sign-in or refresh at a time; the others then use its token.
     flow: tokio::sync::Mutex<()>,
+    /// The last sign-in that failed, and why.
+    failed: Mutex<Option<(std::time::Instant, String)>>,
 }
 
 impl OAuth {
     /// Sign-in for `server`, starting from what was saved for it.
     pub(crate) fn new(server: Url, settings: Settings) -> Result<Self> {
         let store = Store::user()?;
-        let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .user_agent(concat!("mcp-expose-connect/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                Error::with_source(ErrorKind::Config, "cannot create the HTTP client", e)
-            })?;
+        let client = |redirects| {
+            reqwest::Client::builder()
+                .timeout(HTTP_TIMEOUT)
+                .redirect(redirects)
+                .user_agent(concat!("mcp-expose-connect/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| {
+                    Error::with_source(ErrorKind::Config, "cannot create the HTTP client", e)
+                })
+        };
+        let http = client(reqwest::redirect::Policy::limited(5))?;
+        // Registration and token requests carry secrets in their bodies: never re-sent elsewhere.
+        let post = client(reqwest::redirect::Policy::none())?;
         let saved = store.load(server.as_str());
         if saved.is_some() {
             tracing::debug!(%server, "using the saved sign-in");
@@ -73,9 +97,11 @@ impl OAuth {
             settings,
             server,
             http,
+            post,
             store,
             saved: Mutex::new(saved),
             flow: tokio::sync::Mutex::new(()),
+            failed: Mutex::default(),
         })
     }
 
@@ -101,7 +127,7 @@ impl OAuth {
     }
 
     fn saved(&self) -> std::sync::MutexGuard<'_, Option<Saved>> {
-        self.saved.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.saved)
     }
 
     /// The `Authorization` value to send, refreshing a token about to expire first.
@@ -145,6 +171,46 @@ impl OAuth {
             // Another request signed in or refreshed meanwhile.
             return Ok(());
         }
+        // A sign-in that just failed is not tried again (and again) for each waiting request.
+        if let Some((at, why)) = lock(&self.failed).clone()
+            && at.elapsed() < FAILURE_MEMO
+        {
+            return Err(auth_error(why));
+        }
+        // Another connector for the same server may have refreshed or signed in meanwhile.
+        if let Some(disk) = self.store.load(self.server.as_str())
+            && Some(format!("Bearer {}", disk.tokens.access_token)).as_deref() != sent
+        {
+            *self.saved() = Some(disk);
+            return Ok(());
+        }
+        if forbidden && self.granted_covers(&challenge) {
+            return Err(auth_error(format!(
+                "{} refuses the token although it carries the scopes it asks for ({}); the account lacks access",
+                self.server,
+                challenge.scope.as_deref().unwrap_or_default()
+            )));
+        }
+        let outcome = self.renew(forbidden, &challenge).await;
+        if let Err(e) = &outcome {
+            *lock(&self.failed) = Some((std::time::Instant::now(), e.sentence()));
+        }
+        outcome
+    }
+
+    /// Whether the token in use was granted every scope `challenge` asks for.
+    fn granted_covers(&self, challenge: &Challenge) -> bool {
+        let granted = self.saved().as_ref().and_then(|s| s.tokens.scope.clone());
+        match (granted, &challenge.scope) {
+            (Some(granted), Some(wanted)) => wanted
+                .split_whitespace()
+                .all(|w| granted.split_whitespace().any(|g| g == w)),
+            _ => false,
+        }
+    }
+
+    /// A refreshed token, or else a new sign-in.
+    async fn renew(&self, forbidden: bool, challenge: &Challenge) -> Result<()> {
         if !forbidden
             && self
                 .saved()
@@ -158,7 +224,7 @@ impl OAuth {
                 }
             }
         }
-        self.sign_in(&challenge, forbidden).await
+        self.sign_in(challenge).await
     }
 
     async fn refresh(&self) -> Result<()> {
@@ -177,7 +243,7 @@ impl OAuth {
         }
         let server = discover::ServerMetadata::endpoints(&saved.issuer, &saved.token_endpoint);
         let mut tokens = flow::refresh(
-            &self.http,
+            &self.post,
             &server,
             &saved.client,
             &refresh_token,
@@ -191,53 +257,42 @@ impl OAuth {
         Ok(())
     }
 
-    async fn sign_in(&self, challenge: &Challenge, step_up: bool) -> Result<()> {
+    async fn sign_in(&self, challenge: &Challenge) -> Result<()> {
         let found = discover::discover(&self.http, &self.server, challenge).await?;
+        // SEP-2350: a new sign-in asks for what was granted before too, so that stepping up
+        // for one request does not lose the scopes the others need.
         let granted = self.saved().as_ref().and_then(|s| s.tokens.scope.clone());
-        let scope = choose_scope(
-            &self.settings,
-            challenge,
-            &found,
-            step_up.then_some(granted).flatten(),
-        );
-        if self.settings.client_credentials {
-            let client = flow::register(&self.http, &self.settings, &found, "").await?;
-            let mut tokens =
-                flow::client_credentials(&self.http, &found, &client, scope.as_deref()).await?;
-            tokens.scope = tokens.scope.or(scope);
-            self.keep(Saved {
-                server: self.server.to_string(),
-                issuer: found.server.issuer,
-                token_endpoint: found.server.token_endpoint,
-                resource: found.resource,
-                client,
-                tokens,
-            });
-            tracing::info!(server = %self.server, "signed in with the client's own credentials");
-            return Ok(());
-        }
-        let mut redirect = flow::Redirect::listen(self.settings.redirect_port).await?;
-        let client = flow::register(&self.http, &self.settings, &found, &redirect.uri)
-            .await
-            .map_err(|e| {
-                if found.has_metadata || found.has_resource_metadata {
-                    return e;
-                }
-                auth_error(format!(
-                    "HTTP 401 from {}: the server wants credentials but publishes no OAuth metadata to sign in with ({}); pass them with --header or --header-env",
-                    self.server,
-                    e.sentence()
-                ))
-            })?;
-        let mut tokens = flow::authorize(
-            &self.http,
-            &self.settings,
-            &found,
-            &client,
-            &mut redirect,
-            scope.as_deref(),
-        )
-        .await?;
+        let scope = choose_scope(&self.settings, challenge, &found, granted);
+        let (client, mut tokens) = if self.settings.client_credentials {
+            let client = flow::register(&self.post, &self.settings, &found, "").await?;
+            let tokens =
+                flow::client_credentials(&self.post, &found, &client, scope.as_deref()).await?;
+            (client, tokens)
+        } else {
+            let mut redirect = flow::Redirect::listen(self.settings.redirect_port).await?;
+            let client = flow::register(&self.post, &self.settings, &found, &redirect.uri)
+                .await
+                .map_err(|e| {
+                    if found.has_metadata || found.has_resource_metadata {
+                        return e;
+                    }
+                    auth_error(format!(
+                        "HTTP 401 from {}: the server wants credentials but publishes no OAuth metadata to sign in with ({}); pass them with --header or --header-env",
+                        self.server,
+                        e.sentence()
+                    ))
+                })?;
+            let tokens = flow::authorize(
+                &self.post,
+                &self.settings,
+                &found,
+                &client,
+                &mut redirect,
+                scope.as_deref(),
+            )
+            .await?;
+            (client, tokens)
+        };
         tokens.scope = tokens.scope.or(scope);
         self.keep(Saved {
             server: self.server.to_string(),
@@ -261,7 +316,7 @@ impl OAuth {
 }
 
 /// The scopes to ask for (the MCP spec's order): `--oauth-scope`; the challenge's `scope`
-/// (on a step-up, with the scopes already granted); else every scope the resource lists;
+/// (with the scopes already granted); else every scope the resource lists;
 /// else none. `offline_access` is added when the authorization server offers it, so that the
 /// sign-in can be refreshed.
 fn choose_scope(
@@ -315,6 +370,10 @@ pub(crate) fn logout(server: &Url) -> Result<()> {
         eprintln!("mcp-expose: no saved sign-in for {server}");
     }
     Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub(crate) fn auth_error(message: impl Into<String>) -> Error {
