@@ -2,8 +2,8 @@
 # The official suite's client scenarios (0.2.0-alpha.12, both revisions' required sets) through
 # another connector, for the comparison in the README: mcp-remote (npm), driven by the same
 # host (tests/client-conformance/driver.mjs) as `mcp-expose connect` in CI. Its browser is the
-# same curl that follows the authorization server's redirect (through $BROWSER, which the
-# `open` package's xdg-open honours). Needs the suite installed (.ci/conformance26.sh).
+# same curl that follows the authorization server's redirect, 2 s later (through $BROWSER,
+# which the `open` package's xdg-open honours). Needs the suite installed (.ci/conformance26.sh).
 #
 # usage: scripts/client-conformance-peers.sh [MCP_REMOTE_VERSION]   (default 0.15.1)
 set -euo pipefail
@@ -22,7 +22,9 @@ if [[ ! -f "$PEERS/node_modules/mcp-remote/package.json" ]] ||
     (cd "$PEERS" && timeout 300 npm i --no-audit --no-fund --silent "mcp-remote@$VERSION")
 fi
 browser="$PEERS/browser.sh"
-printf '#!/bin/sh\nexec curl -fsS -o /dev/null -L "$1"\n' >"$browser"
+# A person takes a moment to approve: mcp-remote opens the browser before its callback server
+# listens, so an instant redirect would find nothing there.
+printf '#!/bin/sh\nsleep 2\nexec curl -fsS -o /dev/null -L "$1"\n' >"$browser"
 chmod +x "$browser"
 export MCP_CONNECTOR=mcp-remote MCP_REMOTE_JS="$PEERS/node_modules/mcp-remote/dist/proxy.js"
 export MCP_REMOTE_BROWSER="$browser" MCP_SDK_DIR="$INSTALL_DIR/node_modules/@modelcontextprotocol/sdk"
