@@ -3,7 +3,7 @@
 # against today's peers (a copy of shared/bench with mcp-expose's columns), stdio load, memory per
 # idle WebSocket session, then scripts/bench_report.py writes BENCHMARKS.md from the output.
 #
-# usage: scripts/bench.sh [all|criterion|build|setup|load|stdio|idle|instructions|replicas|report]   (default: all)
+# usage: scripts/bench.sh [all|criterion|build|setup|load|stdio|idle|instructions|replicas|connect|report]   (default: all)
 # knobs (env), defaults in brackets (one repetition swings ±30% on the shared 2-core machine: keep 3):
 #   CRITERION_ARGS ["--warm-up-time 1 --measurement-time 3"]
 #   REPS [3]  DURATION [5]  WARMUP [1]  CONCURRENCY_LIST ["1 32"]  PAYLOAD_LIST ["100 100000"]
@@ -306,6 +306,29 @@ report() {
     --gateways "$GATEWAYS" --out "$ROOT/BENCHMARKS.md"
 }
 
+# The connector's CPU per call by the revision it speaks (benches/src/bin/connect-cost.rs): in
+# front of bench-echo over HTTP, sequential calls, 2025-11-25 (as sent) then 2026-07-28 (each
+# request rewritten) in every repetition. Not part of `all` (nor of BENCHMARKS.md): its JSON
+# lines go to $OUT/connect/.
+connect() {
+  log "connect: the connector's CPU per call, 2025-11-25 as sent vs 2026-07-28 translated ($REPS reps of ${CONNECT_CALLS:-10000} calls)"
+  local dir=$OUT/connect port rep
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cargo build --release -p mcp-expose --features cli --bin mcp-expose
+  cargo build --release -p mcp-expose-benches --bin bench-echo --bin connect-cost
+  port=$(free_port 18700)
+  "$BENCH_ECHO_BIN" --http "$port" 2>"$dir/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 200); do curl -sf --max-time 1 "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+  for rep in $(seq "$REPS"); do
+    "$ROOT/target/release/connect-cost" "$MCP_EXPOSE_BIN" "http://127.0.0.1:$port/mcp" \
+      "${CONNECT_CALLS:-10000}" 2025-11-25 2026-07-28 | tee "$dir/rep$rep.json"
+  done
+  kill "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
 case "${1:-all}" in
   criterion) criterion ;;
   build) build ;;
@@ -316,6 +339,7 @@ case "${1:-all}" in
   instructions) instructions ;;
   report) report ;;
   replicas) replicas ;;
+  connect) connect ;;
   all) build; setup; criterion; load; stdio; idle; instructions; replicas; report ;;
-  *) echo "usage: $0 [all|criterion|build|setup|load|stdio|idle|instructions|replicas|report]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|criterion|build|setup|load|stdio|idle|instructions|replicas|connect|report]" >&2; exit 2 ;;
 esac
