@@ -2,7 +2,8 @@
 //! metadata, dynamic client registration, an authorization endpoint that approves at once
 //! (302 back to the client's redirect with `code`, `state` and `iss`), and a token endpoint
 //! that checks PKCE S256 and issues RS256 JWTs (for the `resource` asked for) with refresh
-//! tokens. It keeps every token it issued, so a test can look for them where they must not be.
+//! tokens, and device authorization (RFC 8628: a code approved by a GET of its verification
+//! URL). It keeps every token it issued, so a test can look for them where they must not be.
 
 use std::{
     collections::HashMap,
@@ -42,6 +43,8 @@ struct Inner {
 pub struct Log {
     /// Authorization requests (one per browser sign-in).
     pub authorizations: usize,
+    /// Device codes approved (one per sign-in on another device).
+    pub device_approvals: usize,
     /// Refresh-token grants.
     pub refreshes: usize,
     /// Every access and refresh token issued.
@@ -52,6 +55,8 @@ pub struct Log {
     codes: HashMap<String, (String, String)>,
     /// Live refresh tokens: token -> (resource, scope).
     refresh_tokens: HashMap<String, (String, String)>,
+    /// Device codes: device code -> (user code, resource, approved).
+    device_codes: HashMap<String, (String, String, bool)>,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -83,6 +88,8 @@ impl AuthServer {
             .route("/register", post(register))
             .route("/authorize", get(authorize))
             .route("/token", post(token))
+            .route("/device", post(device))
+            .route("/activate", get(activate))
             .with_state(server.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -126,9 +133,10 @@ async fn metadata(State(server): State<AuthServer>) -> Json<Value> {
         "authorization_endpoint": format!("{url}/authorize"),
         "token_endpoint": format!("{url}/token"),
         "registration_endpoint": format!("{url}/register"),
+        "device_authorization_endpoint": format!("{url}/device"),
         "jwks_uri": format!("{url}/jwks"),
         "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "scopes_supported": [server.inner.scope, "offline_access"],
@@ -183,6 +191,51 @@ async fn authorize(
         .into_response()
 }
 
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+async fn device(
+    State(server): State<AuthServer>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Json<Value> {
+    let n = now();
+    let (device_code, user_code) = (format!("device-{n}"), format!("CODE-{}", n % 10_000));
+    let resource = form.get("resource").cloned().unwrap_or_default();
+    server
+        .inner
+        .log
+        .lock()
+        .expect("log")
+        .device_codes
+        .insert(device_code.clone(), (user_code.clone(), resource, false));
+    let url = &server.url;
+    Json(json!({
+        "device_code": device_code, "user_code": user_code,
+        "verification_uri": format!("{url}/activate"),
+        "verification_uri_complete": format!("{url}/activate?user_code={user_code}"),
+        "expires_in": 60, "interval": 1,
+    }))
+}
+
+async fn activate(
+    State(server): State<AuthServer>,
+    Query(query): Query<HashMap<String, String>>,
+) -> StatusCode {
+    let mut log = server.inner.log.lock().expect("log");
+    let wanted = query.get("user_code").cloned().unwrap_or_default();
+    let found = log
+        .device_codes
+        .values_mut()
+        .find(|(code, _, _)| *code == wanted)
+        .map(|entry| entry.2 = true);
+    match found {
+        Some(()) => {
+            log.device_approvals += 1;
+            StatusCode::OK
+        }
+        None => StatusCode::NOT_FOUND,
+    }
+}
+
 async fn token(
     State(server): State<AuthServer>,
     Form(form): Form<HashMap<String, String>>,
@@ -221,6 +274,31 @@ async fn token(
                 Some((bound, scope)) if bound == resource => {
                     Json(server.mint(&resource, &scope)).into_response()
                 }
+                _ => refused("invalid_grant"),
+            }
+        }
+        Some(DEVICE_GRANT) => {
+            let code = form.get("device_code").cloned().unwrap_or_default();
+            let entry = server
+                .inner
+                .log
+                .lock()
+                .expect("log")
+                .device_codes
+                .get(&code)
+                .cloned();
+            match entry {
+                Some((_, bound, true)) if bound == resource => {
+                    server
+                        .inner
+                        .log
+                        .lock()
+                        .expect("log")
+                        .device_codes
+                        .remove(&code);
+                    Json(server.mint(&resource, &server.inner.scope)).into_response()
+                }
+                Some((_, _, false)) => refused("authorization_pending"),
                 _ => refused("invalid_grant"),
             }
         }

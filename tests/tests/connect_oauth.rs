@@ -152,3 +152,55 @@ async fn signs_in_once_then_reuses_refreshes_and_forgets_the_token() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// RFC 8628: no browser here; the URL and code go to stderr, and "another device" (a curl of
+/// the verification URL, through `--oauth-browser`) approves; the connector polls until then.
+#[tokio::test]
+async fn signs_in_on_another_device() {
+    let auth = AuthServer::start(SCOPE).await;
+    let jwks = auth.jwks_url();
+    let server = bioseq(&[
+        "--oauth-issuer",
+        &auth.url,
+        "--oauth-jwks-url",
+        &jwks,
+        "--oauth-scope",
+        SCOPE,
+    ])
+    .await;
+    let dir =
+        std::env::temp_dir().join(format!("mcp-expose-connect-device-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = dir.display().to_string();
+    let mut connector = Connector::start(
+        &[
+            server.http(),
+            "--oauth-device-code",
+            "--oauth-browser",
+            "sleep 1; curl -fsS -o /dev/null",
+        ],
+        &[("XDG_CONFIG_HOME", &config)],
+    )
+    .await;
+    let init = connector.handshake().await;
+    assert!(
+        init.get("result").is_some(),
+        "{init}\n{}",
+        connector.stderr()
+    );
+    assert_gc_result(&connector.gc_content(2, READ_TIMEOUT).await);
+    let log = connector.stderr();
+    assert!(connector.finish().await.success(), "{log}");
+    assert!(
+        log.contains("/activate on any device and enter the code CODE-"),
+        "{log}"
+    );
+    let seen = auth.log();
+    assert_eq!(
+        (seen.device_approvals, seen.authorizations),
+        (1, 0),
+        "{seen:?}"
+    );
+    assert!(saved_file(&dir).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -108,6 +108,12 @@ pub struct OAuthOptions {
     #[arg(long, requires = "oauth_client_id")]
     pub oauth_client_credentials: bool,
 
+    /// Sign in on another device (RFC 8628 device authorization): a URL and a code are
+    /// printed on stderr to enter on a phone or laptop, for machines without a browser (SSH,
+    /// containers).
+    #[arg(long, conflicts_with = "oauth_client_credentials")]
+    pub oauth_device_code: bool,
+
     /// The PEM file of the --oauth-client-id client's private key (EC or RSA), which signs its
     /// assertions at the token endpoint (`private_key_jwt`) instead of a secret.
     #[arg(long, value_name = "PATH", requires = "oauth_client_id")]
@@ -298,6 +304,7 @@ fn sign_in(
         client_secret,
         client_key: options.oauth_client_key_file.clone(),
         client_credentials: options.oauth_client_credentials,
+        device_code: options.oauth_device_code,
         client_metadata_url: options.oauth_client_metadata_url.clone(),
         browser: options.oauth_browser.clone(),
         redirect_port: options.oauth_redirect_port.unwrap_or(0),

@@ -31,6 +31,9 @@ pub(crate) struct ServerMetadata {
     pub(crate) token_endpoint: String,
     #[serde(default)]
     pub(crate) registration_endpoint: Option<String>,
+    /// RFC 8628 device authorization.
+    #[serde(default)]
+    pub(crate) device_authorization_endpoint: Option<String>,
     #[serde(default)]
     pub(crate) scopes_supported: Option<Vec<String>>,
     #[serde(default)]
@@ -51,6 +54,7 @@ impl ServerMetadata {
             authorization_endpoint: String::new(),
             token_endpoint: token_endpoint.to_owned(),
             registration_endpoint: None,
+            device_authorization_endpoint: None,
             scopes_supported: None,
             token_endpoint_auth_methods_supported: None,
             code_challenge_methods_supported: None,
@@ -195,6 +199,7 @@ fn fallback_endpoints(name: &str, issuer: &Url) -> ServerMetadata {
         authorization_endpoint: with_path(issuer, "/authorize").to_string(),
         token_endpoint: with_path(issuer, "/token").to_string(),
         registration_endpoint: Some(with_path(issuer, "/register").to_string()),
+        device_authorization_endpoint: None,
         scopes_supported: None,
         token_endpoint_auth_methods_supported: None,
         code_challenge_methods_supported: None,

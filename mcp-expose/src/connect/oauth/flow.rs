@@ -1,7 +1,7 @@
 //! One sign-in: client registration (pre-registered, a client ID metadata document, or
-//! RFC 7591 dynamic registration), the authorization code flow with PKCE S256 and the RFC
-//! 8707 `resource` in a browser, the redirect caught on loopback, and the token requests
-//! (code and refresh) with the client authentication the server expects.
+//! RFC 7591 dynamic registration), and the authorization code flow with PKCE S256 and the RFC
+//! 8707 `resource` in a browser, the redirect caught on loopback (its code then exchanged by
+//! [`token`](super::token)).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -16,6 +16,7 @@ use super::{
     Settings, auth_error,
     discover::{Discovered, ServerMetadata, same_issuer},
     store::{Registration, Tokens},
+    token::{body_text, oauth_error, token_request},
 };
 use crate::error::{Result, describe};
 
@@ -23,7 +24,8 @@ use crate::error::{Result, describe};
 const SIGN_IN_WAIT: Duration = Duration::from_secs(300);
 const CLIENT_NAME: &str = "mcp-expose connect";
 
-/// The client for this sign-in: given, a metadata document URL, or registered now.
+/// The client for this sign-in: given, a metadata document URL, or registered now (for the
+/// device flow when `redirect_uri` is empty).
 pub(crate) async fn register(
     http: &reqwest::Client,
     settings: &Settings,
@@ -64,14 +66,24 @@ pub(crate) async fn register(
             server.issuer
         )));
     };
-    let mut body = serde_json::json!({
-        "client_name": CLIENT_NAME,
-        "application_type": "native",
-        "redirect_uris": [redirect_uri],
-        "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
-    });
+    let mut body = if redirect_uri.is_empty() {
+        // The device flow: no redirect.
+        serde_json::json!({
+            "client_name": CLIENT_NAME,
+            "application_type": "native",
+            "grant_types": [super::token::DEVICE_GRANT, "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        })
+    } else {
+        serde_json::json!({
+            "client_name": CLIENT_NAME,
+            "application_type": "native",
+            "redirect_uris": [redirect_uri],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        })
+    };
     // A public client where the server allows one; else a secret, sent the way it prefers.
     if let Some(supported) = &server.token_endpoint_auth_methods_supported
         && !supported.iter().any(|m| m == "none")
@@ -305,166 +317,6 @@ pub(crate) async fn authorize(
     token_request(http, server, client, form).await
 }
 
-/// A token for the client itself (the client credentials grant, RFC 6749 §4.4): no user, no
-/// browser.
-pub(crate) async fn client_credentials(
-    http: &reqwest::Client,
-    found: &Discovered,
-    client: &Registration,
-    scope: Option<&str>,
-) -> Result<Tokens> {
-    let mut form = vec![
-        ("grant_type", "client_credentials".to_owned()),
-        ("resource", found.resource.clone()),
-    ];
-    if let Some(scope) = scope {
-        form.push(("scope", scope.to_owned()));
-    }
-    token_request(http, &found.server, client, form).await
-}
-
-/// A new access token from a refresh token.
-pub(crate) async fn refresh(
-    http: &reqwest::Client,
-    server: &ServerMetadata,
-    client: &Registration,
-    refresh_token: &str,
-    resource: &str,
-) -> Result<Tokens> {
-    let form = vec![
-        ("grant_type", "refresh_token".to_owned()),
-        ("refresh_token", refresh_token.to_owned()),
-        ("resource", resource.to_owned()),
-    ];
-    let mut tokens = token_request(http, server, client, form).await?;
-    // A server that does not rotate refresh tokens keeps the old one valid.
-    tokens
-        .refresh_token
-        .get_or_insert_with(|| refresh_token.to_owned());
-    Ok(tokens)
-}
-
-/// POSTs a token request with the client's authentication.
-async fn token_request(
-    http: &reqwest::Client,
-    server: &ServerMetadata,
-    client: &Registration,
-    mut form: Vec<(&'static str, String)>,
-) -> Result<Tokens> {
-    let endpoint = server.token_endpoint.as_str();
-    let mut request = http.post(endpoint);
-    match (client.auth_method.as_str(), &client.client_secret) {
-        ("private_key_jwt", _) => {
-            form.push(("client_id", client.client_id.clone()));
-            form.push((
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
-            ));
-            form.push(("client_assertion", assertion(client, &server.issuer)?));
-        }
-        ("client_secret_basic", Some(secret)) => {
-            let pair = format!("{}:{}", form_encode(&client.client_id), form_encode(secret));
-            request = request.header(
-                reqwest::header::AUTHORIZATION,
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                ),
-            );
-        }
-        ("client_secret_post", Some(secret)) => {
-            form.push(("client_id", client.client_id.clone()));
-            form.push(("client_secret", secret.clone()));
-        }
-        _ => form.push(("client_id", client.client_id.clone())),
-    }
-    let response = request
-        .header(reqwest::header::ACCEPT, "application/json")
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| {
-            auth_error(format!(
-                "cannot reach the token endpoint {endpoint}: {}",
-                describe(&e)
-            ))
-        })?;
-    let status = response.status();
-    let text = body_text(response).await;
-    if !status.is_success() {
-        return Err(auth_error(format!(
-            "the token endpoint {endpoint} refused: HTTP {status}: {}",
-            oauth_error(&text)
-        )));
-    }
-    #[derive(Deserialize)]
-    struct TokenResponse {
-        access_token: String,
-        #[serde(default)]
-        token_type: Option<String>,
-        #[serde(default)]
-        refresh_token: Option<String>,
-        #[serde(default)]
-        expires_in: Option<u64>,
-        #[serde(default)]
-        scope: Option<String>,
-    }
-    let parsed: TokenResponse = serde_json::from_str(&text).map_err(|_| {
-        auth_error(format!(
-            "the token endpoint {endpoint} answered no access token"
-        ))
-    })?;
-    if let Some(kind) = parsed
-        .token_type
-        .as_deref()
-        .filter(|t| !t.eq_ignore_ascii_case("bearer"))
-    {
-        return Err(auth_error(format!(
-            "the token endpoint {endpoint} issued a {kind:?} token; only Bearer tokens can be sent"
-        )));
-    }
-    Ok(Tokens {
-        access_token: parsed.access_token,
-        refresh_token: parsed.refresh_token,
-        expires_at: parsed.expires_in.map(|s| now() + s),
-        scope: parsed.scope,
-    })
-}
-
-/// A signed client assertion (RFC 7523 §2.2, `private_key_jwt`): the client names itself to
-/// `issuer` with the key in its key file (EC keys sign ES256, RSA keys RS256).
-fn assertion(client: &Registration, issuer: &str) -> Result<String> {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    let path = client
-        .key_file
-        .as_ref()
-        .ok_or_else(|| auth_error("private_key_jwt needs --oauth-client-key-file"))?;
-    let pem = std::fs::read(path).map_err(|e| {
-        auth_error(format!(
-            "cannot read the client key {}: {e}",
-            path.display()
-        ))
-    })?;
-    let (key, alg) = match EncodingKey::from_ec_pem(&pem) {
-        Ok(key) => (key, Algorithm::ES256),
-        Err(_) => EncodingKey::from_rsa_pem(&pem)
-            .map(|key| (key, Algorithm::RS256))
-            .map_err(|_| {
-                auth_error(format!(
-                    "{} holds no EC or RSA private key in PEM",
-                    path.display()
-                ))
-            })?,
-    };
-    let now = now();
-    let claims = serde_json::json!({
-        "iss": client.client_id, "sub": client.client_id, "aud": issuer,
-        "iat": now, "exp": now + 300, "jti": random_token(),
-    });
-    jsonwebtoken::encode(&Header::new(alg), &claims, &key)
-        .map_err(|e| auth_error(format!("cannot sign the client assertion: {e}")))
-}
-
 /// Opens `url` with `browser` (a shell command, the URL as its last argument) or the
 /// desktop's browser; the URL is printed either way, for a machine without one.
 async fn open_browser(browser: Option<&str>, url: &str) {
@@ -476,30 +328,7 @@ async fn open_browser(browser: Option<&str>, url: &str) {
         (!first.is_empty()).then_some(first)
     });
     match browser.map(str::to_owned).or(from_env) {
-        Some(command) => {
-            let line = if command.contains("%s") {
-                command.replace("%s", "\"$1\"")
-            } else {
-                format!("{command} \"$1\"")
-            };
-            let spawned = tokio::process::Command::new("sh")
-                .arg("-c")
-                .arg(line)
-                .arg("mcp-expose")
-                .arg(url)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .spawn();
-            match spawned {
-                // Reaped in the background; a browser may outlive the sign-in.
-                Ok(mut child) => {
-                    tokio::spawn(async move {
-                        let _ = tokio::time::timeout(SIGN_IN_WAIT, child.wait()).await;
-                    });
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot run the browser command"),
-            }
-        }
+        Some(command) => run_browser(&command, url),
         None => {
             let url = url.to_owned();
             let opened = tokio::task::spawn_blocking(move || webbrowser::open(&url)).await;
@@ -510,41 +339,35 @@ async fn open_browser(browser: Option<&str>, url: &str) {
     }
 }
 
-/// A registration or token response's body (at most 1 MiB).
-async fn body_text(response: reqwest::Response) -> String {
-    let body = crate::connect::stream::bounded_body(response, 1 << 20)
-        .await
-        .unwrap_or_default();
-    String::from_utf8_lossy(&body).into_owned()
-}
-
-/// The readable part of an OAuth error body (`error` and `error_description`).
-fn oauth_error(body: &str) -> String {
-    #[derive(Deserialize)]
-    struct OAuthError {
-        error: String,
-        #[serde(default)]
-        error_description: Option<String>,
+/// Runs a browser `command` (the URL as its last argument, or in place of `%s`) with no stdin
+/// or stdout (they carry the client's JSON-RPC), reaped in the background.
+pub(super) fn run_browser(command: &str, url: &str) {
+    let line = if command.contains("%s") {
+        command.replace("%s", "\"$1\"")
+    } else {
+        format!("{command} \"$1\"")
+    };
+    let spawned = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(line)
+        .arg("mcp-expose")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    match spawned {
+        // Reaped in the background; a browser may outlive the sign-in.
+        Ok(mut child) => {
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(SIGN_IN_WAIT, child.wait()).await;
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot run the browser command"),
     }
-    match serde_json::from_str::<OAuthError>(body) {
-        Ok(e) => match e.error_description {
-            Some(d) => format!("{} ({d})", e.error),
-            None => e.error,
-        },
-        Err(_) => body.trim().chars().take(200).collect(),
-    }
-}
-
-/// RFC 6749 §2.3.1: client credentials in Basic are form-encoded first.
-fn form_encode(text: &str) -> String {
-    reqwest::Url::parse_with_params("x:", [("v", text)])
-        .ok()
-        .and_then(|u| u.query().map(|q| q.trim_start_matches("v=").to_owned()))
-        .unwrap_or_else(|| text.to_owned())
 }
 
 /// 32 random bytes, Base64url: a PKCE verifier (43 characters) or a state.
-fn random_token() -> String {
+pub(super) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the OS random source");
     URL_SAFE_NO_PAD.encode(bytes)
@@ -559,12 +382,6 @@ pub(crate) fn now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn basic_credentials_are_form_encoded() {
-        assert_eq!(form_encode("a b:c/é"), "a+b%3Ac%2F%C3%A9");
-        assert_eq!(form_encode("plain-id"), "plain-id");
-    }
 
     #[test]
     fn a_verifier_is_43_url_safe_characters() {

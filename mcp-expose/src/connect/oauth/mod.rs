@@ -7,6 +7,7 @@ mod challenge;
 mod discover;
 mod flow;
 mod store;
+mod token;
 
 use std::sync::Mutex;
 
@@ -33,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) client_key: Option<std::path::PathBuf>,
     /// Sign in as the client itself (the client credentials grant): no user, no browser.
     pub(crate) client_credentials: bool,
+    /// Sign in on another device (RFC 8628): a URL and a code printed here.
+    pub(crate) device_code: bool,
     /// A client ID metadata document URL, used where the server accepts one.
     pub(crate) client_metadata_url: Option<String>,
     /// A command that opens a URL (`--oauth-browser`), else the desktop's browser.
@@ -242,7 +245,7 @@ impl OAuth {
             ));
         }
         let server = discover::ServerMetadata::endpoints(&saved.issuer, &saved.token_endpoint);
-        let mut tokens = flow::refresh(
+        let mut tokens = token::refresh(
             &self.post,
             &server,
             &saved.client,
@@ -263,10 +266,16 @@ impl OAuth {
         // for one request does not lose the scopes the others need.
         let granted = self.saved().as_ref().and_then(|s| s.tokens.scope.clone());
         let scope = choose_scope(&self.settings, challenge, &found, granted);
-        let (client, mut tokens) = if self.settings.client_credentials {
+        let (client, mut tokens) = if self.settings.device_code {
+            let client = flow::register(&self.post, &self.settings, &found, "").await?;
+            let browser = self.settings.browser.as_deref();
+            let tokens =
+                token::device(&self.post, browser, &found, &client, scope.as_deref()).await?;
+            (client, tokens)
+        } else if self.settings.client_credentials {
             let client = flow::register(&self.post, &self.settings, &found, "").await?;
             let tokens =
-                flow::client_credentials(&self.post, &found, &client, scope.as_deref()).await?;
+                token::client_credentials(&self.post, &found, &client, scope.as_deref()).await?;
             (client, tokens)
         } else {
             let mut redirect = flow::Redirect::listen(self.settings.redirect_port).await?;
