@@ -7,6 +7,7 @@
 use std::{os::unix::fs::PermissionsExt as _, path::Path};
 
 use mcp_expose_tests::{
+    ServerProcess,
     authorization::AuthServer,
     connector::{Connector, READ_TIMEOUT, assert_gc_result},
     oauth::{SCOPE, bioseq},
@@ -28,14 +29,30 @@ fn saved_file(config: &Path) -> std::path::PathBuf {
     files.pop().expect("file")
 }
 
-/// Runs one connector session: initialize, `gc_content`, exit; returns its stderr.
-async fn call_once(url: &str, browser: &str, config: &Path) -> String {
-    let config = config.display().to_string();
-    let mut connector = Connector::start(
-        &[url, "--oauth-browser", browser],
-        &[("XDG_CONFIG_HOME", &config), ("RUST_LOG", "debug")],
-    )
+/// A test authorization server, and bioseq trusting it (requiring `mcp:tools`).
+async fn protected_bioseq() -> (AuthServer, ServerProcess) {
+    let auth = AuthServer::start(SCOPE).await;
+    let jwks = auth.jwks_url();
+    let server = bioseq(&[
+        "--oauth-issuer",
+        &auth.url,
+        "--oauth-jwks-url",
+        &jwks,
+        "--oauth-scope",
+        SCOPE,
+    ])
     .await;
+    (auth, server)
+}
+
+/// Runs one connector session (`connect ARGS`, signing in with `browser`): initialize,
+/// `gc_content`, exit; returns its stderr.
+async fn call_once(args: &[&str], browser: &str, config: &Path) -> String {
+    let config = config.display().to_string();
+    let mut all = args.to_vec();
+    all.extend(["--oauth-browser", browser]);
+    let mut connector =
+        Connector::start(&all, &[("XDG_CONFIG_HOME", &config), ("RUST_LOG", "debug")]).await;
     let init = connector.handshake().await;
     assert!(
         init.get("result").is_some(),
@@ -50,17 +67,7 @@ async fn call_once(url: &str, browser: &str, config: &Path) -> String {
 
 #[tokio::test]
 async fn signs_in_once_then_reuses_refreshes_and_forgets_the_token() {
-    let auth = AuthServer::start(SCOPE).await;
-    let jwks = auth.jwks_url();
-    let server = bioseq(&[
-        "--oauth-issuer",
-        &auth.url,
-        "--oauth-jwks-url",
-        &jwks,
-        "--oauth-scope",
-        SCOPE,
-    ])
-    .await;
+    let (auth, server) = protected_bioseq().await;
     let url = server.http().to_owned();
     let dir = std::env::temp_dir().join(format!("mcp-expose-connect-oauth-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -77,7 +84,7 @@ async fn signs_in_once_then_reuses_refreshes_and_forgets_the_token() {
     let mut logs = Vec::new();
 
     // First run: the server answers 401, the connector signs in through the browser.
-    logs.push(call_once(&url, &browser, &config).await);
+    logs.push(call_once(&[&url], &browser, &config).await);
     assert_eq!(opened_count(), 1, "the browser opened once");
     assert_eq!(auth.log().authorizations, 1);
     let file = saved_file(&config);
@@ -99,7 +106,7 @@ async fn signs_in_once_then_reuses_refreshes_and_forgets_the_token() {
     );
 
     // Second run: the saved token, no browser, no refresh.
-    logs.push(call_once(&url, &browser, &config).await);
+    logs.push(call_once(&[&url], &browser, &config).await);
     assert_eq!(opened_count(), 1, "no browser on the second run");
     assert_eq!((auth.log().authorizations, auth.log().refreshes), (1, 0));
 
@@ -108,7 +115,7 @@ async fn signs_in_once_then_reuses_refreshes_and_forgets_the_token() {
         serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
     saved["tokens"]["expires_at"] = 1.into();
     std::fs::write(&file, saved.to_string()).expect("write");
-    logs.push(call_once(&url, &browser, &config).await);
+    logs.push(call_once(&[&url], &browser, &config).await);
     assert_eq!(
         (opened_count(), auth.log().refreshes),
         (1, 1),
@@ -120,7 +127,7 @@ async fn signs_in_once_then_reuses_refreshes_and_forgets_the_token() {
         serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
     saved["tokens"]["access_token"] = "not-a-jwt".into();
     std::fs::write(&file, saved.to_string()).expect("write");
-    logs.push(call_once(&url, &browser, &config).await);
+    logs.push(call_once(&[&url], &browser, &config).await);
     assert_eq!(
         (opened_count(), auth.log().refreshes),
         (1, 2),
@@ -139,7 +146,7 @@ async fn signs_in_once_then_reuses_refreshes_and_forgets_the_token() {
     assert!(said.contains("signed out"), "{said}");
     assert!(!file.exists(), "the token file is gone");
     logs.push(said);
-    logs.push(call_once(&url, &browser, &config).await);
+    logs.push(call_once(&[&url], &browser, &config).await);
     assert_eq!(opened_count(), 2, "signed in again after --logout");
 
     // No access or refresh token in any log line, at debug level.
@@ -157,40 +164,16 @@ async fn signs_in_once_then_reuses_refreshes_and_forgets_the_token() {
 /// the verification URL, through `--oauth-browser`) approves; the connector polls until then.
 #[tokio::test]
 async fn signs_in_on_another_device() {
-    let auth = AuthServer::start(SCOPE).await;
-    let jwks = auth.jwks_url();
-    let server = bioseq(&[
-        "--oauth-issuer",
-        &auth.url,
-        "--oauth-jwks-url",
-        &jwks,
-        "--oauth-scope",
-        SCOPE,
-    ])
-    .await;
+    let (auth, server) = protected_bioseq().await;
     let dir =
         std::env::temp_dir().join(format!("mcp-expose-connect-device-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = dir.display().to_string();
-    let mut connector = Connector::start(
-        &[
-            server.http(),
-            "--oauth-device-code",
-            "--oauth-browser",
-            "sleep 1; curl -fsS -o /dev/null",
-        ],
-        &[("XDG_CONFIG_HOME", &config)],
+    let log = call_once(
+        &[server.http(), "--oauth-device-code"],
+        "sleep 1; curl -fsS -o /dev/null",
+        &dir,
     )
     .await;
-    let init = connector.handshake().await;
-    assert!(
-        init.get("result").is_some(),
-        "{init}\n{}",
-        connector.stderr()
-    );
-    assert_gc_result(&connector.gc_content(2, READ_TIMEOUT).await);
-    let log = connector.stderr();
-    assert!(connector.finish().await.success(), "{log}");
     assert!(
         log.contains("/activate on any device and enter the code CODE-"),
         "{log}"
