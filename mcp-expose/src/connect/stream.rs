@@ -124,3 +124,10 @@ pub(crate) async fn bounded_body(mut response: Response, limit: usize) -> Result
     }
     Ok(body)
 }
+
+/// [`bounded_body`] as text (at most 1 MiB; lossy UTF-8, empty when unreadable): an error or
+/// OAuth response a person reads parts of.
+pub(crate) async fn bounded_text(response: Response) -> String {
+    let body = bounded_body(response, 1 << 20).await.unwrap_or_default();
+    String::from_utf8_lossy(&body).into_owned()
+}

@@ -31,7 +31,7 @@ use super::{
     output::Output,
     retry::DRAIN,
     revision::ToolHeaders,
-    stream::{Messages, bounded_body},
+    stream::{Messages, bounded_text},
 };
 use crate::{
     error::describe,
@@ -347,7 +347,7 @@ impl Inner {
             };
             let status = response.status();
             if status == StatusCode::NOT_FOUND && session.is_some() && !recovered {
-                let body = error_body(response).await;
+                let body = bounded_text(response).await;
                 // A JSON-RPC answer to this very request (say -32601 sent as 404) is not a lost session.
                 if !is_reply_to(&body, message) {
                     if matches!(message.kind, Kind::Response { .. }) {
@@ -383,7 +383,7 @@ impl Inner {
     ) -> Option<String> {
         let status = response.status();
         if !status.is_success() {
-            let body = error_body(response).await;
+            let body = bounded_text(response).await;
             return self.http_error(message, status, &body).await;
         }
         let is_initialize = message.method() == Some("initialize");
@@ -501,12 +501,6 @@ fn header(response: &Response, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-}
-
-/// An error response's body (at most 1 MiB; its readable part goes into error messages).
-async fn error_body(response: Response) -> String {
-    let body = bounded_body(response, 1 << 20).await.unwrap_or_default();
-    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// Whether `body` is the JSON-RPC response to `message` (a request).

@@ -62,7 +62,12 @@ impl Inner {
         body: &str,
         with_session: bool,
     ) -> Result<(Response, Option<String>), String> {
-        let revision = crate::connect::revision::headers(body, &self.tools());
+        // The tool annotations are read (under their lock) only for a 2026-07-28 request.
+        let revision = if crate::connect::revision::is_versioned(body) {
+            crate::connect::revision::headers(body, &self.tools())
+        } else {
+            Vec::new()
+        };
         let with_session = with_session && revision.is_empty();
         let deadline = Instant::now() + GIVE_UP_AFTER;
         let mut backoff = retry::backoff();

@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 
 use reqwest::{Method, Response, header::ACCEPT};
 
-use super::{Inner, LAST_EVENT_ID, SESSION_ID, error_body, error_detail, header};
+use super::{Inner, LAST_EVENT_ID, SESSION_ID, error_detail, header};
 use crate::connect::{
     message::{self, Id, from_server},
-    stream::Messages,
+    stream::{Messages, bounded_text},
 };
 
 impl Inner {
@@ -55,7 +55,7 @@ impl Inner {
             .await?;
         let status = response.status();
         if !status.is_success() {
-            let body = error_body(response).await;
+            let body = bounded_text(response).await;
             return Err(format!(
                 "initialize: HTTP {status}: {}",
                 error_detail(&body)

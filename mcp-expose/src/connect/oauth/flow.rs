@@ -16,7 +16,7 @@ use super::{
     Settings, auth_error,
     discover::{Discovered, ServerMetadata, same_issuer},
     store::{Registration, Tokens},
-    token::{body_text, oauth_error, token_request},
+    token::{oauth_error, token_request},
 };
 use crate::error::{Result, describe};
 
@@ -110,7 +110,7 @@ pub(crate) async fn register(
         .await
         .map_err(|e| auth_error(format!("cannot register at {endpoint}: {}", describe(&e))))?;
     let status = response.status();
-    let text = body_text(response).await;
+    let text = crate::connect::stream::bounded_text(response).await;
     if !status.is_success() {
         return Err(auth_error(format!(
             "client registration at {endpoint} failed: HTTP {status}: {}",

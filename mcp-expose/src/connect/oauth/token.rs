@@ -112,7 +112,7 @@ async fn send_form(
         .await
         .map_err(|e| auth_error(format!("cannot reach {endpoint}: {}", describe(&e))))?;
     let status = response.status();
-    Ok((status, body_text(response).await))
+    Ok((status, crate::connect::stream::bounded_text(response).await))
 }
 
 /// The tokens of a successful token response.
@@ -280,14 +280,6 @@ fn assertion(client: &Registration, issuer: &str) -> Result<String> {
     });
     jsonwebtoken::encode(&Header::new(alg), &claims, &key)
         .map_err(|e| auth_error(format!("cannot sign the client assertion: {e}")))
-}
-
-/// A registration or token response's body (at most 1 MiB).
-pub(super) async fn body_text(response: reqwest::Response) -> String {
-    let body = crate::connect::stream::bounded_body(response, 1 << 20)
-        .await
-        .unwrap_or_default();
-    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// The readable part of an OAuth error body (`error` and `error_description`).
