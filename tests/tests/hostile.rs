@@ -381,3 +381,87 @@ async fn a_client_that_stops_reading_a_response_is_disconnected() {
         "the whole answer ({received} bytes) arrived: the connection was never closed"
     );
 }
+
+/// One whole HTTP/1.1 response from `tcp` (its head, lower-cased, and its body), or `None` if
+/// the server closed the connection first.
+async fn read_response(tcp: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().expect("a length"));
+            if buf.len() >= end + 4 + length {
+                return Some((head, buf[end + 4..end + 4 + length].to_vec()));
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, tcp.read(&mut chunk))
+            .await
+            .expect("an answer within 10 s")
+        {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_request_leaves_its_connection_usable_or_says_it_closes() {
+    use tokio::io::AsyncWriteExt as _;
+    let tokens = token_file();
+    let server =
+        ServerProcess::start("bioseq", &["--http", "0", "--auth-token-file", &tokens]).await;
+    let addr = server
+        .http()
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let body = initialize(1, json!({}));
+    let head = |length: usize| {
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {length}\r\n\r\n"
+        )
+    };
+    // The body comes after the head, as clients that write them apart send it: the 401 is
+    // decided before it arrives, and the connection must still take the next request (the
+    // MCP SDKs' OAuth discovery sends its metadata GET on it).
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    tcp.write_all(head(body.len()).as_bytes())
+        .await
+        .expect("head");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tcp.write_all(body.as_bytes()).await.expect("body");
+    let (refused, error) = read_response(&mut tcp).await.expect("a 401");
+    assert!(refused.starts_with("http/1.1 401"), "{refused}");
+    assert!(!refused.contains("connection: close"), "{refused}");
+    let error: serde_json::Value = serde_json::from_slice(&error).expect("a JSON body");
+    assert!(error["error"]["message"].is_string(), "{error}");
+    // A closed connection fails the write or the read: either way no answer.
+    let _ = tcp
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await;
+    let (health, _) = read_response(&mut tcp)
+        .await
+        .expect("the next request on the same connection is answered");
+    assert!(health.starts_with("http/1.1 200"), "{health}");
+
+    // A body too large to read is not waited for: the refusal says the connection closes, so
+    // no client sends its next request into a closing socket.
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    tcp.write_all(head(50 << 20).as_bytes())
+        .await
+        .expect("head");
+    tcp.write_all(&[b' '; 1 << 16]).await.expect("part");
+    let (refused, _) = read_response(&mut tcp).await.expect("a 401");
+    assert!(refused.starts_with("http/1.1 401"), "{refused}");
+    assert!(refused.contains("connection: close"), "{refused}");
+}

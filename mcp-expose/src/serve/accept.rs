@@ -168,9 +168,15 @@ pub(crate) async fn serve<S>(
         };
         let app = app.clone();
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-            let mut request = request.map(axum::body::Body::new);
+            let (parts, body) = request.into_parts();
+            let (body, unread) = super::unread::watch(body);
+            let mut request = Request::from_parts(parts, body);
             request.extensions_mut().insert(ConnectInfo(peer));
-            tower::ServiceExt::oneshot(app.clone(), request)
+            let response = tower::ServiceExt::oneshot(app.clone(), request);
+            async move {
+                let response = response.await?;
+                Ok::<_, Infallible>(super::unread::settle(unread, response).await)
+            }
         });
         let (header_read, write) = (limits.header_read, limits.write);
         let stop = stop.clone();

@@ -12,6 +12,7 @@ mod tunneling;
 #[cfg(not(feature = "tunnel"))]
 #[path = "no_tunnel.rs"]
 mod tunneling;
+mod unread;
 
 use std::net::IpAddr;
 
