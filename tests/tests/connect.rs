@@ -296,3 +296,26 @@ async fn waits_out_a_servers_rate_limit() {
         assert!(connector.finish().await.success());
     }
 }
+
+#[tokio::test]
+async fn an_unreachable_server_is_reported_after_one_retry_window() {
+    // Nothing listens there. The connector first asks `server/discover` (is it a 2026-07-28
+    // server?); once that has retried its window, the host's `initialize` is answered with the
+    // reason, not sent for a second window of its own.
+    let url = format!("http://127.0.0.1:{}/mcp", free_port());
+    let mut connector = Connector::start(&[url.as_str()], &[]).await;
+    connector.send(&initialize(1, json!({}))).await;
+    let refused = connector.response(1, Duration::from_secs(50)).await;
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("cannot reach") && message.contains(&url),
+        "{refused}"
+    );
+    let stderr = connector.stderr();
+    assert_eq!(
+        stderr.matches("server unreachable; retrying").count(),
+        1,
+        "one retry window, not one per request:\n{stderr}"
+    );
+    assert!(connector.finish().await.success());
+}

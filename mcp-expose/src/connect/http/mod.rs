@@ -84,6 +84,9 @@ struct Inner {
     /// Whether the server refused the client's `initialize` with 404 or 405 (no streamable
     /// HTTP here: perhaps HTTP+SSE).
     refused: AtomicBool,
+    /// Whether the `server/discover` probe never reached the server (unreachable for the whole
+    /// retry window, TLS refused, sign-in failed): the host's `initialize` would fare no better.
+    undelivered: AtomicBool,
     /// Requests to the client on the server's behalf, waiting for its answer.
     host_requests: Mutex<HashMap<IdKey, oneshot::Sender<String>>>,
 }
@@ -121,6 +124,7 @@ impl HttpRemote {
             mode: Mutex::default(),
             tools: Mutex::default(),
             refused: AtomicBool::new(false),
+            undelivered: AtomicBool::new(false),
             host_requests: Mutex::default(),
         });
         let listener = tokio::spawn(inner.clone().listen());
@@ -151,15 +155,17 @@ impl HttpRemote {
                 self.inner.generation.send_modify(|g| *g += 1);
                 let answer = match self.inner.revision {
                     Revision::Auto | Revision::Latest => self.inner.negotiate(&message).await,
-                    Revision::Sessions => None,
+                    Revision::Sessions => Ok(None),
                 };
                 let answer = match answer {
-                    Some(answer) => Some(answer),
-                    None if self.inner.revision == Revision::Latest => message.failure(
+                    // Not reached at all: one retry window is all the host waits.
+                    Err(reason) => message.failure(SERVER_UNAVAILABLE, &reason),
+                    Ok(Some(answer)) => Some(answer),
+                    Ok(None) if self.inner.revision == Revision::Latest => message.failure(
                         SERVER_UNAVAILABLE,
                         &format!("{} does not answer server/discover for MCP {}; leave out --protocol to use an older revision", self.inner.url, stateless::REVISION),
                     ),
-                    None => {
+                    Ok(None) => {
                         let answer = self.inner.exchange(&message, None).await;
                         if self.inner.refused.swap(false, Ordering::Relaxed) {
                             return Some((message, answer));
@@ -343,7 +349,12 @@ impl Inner {
             drop(turn.take());
             let (response, session) = match sent {
                 Ok(sent) => sent,
-                Err(reason) => return self.fail(message, &reason).await,
+                Err(reason) => {
+                    if message.method() == Some("server/discover") {
+                        self.undelivered.store(true, Ordering::Relaxed);
+                    }
+                    return self.fail(message, &reason).await;
+                }
             };
             let status = response.status();
             if status == StatusCode::NOT_FOUND && session.is_some() && !recovered {

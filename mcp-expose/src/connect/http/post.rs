@@ -69,7 +69,8 @@ impl Inner {
             Vec::new()
         };
         let with_session = with_session && revision.is_empty();
-        let deadline = Instant::now() + GIVE_UP_AFTER;
+        let started = Instant::now();
+        let deadline = started + GIVE_UP_AFTER;
         let mut backoff = retry::backoff();
         let mut attempts = 0u32;
         let mut sign_ins = 0u32;
@@ -126,7 +127,7 @@ impl Inner {
                         return Err(format!(
                             "cannot reach {} (retried for {} s): {}",
                             self.url,
-                            GIVE_UP_AFTER.as_secs(),
+                            started.elapsed().as_secs(),
                             describe(&e)
                         ));
                     }

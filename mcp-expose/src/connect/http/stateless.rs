@@ -100,8 +100,12 @@ impl Inner {
     /// Asks the server `server/discover` for [`REVISION`] on the host's `initialize`: when it
     /// answers, the connector speaks that revision to it and answers `initialize` itself (and
     /// keeps a `subscriptions/listen` stream for the host's notifications); `None` when the
-    /// server does not speak it (the host's `initialize` then goes to the server).
-    pub(super) async fn negotiate(self: &Arc<Self>, init: &Message) -> Option<String> {
+    /// server does not speak it (the host's `initialize` then goes to the server); the reason
+    /// when the probe never reached the server.
+    pub(super) async fn negotiate(
+        self: &Arc<Self>,
+        init: &Message,
+    ) -> Result<Option<String>, String> {
         if let Some(old) = lock(&self.mode).take() {
             old.stop();
         }
@@ -124,13 +128,20 @@ impl Inner {
             listener: Mutex::default(),
         };
         let discovered = self.run(&probe, "server/discover", Map::new(), None).await;
+        if self
+            .undelivered
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            let reason = discovered["error"]["message"].as_str();
+            return Err(reason.unwrap_or("the server cannot be reached").to_owned());
+        }
         let result = &discovered["result"];
         let speaks = result["supportedVersions"]
             .as_array()
             .is_some_and(|v| v.iter().any(|v| v == REVISION));
         if !speaks {
             tracing::debug!(answer = %discovered, "the server does not speak MCP {REVISION}");
-            return None;
+            return Ok(None);
         }
         tracing::info!("the server speaks MCP {REVISION}; translating for the client");
         let server_info = result["_meta"][META_SERVER_INFO]
@@ -155,11 +166,12 @@ impl Inner {
         });
         self.relisten(&mode);
         *lock(&self.mode) = Some(mode);
-        let id = init.id()?;
-        Some(format!(
-            r#"{{"jsonrpc":"2.0","id":{},"result":{reply}}}"#,
-            id.raw().get()
-        ))
+        Ok(init.id().map(|id| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{},"result":{reply}}}"#,
+                id.raw().get()
+            )
+        }))
     }
 
     /// (Re)starts the `subscriptions/listen` stream with the current filter.
