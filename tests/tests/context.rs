@@ -153,23 +153,28 @@ async fn sampling_round_trip_over_websocket() {
     running.shutdown().await;
 }
 
-#[tokio::test]
-async fn progress_and_log_notifications_precede_the_result() {
-    let running = start().await;
-    let mut socket = open(&running, json!({})).await;
-    send(&mut socket, call(7, "count", json!({ "n": 3 }))).await;
+/// `count(3)` called with progress token 7: its progress and its one log entry, then its
+/// result, in that order and nothing else.
+fn assert_counted(messages: &[Value], over: &str) {
     let mut progress = Vec::new();
     let mut logs = Vec::new();
-    let result = loop {
-        let message = next_json(&mut socket).await;
+    let (result, before) = messages.split_last().expect("messages");
+    for message in before {
         match message["method"].as_str() {
             Some("notifications/progress") => progress.push(message["params"].clone()),
             Some("notifications/message") => logs.push(message["params"].clone()),
-            _ => break message,
+            _ => panic!("{over}: {message} before the result"),
         }
-    };
-    assert_eq!(result["result"]["structuredContent"]["result"], 3);
-    assert_eq!(logs, [json!({ "level": "info", "data": "counting" })]);
+    }
+    assert_eq!(
+        result["result"]["structuredContent"]["result"], 3,
+        "{over}: {result}"
+    );
+    assert_eq!(
+        logs,
+        [json!({ "level": "info", "data": "counting" })],
+        "{over}"
+    );
     let steps: Vec<_> = progress
         .iter()
         .map(|p| {
@@ -186,8 +191,55 @@ async fn progress_and_log_notifications_precede_the_result() {
             (json!(7), json!(1.0), json!(3.0)),
             (json!(7), json!(2.0), json!(3.0)),
             (json!(7), json!(3.0), json!(3.0))
-        ]
+        ],
+        "{over}"
     );
+}
+
+#[tokio::test]
+async fn progress_and_log_notifications_precede_the_result() {
+    let running = start().await;
+    let mut socket = open(&running, json!({})).await;
+    send(&mut socket, call(7, "count", json!({ "n": 3 }))).await;
+    let mut messages = Vec::new();
+    loop {
+        let message = next_json(&mut socket).await;
+        let last = message.get("method").is_none();
+        messages.push(message);
+        if last {
+            break;
+        }
+    }
+    assert_counted(&messages, "WebSocket");
+
+    // Over streamable HTTP, on the call's own stream: a client that opens no GET stream gets
+    // them too, and never after the result.
+    let url = format!("http://{}/mcp", running.http_addr().expect("http"));
+    let post = |body: String, session: Option<&str>| {
+        let request = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body);
+        match session {
+            Some(session) => request.header("mcp-session-id", session),
+            None => request,
+        }
+    };
+    let opened = post(initialize(0, json!({})), None)
+        .send()
+        .await
+        .expect("initialize");
+    let session = mcp_expose_tests::session_id(&opened);
+    let _ = opened.text().await;
+    let sent = post(initialized(), Some(&session)).send().await;
+    assert_eq!(sent.expect("initialized").status(), 202);
+    let called = post(call(7, "count", json!({ "n": 3 })), Some(&session))
+        .send()
+        .await
+        .expect("tools/call");
+    let messages = mcp_expose_tests::response_messages(called).await;
+    assert_counted(&messages, "streamable HTTP");
     running.shutdown().await;
 }
 

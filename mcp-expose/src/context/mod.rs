@@ -8,17 +8,20 @@ use rmcp::{
     model::{
         ClientCapabilities, CreateMessageRequest, CreateMessageRequestParams, CreateMessageResult,
         ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationSchema, InputRequest,
-        ListRootsResult, LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam,
-        ProgressToken, ProtocolVersion, RequestId,
+        ListRootsResult, LoggingLevel, ProgressNotificationParam, ProgressToken, ProtocolVersion,
+        RequestId,
     },
     service::{Peer, RequestContext},
 };
 use tokio_util::sync::CancellationToken;
 
 pub(crate) mod input;
+mod log;
 mod task;
 
 use self::input::Round;
+pub use self::log::LogLevel;
+pub(crate) use self::log::RelatedSender;
 pub(crate) use self::task::Launch;
 pub use crate::session::Caller;
 use crate::{
@@ -87,6 +90,8 @@ struct Inner {
     caller: Option<Arc<Caller>>,
     client: Option<std::net::IpAddr>,
     session: Arc<Session>,
+    /// The request's own stream, while it is open (streamable HTTP sessions): its logs go there.
+    related: Option<RelatedSender>,
     /// Weak: a tool's context does not keep the server's subscriptions alive.
     subscriptions: std::sync::Weak<Subscriptions>,
     /// The request is on MCP 2026-07-28 or later: no session, no requests to the client.
@@ -161,6 +166,7 @@ impl Context {
             .and_then(|parts| crate::web::client_of(&parts.extensions))
             .or(session.client);
         let sessionless = sessionless(&request);
+        let related = request.extensions.get::<RelatedSender>().cloned();
         let client_capabilities = request.client_capabilities();
         Self {
             inner: Arc::new(Inner {
@@ -178,6 +184,7 @@ impl Context {
                 caller,
                 client,
                 session,
+                related,
                 subscriptions,
             }),
         }
@@ -256,46 +263,6 @@ impl Context {
         if let Err(e) = self.inner.peer.notify_progress(params).await {
             tracing::debug!(error = %e, "progress notification not delivered");
         }
-    }
-
-    /// Sends a `notifications/message` log entry to the client, if `level` is at or above the
-    /// level the client set with `logging/setLevel` (default: info). On MCP 2026-07-28 the
-    /// request itself names the level (`io.modelcontextprotocol/logLevel` in its `_meta`); a
-    /// request that names none gets no log entries.
-    pub async fn log(&self, level: LogLevel, data: impl serde::Serialize) {
-        let level = level.into_rmcp();
-        let enabled = if self.inner.sessionless {
-            self.inner
-                .log_level
-                .is_some_and(|least| Session::at_least(level, least))
-        } else {
-            self.inner.session.log_enabled(level)
-        };
-        if !enabled {
-            return;
-        }
-        let data = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
-        let params = LoggingMessageNotificationParam::new(level, data);
-        #[allow(deprecated)]
-        let sent = self.inner.peer.notify_logging_message(params).await;
-        if let Err(e) = sent {
-            tracing::debug!(error = %e, "log notification not delivered");
-        }
-    }
-
-    /// [`log`](Self::log) at `info`.
-    pub async fn info(&self, message: impl Into<String>) {
-        self.log(LogLevel::Info, message.into()).await;
-    }
-
-    /// [`log`](Self::log) at `warning`.
-    pub async fn warn(&self, message: impl Into<String>) {
-        self.log(LogLevel::Warning, message.into()).await;
-    }
-
-    /// [`log`](Self::log) at `debug`.
-    pub async fn debug(&self, message: impl Into<String>) {
-        self.log(LogLevel::Debug, message.into()).await;
     }
 
     /// The capabilities the client declared: in this request's `_meta` (MCP 2026-07-28) or at
@@ -526,43 +493,6 @@ impl Ask {
             Ask::Sampling => ("sampling", "sampling/createMessage"),
             Ask::Elicitation => ("elicitation", "elicitation/create"),
             Ask::Roots => ("roots", "roots/list"),
-        }
-    }
-}
-
-/// Severity of a log message sent to the client (RFC 5424 levels, as MCP uses them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum LogLevel {
-    /// Debugging detail.
-    Debug,
-    /// Normal operation.
-    Info,
-    /// Normal but significant.
-    Notice,
-    /// Something unexpected.
-    Warning,
-    /// An error.
-    Error,
-    /// A critical condition.
-    Critical,
-    /// Action must be taken immediately.
-    Alert,
-    /// The system is unusable.
-    Emergency,
-}
-
-impl LogLevel {
-    fn into_rmcp(self) -> LoggingLevel {
-        match self {
-            LogLevel::Debug => LoggingLevel::Debug,
-            LogLevel::Info => LoggingLevel::Info,
-            LogLevel::Notice => LoggingLevel::Notice,
-            LogLevel::Warning => LoggingLevel::Warning,
-            LogLevel::Error => LoggingLevel::Error,
-            LogLevel::Critical => LoggingLevel::Critical,
-            LogLevel::Alert => LoggingLevel::Alert,
-            LogLevel::Emergency => LoggingLevel::Emergency,
         }
     }
 }

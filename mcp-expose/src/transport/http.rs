@@ -37,7 +37,7 @@ pub(crate) struct HttpSettings {
 }
 
 /// rmcp's streamable HTTP service for this server's handler.
-pub(crate) type Service = StreamableHttpService<Handler, LocalSessionManager>;
+pub(crate) type Service = StreamableHttpService<Handler, super::related::Related>;
 
 /// What a response of rmcp's service is.
 pub(crate) type ServiceResponse = axum::http::Response<BoxBody<Bytes, Infallible>>;
@@ -139,7 +139,7 @@ pub(crate) fn build(
                 handler.session(TransportKind::Http, None, None, None)
             })
         },
-        manager,
+        Arc::new(super::related::Related(manager)),
         config,
     )
 }

@@ -10,6 +10,7 @@ pub(crate) mod http;
 pub(crate) mod lines;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+pub(crate) mod related;
 pub(crate) mod sse;
 pub(crate) mod stdio;
 pub(crate) mod ws;
