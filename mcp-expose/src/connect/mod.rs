@@ -233,7 +233,10 @@ pub async fn run(options: ConnectOptions) -> Result<()> {
     let headers = headers::parse(&options.headers, &options.header_envs, |var| {
         std::env::var(var).ok()
     })?;
-    let (out, writer) = Output::spawn(tokio::io::stdout());
+    // stdin and stdout on the IO reactor (non-blocking pipes where they are pipes), not tokio's
+    // blocking thread pool: no thread hand-off per message.
+    let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
+    let (out, writer) = Output::spawn(stdout);
     let mut remote = match url.scheme() {
         "http" | "https" => {
             let auth = sign_in(&url, &headers, &options.oauth)?;
@@ -264,7 +267,7 @@ pub async fn run(options: ConnectOptions) -> Result<()> {
         }
     };
     tracing::info!(%url, "connecting stdio to the server");
-    let result = pump(&mut remote, &out).await;
+    let result = pump(stdin, &mut remote, &out).await;
     remote.close().await;
     // Every reply queued so far reaches stdout before the process exits.
     drop(out);
@@ -320,8 +323,12 @@ fn sign_in(
 }
 
 /// Reads newline-delimited messages from stdin and hands them to `remote` in order.
-async fn pump(remote: &mut Remote, out: &Output) -> Result<()> {
-    let mut stdin = BufReader::new(tokio::io::stdin());
+async fn pump(
+    stdin: impl tokio::io::AsyncRead + Unpin,
+    remote: &mut Remote,
+    out: &Output,
+) -> Result<()> {
+    let mut stdin = BufReader::new(stdin);
     let mut line = Vec::new();
     loop {
         line.clear();
