@@ -45,6 +45,34 @@ async fn protected_bioseq() -> (AuthServer, ServerProcess) {
     (auth, server)
 }
 
+/// The same, with streamable HTTP and WebSocket on one port: one origin, one resource.
+async fn protected_on_one_port() -> (AuthServer, ServerProcess) {
+    let auth = AuthServer::start(SCOPE).await;
+    let jwks = auth.jwks_url();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let server = ServerProcess::start(
+        "bioseq",
+        &[
+            "--http",
+            &port,
+            "--ws",
+            &port,
+            "--oauth-issuer",
+            &auth.url,
+            "--oauth-jwks-url",
+            &jwks,
+            "--oauth-scope",
+            SCOPE,
+        ],
+    )
+    .await;
+    (auth, server)
+}
+
 /// Runs one connector session (`connect ARGS`, signing in with `browser`): initialize,
 /// `gc_content`, exit; returns its stderr.
 async fn call_once(args: &[&str], browser: &str, config: &Path) -> String {
@@ -185,5 +213,45 @@ async fn signs_in_on_another_device() {
         "{seen:?}"
     );
     assert!(saved_file(&dir).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Over WebSocket: the upgrade refused with 401 signs in (the resource is the HTTP endpoint
+/// at the same origin), the token rides on every upgrade after, and an expired one is
+/// refreshed before the upgrade.
+#[tokio::test]
+async fn signs_in_over_websocket_and_reuses_the_token() {
+    let (auth, server) = protected_on_one_port().await;
+    let (ws, http) = (server.ws().to_owned(), server.http().to_owned());
+    let dir = std::env::temp_dir().join(format!("mcp-expose-connect-ws-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opened = dir.join("browser.log");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let browser = format!(
+        "echo opened >> '{}'; curl -fsS -o /dev/null -L",
+        opened.display()
+    );
+    let opened_count = || std::fs::read_to_string(&opened).map_or(0, |t| t.lines().count());
+    let log = call_once(&[&ws], &browser, &dir).await;
+    assert_eq!(opened_count(), 1, "signed in through the browser:\n{log}");
+    assert!(
+        auth.log().resources.iter().all(|r| r == &http),
+        "the token is for the server's resource: {:?}",
+        auth.log().resources
+    );
+    let file = saved_file(&dir);
+    call_once(&[&ws], &browser, &dir).await;
+    assert_eq!(opened_count(), 1, "the saved token, no browser");
+
+    let mut saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
+    saved["tokens"]["expires_at"] = 1.into();
+    std::fs::write(&file, saved.to_string()).expect("write");
+    call_once(&[&ws], &browser, &dir).await;
+    assert_eq!(
+        (opened_count(), auth.log().refreshes),
+        (1, 1),
+        "refreshed, no browser"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -256,7 +256,10 @@ pub async fn run(options: ConnectOptions) -> Result<()> {
                 out.clone(),
             ))
         }
-        "ws" | "wss" => Remote::Ws(WsRemote::spawn(url.clone(), headers, out.clone())),
+        "ws" | "wss" => {
+            let auth = sign_in(&url, &headers, &options.oauth)?;
+            Remote::Ws(WsRemote::spawn(url.clone(), headers, auth, out.clone()))
+        }
         other => {
             return Err(Error::new(
                 ErrorKind::Config,

@@ -1,18 +1,21 @@
 //! The WebSocket side: subprotocol `mcp`, one message per text frame, and a reconnect with
-//! backoff that replays the client's handshake so the client never notices.
+//! backoff that replays the client's handshake so the client never notices. With OAuth, each
+//! upgrade carries the token (refreshed when about to expire), and an upgrade refused with
+//! `401` (or `403 insufficient_scope`) signs in first, as a request over HTTP does.
 //!
 //! Requests in flight when the socket dies get an error reply instead of being resent: the
 //! server may have run them already, and `tools/call` is not idempotent in general.
 
 use std::{
     collections::{HashMap, VecDeque},
+    sync::Arc,
     time::Duration,
 };
 
 use futures::{SinkExt as _, StreamExt as _};
 use reqwest::{
     Url,
-    header::{HeaderMap, HeaderValue, SEC_WEBSOCKET_PROTOCOL},
+    header::{AUTHORIZATION, HeaderMap, HeaderValue, SEC_WEBSOCKET_PROTOCOL},
 };
 use serde_json::value::RawValue;
 use tokio::{net::TcpStream, sync::mpsc, task::JoinHandle, time::Instant};
@@ -23,6 +26,7 @@ use tokio_tungstenite::{
 
 use super::{
     message::{self, Id, Kind, Message, error_reply, from_server},
+    oauth::{MAX_SIGN_INS, OAuth},
     output::Output,
     retry::{self, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, is_transient},
 };
@@ -46,11 +50,17 @@ pub(crate) struct WsRemote {
 }
 
 impl WsRemote {
-    pub(crate) fn spawn(url: Url, headers: HeaderMap, out: Output) -> Self {
+    pub(crate) fn spawn(
+        url: Url,
+        headers: HeaderMap,
+        auth: Option<Arc<OAuth>>,
+        out: Output,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let connection = Connection {
             url,
             headers,
+            auth,
             out,
             rx,
             stdin_open: true,
@@ -90,6 +100,8 @@ enum Ended {
 struct Connection {
     url: Url,
     headers: HeaderMap,
+    /// OAuth sign-in: its token on every upgrade, a sign-in when the upgrade is refused.
+    auth: Option<Arc<OAuth>>,
     out: Output,
     rx: mpsc::Receiver<Message>,
     stdin_open: bool,
@@ -170,37 +182,61 @@ impl Connection {
     /// `Err` carries the reason and whether retrying cannot help soon (a 4xx answer to the
     /// upgrade other than 429, a TLS error): then queued requests are answered at once.
     async fn connect(&mut self) -> Result<Socket, (String, bool)> {
-        let mut request = self
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| (describe(&e), true))?;
-        let headers = request.headers_mut();
-        for (name, value) in &self.headers {
-            headers.append(name, value.clone());
-        }
-        headers.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("mcp"));
-        let connected =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request))
-                .await
-                .map_err(|_| ("connecting timed out".to_owned(), false))?;
-        let mut socket = match connected {
-            Ok((socket, _)) => socket,
-            Err(tungstenite::Error::Http(response)) => {
-                let body = response
-                    .body()
-                    .as_deref()
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default();
-                let detail: String = body.trim().chars().take(300).collect();
-                let status = response.status();
-                // 429 (too many requests, or too many failed tokens): later may work.
-                return Err((
-                    format!("HTTP {status} on the WebSocket upgrade: {detail}"),
-                    status.is_client_error() && status != http::StatusCode::TOO_MANY_REQUESTS,
-                ));
+        let mut sign_ins = 0;
+        let mut socket = loop {
+            let authorization = match &self.auth {
+                Some(auth) => auth.authorization().await,
+                None => None,
+            };
+            let mut request = self
+                .url
+                .as_str()
+                .into_client_request()
+                .map_err(|e| (describe(&e), true))?;
+            let headers = request.headers_mut();
+            for (name, value) in &self.headers {
+                headers.append(name, value.clone());
             }
-            Err(e) => return Err((describe(&e), !is_transient(&e))),
+            if let Some(value) = authorization
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                headers.insert(AUTHORIZATION, value);
+            }
+            headers.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("mcp"));
+            let connected =
+                tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request))
+                    .await
+                    .map_err(|_| ("connecting timed out".to_owned(), false))?;
+            match connected {
+                Ok((socket, _)) => break socket,
+                Err(tungstenite::Error::Http(response)) => {
+                    if let Some(auth) = &self.auth
+                        && let Some((forbidden, challenges)) =
+                            OAuth::challenged(response.status(), response.headers())
+                        && sign_ins < MAX_SIGN_INS
+                    {
+                        sign_ins += 1;
+                        auth.respond(forbidden, &challenges, authorization.as_deref())
+                            .await
+                            .map_err(|e| (e.sentence(), true))?;
+                        continue;
+                    }
+                    let body = response
+                        .body()
+                        .as_deref()
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default();
+                    let detail: String = body.trim().chars().take(300).collect();
+                    let status = response.status();
+                    // 429 (too many requests, or too many failed tokens): later may work.
+                    return Err((
+                        format!("HTTP {status} on the WebSocket upgrade: {detail}"),
+                        status.is_client_error() && status != http::StatusCode::TOO_MANY_REQUESTS,
+                    ));
+                }
+                Err(e) => return Err((describe(&e), !is_transient(&e))),
+            }
         };
         if self.init_done {
             self.replay(&mut socket)

@@ -13,15 +13,11 @@ use tokio::time::Instant;
 use super::{Inner, PROTOCOL_VERSION, SESSION_ID};
 use crate::{
     connect::{
-        oauth::OAuth,
+        oauth::{MAX_SIGN_INS, OAuth},
         retry::{self, GIVE_UP_AFTER, is_transient},
     },
     error::describe,
 };
-
-/// Sign-ins (or refreshes) one request may cause: a server that keeps refusing every token
-/// (or keeps asking for more scope) gets an error, not a loop.
-const MAX_SIGN_INS: u32 = 3;
 
 impl Inner {
     /// A request to the server with the given session and version, and the current token
@@ -96,7 +92,8 @@ impl Inner {
             match sent {
                 Ok(response) => {
                     if let Some(auth) = &self.auth
-                        && let Some((forbidden, challenges)) = OAuth::challenged(&response)
+                        && let Some((forbidden, challenges)) =
+                            OAuth::challenged(response.status(), response.headers())
                         && sign_ins < MAX_SIGN_INS
                     {
                         sign_ins += 1;

@@ -84,11 +84,14 @@ pub(crate) async fn discover(
     server: &Url,
     challenge: &Challenge,
 ) -> Result<Discovered> {
+    // A WebSocket endpoint's metadata is at its HTTP origin, as the resource it belongs to.
+    let websocket = matches!(server.scheme(), "ws" | "wss");
+    let server = &over_http(server);
     let resource = resource_metadata(client, server, challenge).await?;
     let has_resource_metadata = resource.is_some();
     let (issuer, resource_id, resource_scopes) = match resource {
         Some(meta) => {
-            check_resource(server, &meta.resource)?;
+            check_resource(server, &meta.resource, websocket)?;
             let issuer = meta.authorization_servers.first().cloned().ok_or_else(|| {
                 auth_error(format!(
                     "the server's resource metadata names no authorization server ({})",
@@ -278,15 +281,33 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| auth_error(format!("{url} is not valid metadata: {e}")))
 }
 
+/// A `ws://` or `wss://` URL as the `http://` or `https://` URL of the same place; others as
+/// they are.
+pub(crate) fn over_http(url: &Url) -> Url {
+    let scheme = match url.scheme() {
+        "ws" => "http",
+        "wss" => "https",
+        _ => return url.clone(),
+    };
+    let mut mapped = url.clone();
+    // Both are special schemes of the same kind, which `set_scheme` allows.
+    let _ = mapped.set_scheme(scheme);
+    mapped
+}
+
 /// RFC 9728 §3.3 / MCP: the metadata's `resource` must be the server, or a prefix of it on a
-/// path-segment boundary, at the same origin.
-fn check_resource(server: &Url, resource: &str) -> Result<()> {
+/// path-segment boundary, at the same origin. A WebSocket endpoint (mapped to HTTP) may also
+/// belong to its sibling's resource: `wss://h/github/ws` to `https://h/github/mcp`, not to
+/// `https://h/db/mcp`.
+fn check_resource(server: &Url, resource: &str, websocket: bool) -> Result<()> {
     let matches = Url::parse(resource).is_ok_and(|r| {
         let (path, base) = (server.path(), r.path().trim_end_matches('/'));
+        let parent = &r.path()[..=r.path().rfind('/').unwrap_or(0)];
         r.origin() == server.origin()
             && (path == base
                 || path.trim_end_matches('/') == base
-                || path.starts_with(&format!("{base}/")))
+                || path.starts_with(&format!("{base}/"))
+                || (websocket && path.starts_with(parent)))
     });
     if matches {
         Ok(())
@@ -328,7 +349,7 @@ mod tests {
             "http://127.0.0.1:5/",
             "http://127.0.0.1:5",
         ] {
-            assert!(check_resource(&server, ok).is_ok(), "{ok}");
+            assert!(check_resource(&server, ok, false).is_ok(), "{ok}");
         }
         for bad in [
             "http://127.0.0.1:6/api/mcp",
@@ -336,8 +357,32 @@ mod tests {
             "https://evil.example/api/mcp",
             "nonsense",
         ] {
-            assert!(check_resource(&server, bad).is_err(), "{bad}");
+            assert!(check_resource(&server, bad, false).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_websocket_endpoint_belongs_to_its_siblings_resource_at_its_http_origin() {
+        let ws = Url::parse("wss://h.example/github/ws").unwrap();
+        let server = over_http(&ws);
+        assert_eq!(server.as_str(), "https://h.example/github/ws");
+        assert_eq!(
+            over_http(&Url::parse("ws://127.0.0.1:5/ws").unwrap()).as_str(),
+            "http://127.0.0.1:5/ws"
+        );
+        for ok in ["https://h.example/github/mcp", "https://h.example/github"] {
+            assert!(check_resource(&server, ok, true).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://h.example/db/mcp",
+            "http://h.example/github/mcp",
+            "https://evil.example/github/mcp",
+        ] {
+            assert!(check_resource(&server, bad, true).is_err(), "{bad}");
+        }
+        // Over HTTP, a sibling is not the server.
+        let http = Url::parse("https://h.example/github/ws").unwrap();
+        assert!(check_resource(&http, "https://h.example/github/mcp", false).is_err());
     }
 
     #[test]

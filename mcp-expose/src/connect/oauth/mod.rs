@@ -57,6 +57,10 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// Sign-ins (or refreshes) one request or WebSocket upgrade may cause: a server that keeps
+/// refusing every token (or keeps asking for more scope) gets an error, not a loop.
+pub(crate) const MAX_SIGN_INS: u32 = 3;
+
 /// Signing in to one server, and the tokens for it.
 #[derive(Debug)]
 pub(crate) struct OAuth {
@@ -108,17 +112,20 @@ impl OAuth {
         })
     }
 
-    /// Whether `response` asks for (other) credentials: a `401`, or a `403` whose challenge
-    /// is `insufficient_scope`; with whether it was the latter, and the challenges.
-    pub(crate) fn challenged(response: &reqwest::Response) -> Option<(bool, Vec<String>)> {
-        let challenges: Vec<String> = response
-            .headers()
+    /// Whether a response (its status and headers) asks for (other) credentials: a `401`, or a
+    /// `403` whose challenge is `insufficient_scope`; with whether it was the latter, and the
+    /// challenges.
+    pub(crate) fn challenged(
+        status: http::StatusCode,
+        headers: &http::HeaderMap,
+    ) -> Option<(bool, Vec<String>)> {
+        let challenges: Vec<String> = headers
             .get_all(reqwest::header::WWW_AUTHENTICATE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .map(str::to_owned)
             .collect();
-        match response.status() {
+        match status {
             reqwest::StatusCode::UNAUTHORIZED => Some((false, challenges)),
             reqwest::StatusCode::FORBIDDEN
                 if Challenge::parse(challenges.iter().map(String::as_str)).insufficient_scope() =>
