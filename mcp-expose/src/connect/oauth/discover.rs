@@ -312,8 +312,13 @@ fn check_resource(server: &Url, resource: &str, websocket: bool) -> Result<()> {
     if matches {
         Ok(())
     } else {
+        let hint = if websocket {
+            " (a WebSocket endpoint signs in for an HTTP endpoint at its own origin: serve both on one port)"
+        } else {
+            ""
+        };
         Err(auth_error(format!(
-            "the server's resource metadata is for {resource:?}, not {server}; refusing to sign in (RFC 9728 §3.3)"
+            "the server's resource metadata is for {resource:?}, not {server}; refusing to sign in (RFC 9728 §3.3){hint}"
         )))
     }
 }
