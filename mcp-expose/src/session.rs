@@ -67,7 +67,15 @@ pub(crate) struct Subscriptions {
     /// Open `subscriptions/listen` streams (MCP 2026-07-28), by a number of their own.
     listeners: Mutex<Vec<(u64, SubscriptionSink)>>,
     next_listener: AtomicU64,
+    /// With replicas (`--state redis://..`): the Redis that carries updates to the other
+    /// replicas, and this replica's name in what it publishes.
+    #[cfg(feature = "redis")]
+    shared: OnceLock<(crate::store::Redis, Arc<str>)>,
 }
+
+/// The channel on which replicas tell each other of resource updates: `{origin}\n{uri}`.
+#[cfg(feature = "redis")]
+const UPDATES: &str = "resource-updates";
 
 /// An open `subscriptions/listen` stream; dropping it stops its notifications.
 #[derive(Debug)]
@@ -113,9 +121,62 @@ impl Subscriptions {
         }
     }
 
+    /// Shares updates with the other replicas on `redis` until `stop`: what a tool or the
+    /// application announces here reaches the sessions and listen streams they hold (a
+    /// subscription lives on the replica that took it), and theirs reach those held here.
+    #[cfg(feature = "redis")]
+    pub(crate) fn share(
+        self: &Arc<Self>,
+        redis: crate::store::Redis,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut random = [0u8; 8];
+        let _ = getrandom::fill(&mut random);
+        let origin: Arc<str> = u64::from_le_bytes(random).to_string().into();
+        if self.shared.set((redis.clone(), origin.clone())).is_err() {
+            return;
+        }
+        let mut updates = redis.subscribe(UPDATES, "resource updates");
+        let subscriptions = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let payload = tokio::select! {
+                    payload = updates.recv() => payload,
+                    () = stop.cancelled() => None,
+                };
+                let (Some(payload), Some(subscriptions)) = (payload, subscriptions.upgrade())
+                else {
+                    return;
+                };
+                let text = String::from_utf8_lossy(&payload);
+                if let Some((from, uri)) = text.split_once('\n')
+                    && from != &*origin
+                {
+                    subscriptions.notify_here(uri).await;
+                }
+            }
+        });
+    }
+
     /// Sends `notifications/resources/updated` to every listen stream that accepted `uri` and
-    /// every session subscribed to it.
+    /// every session subscribed to it, on this replica and (with `--state redis://..`) on
+    /// the others.
     pub(crate) async fn notify_resource_updated(&self, uri: &str) {
+        self.notify_here(uri).await;
+        #[cfg(feature = "redis")]
+        if let Some((redis, origin)) = self.shared.get() {
+            let mut publish = redis::cmd("PUBLISH");
+            publish
+                .arg(redis.key(UPDATES))
+                .arg(format!("{origin}\n{uri}"));
+            if let Err(failure) = redis.query::<i64>(&publish).await {
+                tracing::warn!(%uri, "a resource update did not reach the other replicas: {failure}");
+            }
+        }
+    }
+
+    /// [`notify_resource_updated`](Self::notify_resource_updated) on this replica alone.
+    async fn notify_here(&self, uri: &str) {
         let sinks: Vec<SubscriptionSink> = {
             let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
             listeners

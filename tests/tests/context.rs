@@ -526,3 +526,54 @@ async fn tools_see_the_client_address_a_trusted_proxy_names() {
     );
     running.shutdown().await;
 }
+
+/// With replicas on one Redis: an update announced on one replica reaches a session that
+/// subscribed on another (where its subscription lives), and only once.
+#[tokio::test]
+async fn updates_reach_subscribers_held_by_another_replica() {
+    let redis = mcp_expose_tests::RedisServer::start().await;
+    let replica = async || {
+        Server::new("context-tests", "1.2.3")
+            .state(redis.url())
+            .http(0)
+            .ws(0)
+            .start()
+            .await
+            .expect("start a replica")
+    };
+    let (a, b) = (replica().await, replica().await);
+    let mut subscriber = open(&a, json!({})).await;
+    send(
+        &mut subscriber,
+        request(
+            1,
+            "resources/subscribe",
+            json!({ "uri": "counter://value" }),
+        ),
+    )
+    .await;
+    assert_eq!(next_json(&mut subscriber).await["result"], json!({}));
+    let mut caller = open(&b, json!({})).await;
+    // A replica hears the others once its subscription to Redis is up: a few tries at most.
+    let mut update = None;
+    for id in 1..=5 {
+        send(&mut caller, call(id, "bump", json!({}))).await;
+        assert_eq!(next_json(&mut caller).await["id"], id);
+        let heard = tokio::time::timeout(Duration::from_secs(2), next_json(&mut subscriber));
+        if let Ok(message) = heard.await {
+            update = Some(message);
+            break;
+        }
+    }
+    let update = update.expect("an update from the other replica within 5 tries");
+    assert_eq!(
+        update["method"], "notifications/resources/updated",
+        "{update}"
+    );
+    assert_eq!(update["params"]["uri"], "counter://value");
+    // Once: nothing else follows it.
+    let more = tokio::time::timeout(Duration::from_millis(500), next_json(&mut subscriber)).await;
+    assert!(more.is_err(), "a second copy: {more:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -196,6 +196,16 @@ impl Server {
         self
     }
 
+    /// Shares state with the other replicas of this server through Redis (`--state`,
+    /// `redis://HOST:PORT/DB`): sessions and their event streams, clients' answers, tasks,
+    /// resource updates, rate limits and failed token checks. Replicas behind one load
+    /// balancer need it, and the same [`state_key_file`](Self::state_key_file).
+    #[cfg(feature = "redis")]
+    pub fn state(mut self, url: impl Into<String>) -> Self {
+        self.options.state = Some(url.into());
+        self
+    }
+
     /// Signs the `requestState` of input-required results (MCP 2026-07-28) with the key in
     /// `path` (at least 32 bytes), so that replicas sharing it can continue each other's calls;
     /// by default each process draws a random key.

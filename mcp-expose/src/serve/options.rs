@@ -128,8 +128,8 @@ pub struct Options {
     pub input_state_ttl: Duration,
 
     /// Where state shared by replicas is kept: `redis://HOST:PORT/DB` (sessions, event streams,
-    /// clients' answers, tasks; build with the `redis` feature), or `memory` [default: memory,
-    /// this process only].
+    /// clients' answers, tasks, resource updates; build with the `redis` feature), or `memory`
+    /// [default: memory, this process only].
     #[arg(long, value_name = "URL", env = "MCP_EXPOSE_STATE")]
     pub state: Option<String>,
 

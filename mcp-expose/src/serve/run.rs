@@ -227,6 +227,13 @@ pub(super) async fn start(
     if let (Some(auth), Some(redis)) = (auth.as_mut(), &http_settings.redis) {
         auth.share_strikes(redis.clone());
     }
+    #[cfg(feature = "redis")]
+    if let Some(redis) = &http_settings.redis {
+        handler
+            .state()
+            .subscriptions
+            .share(redis.clone(), sessions.clone());
+    }
     let token = auth.as_ref().and_then(|a| a.generated.clone());
     if let (Some(token), Some(why)) = (&token, &exposure) {
         super::console::announce(&format!(
