@@ -10,7 +10,7 @@ use mcp_expose_tests::{
     ServerProcess,
     authorization::AuthServer,
     connector::{Connector, READ_TIMEOUT, assert_gc_result},
-    oauth::{SCOPE, bioseq},
+    oauth::SCOPE,
 };
 use serde_json::Value;
 
@@ -29,48 +29,37 @@ fn saved_file(config: &Path) -> std::path::PathBuf {
     files.pop().expect("file")
 }
 
-/// A test authorization server, and bioseq trusting it (requiring `mcp:tools`).
-async fn protected_bioseq() -> (AuthServer, ServerProcess) {
+/// A test authorization server, and bioseq trusting it (requiring `mcp:tools`), listening
+/// as `listen` says.
+async fn protected_bioseq_on(listen: &[&str]) -> (AuthServer, ServerProcess) {
     let auth = AuthServer::start(SCOPE).await;
     let jwks = auth.jwks_url();
-    let server = bioseq(&[
+    let mut args = listen.to_vec();
+    args.extend([
         "--oauth-issuer",
         &auth.url,
         "--oauth-jwks-url",
         &jwks,
         "--oauth-scope",
         SCOPE,
-    ])
-    .await;
+    ]);
+    let server = ServerProcess::start("bioseq", &args).await;
     (auth, server)
+}
+
+/// The same, over streamable HTTP and WebSocket on ports of their own.
+async fn protected_bioseq() -> (AuthServer, ServerProcess) {
+    protected_bioseq_on(&["--http", "0", "--ws", "0"]).await
 }
 
 /// The same, with streamable HTTP and WebSocket on one port: one origin, one resource.
 async fn protected_on_one_port() -> (AuthServer, ServerProcess) {
-    let auth = AuthServer::start(SCOPE).await;
-    let jwks = auth.jwks_url();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
         .to_string();
-    let server = ServerProcess::start(
-        "bioseq",
-        &[
-            "--http",
-            &port,
-            "--ws",
-            &port,
-            "--oauth-issuer",
-            &auth.url,
-            "--oauth-jwks-url",
-            &jwks,
-            "--oauth-scope",
-            SCOPE,
-        ],
-    )
-    .await;
-    (auth, server)
+    protected_bioseq_on(&["--http", &port, "--ws", &port]).await
 }
 
 /// Runs one connector session (`connect ARGS`, signing in with `browser`): initialize,

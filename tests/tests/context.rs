@@ -317,13 +317,10 @@ async fn shutdown_drains_in_flight_calls_and_refuses_new_ones() {
         .expect("join");
 }
 
-#[tokio::test]
-async fn subscribers_and_only_subscribers_hear_of_resource_updates() {
-    let running = start().await;
-    let mut subscriber = open(&running, json!({})).await;
-    let mut other = open(&running, json!({})).await;
+/// `resources/subscribe` to `counter://value`, answered.
+async fn subscribe_to_the_counter(socket: &mut Socket) {
     send(
-        &mut subscriber,
+        socket,
         request(
             1,
             "resources/subscribe",
@@ -331,7 +328,15 @@ async fn subscribers_and_only_subscribers_hear_of_resource_updates() {
         ),
     )
     .await;
-    assert_eq!(next_json(&mut subscriber).await["result"], json!({}));
+    assert_eq!(next_json(socket).await["result"], json!({}));
+}
+
+#[tokio::test]
+async fn subscribers_and_only_subscribers_hear_of_resource_updates() {
+    let running = start().await;
+    let mut subscriber = open(&running, json!({})).await;
+    let mut other = open(&running, json!({})).await;
+    subscribe_to_the_counter(&mut subscriber).await;
     send(&mut other, call(1, "bump", json!({}))).await;
     let bumped = next_json(&mut other).await;
     assert_eq!(
@@ -543,16 +548,7 @@ async fn updates_reach_subscribers_held_by_another_replica() {
     };
     let (a, b) = (replica().await, replica().await);
     let mut subscriber = open(&a, json!({})).await;
-    send(
-        &mut subscriber,
-        request(
-            1,
-            "resources/subscribe",
-            json!({ "uri": "counter://value" }),
-        ),
-    )
-    .await;
-    assert_eq!(next_json(&mut subscriber).await["result"], json!({}));
+    subscribe_to_the_counter(&mut subscriber).await;
     let mut caller = open(&b, json!({})).await;
     // A replica hears the others once its subscription to Redis is up: a few tries at most.
     let mut update = None;

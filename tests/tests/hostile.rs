@@ -124,6 +124,15 @@ async fn a_session_belongs_to_the_token_that_opened_it() {
     assert!(listed.text().await.expect("body").contains("gc_content"));
 }
 
+/// `127.0.0.1:PORT` of `server`'s HTTP listener.
+fn host_and_port(server: &ServerProcess) -> String {
+    server
+        .http()
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned()
+}
+
 /// The status line of a raw HTTP/1.1 request (a client library would not send these heads).
 async fn raw_status(addr: &str, head: &str) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -144,11 +153,7 @@ async fn raw_status(addr: &str, head: &str) -> String {
 #[tokio::test]
 async fn hosts_that_are_no_host_get_400() {
     let server = ServerProcess::start("bioseq", &["--http", "0"]).await;
-    let addr = server
-        .http()
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_owned();
+    let addr = host_and_port(&server);
     let body = initialize(1, json!({}));
     let head = |hosts: &str| {
         format!(
@@ -274,11 +279,7 @@ async fn connections_are_capped_per_client_and_in_all_and_freed_on_close() {
         ],
     )
     .await;
-    let addr = server
-        .http()
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_owned();
+    let addr = host_and_port(&server);
     // One client address: four connections, then a refusal read at once.
     let mut held = Vec::new();
     for _ in 0..4 {
@@ -326,11 +327,7 @@ async fn a_client_that_stops_reading_a_response_is_disconnected() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let args = ["--http", "0", "--stateless", "--write-timeout", "2"];
     let server = ServerProcess::start("bioseq", &args).await;
-    let addr = server
-        .http()
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_owned();
+    let addr = host_and_port(&server);
     // A 12 MB answer: more than the kernel's socket buffers on both sides hold.
     const BASES: usize = 12 * 1024 * 1024;
     let sequence = "ACGT".repeat(BASES / 4);
@@ -416,11 +413,7 @@ async fn a_refused_request_leaves_its_connection_usable_or_says_it_closes() {
     let tokens = token_file();
     let server =
         ServerProcess::start("bioseq", &["--http", "0", "--auth-token-file", &tokens]).await;
-    let addr = server
-        .http()
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_owned();
+    let addr = host_and_port(&server);
     let body = initialize(1, json!({}));
     let head = |length: usize| {
         format!(

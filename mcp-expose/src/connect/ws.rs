@@ -26,7 +26,7 @@ use tokio_tungstenite::{
 
 use super::{
     message::{self, Id, Kind, Message, error_reply, from_server},
-    oauth::{MAX_SIGN_INS, OAuth},
+    oauth::OAuth,
     output::Output,
     retry::{self, CONNECT_TIMEOUT, DRAIN, GIVE_UP_AFTER, is_transient},
 };
@@ -212,14 +212,16 @@ impl Connection {
                 Ok((socket, _)) => break socket,
                 Err(tungstenite::Error::Http(response)) => {
                     if let Some(auth) = &self.auth
-                        && let Some((forbidden, challenges)) =
-                            OAuth::challenged(response.status(), response.headers())
-                        && sign_ins < MAX_SIGN_INS
-                    {
-                        sign_ins += 1;
-                        auth.respond(forbidden, &challenges, authorization.as_deref())
+                        && let Some(signed_in) = auth
+                            .answer(
+                                response.status(),
+                                response.headers(),
+                                authorization.as_deref(),
+                                &mut sign_ins,
+                            )
                             .await
-                            .map_err(|e| (e.sentence(), true))?;
+                    {
+                        signed_in.map_err(|e| (e.sentence(), true))?;
                         continue;
                     }
                     let body = response

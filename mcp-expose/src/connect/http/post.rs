@@ -12,16 +12,13 @@ use tokio::time::Instant;
 
 use super::{Inner, PROTOCOL_VERSION, SESSION_ID};
 use crate::{
-    connect::{
-        oauth::{MAX_SIGN_INS, OAuth},
-        retry::{self, GIVE_UP_AFTER, is_transient},
-    },
+    connect::retry::{self, GIVE_UP_AFTER, is_transient},
     error::describe,
 };
 
 impl Inner {
     /// A request to the server with the given session and version, and the current token
-    /// (which is returned too: a 401 to it is answered by [`OAuth::respond`]).
+    /// (which is returned too: a 401 to it is answered by [`OAuth::answer`](crate::connect::oauth::OAuth::answer)).
     pub(super) async fn request(
         &self,
         method: Method,
@@ -92,14 +89,16 @@ impl Inner {
             match sent {
                 Ok(response) => {
                     if let Some(auth) = &self.auth
-                        && let Some((forbidden, challenges)) =
-                            OAuth::challenged(response.status(), response.headers())
-                        && sign_ins < MAX_SIGN_INS
-                    {
-                        sign_ins += 1;
-                        auth.respond(forbidden, &challenges, authorization.as_deref())
+                        && let Some(signed_in) = auth
+                            .answer(
+                                response.status(),
+                                response.headers(),
+                                authorization.as_deref(),
+                                &mut sign_ins,
+                            )
                             .await
-                            .map_err(|e| e.sentence())?;
+                    {
+                        signed_in.map_err(|e| e.sentence())?;
                         continue;
                     }
                     let wait = retry_after(&response)

@@ -59,7 +59,7 @@ impl std::fmt::Debug for Settings {
 
 /// Sign-ins (or refreshes) one request or WebSocket upgrade may cause: a server that keeps
 /// refusing every token (or keeps asking for more scope) gets an error, not a loop.
-pub(crate) const MAX_SIGN_INS: u32 = 3;
+const MAX_SIGN_INS: u32 = 3;
 
 /// Signing in to one server, and the tokens for it.
 #[derive(Debug)]
@@ -115,7 +115,7 @@ impl OAuth {
     /// Whether a response (its status and headers) asks for (other) credentials: a `401`, or a
     /// `403` whose challenge is `insufficient_scope`; with whether it was the latter, and the
     /// challenges.
-    pub(crate) fn challenged(
+    fn challenged(
         status: http::StatusCode,
         headers: &http::HeaderMap,
     ) -> Option<(bool, Vec<String>)> {
@@ -134,6 +134,24 @@ impl OAuth {
             }
             _ => None,
         }
+    }
+
+    /// Answers a response that asks for (other) credentials, unless `sign_ins` (this request's
+    /// count, bumped here) reached [`MAX_SIGN_INS`]: `None` when there is nothing to answer
+    /// (send the response on), `Some(Ok)` when the request may go again with the new token.
+    pub(crate) async fn answer(
+        &self,
+        status: http::StatusCode,
+        headers: &http::HeaderMap,
+        sent: Option<&str>,
+        sign_ins: &mut u32,
+    ) -> Option<Result<()>> {
+        let (forbidden, challenges) = Self::challenged(status, headers)?;
+        if *sign_ins >= MAX_SIGN_INS {
+            return None;
+        }
+        *sign_ins += 1;
+        Some(self.respond(forbidden, &challenges, sent).await)
     }
 
     fn saved(&self) -> std::sync::MutexGuard<'_, Option<Saved>> {
@@ -169,7 +187,7 @@ impl OAuth {
     /// Answers a `401` or `403` sent to a request that carried `sent`: refreshes the token or
     /// signs in again (with the scopes a `403 insufficient_scope` asks for). `Ok` means: send
     /// the request again.
-    pub(crate) async fn respond(
+    async fn respond(
         &self,
         forbidden: bool,
         challenges: &[String],
