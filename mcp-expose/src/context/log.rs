@@ -1,11 +1,11 @@
 #![allow(deprecated)] // logging is deprecated by the 2026-07-28 revision; older clients use it
 //! Log messages to the client: [`LogLevel`] and [`Context::log`].
 
+use futures::channel::mpsc;
 use rmcp::model::{
     JsonRpcNotification, LoggingLevel, LoggingMessageNotification, LoggingMessageNotificationParam,
     ServerJsonRpcMessage, ServerNotification,
 };
-use tokio::sync::mpsc;
 
 use super::Context;
 use crate::session::Session;
@@ -29,10 +29,16 @@ impl RelatedSender {
         let message = ServerJsonRpcMessage::notification(
             ServerNotification::LoggingMessageNotification(LoggingMessageNotification::new(params)),
         );
-        let Err(unsent) = self.0.send(message).await else {
-            return Ok(());
+        // Waits for room (a slow client holds the tool back, as rmcp's own channel does).
+        let mut sender = self.0.clone();
+        let unsent = match futures::future::poll_fn(|cx| sender.poll_ready(cx)).await {
+            Ok(()) => match sender.try_send(message) {
+                Ok(()) => return Ok(()),
+                Err(unsent) => unsent.into_inner(),
+            },
+            Err(_) => message,
         };
-        match unsent.0 {
+        match unsent {
             ServerJsonRpcMessage::Notification(JsonRpcNotification {
                 notification: ServerNotification::LoggingMessageNotification(log),
                 ..

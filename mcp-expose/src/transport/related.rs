@@ -20,6 +20,7 @@ use std::{
 };
 
 use futures::Stream;
+use futures::channel::mpsc;
 use rmcp::{
     model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
     transport::{
@@ -29,11 +30,12 @@ use rmcp::{
         },
     },
 };
-use tokio::sync::mpsc;
 
 use crate::context::RelatedSender;
 
-/// How many related messages wait for a slow client before the tool waits too.
+/// How many related messages wait for a slow client before the tool waits too. (A channel of
+/// `futures`, whose messages are allocated as they come: tokio's allocates 32 slots of a
+/// message, 12 KB, at once, on every call.)
 const QUEUE: usize = 64;
 
 /// rmcp's session manager, with each request's stream open to its related messages.
@@ -68,20 +70,35 @@ impl SessionManager for Related {
         id: &SessionId,
         mut message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        let (sender, related) = mpsc::channel(QUEUE);
-        if let ClientJsonRpcMessage::Request(request) = &mut message {
-            use rmcp::model::GetExtensions as _;
-            request
-                .request
-                .extensions_mut()
-                .insert(RelatedSender::new(sender));
-        }
+        use rmcp::model::{ClientRequest, GetExtensions as _};
+        // Only what runs the user's code (with a `Context`) can log; the rest costs nothing.
+        let related = match &mut message {
+            ClientJsonRpcMessage::Request(request)
+                if matches!(
+                    request.request,
+                    ClientRequest::CallToolRequest(_)
+                        | ClientRequest::ReadResourceRequest(_)
+                        | ClientRequest::GetPromptRequest(_)
+                ) =>
+            {
+                let (sender, related) = mpsc::channel(QUEUE);
+                request
+                    .request
+                    .extensions_mut()
+                    .insert(RelatedSender::new(sender));
+                Some(related)
+            }
+            _ => None,
+        };
         let answers = self.0.create_stream(id, message).await?;
-        Ok(Merged {
-            answers: Box::pin(answers),
-            related,
-            held: None,
-            answered: false,
+        Ok(match related {
+            Some(related) => futures::future::Either::Left(Merged {
+                answers: Box::pin(answers),
+                related,
+                held: None,
+                answered: false,
+            }),
+            None => futures::future::Either::Right(answers),
         })
     }
 
@@ -137,7 +154,7 @@ impl<S: Stream<Item = ServerSseMessage>> Stream for Merged<S> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if let Poll::Ready(Some(message)) = this.related.poll_recv(cx) {
+        if let Poll::Ready(Some(message)) = Pin::new(&mut this.related).poll_next(cx) {
             return Poll::Ready(Some(ServerSseMessage::from_message(message)));
         }
         if let Some(held) = this.held.take() {
@@ -147,21 +164,21 @@ impl<S: Stream<Item = ServerSseMessage>> Stream for Merged<S> {
             return Poll::Ready(None);
         }
         match this.answers.as_mut().poll_next(cx) {
-            Poll::Ready(Some(event)) => match this.related.try_recv() {
+            Poll::Ready(Some(event)) => match this.related.try_next() {
                 // Sent while rmcp's event was on its way: it goes first.
-                Ok(message) => {
+                Ok(Some(message)) => {
                     this.held = Some(event);
                     Poll::Ready(Some(ServerSseMessage::from_message(message)))
                 }
-                Err(_) => Poll::Ready(Some(event)),
+                _ => Poll::Ready(Some(event)),
             },
             Poll::Ready(None) => {
                 this.answered = true;
                 // What was sent before the end still goes out; nothing after.
                 this.related.close();
-                match this.related.try_recv() {
-                    Ok(message) => Poll::Ready(Some(ServerSseMessage::from_message(message))),
-                    Err(_) => Poll::Ready(None),
+                match this.related.try_next() {
+                    Ok(Some(message)) => Poll::Ready(Some(ServerSseMessage::from_message(message))),
+                    _ => Poll::Ready(None),
                 }
             }
             Poll::Pending => Poll::Pending,
