@@ -67,10 +67,9 @@ pub(crate) struct Subscriptions {
     /// Open `subscriptions/listen` streams (MCP 2026-07-28), by a number of their own.
     listeners: Mutex<Vec<(u64, SubscriptionSink)>>,
     next_listener: AtomicU64,
-    /// With replicas (`--state redis://..`): the Redis that carries updates to the other
-    /// replicas, and this replica's name in what it publishes.
+    /// With replicas (`--state redis://..`): the Redis that carries updates to the others.
     #[cfg(feature = "redis")]
-    shared: OnceLock<(crate::store::Redis, Arc<str>)>,
+    shared: OnceLock<crate::store::Redis>,
 }
 
 /// The channel on which replicas tell each other of resource updates: `{origin}\n{uri}`.
@@ -130,10 +129,8 @@ impl Subscriptions {
         redis: crate::store::Redis,
         stop: tokio_util::sync::CancellationToken,
     ) {
-        let mut random = [0u8; 8];
-        let _ = getrandom::fill(&mut random);
-        let origin: Arc<str> = u64::from_le_bytes(random).to_string().into();
-        if self.shared.set((redis.clone(), origin.clone())).is_err() {
+        let origin = Arc::clone(redis.origin());
+        if self.shared.set(redis.clone()).is_err() {
             return;
         }
         let mut updates = redis.subscribe(UPDATES, "resource updates");
@@ -164,11 +161,11 @@ impl Subscriptions {
     pub(crate) async fn notify_resource_updated(&self, uri: &str) {
         self.notify_here(uri).await;
         #[cfg(feature = "redis")]
-        if let Some((redis, origin)) = self.shared.get() {
+        if let Some(redis) = self.shared.get() {
             let mut publish = redis::cmd("PUBLISH");
             publish
                 .arg(redis.key(UPDATES))
-                .arg(format!("{origin}\n{uri}"));
+                .arg(format!("{}\n{uri}", redis.origin()));
             if let Err(failure) = redis.query::<i64>(&publish).await {
                 tracing::warn!(%uri, "a resource update did not reach the other replicas: {failure}");
             }

@@ -32,6 +32,9 @@ pub(crate) struct Redis {
     connection: ConnectionManager,
     prefix: String,
     url: String,
+    /// This process among the replicas on this Redis: what it publishes and stores names it,
+    /// so that it can skip its own.
+    origin: std::sync::Arc<str>,
     /// The last command's failure, until one succeeds.
     failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -66,8 +69,18 @@ impl Redis {
             connection,
             prefix: prefix.into(),
             url: url.to_owned(),
+            origin: {
+                let mut random = [0u8; 8];
+                let _ = getrandom::fill(&mut random);
+                u64::from_le_bytes(random).to_string().into()
+            },
             failure: std::sync::Arc::default(),
         })
+    }
+
+    /// This process's name among the replicas on this Redis (random, one per process).
+    pub(crate) fn origin(&self) -> &std::sync::Arc<str> {
+        &self.origin
     }
 
     /// Why Redis failed last, while it has not answered since; `None` when it works.

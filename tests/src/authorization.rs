@@ -104,7 +104,12 @@ impl AuthServer {
 
     /// What happened so far.
     pub fn log(&self) -> Log {
-        self.inner.log.lock().expect("log").clone()
+        self.logbook().clone()
+    }
+
+    /// The log, to record in.
+    fn logbook(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.inner.log.lock().expect("log")
     }
 
     fn mint(&self, resource: &str, scope: &str) -> Value {
@@ -114,7 +119,7 @@ impl AuthServer {
             "iat": now, "nbf": now, "exp": now + 300,
         }));
         let refresh = format!("refresh-{}-{}", now, self.log().issued.len());
-        let mut log = self.inner.log.lock().expect("log");
+        let mut log = self.logbook();
         log.issued.push(access.clone());
         log.issued.push(refresh.clone());
         log.refresh_tokens
@@ -174,7 +179,7 @@ async fn authorize(
     let code = format!("code-{}", now());
     let scope = query.get("scope").cloned().unwrap_or_default();
     {
-        let mut log = server.inner.log.lock().expect("log");
+        let mut log = server.logbook();
         log.authorizations += 1;
         log.codes.insert(code.clone(), (challenge.clone(), scope));
     }
@@ -201,10 +206,7 @@ async fn device(
     let (device_code, user_code) = (format!("device-{n}"), format!("CODE-{}", n % 10_000));
     let resource = form.get("resource").cloned().unwrap_or_default();
     server
-        .inner
-        .log
-        .lock()
-        .expect("log")
+        .logbook()
         .device_codes
         .insert(device_code.clone(), (user_code.clone(), resource, false));
     let url = &server.url;
@@ -220,7 +222,7 @@ async fn activate(
     State(server): State<AuthServer>,
     Query(query): Query<HashMap<String, String>>,
 ) -> StatusCode {
-    let mut log = server.inner.log.lock().expect("log");
+    let mut log = server.logbook();
     let wanted = query.get("user_code").cloned().unwrap_or_default();
     let found = log
         .device_codes
@@ -243,18 +245,11 @@ async fn token(
     let refused =
         |error: &str| (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
     let resource = form.get("resource").cloned().unwrap_or_default();
-    server
-        .inner
-        .log
-        .lock()
-        .expect("log")
-        .resources
-        .push(resource.clone());
+    server.logbook().resources.push(resource.clone());
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let code = form.get("code").cloned().unwrap_or_default();
-            let Some((challenge, _)) = server.inner.log.lock().expect("log").codes.remove(&code)
-            else {
+            let Some((challenge, _)) = server.logbook().codes.remove(&code) else {
                 return refused("invalid_grant");
             };
             let verifier = form.get("code_verifier").cloned().unwrap_or_default();
@@ -266,7 +261,7 @@ async fn token(
         Some("refresh_token") => {
             let token = form.get("refresh_token").cloned().unwrap_or_default();
             let known = {
-                let mut log = server.inner.log.lock().expect("log");
+                let mut log = server.logbook();
                 log.refreshes += 1;
                 log.refresh_tokens.remove(&token)
             };
@@ -279,23 +274,10 @@ async fn token(
         }
         Some(DEVICE_GRANT) => {
             let code = form.get("device_code").cloned().unwrap_or_default();
-            let entry = server
-                .inner
-                .log
-                .lock()
-                .expect("log")
-                .device_codes
-                .get(&code)
-                .cloned();
+            let entry = server.logbook().device_codes.get(&code).cloned();
             match entry {
                 Some((_, bound, true)) if bound == resource => {
-                    server
-                        .inner
-                        .log
-                        .lock()
-                        .expect("log")
-                        .device_codes
-                        .remove(&code);
+                    server.logbook().device_codes.remove(&code);
                     Json(server.mint(&resource, &server.inner.scope)).into_response()
                 }
                 Some((_, _, false)) => refused("authorization_pending"),

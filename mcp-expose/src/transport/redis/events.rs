@@ -61,9 +61,7 @@ impl RedisEvents {
     /// The event store, its writer (a task that lasts while the store does) and this
     /// replica's heartbeat in Redis (until `stop`).
     pub(crate) fn new(redis: Redis, stop: CancellationToken) -> Self {
-        let mut random = [0u8; 8];
-        let _ = getrandom::fill(&mut random);
-        let origin: Arc<str> = u64::from_le_bytes(random).to_string().into();
+        let origin = Arc::clone(redis.origin());
         let (writes, queue) = mpsc::channel(QUEUE);
         tokio::spawn(writer::write(redis.clone(), queue));
         let events = Self {
